@@ -1,0 +1,542 @@
+//! Parsing and validation of the TOML configuration file (server, feed, zones, clusters).
+//!
+//! Every error names the file, the line and the problem: syntax and type errors come from the
+//! `toml` parser's spans; semantic checks (duplicates, glue outside its zone, ...) use
+//! `serde_spanned::Spanned` fields so that they can point at the offending line as well.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::name::{DomainName, Label};
+
+/// A configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the error is in.
+    pub file: PathBuf,
+    /// 1-based line number, when the error can be located.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration was read from (relative paths inside it are relative to its
+    /// directory).
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub feed: FeedConfig,
+    pub zones: Vec<ZoneConfig>,
+    pub clusters: Vec<ClusterConfig>,
+}
+
+/// `[server]`: listeners and resource limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to answer on, over both UDP and TCP.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads (each with its own SO_REUSEPORT socket); 0 = one per core.
+    #[serde(default)]
+    pub threads: usize,
+    /// The EDNS UDP payload size this server advertises and the largest UDP answer it sends.
+    #[serde(default = "default_udp_payload")]
+    pub udp_payload: u16,
+    /// Seconds after which an idle TCP connection is closed.
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout_secs: u64,
+    /// The most TCP connections open at once; further connections are refused.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec!["127.0.0.1:5353".parse().expect("literal address")]
+}
+fn default_udp_payload() -> u16 {
+    1232
+}
+fn default_tcp_idle() -> u64 {
+    10
+}
+fn default_tcp_max() -> usize {
+    1024
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            threads: 0,
+            udp_payload: default_udp_payload(),
+            tcp_idle_timeout_secs: default_tcp_idle(),
+            tcp_max_connections: default_tcp_max(),
+        }
+    }
+}
+
+/// `[feed]`: where the table of apps comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedConfig {
+    /// The embedded default: an append-only journal file of changes.
+    Journal { path: PathBuf },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    #[serde(default = "default_source")]
+    source: Spanned<String>,
+    journal: Option<PathBuf>,
+}
+
+fn default_source() -> Spanned<String> {
+    Spanned::new(0..0, "journal".to_string())
+}
+
+/// One `[[zone]]`.
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    pub apex: DomainName,
+    /// TTL of the app answers (A/AAAA) and of the apex records.
+    pub ttl: u32,
+    /// TTL of negative answers (the SOA MINIMUM field, RFC 2308).
+    pub negative_ttl: u32,
+    pub soa: SoaConfig,
+    pub ns: Vec<DomainName>,
+    pub a: Vec<Ipv4Addr>,
+    pub aaaa: Vec<Ipv6Addr>,
+    pub caa: Vec<CaaConfig>,
+    pub txt: Vec<String>,
+    pub mx: Vec<MxConfig>,
+    /// `_acme-challenge.<name>` answers a CNAME to `<name>.<acme_validation_zone>`.
+    pub acme_validation_zone: Option<DomainName>,
+    /// Named hosts inside the zone (name servers' glue and the like).
+    pub hosts: Vec<HostConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaConfig {
+    /// The primary name server; defaults to the first NS.
+    pub mname: Option<DomainName>,
+    /// The responsible mailbox as a domain name (`hostmaster.example.com`).
+    pub rname: DomainName,
+    #[serde(default = "default_serial")]
+    pub serial: u32,
+    #[serde(default = "default_refresh")]
+    pub refresh: u32,
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    #[serde(default = "default_expire")]
+    pub expire: u32,
+    /// TTL of the SOA record itself.
+    #[serde(default = "default_soa_ttl")]
+    pub ttl: u32,
+}
+
+fn default_serial() -> u32 {
+    1
+}
+fn default_refresh() -> u32 {
+    3600
+}
+fn default_retry() -> u32 {
+    600
+}
+fn default_expire() -> u32 {
+    1_209_600
+}
+fn default_soa_ttl() -> u32 {
+    3600
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CaaConfig {
+    #[serde(default)]
+    pub flags: u8,
+    pub tag: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MxConfig {
+    pub preference: u16,
+    pub exchange: DomainName,
+}
+
+/// A host name inside a zone with its addresses (`ns1` -> `ns1.<apex>`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The host's labels relative to the zone apex.
+    pub name: DomainName,
+    #[serde(default)]
+    pub a: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub aaaa: Vec<Ipv6Addr>,
+}
+
+/// One `[[cluster]]`: a name and its load balancer's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub name: Label,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerConfig,
+    feed: Option<RawFeed>,
+    #[serde(default)]
+    zone: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    cluster: Vec<Spanned<RawCluster>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    apex: DomainName,
+    #[serde(default = "default_ttl")]
+    ttl: u32,
+    #[serde(default = "default_negative_ttl")]
+    negative_ttl: u32,
+    soa: SoaConfig,
+    ns: Vec<Spanned<DomainName>>,
+    #[serde(default)]
+    a: Vec<Ipv4Addr>,
+    #[serde(default)]
+    aaaa: Vec<Ipv6Addr>,
+    #[serde(default)]
+    caa: Vec<CaaConfig>,
+    #[serde(default)]
+    txt: Vec<Spanned<String>>,
+    #[serde(default)]
+    mx: Vec<MxConfig>,
+    acme_validation_zone: Option<DomainName>,
+    #[serde(default)]
+    host: Vec<Spanned<HostConfig>>,
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+fn default_negative_ttl() -> u32 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: Label,
+    #[serde(default)]
+    ipv4: Vec<Ipv4Addr>,
+    #[serde(default)]
+    ipv6: Vec<Ipv6Addr>,
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates configuration text; `path` is used for messages and for resolving
+    /// relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let err_at = |span: Option<std::ops::Range<usize>>, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().to_string();
+            err_at(e.span(), message)
+        })?;
+
+        let server = raw.server;
+        if server.listen.is_empty() {
+            return Err(err_at(None, "server.listen must name at least one address".into()));
+        }
+        if server.udp_payload < 512 {
+            return Err(err_at(None, "server.udp_payload must be at least 512".into()));
+        }
+        if server.tcp_max_connections == 0 {
+            return Err(err_at(None, "server.tcp_max_connections must be at least 1".into()));
+        }
+
+        let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let feed = match raw.feed {
+            None => {
+                return Err(err_at(
+                    None,
+                    "missing [feed] section (source = \"journal\", journal = \"<file>\")".into(),
+                ))
+            }
+            Some(feed) => match feed.source.get_ref().as_str() {
+                "journal" => {
+                    let Some(journal) = feed.journal else {
+                        return Err(err_at(
+                            Some(feed.source.span()),
+                            "feed source \"journal\" needs `journal = \"<file>\"`".into(),
+                        ));
+                    };
+                    FeedConfig::Journal {
+                        path: base_dir.join(journal),
+                    }
+                }
+                other => {
+                    return Err(err_at(
+                        Some(feed.source.span()),
+                        format!("unknown feed source {other:?} (expected \"journal\")"),
+                    ))
+                }
+            },
+        };
+
+        let mut clusters: Vec<ClusterConfig> = Vec::with_capacity(raw.cluster.len());
+        for spanned in raw.cluster {
+            let span = spanned.span();
+            let c = spanned.into_inner();
+            if clusters.iter().any(|o| o.name == c.name) {
+                return Err(err_at(Some(span), format!("duplicate cluster {:?}", c.name.as_str())));
+            }
+            if c.ipv4.is_empty() {
+                return Err(err_at(
+                    Some(span),
+                    format!("cluster {:?} needs at least one ipv4 address", c.name.as_str()),
+                ));
+            }
+            if clusters.len() >= usize::from(u16::MAX) {
+                return Err(err_at(Some(span), "too many clusters (at most 65535)".into()));
+            }
+            clusters.push(ClusterConfig {
+                name: c.name,
+                ipv4: c.ipv4,
+                ipv6: c.ipv6,
+            });
+        }
+        if clusters.is_empty() {
+            return Err(err_at(None, "no [[cluster]] defined".into()));
+        }
+
+        let mut zones: Vec<ZoneConfig> = Vec::with_capacity(raw.zone.len());
+        for spanned in raw.zone {
+            let span = spanned.span();
+            let z = spanned.into_inner();
+            if z.apex.is_root() {
+                return Err(err_at(Some(span), "the root zone cannot be served".into()));
+            }
+            if zones.iter().any(|o| o.apex == z.apex) {
+                return Err(err_at(Some(span), format!("duplicate zone {}", z.apex)));
+            }
+            if z.ns.is_empty() {
+                return Err(err_at(Some(span), format!("zone {} needs at least one ns", z.apex)));
+            }
+            for txt in &z.txt {
+                if txt.get_ref().len() > 255 * 8 {
+                    return Err(err_at(Some(txt.span()), "txt record too long".into()));
+                }
+            }
+            let mut hosts: Vec<HostConfig> = Vec::new();
+            for h in z.host {
+                let hspan = h.span();
+                let h = h.into_inner();
+                if h.name.is_root() {
+                    return Err(err_at(Some(hspan), "host name must not be empty".into()));
+                }
+                if hosts.iter().any(|o| o.name == h.name) {
+                    return Err(err_at(Some(hspan), format!("duplicate host {}", h.name)));
+                }
+                if h.a.is_empty() && h.aaaa.is_empty() {
+                    return Err(err_at(
+                        Some(hspan),
+                        format!("host {} needs an a or aaaa address", h.name),
+                    ));
+                }
+                let full = h.name.join(&z.apex).map_err(|m| err_at(Some(hspan.clone()), m))?;
+                hosts.push(HostConfig {
+                    name: full,
+                    a: h.a,
+                    aaaa: h.aaaa,
+                });
+            }
+            let mut ns = Vec::with_capacity(z.ns.len());
+            for n in z.ns {
+                let nspan = n.span();
+                let n = n.into_inner();
+                if n.ends_with(&z.apex) && !hosts.iter().any(|h| h.name == n) {
+                    return Err(err_at(
+                        Some(nspan),
+                        format!("name server {n} is inside zone {} but has no [[zone.host]] with its address (glue)", z.apex),
+                    ));
+                }
+                ns.push(n);
+            }
+            let soa = z.soa;
+            let txt = z.txt.into_iter().map(|t| t.into_inner()).collect();
+            zones.push(ZoneConfig {
+                apex: z.apex,
+                ttl: z.ttl,
+                negative_ttl: z.negative_ttl,
+                soa,
+                ns,
+                a: z.a,
+                aaaa: z.aaaa,
+                caa: z.caa,
+                txt,
+                mx: z.mx,
+                acme_validation_zone: z.acme_validation_zone,
+                hosts,
+            });
+        }
+        if zones.is_empty() {
+            return Err(err_at(None, "no [[zone]] defined".into()));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            server,
+            feed,
+            zones,
+            clusters,
+        })
+    }
+
+    /// The index of the cluster called `name`.
+    pub fn cluster_index(&self, name: &str) -> Option<u16> {
+        self.clusters
+            .iter()
+            .position(|c| c.name.as_str() == name)
+            .map(|i| i as u16)
+    }
+}
+
+/// The 1-based line number of byte offset `pos` in `text`.
+pub fn line_of(text: &str, pos: usize) -> usize {
+    let pos = pos.min(text.len());
+    text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+threads = 2
+
+[feed]
+source = "journal"
+journal = "journal.log"
+
+[[zone]]
+apex = "Repl.CO"
+ns = ["ns1.repl.co", "ns.example.net"]
+a = ["192.0.2.1"]
+acme_validation_zone = "acme.example.net"
+soa = { rname = "hostmaster.repl.co", serial = 7 }
+[[zone.host]]
+name = "ns1"
+a = ["192.0.2.53"]
+
+[[cluster]]
+name = "us-east"
+ipv4 = ["203.0.113.1", "203.0.113.2"]
+ipv6 = ["2001:db8::1"]
+"#;
+
+    #[test]
+    fn parses_a_good_config() {
+        let c = Config::parse(Path::new("/etc/clusterns/c.toml"), GOOD).unwrap();
+        assert_eq!(c.server.threads, 2);
+        assert_eq!(
+            c.feed,
+            FeedConfig::Journal {
+                path: PathBuf::from("/etc/clusterns/journal.log")
+            }
+        );
+        let z = &c.zones[0];
+        assert_eq!(z.apex.to_string(), "repl.co.");
+        assert_eq!(z.ttl, 60);
+        assert_eq!(z.soa.serial, 7);
+        assert_eq!(z.soa.refresh, 3600);
+        assert_eq!(z.hosts[0].name.to_string(), "ns1.repl.co.");
+        assert_eq!(c.clusters[0].ipv4.len(), 2);
+        assert_eq!(c.cluster_index("us-east"), Some(0));
+        assert_eq!(c.cluster_index("nope"), None);
+    }
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(Path::new("c.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let e = err("[server]\nthreads = 1\nlisten = [\"nonsense\"]\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.to_string().starts_with("c.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn bad_address_and_name_are_located() {
+        let bad_ip = GOOD.replace("203.0.113.2", "203.0.113.300");
+        let e = err(&bad_ip);
+        assert_eq!(e.line, Some(line_of(&bad_ip, bad_ip.find("203.0.113.300").unwrap())));
+        let bad_name = GOOD.replace("Repl.CO", "repl..co");
+        let e = err(&bad_name);
+        assert_eq!(e.line, Some(line_of(&bad_name, bad_name.find("repl..co").unwrap())));
+        assert!(e.message.contains("empty label"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_reported() {
+        let dup = format!("{GOOD}\n[[cluster]]\nname = \"us-east\"\nipv4 = [\"192.0.2.9\"]\n");
+        let e = err(&dup);
+        assert!(e.message.contains("duplicate cluster"), "{e}");
+        assert!(e.line.unwrap() > 20, "{e}");
+
+        let noglue = GOOD.replace("name = \"ns1\"", "name = \"ns9\"");
+        let e = err(&noglue);
+        assert!(e.message.contains("glue"), "{e}");
+        assert_eq!(e.line, Some(12));
+
+        let e = err(&GOOD.replace("source = \"journal\"", "source = \"carrier-pigeon\""));
+        assert!(e.message.contains("unknown feed source"), "{e}");
+        assert_eq!(e.line, Some(7));
+
+        let e = err(&GOOD.replace("threads = 2", "threads = 2\nbogus = 1"));
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.line, Some(5));
+    }
+}

@@ -1,0 +1,13 @@
+//! clusterns: a cluster-aware authoritative DNS responder.
+//!
+//! The query path is `wire::respond` (decode, resolve, encode) over an immutable
+//! [`snapshot::Snapshot`]; `server` runs it on sockets, `feed` keeps the snapshot current.
+
+pub mod config;
+pub mod name;
+pub mod resolve;
+pub mod rrset;
+pub mod snapshot;
+pub mod table;
+pub mod wire;
+pub mod zone;

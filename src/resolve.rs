@@ -1,0 +1,369 @@
+//! The DNS logic as a pure function: a question and a snapshot in, the outcome out. No I/O.
+//!
+//! The outcomes are named after Knot DNS's lookup states: a hit, a CNAME to follow, no data,
+//! no such name, and the refusals and errors. `wire::encode` turns an outcome into bytes.
+
+use crate::name::DomainName;
+use crate::rrset::{rtype, RrSet, CLASS_IN};
+use crate::snapshot::Snapshot;
+use crate::table::hash_key;
+use crate::zone::{Shape, Zone, ACME_LABEL};
+
+/// A question with its name lower-cased, in wire form ending with the root label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Question<'q> {
+    pub name: &'q [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+}
+
+/// What the answer to a question is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'s> {
+    /// One RRset owned by the query name, with records for the additional section.
+    Hit {
+        zone: &'s Zone,
+        answer: &'s RrSet,
+        additional: &'s [RrSet],
+    },
+    /// `_acme-challenge.<name>`: a CNAME to `<name>.<target_zone>`, where `<name>` is the query
+    /// name without its first label.
+    AcmeCname {
+        zone: &'s Zone,
+        target_zone: &'s DomainName,
+    },
+    /// The name exists but has no record of the type asked for.
+    NoData { zone: &'s Zone },
+    /// The name does not exist in the zone.
+    NxDomain { zone: &'s Zone },
+    /// Not ours to answer (outside every zone, a class other than IN, a zone transfer).
+    Refused,
+    /// A query type this server does not implement (MAILA, MAILB, TKEY, TSIG).
+    NotImp,
+    /// A query type that cannot be asked (OPT).
+    FormErr,
+    /// The table names a cluster the configuration does not have.
+    ServFail,
+}
+
+impl Outcome<'_> {
+    /// The response code of this outcome (without extended bits).
+    pub fn rcode(&self) -> u8 {
+        match self {
+            Outcome::Hit { .. } | Outcome::AcmeCname { .. } | Outcome::NoData { .. } => 0,
+            Outcome::FormErr => 1,
+            Outcome::ServFail => 2,
+            Outcome::NxDomain { .. } => 3,
+            Outcome::NotImp => 4,
+            Outcome::Refused => 5,
+        }
+    }
+}
+
+/// Answers `q` from `snap`.
+#[inline]
+pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
+    if q.qclass != CLASS_IN {
+        return Outcome::Refused;
+    }
+    match q.qtype {
+        rtype::AXFR | rtype::IXFR => return Outcome::Refused,
+        rtype::OPT => return Outcome::FormErr,
+        rtype::MAILA | rtype::MAILB | 249 | 250 => return Outcome::NotImp,
+        _ => {}
+    }
+    let Some((zone, rel_len)) = snap.served.find_zone(q.name) else {
+        return Outcome::Refused;
+    };
+    let rel = &q.name[..rel_len];
+    match zone.classify(rel) {
+        Shape::Apex => apex(zone, q.qtype),
+        Shape::Acme { rest } => match &zone.acme_zone {
+            Some(target_zone) if exists(snap, zone, rest) => Outcome::AcmeCname { zone, target_zone },
+            _ => Outcome::NxDomain { zone },
+        },
+        Shape::Host(i) => {
+            let h = &zone.hosts[i];
+            addresses(zone, &h.a, &h.aaaa, q.qtype)
+        }
+        Shape::HostAncestor => Outcome::NoData { zone },
+        Shape::One(key) => {
+            let hash = hash_key(key);
+            match snap.table.by_id(key, hash) {
+                Some(c) => app(zone, c, q.qtype),
+                None if snap.table.has_user(key, hash) => Outcome::NoData { zone },
+                None => Outcome::NxDomain { zone },
+            }
+        }
+        Shape::Two(key) => match snap.table.by_name(key, hash_key(key)) {
+            Some(c) => app(zone, c, q.qtype),
+            None => Outcome::NxDomain { zone },
+        },
+        Shape::Deep => Outcome::NxDomain { zone },
+    }
+}
+
+/// Whether the relative name `rel` exists in `zone` (has records or names below it).
+fn exists(snap: &Snapshot, zone: &Zone, rel: &[u8]) -> bool {
+    match zone.classify(rel) {
+        Shape::Apex | Shape::Host(_) | Shape::HostAncestor => true,
+        Shape::One(key) => {
+            let hash = hash_key(key);
+            snap.table.by_id(key, hash).is_some() || snap.table.has_user(key, hash)
+        }
+        Shape::Two(key) => snap.table.by_name(key, hash_key(key)).is_some(),
+        Shape::Acme { .. } | Shape::Deep => false,
+    }
+}
+
+#[inline]
+fn app(zone: &Zone, cluster: u16, qtype: u16) -> Outcome<'_> {
+    match zone.clusters.get(usize::from(cluster)) {
+        Some(c) => addresses(zone, &c.a, &c.aaaa, qtype),
+        None => Outcome::ServFail,
+    }
+}
+
+/// The answer for a name that has (possibly empty) A and AAAA sets.
+#[inline]
+fn addresses<'s>(zone: &'s Zone, a: &'s RrSet, aaaa: &'s RrSet, qtype: u16) -> Outcome<'s> {
+    let set = match qtype {
+        rtype::A => a,
+        rtype::AAAA => aaaa,
+        // RFC 8482: answer ANY with one RRset.
+        rtype::ANY if !a.is_empty() => a,
+        rtype::ANY => aaaa,
+        _ => return Outcome::NoData { zone },
+    };
+    if set.is_empty() {
+        Outcome::NoData { zone }
+    } else {
+        Outcome::Hit {
+            zone,
+            answer: set,
+            additional: &[],
+        }
+    }
+}
+
+fn apex(zone: &Zone, qtype: u16) -> Outcome<'_> {
+    // RFC 8482: answer ANY at the apex with the SOA alone.
+    let qtype = if qtype == rtype::ANY { rtype::SOA } else { qtype };
+    match zone.apex_set(qtype) {
+        Some(set) => Outcome::Hit {
+            zone,
+            answer: set,
+            additional: if qtype == rtype::NS { &zone.glue } else { &[] },
+        },
+        None => Outcome::NoData { zone },
+    }
+}
+
+/// The CNAME target's labels before the validation zone: the query name without
+/// `_acme-challenge` and without its root label.
+pub fn acme_target_prefix(name: &[u8]) -> &[u8] {
+    &name[ACME_LABEL.len()..name.len() - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::Served;
+    use crate::table::{App, Table};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const CONFIG: &str = r#"
+[feed]
+journal = "j"
+[[zone]]
+apex = "repl.co"
+ns = ["ns1.repl.co", "ns.example.net"]
+a = ["192.0.2.1"]
+mx = [{ preference = 10, exchange = "mx.example.net" }]
+acme_validation_zone = "acme.example.net"
+soa = { rname = "hostmaster.repl.co" }
+[[zone.host]]
+name = "ns1"
+a = ["192.0.2.53"]
+[[zone]]
+apex = "repl.dev"
+ttl = 30
+ns = ["ns.example.net"]
+soa = { rname = "hostmaster.repl.co" }
+[[zone]]
+apex = "sub.repl.co"
+ns = ["ns.example.net"]
+soa = { rname = "hostmaster.repl.co" }
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.1"]
+ipv6 = ["2001:db8::1"]
+[[cluster]]
+name = "c1"
+ipv4 = ["198.51.100.1", "198.51.100.2"]
+"#;
+
+    fn snapshot() -> Snapshot {
+        let cfg = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+        let apps = [
+            App {
+                id: "r0".parse().unwrap(),
+                user: "mark".parse().unwrap(),
+                slug: "coolgame".parse().unwrap(),
+                cluster: 0,
+            },
+            App {
+                id: "r1".parse().unwrap(),
+                user: "ann".parse().unwrap(),
+                slug: "site".parse().unwrap(),
+                cluster: 1,
+            },
+            App {
+                id: "r7".parse().unwrap(),
+                user: "zed".parse().unwrap(),
+                slug: "lost".parse().unwrap(),
+                cluster: 7,
+            },
+        ];
+        Snapshot::new(
+            Arc::new(Served::from_config(&cfg)),
+            Arc::new(Table::build(&apps).unwrap()),
+            0,
+        )
+    }
+
+    fn wire(name: &str) -> Vec<u8> {
+        let n: DomainName = name.parse().unwrap();
+        n.wire().to_vec()
+    }
+
+    fn ask<'s>(snap: &'s Snapshot, name: &str, qtype: u16) -> Outcome<'s> {
+        ask_class(snap, name, qtype, CLASS_IN)
+    }
+
+    fn ask_class<'s>(snap: &'s Snapshot, name: &str, qtype: u16, qclass: u16) -> Outcome<'s> {
+        let name = wire(name);
+        let q = Question {
+            name: &name,
+            qtype,
+            qclass,
+        };
+        resolve(snap, &q)
+    }
+
+    fn hit_count(o: Outcome<'_>) -> (u16, u16) {
+        match o {
+            Outcome::Hit { answer, .. } => (answer.rtype, answer.count),
+            other => panic!("expected a hit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn app_names_answer_with_their_cluster() {
+        let s = snapshot();
+        assert_eq!(hit_count(ask(&s, "coolgame.mark.repl.co", rtype::A)), (rtype::A, 1));
+        assert_eq!(hit_count(ask(&s, "site.ann.repl.co", rtype::A)), (rtype::A, 2));
+        assert_eq!(hit_count(ask(&s, "r1.repl.co", rtype::A)), (rtype::A, 2));
+        assert_eq!(hit_count(ask(&s, "r0.repl.co", rtype::AAAA)), (rtype::AAAA, 1));
+        // The same apps under the second zone, with its own TTL.
+        match ask(&s, "r0.repl.dev", rtype::A) {
+            Outcome::Hit { answer, zone, .. } => {
+                assert_eq!(zone.apex.to_string(), "repl.dev.");
+                assert_eq!(&answer.bytes[6..10], &30u32.to_be_bytes());
+            }
+            o => panic!("{o:?}"),
+        }
+        // ANY gets one RRset (RFC 8482).
+        assert_eq!(hit_count(ask(&s, "r0.repl.co", rtype::ANY)), (rtype::A, 1));
+    }
+
+    #[test]
+    fn nodata_and_nxdomain() {
+        let s = snapshot();
+        assert!(matches!(ask(&s, "r1.repl.co", rtype::AAAA), Outcome::NoData { .. }));
+        assert!(matches!(ask(&s, "r0.repl.co", rtype::MX), Outcome::NoData { .. }));
+        assert!(matches!(ask(&s, "r0.repl.co", rtype::TXT), Outcome::NoData { .. }));
+        // A user with apps is an empty non-terminal (RFC 8020).
+        assert!(matches!(ask(&s, "mark.repl.co", rtype::A), Outcome::NoData { .. }));
+        assert!(matches!(ask(&s, "nobody.repl.co", rtype::A), Outcome::NxDomain { .. }));
+        assert!(matches!(ask(&s, "other.mark.repl.co", rtype::A), Outcome::NxDomain { .. }));
+        assert!(matches!(ask(&s, "x.coolgame.mark.repl.co", rtype::A), Outcome::NxDomain { .. }));
+        assert!(matches!(ask(&s, "x.r0.repl.co", rtype::A), Outcome::NxDomain { .. }));
+    }
+
+    #[test]
+    fn deepest_zone_wins() {
+        let s = snapshot();
+        match ask(&s, "r0.sub.repl.co", rtype::A) {
+            Outcome::Hit { zone, .. } => assert_eq!(zone.apex.to_string(), "sub.repl.co."),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn apex_records() {
+        let s = snapshot();
+        assert_eq!(hit_count(ask(&s, "repl.co", rtype::SOA)), (rtype::SOA, 1));
+        assert_eq!(hit_count(ask(&s, "repl.co", rtype::A)), (rtype::A, 1));
+        assert_eq!(hit_count(ask(&s, "repl.co", rtype::MX)), (rtype::MX, 1));
+        assert_eq!(hit_count(ask(&s, "repl.co", rtype::ANY)), (rtype::SOA, 1));
+        match ask(&s, "repl.co", rtype::NS) {
+            Outcome::Hit { answer, additional, .. } => {
+                assert_eq!(answer.count, 2);
+                assert_eq!(additional.len(), 1, "glue for ns1 only");
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(ask(&s, "repl.co", rtype::AAAA), Outcome::NoData { .. }));
+        assert!(matches!(ask(&s, "repl.co", rtype::CAA), Outcome::NoData { .. }));
+        assert_eq!(hit_count(ask(&s, "ns1.repl.co", rtype::A)), (rtype::A, 1));
+        assert!(matches!(ask(&s, "ns1.repl.co", rtype::AAAA), Outcome::NoData { .. }));
+    }
+
+    #[test]
+    fn acme_challenge_is_a_cname_for_existing_names() {
+        let s = snapshot();
+        for name in [
+            "_acme-challenge.coolgame.mark.repl.co",
+            "_acme-challenge.mark.repl.co",
+            "_acme-challenge.r0.repl.co",
+            "_acme-challenge.repl.co",
+        ] {
+            match ask(&s, name, rtype::TXT) {
+                Outcome::AcmeCname { target_zone, .. } => {
+                    assert_eq!(target_zone.to_string(), "acme.example.net.")
+                }
+                o => panic!("{name}: {o:?}"),
+            }
+        }
+        assert!(matches!(
+            ask(&s, "_acme-challenge.nobody.repl.co", rtype::TXT),
+            Outcome::NxDomain { .. }
+        ));
+        // repl.dev has no validation zone.
+        assert!(matches!(
+            ask(&s, "_acme-challenge.r0.repl.dev", rtype::TXT),
+            Outcome::NxDomain { .. }
+        ));
+        let n = wire("_acme-challenge.coolgame.mark.repl.co");
+        assert_eq!(acme_target_prefix(&n), &wire("coolgame.mark.repl.co")[..22]);
+    }
+
+    #[test]
+    fn refusals_and_errors() {
+        let s = snapshot();
+        assert_eq!(ask(&s, "example.com", rtype::A), Outcome::Refused);
+        assert_eq!(ask(&s, "co", rtype::A), Outcome::Refused);
+        assert_eq!(ask_class(&s, "r0.repl.co", rtype::A, 3), Outcome::Refused);
+        assert_eq!(ask_class(&s, "r0.repl.co", rtype::A, 255), Outcome::Refused);
+        assert_eq!(ask(&s, "repl.co", rtype::AXFR), Outcome::Refused);
+        assert_eq!(ask(&s, "repl.co", rtype::IXFR), Outcome::Refused);
+        assert_eq!(ask(&s, "repl.co", rtype::MAILB), Outcome::NotImp);
+        assert_eq!(ask(&s, "repl.co", rtype::OPT), Outcome::FormErr);
+        assert_eq!(ask(&s, "r7.repl.co", rtype::A), Outcome::ServFail);
+        assert_eq!(ask(&s, "r7.repl.co", rtype::A).rcode(), 2);
+        assert_eq!(ask(&s, "nobody.repl.co", rtype::A).rcode(), 3);
+    }
+}

@@ -1,0 +1,215 @@
+//! Pre-encoded resource record sets: built once per snapshot, copied into responses.
+//!
+//! A record's owner is written either as a compression pointer (to the query name or to the
+//! zone apex inside it, patched per response) or inline as a full name (glue for a host that is
+//! not the query name). Everything after the owner (type, class, TTL, rdata) is fixed bytes.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::name::DomainName;
+
+/// Record types this server knows by name.
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const OPT: u16 = 41;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
+    pub const ANY: u16 = 255;
+    pub const CAA: u16 = 257;
+}
+
+/// The IN class.
+pub const CLASS_IN: u16 = 1;
+
+/// How the owner of every record in a set is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A pointer to the query name (offset 12): the set's owner is the query name.
+    Query,
+    /// A pointer to the zone apex inside the query name.
+    Apex,
+    /// The owner name is part of the bytes.
+    Inline,
+}
+
+/// One RRset in wire form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrSet {
+    pub rtype: u16,
+    pub count: u16,
+    pub owner: Owner,
+    /// The records: each starts with a 2-byte pointer placeholder (for `Query` and `Apex`) or
+    /// the full owner name (`Inline`).
+    pub bytes: Box<[u8]>,
+}
+
+impl RrSet {
+    /// Starts an empty set of `rtype` owned by `owner` (`Inline` sets name it with
+    /// [`RrSetBuilder::push_named`]).
+    pub fn builder(rtype: u16, owner: Owner) -> RrSetBuilder {
+        RrSetBuilder {
+            rtype,
+            owner,
+            count: 0,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// An A set for the query name.
+    pub fn a(addrs: &[Ipv4Addr], ttl: u32, owner: Owner) -> RrSet {
+        let mut b = RrSet::builder(rtype::A, owner);
+        for a in addrs {
+            b.push(ttl, &a.octets());
+        }
+        b.finish()
+    }
+
+    /// An AAAA set for the query name.
+    pub fn aaaa(addrs: &[Ipv6Addr], ttl: u32, owner: Owner) -> RrSet {
+        let mut b = RrSet::builder(rtype::AAAA, owner);
+        for a in addrs {
+            b.push(ttl, &a.octets());
+        }
+        b.finish()
+    }
+
+    /// Whether the set holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes this set takes in a response.
+    pub fn wire_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Copies the set into `out` (which must be at least `wire_len()` long), writing owner
+    /// pointers to `owner_ptr` where the owner is not inline.
+    #[inline]
+    pub fn write(&self, out: &mut [u8], owner_ptr: u16) {
+        let out = &mut out[..self.bytes.len()];
+        out.copy_from_slice(&self.bytes);
+        if self.owner == Owner::Inline {
+            return;
+        }
+        let ptr = (0xC000 | owner_ptr).to_be_bytes();
+        let mut pos = 0;
+        while pos + 12 <= out.len() {
+            out[pos..pos + 2].copy_from_slice(&ptr);
+            let rdlen = usize::from(u16::from_be_bytes([out[pos + 10], out[pos + 11]]));
+            pos += 12 + rdlen;
+        }
+    }
+}
+
+/// Accumulates the records of one set.
+pub struct RrSetBuilder {
+    rtype: u16,
+    owner: Owner,
+    count: u16,
+    bytes: Vec<u8>,
+}
+
+impl RrSetBuilder {
+    /// Adds a record whose owner is a pointer.
+    pub fn push(&mut self, ttl: u32, rdata: &[u8]) {
+        debug_assert!(self.owner != Owner::Inline);
+        self.bytes.extend_from_slice(&[0xC0, 0x0C]);
+        self.push_tail(ttl, rdata);
+    }
+
+    /// Adds a record with an inline owner name.
+    pub fn push_named(&mut self, owner: &DomainName, ttl: u32, rdata: &[u8]) {
+        debug_assert!(self.owner == Owner::Inline);
+        self.bytes.extend_from_slice(owner.wire());
+        self.push_tail(ttl, rdata);
+    }
+
+    fn push_tail(&mut self, ttl: u32, rdata: &[u8]) {
+        self.bytes.extend_from_slice(&self.rtype.to_be_bytes());
+        self.bytes.extend_from_slice(&CLASS_IN.to_be_bytes());
+        self.bytes.extend_from_slice(&ttl.to_be_bytes());
+        self.bytes
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.bytes.extend_from_slice(rdata);
+        self.count += 1;
+    }
+
+    /// The finished set.
+    pub fn finish(self) -> RrSet {
+        RrSet {
+            rtype: self.rtype,
+            count: self.count,
+            owner: self.owner,
+            bytes: self.bytes.into_boxed_slice(),
+        }
+    }
+}
+
+/// TXT rdata: the text split into character-strings of at most 255 bytes.
+pub fn txt_rdata(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 255 + 1);
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        out.push(0);
+    }
+    for chunk in bytes.chunks(255) {
+        out.push(chunk.len() as u8);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_is_patched_per_record() {
+        let set = RrSet::a(
+            &["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+            60,
+            Owner::Query,
+        );
+        assert_eq!(set.count, 2);
+        assert_eq!(set.wire_len(), 32);
+        let mut out = [0u8; 32];
+        set.write(&mut out, 0x1f);
+        assert_eq!(
+            &out[..16],
+            &[0xC0, 0x1f, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]
+        );
+        assert_eq!(&out[16..18], &[0xC0, 0x1f]);
+        assert_eq!(&out[28..], &[192, 0, 2, 2]);
+    }
+
+    #[test]
+    fn inline_owner_is_kept() {
+        let name: DomainName = "ns1.repl.co".parse().unwrap();
+        let mut b = RrSet::builder(rtype::A, Owner::Inline);
+        b.push_named(&name, 300, &[1, 2, 3, 4]);
+        let set = b.finish();
+        let mut out = vec![0u8; set.wire_len()];
+        set.write(&mut out, 12);
+        assert!(out.starts_with(name.wire()));
+    }
+
+    #[test]
+    fn txt_is_chunked() {
+        assert_eq!(txt_rdata(""), vec![0]);
+        assert_eq!(txt_rdata("ab"), vec![2, b'a', b'b']);
+        let long = "x".repeat(300);
+        let r = txt_rdata(&long);
+        assert_eq!(r[0], 255);
+        assert_eq!(r[256], 45);
+        assert_eq!(r.len(), 302);
+    }
+}

@@ -1,0 +1,91 @@
+//! The immutable snapshot the query path answers from, and its publication through `arc-swap`.
+//!
+//! A snapshot pairs what the configuration serves (zones with their pre-encoded records and
+//! per-cluster answers) with the app table. The two parts are shared `Arc`s so that a table
+//! update does not re-encode zones and a config reload does not rebuild the table.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::name::Label;
+use crate::table::Table;
+use crate::zone::Zone;
+
+/// What the configuration serves, pre-encoded.
+#[derive(Debug)]
+pub struct Served {
+    pub zones: Vec<Zone>,
+    /// Cluster names by index (the table stores indexes).
+    pub cluster_names: Vec<Label>,
+    /// The EDNS UDP payload size this server advertises and the largest UDP answer it sends.
+    pub udp_payload: u16,
+}
+
+impl Served {
+    /// Pre-encodes everything a configuration serves.
+    pub fn from_config(cfg: &Config) -> Served {
+        Served {
+            zones: cfg
+                .zones
+                .iter()
+                .map(|z| Zone::build(z, &cfg.clusters))
+                .collect(),
+            cluster_names: cfg.clusters.iter().map(|c| c.name.clone()).collect(),
+            udp_payload: cfg.server.udp_payload,
+        }
+    }
+
+    /// The zone that holds `name` (lower-case wire form, ending in the root label), the deepest
+    /// one when zones nest, with the length of the part of `name` before the apex.
+    #[inline]
+    pub fn find_zone(&self, name: &[u8]) -> Option<(&Zone, usize)> {
+        let mut best: Option<(&Zone, usize)> = None;
+        for zone in &self.zones {
+            let apex = zone.apex.wire();
+            if apex.len() > name.len() || name[name.len() - apex.len()..] != *apex {
+                continue;
+            }
+            let start = name.len() - apex.len();
+            let mut pos = 0;
+            while pos < start {
+                pos += 1 + usize::from(name[pos]);
+            }
+            if pos == start && best.is_none_or(|(_, s)| start < s) {
+                best = Some((zone, start));
+            }
+        }
+        best
+    }
+}
+
+/// One consistent view of everything the responder answers from.
+pub struct Snapshot {
+    /// Increases by one with every publication.
+    pub generation: u64,
+    /// The sequence number of the last change applied to `table`.
+    pub last_seq: u64,
+    pub served: Arc<Served>,
+    pub table: Arc<Table>,
+}
+
+impl Snapshot {
+    /// A first snapshot.
+    pub fn new(served: Arc<Served>, table: Arc<Table>, last_seq: u64) -> Snapshot {
+        Snapshot {
+            generation: 1,
+            last_seq,
+            served,
+            table,
+        }
+    }
+}
+
+/// The published snapshot: readers `load()` without locking; the builder thread `store()`s.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+/// Wraps a first snapshot for publication.
+pub fn shared(snapshot: Snapshot) -> SharedSnapshot {
+    Arc::new(ArcSwap::from_pointee(snapshot))
+}

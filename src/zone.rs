@@ -1,0 +1,293 @@
+//! A served zone: its apex records pre-encoded, its static hosts, and the classification of a
+//! query name below the apex into the shapes this server answers.
+//!
+//! Shapes (relative to the apex, on the lower-cased wire name):
+//! - nothing: the apex;
+//! - `_acme-challenge.<rest>`: the DNS-01 delegation CNAME;
+//! - a configured host (`ns1`), or an ancestor of one (an empty non-terminal);
+//! - one label: `<replid>` or `<user>`;
+//! - two labels: `<slug>.<user>`;
+//! - anything deeper: no such name.
+
+use crate::config::{ClusterConfig, ZoneConfig};
+use crate::name::DomainName;
+use crate::rrset::{rtype, txt_rdata, Owner, RrSet};
+
+/// The first label of a DNS-01 challenge name, in wire form.
+pub const ACME_LABEL: &[u8] = b"\x0f_acme-challenge";
+
+/// A static host inside the zone.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Host {
+    /// The host's labels relative to the apex, wire form without the root label.
+    pub rel: Box<[u8]>,
+    pub a: RrSet,
+    pub aaaa: RrSet,
+}
+
+/// One zone, ready to answer from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub apex: DomainName,
+    /// TTL of the app answers.
+    pub ttl: u32,
+    /// The SOA as the answer to an apex SOA query.
+    pub soa: RrSet,
+    /// The SOA for the authority section of negative answers: its TTL is
+    /// min(SOA TTL, negative TTL) per RFC 2308.
+    pub soa_negative: RrSet,
+    /// The apex RRsets other than the SOA, by type (NS first).
+    pub apex_sets: Vec<RrSet>,
+    /// Address records of in-zone name servers, for the additional section of NS answers.
+    pub glue: Vec<RrSet>,
+    pub hosts: Vec<Host>,
+    /// Relative names that exist only because a host lies below them.
+    pub host_ancestors: Vec<Box<[u8]>>,
+    /// `_acme-challenge.<name>` -> `<name>.<acme_zone>`.
+    pub acme_zone: Option<DomainName>,
+    /// Per cluster (by index): the A and AAAA answers for an app's name, with this zone's TTL.
+    pub clusters: Vec<ClusterSets>,
+}
+
+/// A cluster's answer records, owned by the query name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClusterSets {
+    pub a: RrSet,
+    pub aaaa: RrSet,
+}
+
+/// What a query name is, relative to a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape<'q> {
+    Apex,
+    /// `_acme-challenge.<rest>`; `rest` is the relative part after the first label (may be
+    /// empty for the apex).
+    Acme { rest: &'q [u8] },
+    Host(usize),
+    HostAncestor,
+    /// One label: a repl id or a user.
+    One(&'q [u8]),
+    /// Two labels: `<slug>.<user>`.
+    Two(&'q [u8]),
+    /// Deeper than anything that can exist.
+    Deep,
+}
+
+impl Zone {
+    /// Pre-encodes a zone from its configuration and the clusters' addresses.
+    pub fn build(cfg: &ZoneConfig, clusters: &[ClusterConfig]) -> Zone {
+        let apex = cfg.apex.clone();
+        let soa_ttl = cfg.soa.ttl;
+        let mname = cfg.soa.mname.clone().unwrap_or_else(|| cfg.ns[0].clone());
+        let mut soa_rdata = Vec::new();
+        soa_rdata.extend_from_slice(mname.wire());
+        soa_rdata.extend_from_slice(cfg.soa.rname.wire());
+        soa_rdata.extend_from_slice(&cfg.soa.serial.to_be_bytes());
+        soa_rdata.extend_from_slice(&cfg.soa.refresh.to_be_bytes());
+        soa_rdata.extend_from_slice(&cfg.soa.retry.to_be_bytes());
+        soa_rdata.extend_from_slice(&cfg.soa.expire.to_be_bytes());
+        soa_rdata.extend_from_slice(&cfg.negative_ttl.to_be_bytes());
+        let soa_set = |ttl| {
+            let mut b = RrSet::builder(rtype::SOA, Owner::Apex);
+            b.push(ttl, &soa_rdata);
+            b.finish()
+        };
+        let soa = soa_set(soa_ttl);
+        let soa_negative = soa_set(soa_ttl.min(cfg.negative_ttl));
+
+        let ttl = cfg.ttl;
+        let mut apex_sets = Vec::new();
+        let mut ns = RrSet::builder(rtype::NS, Owner::Apex);
+        for n in &cfg.ns {
+            ns.push(ttl.max(soa_ttl), n.wire());
+        }
+        apex_sets.push(ns.finish());
+        apex_sets.push(RrSet::a(&cfg.a, ttl, Owner::Apex));
+        apex_sets.push(RrSet::aaaa(&cfg.aaaa, ttl, Owner::Apex));
+        let mut caa = RrSet::builder(rtype::CAA, Owner::Apex);
+        for c in &cfg.caa {
+            let mut rd = vec![c.flags, c.tag.len() as u8];
+            rd.extend_from_slice(c.tag.as_bytes());
+            rd.extend_from_slice(c.value.as_bytes());
+            caa.push(ttl, &rd);
+        }
+        apex_sets.push(caa.finish());
+        let mut txt = RrSet::builder(rtype::TXT, Owner::Apex);
+        for t in &cfg.txt {
+            txt.push(ttl, &txt_rdata(t));
+        }
+        apex_sets.push(txt.finish());
+        let mut mx = RrSet::builder(rtype::MX, Owner::Apex);
+        for m in &cfg.mx {
+            let mut rd = m.preference.to_be_bytes().to_vec();
+            rd.extend_from_slice(m.exchange.wire());
+            mx.push(ttl, &rd);
+        }
+        apex_sets.push(mx.finish());
+        apex_sets.retain(|s| !s.is_empty());
+
+        let apex_len = apex.wire().len();
+        let mut hosts = Vec::new();
+        let mut host_ancestors: Vec<Box<[u8]>> = Vec::new();
+        let mut glue = Vec::new();
+        for h in &cfg.hosts {
+            let rel: Box<[u8]> = h.name.wire()[..h.name.wire().len() - apex_len].into();
+            // Every proper suffix of `rel` that is not itself a host is an empty non-terminal.
+            let mut pos = usize::from(rel[0]) + 1;
+            while pos < rel.len() {
+                let anc: Box<[u8]> = rel[pos..].into();
+                if !host_ancestors.contains(&anc) {
+                    host_ancestors.push(anc);
+                }
+                pos += usize::from(rel[pos]) + 1;
+            }
+            if cfg.ns.contains(&h.name) {
+                let mut a = RrSet::builder(rtype::A, Owner::Inline);
+                for addr in &h.a {
+                    a.push_named(&h.name, ttl.max(soa_ttl), &addr.octets());
+                }
+                let mut aaaa = RrSet::builder(rtype::AAAA, Owner::Inline);
+                for addr in &h.aaaa {
+                    aaaa.push_named(&h.name, ttl.max(soa_ttl), &addr.octets());
+                }
+                glue.extend([a.finish(), aaaa.finish()].into_iter().filter(|s| !s.is_empty()));
+            }
+            hosts.push(Host {
+                rel,
+                a: RrSet::a(&h.a, ttl.max(soa_ttl), Owner::Query),
+                aaaa: RrSet::aaaa(&h.aaaa, ttl.max(soa_ttl), Owner::Query),
+            });
+        }
+        host_ancestors.retain(|anc| !hosts.iter().any(|h| h.rel == *anc));
+
+        Zone {
+            apex,
+            ttl,
+            soa,
+            soa_negative,
+            apex_sets,
+            glue,
+            hosts,
+            host_ancestors,
+            acme_zone: cfg.acme_validation_zone.clone(),
+            clusters: clusters
+                .iter()
+                .map(|c| ClusterSets {
+                    a: RrSet::a(&c.ipv4, ttl, Owner::Query),
+                    aaaa: RrSet::aaaa(&c.ipv6, ttl, Owner::Query),
+                })
+                .collect(),
+        }
+    }
+
+    /// The apex RRset of `rtype`, if the zone has one.
+    pub fn apex_set(&self, rtype: u16) -> Option<&RrSet> {
+        if rtype == rtype::SOA {
+            return Some(&self.soa);
+        }
+        self.apex_sets.iter().find(|s| s.rtype == rtype)
+    }
+
+    /// Classifies `rel`, the lower-cased wire labels of a query name before this zone's apex
+    /// (no root label).
+    pub fn classify<'q>(&self, rel: &'q [u8]) -> Shape<'q> {
+        if rel.is_empty() {
+            return Shape::Apex;
+        }
+        if rel.starts_with(ACME_LABEL) {
+            return Shape::Acme {
+                rest: &rel[ACME_LABEL.len()..],
+            };
+        }
+        if !self.hosts.is_empty() {
+            if let Some(i) = self.hosts.iter().position(|h| *h.rel == *rel) {
+                return Shape::Host(i);
+            }
+            if self.host_ancestors.iter().any(|a| **a == *rel) {
+                return Shape::HostAncestor;
+            }
+        }
+        let first = usize::from(rel[0]) + 1;
+        if first == rel.len() {
+            return Shape::One(rel);
+        }
+        let second = first + usize::from(rel[first]) + 1;
+        if second == rel.len() {
+            return Shape::Two(rel);
+        }
+        Shape::Deep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    pub(crate) const CONFIG: &str = r#"
+[feed]
+journal = "j"
+[[zone]]
+apex = "repl.co"
+ns = ["ns1.repl.co", "ns2.infra.repl.co", "ns.example.net"]
+a = ["192.0.2.1"]
+txt = ["v=spf1 -all"]
+acme_validation_zone = "acme.example.net"
+negative_ttl = 30
+soa = { rname = "hostmaster.repl.co", ttl = 600 }
+[[zone.host]]
+name = "ns1"
+a = ["192.0.2.53"]
+aaaa = ["2001:db8::53"]
+[[zone.host]]
+name = "ns2.infra"
+a = ["192.0.2.54"]
+[[cluster]]
+name = "c1"
+ipv4 = ["203.0.113.1"]
+"#;
+
+    fn zone() -> Zone {
+        let c = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+        Zone::build(&c.zones[0], &c.clusters)
+    }
+
+    #[test]
+    fn builds_apex_records() {
+        let z = zone();
+        assert_eq!(z.apex_set(rtype::NS).unwrap().count, 3);
+        assert_eq!(z.apex_set(rtype::A).unwrap().count, 1);
+        assert!(z.apex_set(rtype::AAAA).is_none());
+        assert!(z.apex_set(rtype::MX).is_none());
+        assert_eq!(z.apex_set(rtype::TXT).unwrap().count, 1);
+        assert_eq!(z.apex_set(rtype::SOA).unwrap().count, 1);
+        // ns1 has A and AAAA glue, ns2.infra has A glue.
+        assert_eq!(z.glue.len(), 3);
+        // Negative SOA TTL is min(600, 30), and the MINIMUM field is 30.
+        let neg = &z.soa_negative.bytes;
+        assert_eq!(&neg[6..10], &30u32.to_be_bytes());
+        assert_eq!(&neg[neg.len() - 4..], &30u32.to_be_bytes());
+        assert_eq!(&z.soa.bytes[6..10], &600u32.to_be_bytes());
+    }
+
+    #[test]
+    fn classifies_names() {
+        let z = zone();
+        assert_eq!(z.classify(b""), Shape::Apex);
+        assert_eq!(z.classify(b"\x03ns1"), Shape::Host(0));
+        assert_eq!(z.classify(b"\x03ns2\x05infra"), Shape::Host(1));
+        assert_eq!(z.classify(b"\x05infra"), Shape::HostAncestor);
+        assert_eq!(z.classify(b"\x04abcd"), Shape::One(b"\x04abcd"));
+        assert_eq!(z.classify(b"\x01s\x01u"), Shape::Two(b"\x01s\x01u"));
+        assert_eq!(z.classify(b"\x01x\x01s\x01u"), Shape::Deep);
+        assert_eq!(
+            z.classify(b"\x0f_acme-challenge\x01s\x01u"),
+            Shape::Acme { rest: b"\x01s\x01u" }
+        );
+        assert_eq!(
+            z.classify(b"\x0f_acme-challenge"),
+            Shape::Acme { rest: b"" }
+        );
+    }
+}
