@@ -285,13 +285,22 @@ impl Config {
 
         let server = raw.server;
         if server.listen.is_empty() {
-            return Err(err_at(None, "server.listen must name at least one address".into()));
+            return Err(err_at(
+                None,
+                "server.listen must name at least one address".into(),
+            ));
         }
         if server.udp_payload < 512 {
-            return Err(err_at(None, "server.udp_payload must be at least 512".into()));
+            return Err(err_at(
+                None,
+                "server.udp_payload must be at least 512".into(),
+            ));
         }
         if server.tcp_max_connections == 0 {
-            return Err(err_at(None, "server.tcp_max_connections must be at least 1".into()));
+            return Err(err_at(
+                None,
+                "server.tcp_max_connections must be at least 1".into(),
+            ));
         }
 
         let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -328,16 +337,25 @@ impl Config {
             let span = spanned.span();
             let c = spanned.into_inner();
             if clusters.iter().any(|o| o.name == c.name) {
-                return Err(err_at(Some(span), format!("duplicate cluster {:?}", c.name.as_str())));
+                return Err(err_at(
+                    Some(span),
+                    format!("duplicate cluster {:?}", c.name.as_str()),
+                ));
             }
             if c.ipv4.is_empty() {
                 return Err(err_at(
                     Some(span),
-                    format!("cluster {:?} needs at least one ipv4 address", c.name.as_str()),
+                    format!(
+                        "cluster {:?} needs at least one ipv4 address",
+                        c.name.as_str()
+                    ),
                 ));
             }
             if clusters.len() >= usize::from(u16::MAX) {
-                return Err(err_at(Some(span), "too many clusters (at most 65535)".into()));
+                return Err(err_at(
+                    Some(span),
+                    "too many clusters (at most 65535)".into(),
+                ));
             }
             clusters.push(ClusterConfig {
                 name: c.name,
@@ -360,7 +378,10 @@ impl Config {
                 return Err(err_at(Some(span), format!("duplicate zone {}", z.apex)));
             }
             if z.ns.is_empty() {
-                return Err(err_at(Some(span), format!("zone {} needs at least one ns", z.apex)));
+                return Err(err_at(
+                    Some(span),
+                    format!("zone {} needs at least one ns", z.apex),
+                ));
             }
             for txt in &z.txt {
                 if txt.get_ref().len() > 255 * 8 {
@@ -383,7 +404,10 @@ impl Config {
                         format!("host {} needs an a or aaaa address", h.name),
                     ));
                 }
-                let full = h.name.join(&z.apex).map_err(|m| err_at(Some(hspan.clone()), m))?;
+                let full = h
+                    .name
+                    .join(&z.apex)
+                    .map_err(|m| err_at(Some(hspan.clone()), m))?;
                 hosts.push(HostConfig {
                     name: full,
                     a: h.a,
@@ -444,7 +468,11 @@ impl Config {
 /// The 1-based line number of byte offset `pos` in `text`.
 pub fn line_of(text: &str, pos: usize) -> usize {
     let pos = pos.min(text.len());
-    text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -512,10 +540,16 @@ ipv6 = ["2001:db8::1"]
     fn bad_address_and_name_are_located() {
         let bad_ip = GOOD.replace("203.0.113.2", "203.0.113.300");
         let e = err(&bad_ip);
-        assert_eq!(e.line, Some(line_of(&bad_ip, bad_ip.find("203.0.113.300").unwrap())));
+        assert_eq!(
+            e.line,
+            Some(line_of(&bad_ip, bad_ip.find("203.0.113.300").unwrap()))
+        );
         let bad_name = GOOD.replace("Repl.CO", "repl..co");
         let e = err(&bad_name);
-        assert_eq!(e.line, Some(line_of(&bad_name, bad_name.find("repl..co").unwrap())));
+        assert_eq!(
+            e.line,
+            Some(line_of(&bad_name, bad_name.find("repl..co").unwrap()))
+        );
         assert!(e.message.contains("empty label"), "{e}");
     }
 

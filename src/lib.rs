@@ -4,9 +4,11 @@
 //! [`snapshot::Snapshot`]; `server` runs it on sockets, `feed` keeps the snapshot current.
 
 pub mod config;
+pub mod feed;
 pub mod name;
 pub mod resolve;
 pub mod rrset;
+pub mod server;
 pub mod snapshot;
 pub mod table;
 pub mod wire;

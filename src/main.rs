@@ -1,1 +1,228 @@
-fn main(){}
+//! The `clusterns` command: serve, check a config, and change the journal by hand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use clusterns::config::{Config, FeedConfig};
+use clusterns::feed::journal::{append, JournalReader};
+use clusterns::feed::master::Master;
+use clusterns::feed::{Builder, Change};
+use clusterns::name::Label;
+use clusterns::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "clusterns",
+    version,
+    about = "Cluster-aware authoritative DNS responder"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer queries for the configured zones.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen on this address instead of the config's (repeatable).
+        #[arg(long)]
+        listen: Vec<std::net::SocketAddr>,
+        /// UDP worker threads (0: one per core), instead of the config's.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Validate a configuration file and print what it would serve.
+    CheckConfig {
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// Change the journal: create, move, rename or delete an app.
+    Repl {
+        /// The configuration file (for the journal path and the cluster names).
+        #[arg(long, short, global = true, default_value = "examples/clusterns.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: ReplAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReplAction {
+    /// Create or replace an app (a new user or slug renames it).
+    Set {
+        id: Label,
+        user: Label,
+        slug: Label,
+        cluster: Label,
+    },
+    /// Move an existing app to another cluster.
+    Move { id: Label, cluster: Label },
+    /// Remove an app.
+    Delete { id: Label },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLUSTERNS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            threads,
+        } => serve(config, listen, threads),
+        Command::CheckConfig { config } => check_config(config),
+        Command::Repl { config, action } => repl(config, action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clusterns: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(
+    path: PathBuf,
+    listen: Vec<std::net::SocketAddr>,
+    threads: Option<usize>,
+) -> Result<(), String> {
+    let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+    if !listen.is_empty() {
+        config.server.listen = listen;
+    }
+    if let Some(t) = threads {
+        config.server.threads = t;
+    }
+    let config = Arc::new(config);
+    let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
+    let shared = builder.shared();
+    let server = Server::start(&config.server, shared.clone()).map_err(|e| e.to_string())?;
+    let feed = builder
+        .spawn(Duration::from_millis(20))
+        .map_err(|e| e.to_string())?;
+    for addr in server.local_addrs() {
+        tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
+        println!("clusterns: listening on {addr}");
+    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("installing signal handlers: {e}"))?;
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "stopping");
+    }
+    server.stop();
+    feed.stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn check_config(path: PathBuf) -> Result<(), String> {
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    println!("{}: ok", path.display());
+    for z in &config.zones {
+        println!(
+            "zone {} ttl {} negative-ttl {} ns {} acme {}",
+            z.apex,
+            z.ttl,
+            z.negative_ttl,
+            z.ns.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            z.acme_validation_zone
+                .as_ref()
+                .map_or("-".to_string(), |a| a.to_string()),
+        );
+    }
+    for c in &config.clusters {
+        println!("cluster {} ipv4 {:?} ipv6 {:?}", c.name, c.ipv4, c.ipv6);
+    }
+    let FeedConfig::Journal { path } = &config.feed;
+    println!("feed journal {}", path.display());
+    for l in &config.server.listen {
+        println!("listen {l}");
+    }
+    Ok(())
+}
+
+fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
+    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+    let FeedConfig::Journal { path } = &config.feed;
+    let check_cluster = |c: &Label| {
+        if config.cluster_index(c.as_str()).is_none() {
+            Err(format!("cluster {c} is not in {}", config_path.display()))
+        } else {
+            Ok(())
+        }
+    };
+    let change = match action {
+        ReplAction::Set {
+            id,
+            user,
+            slug,
+            cluster,
+        } => {
+            check_cluster(&cluster)?;
+            Change::Upsert {
+                id,
+                user,
+                slug,
+                cluster,
+            }
+        }
+        ReplAction::Move { id, cluster } => {
+            check_cluster(&cluster)?;
+            let (user, slug) = current(path, &id)?;
+            Change::Upsert {
+                id,
+                user,
+                slug,
+                cluster,
+            }
+        }
+        ReplAction::Delete { id } => {
+            current(path, &id)?;
+            Change::Delete { id }
+        }
+    };
+    let written = append(path, &[change]).map_err(|e| format!("{}: {e}", path.display()))?;
+    for s in written {
+        println!("{s}");
+    }
+    Ok(())
+}
+
+/// The user and slug of app `id` as the journal has it now.
+fn current(journal: &std::path::Path, id: &Label) -> Result<(Label, Label), String> {
+    let mut reader = JournalReader::new(journal, 0);
+    let batch = reader
+        .read_new()
+        .map_err(|e| format!("{}: {e}", journal.display()))?;
+    let mut master = Master::new();
+    for change in &batch.changes {
+        let _ = master.apply(change, |_| true);
+    }
+    master
+        .apps(|_| Some(0))
+        .into_iter()
+        .find(|a| &a.id == id)
+        .map(|a| (a.user, a.slug))
+        .ok_or_else(|| format!("repl {id} is not in {}", journal.display()))
+}

@@ -126,8 +126,8 @@ impl FromStr for DomainName {
         if s.contains("..") || s.starts_with('.') {
             return Err(format!("{s:?} has an empty label"));
         }
-        let name: domain::base::Name<Vec<u8>> =
-            domain::base::Name::from_str(s).map_err(|e| format!("{s:?} is not a valid domain name: {e}"))?;
+        let name: domain::base::Name<Vec<u8>> = domain::base::Name::from_str(s)
+            .map_err(|e| format!("{s:?} is not a valid domain name: {e}"))?;
         DomainName::from_wire(name.as_slice())
     }
 }
@@ -239,7 +239,9 @@ mod tests {
     fn rejects_bad_names() {
         assert!("".parse::<DomainName>().is_err());
         assert!("a..b".parse::<DomainName>().is_err());
-        assert!(format!("{}.com", "x".repeat(64)).parse::<DomainName>().is_err());
+        assert!(format!("{}.com", "x".repeat(64))
+            .parse::<DomainName>()
+            .is_err());
         let long = vec!["abcdefghi"; 30].join(".");
         assert!(long.parse::<DomainName>().is_err());
     }

@@ -79,7 +79,9 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
     match zone.classify(rel) {
         Shape::Apex => apex(zone, q.qtype),
         Shape::Acme { rest } => match &zone.acme_zone {
-            Some(target_zone) if exists(snap, zone, rest) => Outcome::AcmeCname { zone, target_zone },
+            Some(target_zone) if exists(snap, zone, rest) => {
+                Outcome::AcmeCname { zone, target_zone }
+            }
             _ => Outcome::NxDomain { zone },
         },
         Shape::Host(i) => {
@@ -148,7 +150,11 @@ fn addresses<'s>(zone: &'s Zone, a: &'s RrSet, aaaa: &'s RrSet, qtype: u16) -> O
 
 fn apex(zone: &Zone, qtype: u16) -> Outcome<'_> {
     // RFC 8482: answer ANY at the apex with the SOA alone.
-    let qtype = if qtype == rtype::ANY { rtype::SOA } else { qtype };
+    let qtype = if qtype == rtype::ANY {
+        rtype::SOA
+    } else {
+        qtype
+    };
     match zone.apex_set(qtype) {
         Some(set) => Outcome::Hit {
             zone,
@@ -263,10 +269,19 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
     #[test]
     fn app_names_answer_with_their_cluster() {
         let s = snapshot();
-        assert_eq!(hit_count(ask(&s, "coolgame.mark.repl.co", rtype::A)), (rtype::A, 1));
-        assert_eq!(hit_count(ask(&s, "site.ann.repl.co", rtype::A)), (rtype::A, 2));
+        assert_eq!(
+            hit_count(ask(&s, "coolgame.mark.repl.co", rtype::A)),
+            (rtype::A, 1)
+        );
+        assert_eq!(
+            hit_count(ask(&s, "site.ann.repl.co", rtype::A)),
+            (rtype::A, 2)
+        );
         assert_eq!(hit_count(ask(&s, "r1.repl.co", rtype::A)), (rtype::A, 2));
-        assert_eq!(hit_count(ask(&s, "r0.repl.co", rtype::AAAA)), (rtype::AAAA, 1));
+        assert_eq!(
+            hit_count(ask(&s, "r0.repl.co", rtype::AAAA)),
+            (rtype::AAAA, 1)
+        );
         // The same apps under the second zone, with its own TTL.
         match ask(&s, "r0.repl.dev", rtype::A) {
             Outcome::Hit { answer, zone, .. } => {
@@ -282,15 +297,39 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
     #[test]
     fn nodata_and_nxdomain() {
         let s = snapshot();
-        assert!(matches!(ask(&s, "r1.repl.co", rtype::AAAA), Outcome::NoData { .. }));
-        assert!(matches!(ask(&s, "r0.repl.co", rtype::MX), Outcome::NoData { .. }));
-        assert!(matches!(ask(&s, "r0.repl.co", rtype::TXT), Outcome::NoData { .. }));
+        assert!(matches!(
+            ask(&s, "r1.repl.co", rtype::AAAA),
+            Outcome::NoData { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "r0.repl.co", rtype::MX),
+            Outcome::NoData { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "r0.repl.co", rtype::TXT),
+            Outcome::NoData { .. }
+        ));
         // A user with apps is an empty non-terminal (RFC 8020).
-        assert!(matches!(ask(&s, "mark.repl.co", rtype::A), Outcome::NoData { .. }));
-        assert!(matches!(ask(&s, "nobody.repl.co", rtype::A), Outcome::NxDomain { .. }));
-        assert!(matches!(ask(&s, "other.mark.repl.co", rtype::A), Outcome::NxDomain { .. }));
-        assert!(matches!(ask(&s, "x.coolgame.mark.repl.co", rtype::A), Outcome::NxDomain { .. }));
-        assert!(matches!(ask(&s, "x.r0.repl.co", rtype::A), Outcome::NxDomain { .. }));
+        assert!(matches!(
+            ask(&s, "mark.repl.co", rtype::A),
+            Outcome::NoData { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "nobody.repl.co", rtype::A),
+            Outcome::NxDomain { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "other.mark.repl.co", rtype::A),
+            Outcome::NxDomain { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "x.coolgame.mark.repl.co", rtype::A),
+            Outcome::NxDomain { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "x.r0.repl.co", rtype::A),
+            Outcome::NxDomain { .. }
+        ));
     }
 
     #[test]
@@ -310,16 +349,27 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
         assert_eq!(hit_count(ask(&s, "repl.co", rtype::MX)), (rtype::MX, 1));
         assert_eq!(hit_count(ask(&s, "repl.co", rtype::ANY)), (rtype::SOA, 1));
         match ask(&s, "repl.co", rtype::NS) {
-            Outcome::Hit { answer, additional, .. } => {
+            Outcome::Hit {
+                answer, additional, ..
+            } => {
                 assert_eq!(answer.count, 2);
                 assert_eq!(additional.len(), 1, "glue for ns1 only");
             }
             o => panic!("{o:?}"),
         }
-        assert!(matches!(ask(&s, "repl.co", rtype::AAAA), Outcome::NoData { .. }));
-        assert!(matches!(ask(&s, "repl.co", rtype::CAA), Outcome::NoData { .. }));
+        assert!(matches!(
+            ask(&s, "repl.co", rtype::AAAA),
+            Outcome::NoData { .. }
+        ));
+        assert!(matches!(
+            ask(&s, "repl.co", rtype::CAA),
+            Outcome::NoData { .. }
+        ));
         assert_eq!(hit_count(ask(&s, "ns1.repl.co", rtype::A)), (rtype::A, 1));
-        assert!(matches!(ask(&s, "ns1.repl.co", rtype::AAAA), Outcome::NoData { .. }));
+        assert!(matches!(
+            ask(&s, "ns1.repl.co", rtype::AAAA),
+            Outcome::NoData { .. }
+        ));
     }
 
     #[test]

@@ -216,7 +216,9 @@ impl Table {
     pub fn heap_bytes(&self) -> usize {
         let slot = std::mem::size_of::<Slot>() + 1;
         self.arena.capacity()
-            + (self.ids.slots.capacity() + self.names.slots.capacity() + self.users.slots.capacity())
+            + (self.ids.slots.capacity()
+                + self.names.slots.capacity()
+                + self.users.slots.capacity())
                 * slot
     }
 }

@@ -62,7 +62,9 @@ pub enum Shape<'q> {
     Apex,
     /// `_acme-challenge.<rest>`; `rest` is the relative part after the first label (may be
     /// empty for the apex).
-    Acme { rest: &'q [u8] },
+    Acme {
+        rest: &'q [u8],
+    },
     Host(usize),
     HostAncestor,
     /// One label: a repl id or a user.
@@ -150,7 +152,11 @@ impl Zone {
                 for addr in &h.aaaa {
                     aaaa.push_named(&h.name, ttl.max(soa_ttl), &addr.octets());
                 }
-                glue.extend([a.finish(), aaaa.finish()].into_iter().filter(|s| !s.is_empty()));
+                glue.extend(
+                    [a.finish(), aaaa.finish()]
+                        .into_iter()
+                        .filter(|s| !s.is_empty()),
+                );
             }
             hosts.push(Host {
                 rel,
@@ -283,7 +289,9 @@ ipv4 = ["203.0.113.1"]
         assert_eq!(z.classify(b"\x01x\x01s\x01u"), Shape::Deep);
         assert_eq!(
             z.classify(b"\x0f_acme-challenge\x01s\x01u"),
-            Shape::Acme { rest: b"\x01s\x01u" }
+            Shape::Acme {
+                rest: b"\x01s\x01u"
+            }
         );
         assert_eq!(
             z.classify(b"\x0f_acme-challenge"),

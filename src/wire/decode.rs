@@ -6,8 +6,8 @@
 //! twice, trailing bytes) is FORMERR.
 
 use domain::base::iana::Opcode;
-use domain::base::opt::Opt;
 use domain::base::name::ToLabelIter;
+use domain::base::opt::Opt;
 use domain::base::Message;
 
 use crate::name::MAX_NAME_LEN;
@@ -111,8 +111,7 @@ fn parse(msg: &Message<[u8]>, err: ErrorHeader) -> Option<Request<'_>> {
                 continue;
             }
             // OPT only once, only in the additional section, owned by the root.
-            if section_index != 2 || edns.is_some() || !record.owner().is_root()
-            {
+            if section_index != 2 || edns.is_some() || !record.owner().is_root() {
                 return None;
             }
             record.to_record::<Opt<_>>().ok()??;

@@ -109,6 +109,9 @@ fn error(out: &mut [u8], h: &ErrorHeader, rcode: u8) -> Handled {
 pub fn is_authoritative(o: &Outcome<'_>) -> bool {
     matches!(
         o,
-        Outcome::Hit { .. } | Outcome::AcmeCname { .. } | Outcome::NoData { .. } | Outcome::NxDomain { .. }
+        Outcome::Hit { .. }
+            | Outcome::AcmeCname { .. }
+            | Outcome::NoData { .. }
+            | Outcome::NxDomain { .. }
     )
 }

@@ -1,0 +1,9 @@
+//! Change feeds and the builder thread that turns them into published snapshots.
+
+pub mod builder;
+pub mod change;
+pub mod journal;
+pub mod master;
+
+pub use builder::{Builder, BuilderHandle};
+pub use change::{Change, Sequenced};

@@ -1,0 +1,169 @@
+//! Sockets and threads: per listen address, N UDP workers each with its own SO_REUSEPORT
+//! socket, and one TCP event loop for all addresses.
+
+pub mod stats;
+pub mod tcp;
+pub mod udp;
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::ServerConfig;
+use crate::snapshot::SharedSnapshot;
+use stats::WorkerStats;
+
+/// A running server.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    local_addrs: Vec<SocketAddr>,
+    stats: Vec<Arc<WorkerStats>>,
+}
+
+/// How many UDP workers `threads = 0` means: one per core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Room for bursts; the kernel caps this at net.core.rmem_max / wmem_max.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(mio::net::TcpListener::from_std(s.into()))
+}
+
+/// Binds `threads` UDP sockets and one TCP listener on the same port. Port 0 picks a port
+/// free for both.
+fn bind_all(
+    addr: SocketAddr,
+    threads: usize,
+) -> io::Result<(Vec<UdpSocket>, mio::net::TcpListener, SocketAddr)> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let first = udp_socket(addr)?;
+        let bound = first.local_addr()?;
+        let tcp = match tcp_listener(bound) {
+            Ok(t) => t,
+            Err(e) => {
+                last_err = Some(e);
+                continue;
+            }
+        };
+        let mut socks = vec![first];
+        for _ in 1..threads {
+            socks.push(udp_socket(bound)?);
+        }
+        return Ok((socks, tcp, bound));
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no port free for UDP and TCP")))
+}
+
+impl Server {
+    /// Binds every listener and starts the worker threads answering from `shared`.
+    pub fn start(cfg: &ServerConfig, shared: SharedSnapshot) -> io::Result<Server> {
+        let threads = if cfg.threads == 0 {
+            default_threads()
+        } else {
+            cfg.threads
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        let mut local_addrs = Vec::new();
+        let mut listeners = Vec::new();
+        let mut stats = Vec::new();
+        let mut udp_socks = Vec::new();
+        for &addr in &cfg.listen {
+            let (socks, tcp, bound) = bind_all(addr, threads)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            local_addrs.push(bound);
+            listeners.push(tcp);
+            udp_socks.extend(socks);
+        }
+        for (i, sock) in udp_socks.into_iter().enumerate() {
+            let st = Arc::new(WorkerStats::default());
+            stats.push(st.clone());
+            let (shared, stop) = (shared.clone(), stop.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("udp-{i}"))
+                    .spawn(move || udp::run(sock, shared, stop, st))?,
+            );
+        }
+        let limits = tcp::TcpLimits {
+            idle_timeout: Duration::from_secs(cfg.tcp_idle_timeout_secs),
+            max_connections: cfg.tcp_max_connections,
+        };
+        let st = Arc::new(WorkerStats::default());
+        stats.push(st.clone());
+        let tcp_stop = stop.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name("tcp".into())
+                .spawn(move || {
+                    if let Err(e) = tcp::run(listeners, shared, limits, tcp_stop, st) {
+                        tracing::error!("tcp loop failed: {e}");
+                    }
+                })?,
+        );
+        Ok(Server {
+            stop,
+            threads: handles,
+            local_addrs,
+            stats,
+        })
+    }
+
+    /// The addresses actually bound (ports resolved when the config said 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The counters of every worker (UDP workers first, the TCP loop last).
+    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+        &self.stats
+    }
+
+    /// Stops accepting, lets in-flight TCP answers go out, and waits for every thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
