@@ -1,0 +1,195 @@
+//! Shared helpers for the end-to-end tests: a config in a temp dir, an in-process server on
+//! 127.0.0.1 with a free port, and a DNS client built on hickory-proto (not the server's own
+//! encoder).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+use clusterns::config::Config;
+use clusterns::feed::{Builder, BuilderHandle};
+use clusterns::server::Server;
+
+pub const JOURNAL: &str = "\
+1 set r-one mark coolgame east
+2 set r-two mark notes west
+3 set r-three ann site east
+";
+
+pub fn config_text(extra_server: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+threads = 2
+{extra_server}
+
+[feed]
+source = "journal"
+journal = "journal.log"
+
+[[zone]]
+apex = "repl.co"
+ns = ["ns1.repl.co", "ns.example.net"]
+acme_validation_zone = "acme.example.net"
+negative_ttl = 30
+soa = {{ rname = "hostmaster.repl.co" }}
+[[zone.host]]
+name = "ns1"
+a = ["192.0.2.53"]
+
+[[cluster]]
+name = "east"
+ipv4 = ["203.0.113.1", "203.0.113.2"]
+ipv6 = ["2001:db8::1"]
+
+[[cluster]]
+name = "west"
+ipv4 = ["198.51.100.7"]
+"#
+    )
+}
+
+/// A config and journal in a temp dir.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub journal_path: PathBuf,
+}
+
+pub fn setup(extra_server: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("clusterns.toml");
+    let journal_path = dir.path().join("journal.log");
+    std::fs::write(&config_path, config_text(extra_server)).unwrap();
+    std::fs::write(&journal_path, JOURNAL).unwrap();
+    Setup {
+        dir,
+        config_path,
+        journal_path,
+    }
+}
+
+/// An in-process server with its feed thread.
+pub struct Running {
+    pub server: Option<Server>,
+    pub feed: Option<BuilderHandle>,
+    pub addr: SocketAddr,
+    pub setup: Setup,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        if let Some(f) = self.feed.take() {
+            f.stop();
+        }
+    }
+}
+
+pub fn start(extra_server: &str) -> Running {
+    let setup = setup(extra_server);
+    start_with(setup)
+}
+
+pub fn start_with(setup: Setup) -> Running {
+    let config = Arc::new(Config::load(&setup.config_path).unwrap());
+    let builder = Builder::load(config.clone()).unwrap();
+    let server = Server::start(&config.server, builder.shared()).unwrap();
+    let feed = builder.spawn(Duration::from_millis(10)).unwrap();
+    let addr = server.local_addrs()[0];
+    Running {
+        server: Some(server),
+        feed: Some(feed),
+        addr,
+        setup,
+    }
+}
+
+pub fn query(name: &str, rtype: RecordType, id: u16, edns: bool) -> Vec<u8> {
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    if edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+pub fn udp_client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+/// Sends one datagram and waits for one answer.
+pub fn udp_exchange(addr: SocketAddr, pkt: &[u8]) -> Option<Message> {
+    let s = udp_client();
+    s.send_to(pkt, addr).unwrap();
+    let mut buf = [0u8; 65535];
+    match s.recv_from(&mut buf) {
+        Ok((n, _)) => Some(Message::from_vec(&buf[..n]).expect("response parses")),
+        Err(_) => None,
+    }
+}
+
+pub fn udp_ask(addr: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    udp_exchange(addr, &query(name, rtype, 0x4242, true)).expect("an answer")
+}
+
+pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+pub fn tcp_send(s: &mut TcpStream, pkt: &[u8]) {
+    let mut framed = (pkt.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(pkt);
+    s.write_all(&framed).unwrap();
+}
+
+pub fn tcp_read(s: &mut TcpStream) -> std::io::Result<Message> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf)?;
+    Ok(Message::from_vec(&buf).expect("response parses"))
+}
+
+/// The A addresses in a response's answer section.
+pub fn a_records(m: &Message) -> Vec<String> {
+    m.answers()
+        .iter()
+        .filter_map(|r| r.data().and_then(|d| d.as_a()).map(|a| a.to_string()))
+        .collect()
+}
+
+/// Polls `f` every 10 ms until it returns true or `limit` passes.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

@@ -1,0 +1,115 @@
+//! End-to-end through the real `clusterns` binary: serve, change the journal with the CLI,
+//! stop with SIGTERM; config errors name file and line.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterns");
+
+#[test]
+fn serve_move_and_stop() {
+    let s = setup("");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", path_str(&s.config_path), "--listen", "127.0.0.1:0"])
+        .env("CLUSTERNS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("clusterns: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+
+    let m = udp_ask(addr, "coolgame.mark.repl.co", RecordType::A);
+    assert_eq!(a_records(&m).len(), 2);
+
+    let moved = Command::new(BIN)
+        .args(["repl", "--config", path_str(&s.config_path), "move", "r-one", "west"])
+        .output()
+        .unwrap();
+    assert!(moved.status.success(), "{moved:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&moved.stdout).trim(),
+        "4 set r-one mark coolgame west"
+    );
+    assert!(wait_for(Duration::from_secs(2), || {
+        a_records(&udp_ask(addr, "coolgame.mark.repl.co", RecordType::A)) == vec!["198.51.100.7"]
+    }));
+
+    let deleted = Command::new(BIN)
+        .args(["repl", "--config", path_str(&s.config_path), "delete", "r-two"])
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{deleted:?}");
+    assert!(wait_for(Duration::from_secs(2), || {
+        udp_ask(addr, "notes.mark.repl.co", RecordType::A).response_code() == ResponseCode::NXDomain
+    }));
+
+    // Unknown cluster and unknown app are refused by the CLI, and nothing is written.
+    let before = std::fs::read_to_string(&s.journal_path).unwrap();
+    for args in [["move", "r-one", "mars"], ["move", "r-nope", "west"]] {
+        let o = Command::new(BIN)
+            .args(["repl", "--config", path_str(&s.config_path)])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(!o.stderr.is_empty());
+    }
+    assert_eq!(std::fs::read_to_string(&s.journal_path).unwrap(), before);
+
+    // SIGTERM: a clean exit.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn config_errors_name_file_and_line() {
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap();
+    let bad = text.replace("198.51.100.7", "198.51.100.700");
+    std::fs::write(&s.config_path, &bad).unwrap();
+    let line = bad[..bad.find("198.51.100.700").unwrap()].lines().count();
+    for sub in [vec!["check-config"], vec!["serve", "--config"]] {
+        let o = Command::new(BIN)
+            .args(&sub)
+            .arg(&s.config_path)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        let want = format!("{}:{line}:", s.config_path.display());
+        assert!(err.contains(&want), "{err:?} lacks {want:?}");
+    }
+}
+
+#[test]
+fn check_config_prints_what_it_serves() {
+    let s = setup("");
+    let o = Command::new(BIN)
+        .arg("check-config")
+        .arg(&s.config_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("zone repl.co."), "{text}");
+    assert!(text.contains("cluster east"), "{text}");
+}
