@@ -93,11 +93,26 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[feed]`: where the table of apps comes from.
+/// `[feed]`: where the table of apps comes from, and where its checkpoints go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedConfig {
+pub struct FeedConfig {
+    pub source: SourceConfig,
+    /// The checkpoint file; none: no checkpoints (start-up replays the whole feed).
+    pub checkpoint: Option<PathBuf>,
+    /// Seconds between checkpoints while changes arrive (one is also written at shutdown).
+    pub checkpoint_interval_secs: u64,
+    /// How often the journal is checked for new lines, or the database read when no
+    /// notification came (milliseconds).
+    pub poll_interval_ms: u64,
+}
+
+/// The change source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
     /// The embedded default: an append-only journal file of changes.
     Journal { path: PathBuf },
+    /// PostgreSQL (see `sql/schema.sql`): a libpq-style connection string.
+    Postgres { conninfo: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +121,15 @@ struct RawFeed {
     #[serde(default = "default_source")]
     source: Spanned<String>,
     journal: Option<PathBuf>,
+    postgres: Option<String>,
+    checkpoint: Option<PathBuf>,
+    #[serde(default = "default_checkpoint_interval")]
+    checkpoint_interval_secs: u64,
+    poll_interval_ms: Option<u64>,
+}
+
+fn default_checkpoint_interval() -> u64 {
+    300
 }
 
 fn default_source() -> Spanned<String> {
@@ -311,25 +335,49 @@ impl Config {
                     "missing [feed] section (source = \"journal\", journal = \"<file>\")".into(),
                 ))
             }
-            Some(feed) => match feed.source.get_ref().as_str() {
-                "journal" => {
-                    let Some(journal) = feed.journal else {
+            Some(feed) => {
+                let source = match feed.source.get_ref().as_str() {
+                    "journal" => {
+                        let Some(journal) = feed.journal else {
+                            return Err(err_at(
+                                Some(feed.source.span()),
+                                "feed source \"journal\" needs `journal = \"<file>\"`".into(),
+                            ));
+                        };
+                        SourceConfig::Journal {
+                            path: base_dir.join(journal),
+                        }
+                    }
+                    "postgres" => {
+                        let Some(conninfo) = feed.postgres else {
+                            return Err(err_at(
+                                Some(feed.source.span()),
+                                "feed source \"postgres\" needs `postgres = \"host=... dbname=...\"`"
+                                    .into(),
+                            ));
+                        };
+                        SourceConfig::Postgres { conninfo }
+                    }
+                    other => {
                         return Err(err_at(
                             Some(feed.source.span()),
-                            "feed source \"journal\" needs `journal = \"<file>\"`".into(),
-                        ));
-                    };
-                    FeedConfig::Journal {
-                        path: base_dir.join(journal),
+                            format!(
+                                "unknown feed source {other:?} (expected \"journal\" or \"postgres\")"
+                            ),
+                        ))
                     }
+                };
+                let default_poll = match source {
+                    SourceConfig::Journal { .. } => 2,
+                    SourceConfig::Postgres { .. } => 1000,
+                };
+                FeedConfig {
+                    source,
+                    checkpoint: feed.checkpoint.map(|c| base_dir.join(c)),
+                    checkpoint_interval_secs: feed.checkpoint_interval_secs.max(1),
+                    poll_interval_ms: feed.poll_interval_ms.unwrap_or(default_poll).max(1),
                 }
-                other => {
-                    return Err(err_at(
-                        Some(feed.source.span()),
-                        format!("unknown feed source {other:?} (expected \"journal\")"),
-                    ))
-                }
-            },
+            }
         };
 
         let mut clusters: Vec<ClusterConfig> = Vec::with_capacity(raw.cluster.len());
@@ -509,11 +557,25 @@ ipv6 = ["2001:db8::1"]
         let c = Config::parse(Path::new("/etc/clusterns/c.toml"), GOOD).unwrap();
         assert_eq!(c.server.threads, 2);
         assert_eq!(
-            c.feed,
-            FeedConfig::Journal {
+            c.feed.source,
+            SourceConfig::Journal {
                 path: PathBuf::from("/etc/clusterns/journal.log")
             }
         );
+        assert_eq!(c.feed.checkpoint, None);
+        assert_eq!(c.feed.poll_interval_ms, 2);
+        let pg = GOOD.replace(
+            "source = \"journal\"",
+            "source = \"postgres\"\npostgres = \"host=127.0.0.1\"\ncheckpoint = \"c.ckpt\"",
+        );
+        let c = Config::parse(Path::new("/etc/clusterns/c.toml"), &pg).unwrap();
+        assert_eq!(
+            c.feed.source,
+            SourceConfig::Postgres {
+                conninfo: "host=127.0.0.1".into()
+            }
+        );
+        assert_eq!(c.feed.checkpoint, Some(PathBuf::from("/etc/clusterns/c.ckpt")));
         let z = &c.zones[0];
         assert_eq!(z.apex.to_string(), "repl.co.");
         assert_eq!(z.ttl, 60);

@@ -3,15 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use clusterns::config::{Config, FeedConfig};
+use clusterns::config::{Config, SourceConfig};
 use clusterns::feed::journal::{append, JournalReader};
-use clusterns::feed::master::Master;
 use clusterns::feed::{Builder, Change};
 use clusterns::name::Label;
+use clusterns::table::Table;
 use clusterns::server::Server;
 
 #[derive(Parser)]
@@ -112,9 +111,7 @@ fn serve(
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
     let server = Server::start(&config.server, shared.clone()).map_err(|e| e.to_string())?;
-    let feed = builder
-        .spawn(Duration::from_millis(20))
-        .map_err(|e| e.to_string())?;
+    let feed = builder.spawn().map_err(|e| e.to_string())?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
         println!("clusterns: listening on {addr}");
@@ -154,8 +151,13 @@ fn check_config(path: PathBuf) -> Result<(), String> {
     for c in &config.clusters {
         println!("cluster {} ipv4 {:?} ipv6 {:?}", c.name, c.ipv4, c.ipv6);
     }
-    let FeedConfig::Journal { path } = &config.feed;
-    println!("feed journal {}", path.display());
+    match &config.feed.source {
+        SourceConfig::Journal { path } => println!("feed journal {}", path.display()),
+        SourceConfig::Postgres { conninfo } => println!("feed postgres {conninfo}"),
+    }
+    if let Some(c) = &config.feed.checkpoint {
+        println!("checkpoint {}", c.display());
+    }
     for l in &config.server.listen {
         println!("listen {l}");
     }
@@ -164,7 +166,12 @@ fn check_config(path: PathBuf) -> Result<(), String> {
 
 fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
-    let FeedConfig::Journal { path } = &config.feed;
+    let SourceConfig::Journal { path } = &config.feed.source else {
+        return Err(format!(
+            "{}: the feed is PostgreSQL; change apps in the database (see sql/schema.sql)",
+            config_path.display()
+        ));
+    };
     let check_cluster = |c: &Label| {
         if config.cluster_index(c.as_str()).is_none() {
             Err(format!("cluster {c} is not in {}", config_path.display()))
@@ -215,14 +222,18 @@ fn current(journal: &std::path::Path, id: &Label) -> Result<(Label, Label), Stri
     let batch = reader
         .read_new()
         .map_err(|e| format!("{}: {e}", journal.display()))?;
-    let mut master = Master::new();
-    for change in &batch.changes {
-        let _ = master.apply(change, |_| true);
+    let mut table = Table::default();
+    for s in &batch.changes {
+        let _ = match &s.change {
+            Change::Upsert { id, user, slug, .. } => {
+                table.upsert(id.as_str(), user.as_str(), slug.as_str(), 0)
+            }
+            Change::Delete { id } => table.delete(id.as_str()),
+        };
     }
-    master
-        .apps(|_| Some(0))
-        .into_iter()
-        .find(|a| &a.id == id)
-        .map(|a| (a.user, a.slug))
-        .ok_or_else(|| format!("repl {id} is not in {}", journal.display()))
+    let (user, slug, _) = table
+        .get(id.as_str())
+        .ok_or_else(|| format!("repl {id} is not in {}", journal.display()))?;
+    let label = |s: String| s.parse::<Label>().map_err(|e| format!("journal: {e}"));
+    Ok((label(user)?, label(slug)?))
 }

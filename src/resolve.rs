@@ -6,7 +6,7 @@
 use crate::name::DomainName;
 use crate::rrset::{rtype, RrSet, CLASS_IN};
 use crate::snapshot::Snapshot;
-use crate::table::hash_key;
+use crate::table::One;
 use crate::zone::{Shape, Zone, ACME_LABEL};
 
 /// A question with its name lower-cased, in wire form ending with the root label.
@@ -89,15 +89,12 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
             addresses(zone, &h.a, &h.aaaa, q.qtype)
         }
         Shape::HostAncestor => Outcome::NoData { zone },
-        Shape::One(key) => {
-            let hash = hash_key(key);
-            match snap.table.by_id(key, hash) {
-                Some(c) => app(zone, c, q.qtype),
-                None if snap.table.has_user(key, hash) => Outcome::NoData { zone },
-                None => Outcome::NxDomain { zone },
-            }
-        }
-        Shape::Two(key) => match snap.table.by_name(key, hash_key(key)) {
+        Shape::One(key) => match snap.table.lookup_one(key) {
+            One::App(c) => app(zone, c, q.qtype),
+            One::User => Outcome::NoData { zone },
+            One::Missing => Outcome::NxDomain { zone },
+        },
+        Shape::Two(key) => match snap.table.lookup_two(key) {
             Some(c) => app(zone, c, q.qtype),
             None => Outcome::NxDomain { zone },
         },
@@ -109,11 +106,8 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
 fn exists(snap: &Snapshot, zone: &Zone, rel: &[u8]) -> bool {
     match zone.classify(rel) {
         Shape::Apex | Shape::Host(_) | Shape::HostAncestor => true,
-        Shape::One(key) => {
-            let hash = hash_key(key);
-            snap.table.by_id(key, hash).is_some() || snap.table.has_user(key, hash)
-        }
-        Shape::Two(key) => snap.table.by_name(key, hash_key(key)).is_some(),
+        Shape::One(key) => snap.table.lookup_one(key) != One::Missing,
+        Shape::Two(key) => snap.table.lookup_two(key).is_some(),
         Shape::Acme { .. } | Shape::Deep => false,
     }
 }

@@ -1,26 +1,75 @@
-//! The builder thread: owns the master table, applies changes from the feed in batches and
-//! publishes each batch as one new snapshot (never half a batch).
+//! The builder thread: owns the table, applies changes from the feed in batches and publishes
+//! each batch as one new snapshot (never half a batch). When the overlay of recent changes
+//! grows, a background thread folds it into a new base while changes keep flowing; the
+//! changes applied meanwhile are replayed on top of the new base. Checkpoints are written from
+//! an O(1) copy of the table, on a timer and at shutdown.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::{Config, FeedConfig};
-use crate::feed::journal::{JournalReader, LineError};
-use crate::feed::master::Master;
+use crate::config::{Config, SourceConfig};
+use crate::feed::change::{Change, Sequenced};
+use crate::feed::checkpoint::{self, Position};
+use crate::feed::journal::{JournalReader, LineError, ReadBatch};
+use pgtmp::PgSource;
+mod pgtmp {
+    use crate::feed::change::{Change, Sequenced};
+    use std::time::Duration;
+    pub struct PgSource;
+    impl PgSource {
+        pub fn new(_: &str) -> Self { PgSource }
+        pub fn oldest_seq(&mut self) -> Result<Option<u64>, String> { Ok(None) }
+        pub fn load_all(&mut self) -> Result<(Vec<Change>, u64), String> { Ok((vec![], 0)) }
+        pub fn poll(&mut self, _: u64, _: Duration, _: usize) -> Result<Vec<Sequenced>, String> { Ok(vec![]) }
+    }
+}
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
+use crate::table::{Base, BuildError, Table};
 
-/// Owns the master table and the feed reader.
+/// Where changes come from.
+enum Source {
+    Journal(JournalReader),
+    Postgres(Box<PgSource>),
+}
+
+/// Applies one change to `table`, numbering clusters as `config` does.
+pub fn apply(table: &mut Table, config: &Config, change: &Change) -> Result<(), String> {
+    match change {
+        Change::Upsert {
+            id,
+            user,
+            slug,
+            cluster,
+        } => {
+            let Some(c) = config.cluster_index(cluster.as_str()) else {
+                return Err(format!("cluster {cluster} is not in the configuration"));
+            };
+            table.upsert(id.as_str(), user.as_str(), slug.as_str(), c)
+        }
+        Change::Delete { id } => table.delete(id.as_str()),
+    }
+}
+
+/// Owns the table and the feed.
 pub struct Builder {
     config: Arc<Config>,
     served: Arc<Served>,
-    master: Master,
-    reader: JournalReader,
+    table: Table,
+    source: Source,
     shared: SharedSnapshot,
     generation: u64,
+    last_seq: u64,
     rejected: u64,
+    fold: Option<JoinHandle<Result<Base, BuildError>>>,
+    since_fold: Vec<Sequenced>,
+    /// The smallest overlay that triggers a fold.
+    fold_min: usize,
+    dirty: bool,
+    last_checkpoint: Instant,
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 /// Stops the builder thread when dropped or asked.
@@ -30,7 +79,7 @@ pub struct BuilderHandle {
 }
 
 impl BuilderHandle {
-    /// Stops the thread and waits for it.
+    /// Stops the thread (which writes a last checkpoint) and waits for it.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -49,29 +98,178 @@ impl Drop for BuilderHandle {
     }
 }
 
+/// The cluster names of a config, in index order.
+fn cluster_names(config: &Config) -> Vec<String> {
+    config
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str().to_string())
+        .collect()
+}
+
+/// Loads a checkpoint if one is configured and usable: its table (clusters renumbered to the
+/// config's) and position.
+fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
+    let path = config.feed.checkpoint.as_ref()?;
+    if !path.exists() {
+        return None;
+    }
+    let started = Instant::now();
+    let loaded = match checkpoint::read(path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("checkpoint {}: {e}; replaying the whole feed", path.display());
+            return None;
+        }
+    };
+    let mut map = Vec::with_capacity(loaded.clusters.len());
+    for name in &loaded.clusters {
+        match config.cluster_index(name) {
+            Some(i) => map.push(i),
+            None => {
+                tracing::warn!(
+                    "checkpoint {}: cluster {name} is no longer configured; replaying the whole feed",
+                    path.display()
+                );
+                return None;
+            }
+        }
+    }
+    let table = if map.iter().enumerate().all(|(i, &c)| usize::from(c) == i) {
+        loaded.table
+    } else {
+        let mut b = Base::builder(loaded.table.len());
+        for (id, name, c) in loaded.table.records() {
+            if b.push(id, name, map[usize::from(c)]).is_err() {
+                return None;
+            }
+        }
+        Table::from_base(Arc::new(b.finish()))
+    };
+    tracing::info!(
+        apps = table.len(),
+        last_seq = loaded.position.last_seq,
+        ms = started.elapsed().as_millis() as u64,
+        "checkpoint {} loaded",
+        path.display()
+    );
+    Some((table, loaded.position))
+}
+
 impl Builder {
-    /// Loads the whole feed and publishes the first snapshot.
+    /// Loads the table (checkpoint plus the changes after it, or the whole feed) and publishes
+    /// the first snapshot.
     pub fn load(config: Arc<Config>) -> io::Result<Builder> {
-        let FeedConfig::Journal { path } = &config.feed;
         let served = Arc::new(Served::from_config(&config));
-        let reader = JournalReader::new(path, 0);
-        let table = Arc::new(crate::table::Table::default());
-        let shared = snapshot::shared(Snapshot::new(served.clone(), table, 0));
+        let started = Instant::now();
+        let ckpt = load_checkpoint(&config);
+        let (table, position, source) = match &config.feed.source {
+            SourceConfig::Journal { path } => {
+                let resumed = ckpt.and_then(|(t, p)| {
+                    match JournalReader::resume(path, p.journal_offset, p.journal_line, p.last_seq) {
+                        Ok(r) => Some((t, p, r)),
+                        Err(e) => {
+                            tracing::warn!("checkpoint does not match the journal ({e}); replaying it all");
+                            None
+                        }
+                    }
+                });
+                match resumed {
+                    Some((t, p, r)) => (t, p, Source::Journal(r)),
+                    None => (
+                        Table::default(),
+                        Position::default(),
+                        Source::Journal(JournalReader::new(path, 0)),
+                    ),
+                }
+            }
+            SourceConfig::Postgres { conninfo } => {
+                let mut pg = PgSource::new(conninfo);
+                let resumed = match ckpt {
+                    Some((t, p)) => match pg.oldest_seq() {
+                        Ok(oldest) if oldest.is_none_or(|o| o <= p.last_seq + 1) => Some((t, p)),
+                        Ok(_) => {
+                            tracing::warn!("the change log was pruned past the checkpoint; loading the whole table");
+                            None
+                        }
+                        Err(e) => return Err(io::Error::other(format!("postgres: {e}"))),
+                    },
+                    None => None,
+                };
+                let (t, p) = match resumed {
+                    Some(x) => x,
+                    None => {
+                        let (apps, seq) = pg
+                            .load_all()
+                            .map_err(|e| io::Error::other(format!("postgres: {e}")))?;
+                        let mut t = Table::default();
+                        let mut rejected = 0;
+                        for (i, change) in apps.iter().enumerate() {
+                            if let Err(e) = apply(&mut t, &config, change) {
+                                rejected += 1;
+                                tracing::warn!("postgres row {change:?}: {e}; skipped");
+                            }
+                            if i % (1 << 20) == (1 << 20) - 1 {
+                                t = Table::from_base(Arc::new(t.fold().map_err(io::Error::other)?));
+                            }
+                        }
+                        if rejected > 0 {
+                            tracing::warn!(rejected, "rows skipped");
+                        }
+                        (
+                            Table::from_base(Arc::new(t.fold().map_err(io::Error::other)?)),
+                            Position {
+                                last_seq: seq,
+                                ..Position::default()
+                            },
+                        )
+                    }
+                };
+                (t, p, Source::Postgres(Box::new(pg)))
+            }
+        };
+        let shared = snapshot::shared(Snapshot::new(
+            served.clone(),
+            Arc::new(table.clone()),
+            position.last_seq,
+        ));
         let mut b = Builder {
             config,
             served,
-            master: Master::new(),
-            reader,
+            table,
+            source,
             shared,
             generation: 1,
+            last_seq: position.last_seq,
             rejected: 0,
+            fold: None,
+            since_fold: Vec::new(),
+            fold_min: 100_000,
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            checkpointer: None,
         };
-        b.poll()?;
+        // Catch up with what the feed holds beyond the checkpoint, folding as we go so that a
+        // long replay does not leave a huge overlay.
+        loop {
+            let applied = b.poll_once(Duration::ZERO)?;
+            if b.table.overlay().len() > (1 << 18).max(b.table.base().len()) {
+                b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
+                b.publish();
+            }
+            if applied == 0 {
+                break;
+            }
+        }
+        if b.table.overlay().len() > 0 && b.table.base().is_empty() {
+            b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
+        }
+        b.publish();
         tracing::info!(
-            apps = b.master.len(),
-            last_seq = b.master.last_seq(),
+            apps = b.table.len(),
+            last_seq = b.last_seq,
             rejected = b.rejected,
-            journal = %b.reader.path().display(),
+            ms = started.elapsed().as_millis() as u64,
             "table loaded"
         );
         Ok(b)
@@ -87,29 +285,61 @@ impl Builder {
         self.rejected
     }
 
-    /// Reads what the feed has added, applies it and publishes a snapshot if anything changed.
-    /// Returns the number of changes applied.
-    pub fn poll(&mut self) -> io::Result<usize> {
-        let batch = self.reader.read_new()?;
+    /// The table as the builder has it.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The sequence number of the last change applied.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Reads what the feed has (waiting up to `wait` for it where the source can wait),
+    /// applies it and publishes a snapshot if anything changed. Returns the number applied.
+    pub fn poll_once(&mut self, wait: Duration) -> io::Result<usize> {
+        let batch = match &mut self.source {
+            Source::Journal(r) => r.read_new()?,
+            Source::Postgres(pg) => match pg.poll(self.last_seq, wait, 10_000) {
+                Ok(changes) => ReadBatch {
+                    changes,
+                    errors: Vec::new(),
+                },
+                Err(e) => {
+                    // Keep answering from the last snapshot; the source reconnects itself.
+                    tracing::warn!("postgres: {e}");
+                    ReadBatch::default()
+                }
+            },
+        };
         for e in &batch.errors {
             self.reject(e);
         }
         let mut applied = 0;
-        for change in &batch.changes {
-            let config = &self.config;
-            match self
-                .master
-                .apply(change, |c| config.cluster_index(c).is_some())
-            {
-                Ok(()) => applied += 1,
-                Err(message) => self.reject(&LineError {
-                    file: self.reader.path().to_path_buf(),
-                    line: 0,
-                    message: format!("change {change}: {message}; skipped"),
-                }),
+        for change in batch.changes {
+            self.last_seq = self.last_seq.max(change.seq);
+            match apply(&mut self.table, &self.config, &change.change) {
+                Ok(()) => {
+                    applied += 1;
+                    if self.fold.is_some() {
+                        self.since_fold.push(change);
+                    }
+                }
+                Err(message) => {
+                    let file = match &self.source {
+                        Source::Journal(r) => r.path().to_path_buf(),
+                        Source::Postgres(_) => "postgres".into(),
+                    };
+                    self.reject(&LineError {
+                        file,
+                        line: 0,
+                        message: format!("change {change}: {message}; skipped"),
+                    })
+                }
             }
         }
-        if applied > 0 || self.generation == 1 {
+        if applied > 0 {
+            self.dirty = true;
             self.publish();
         }
         Ok(applied)
@@ -125,40 +355,164 @@ impl Builder {
     }
 
     fn publish(&mut self) {
-        let config = &self.config;
-        let table = match self.master.table(|c| config.cluster_index(c)) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(
-                    "cannot build the table ({e}); still answering from generation {}",
-                    self.generation
-                );
-                return;
-            }
-        };
         self.generation += 1;
         let snap = Snapshot {
             generation: self.generation,
-            last_seq: self.master.last_seq(),
+            last_seq: self.last_seq,
             served: self.served.clone(),
-            table: Arc::new(table),
+            table: Arc::new(self.table.clone()),
         };
         self.shared.store(Arc::new(snap));
     }
 
-    /// Runs the builder on its own thread, polling the feed every `interval`.
-    pub fn spawn(mut self, interval: Duration) -> io::Result<BuilderHandle> {
+    /// The overlay size at which a fold into a new base starts.
+    fn fold_threshold(&self) -> usize {
+        self.fold_min.max(self.table.base().len() / 10)
+    }
+
+    /// Sets the smallest overlay that triggers a background fold (default 100,000 changes;
+    /// a tenth of the table when that is larger).
+    pub fn set_fold_min(&mut self, n: usize) {
+        self.fold_min = n;
+    }
+
+    /// Folds and checkpoints as the running thread would (for tests and benchmarks that drive
+    /// the builder by hand).
+    pub fn maintain(&mut self) {
+        self.manage_fold();
+        self.manage_checkpoint(false);
+    }
+
+    /// Waits for a running fold to finish and installs it.
+    pub fn finish_fold(&mut self) {
+        if let Some(f) = &self.fold {
+            while !f.is_finished() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.manage_fold();
+        }
+    }
+
+    /// Starts a fold when the overlay is large; installs a finished one.
+    fn manage_fold(&mut self) {
+        if let Some(f) = &self.fold {
+            if !f.is_finished() {
+                return;
+            }
+            let f = self.fold.take().expect("checked above");
+            match f.join() {
+                Ok(Ok(base)) => {
+                    let mut table = Table::from_base(Arc::new(base));
+                    for change in std::mem::take(&mut self.since_fold) {
+                        // These were accepted once on the same state: they apply again.
+                        let _ = apply(&mut table, &self.config, &change.change);
+                    }
+                    self.table = table;
+                    self.publish();
+                    tracing::debug!(apps = self.table.len(), "overlay folded into a new base");
+                }
+                Ok(Err(e)) => tracing::error!("folding the table failed: {e}"),
+                Err(_) => tracing::error!("the fold thread panicked"),
+            }
+            self.since_fold.clear();
+            return;
+        }
+        if self.table.overlay().len() > self.fold_threshold() {
+            let table = self.table.clone();
+            match std::thread::Builder::new()
+                .name("fold".into())
+                .spawn(move || table.fold())
+            {
+                Ok(h) => self.fold = Some(h),
+                Err(e) => tracing::error!("cannot start a fold: {e}"),
+            }
+        }
+    }
+
+    fn position(&self) -> Position {
+        let (journal_offset, journal_line) = match &self.source {
+            Source::Journal(r) => r.position(),
+            Source::Postgres(_) => (0, 0),
+        };
+        Position {
+            last_seq: self.last_seq,
+            journal_offset,
+            journal_line,
+        }
+    }
+
+    /// Writes a checkpoint in the background when one is due.
+    fn manage_checkpoint(&mut self, force: bool) {
+        let Some(path) = self.config.feed.checkpoint.clone() else {
+            return;
+        };
+        if let Some(t) = &self.checkpointer {
+            if !t.is_finished() && !force {
+                return;
+            }
+            if let Some(t) = self.checkpointer.take() {
+                let _ = t.join();
+            }
+        }
+        let due = self.last_checkpoint.elapsed()
+            >= Duration::from_secs(self.config.feed.checkpoint_interval_secs);
+        if !self.dirty || !(due || force) {
+            return;
+        }
+        let (table, position, clusters) = (self.table.clone(), self.position(), cluster_names(&self.config));
+        self.dirty = false;
+        self.last_checkpoint = Instant::now();
+        let write = move || {
+            let started = Instant::now();
+            match checkpoint::write(&path, &table, position, &clusters) {
+                Ok(()) => tracing::info!(
+                    apps = table.len(),
+                    last_seq = position.last_seq,
+                    ms = started.elapsed().as_millis() as u64,
+                    "checkpoint {} written",
+                    path.display()
+                ),
+                Err(e) => tracing::error!("checkpoint {}: {e}", path.display()),
+            }
+        };
+        if force {
+            write();
+        } else {
+            match std::thread::Builder::new().name("checkpoint".into()).spawn(write) {
+                Ok(h) => self.checkpointer = Some(h),
+                Err(e) => tracing::error!("cannot start a checkpoint: {e}"),
+            }
+        }
+    }
+
+    /// Writes a checkpoint now (if configured and anything changed since the last).
+    pub fn checkpoint_now(&mut self) {
+        self.manage_checkpoint(true);
+    }
+
+    /// Runs the builder on its own thread until stopped; a last checkpoint is written then.
+    pub fn spawn(mut self) -> io::Result<BuilderHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let interval = Duration::from_millis(self.config.feed.poll_interval_ms);
         let thread = std::thread::Builder::new()
             .name("builder".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    if let Err(e) = self.poll() {
-                        tracing::error!("feed {}: {e}", self.reader.path().display());
+                    match self.poll_once(interval) {
+                        Ok(n) => {
+                            if n == 0 && matches!(self.source, Source::Journal(_)) {
+                                std::thread::sleep(interval);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!("feed: {e}");
+                            std::thread::sleep(interval.max(Duration::from_millis(100)));
+                        }
                     }
-                    std::thread::sleep(interval);
+                    self.maintain();
                 }
+                self.checkpoint_now();
             })?;
         Ok(BuilderHandle {
             stop,

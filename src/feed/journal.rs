@@ -106,6 +106,42 @@ impl JournalReader {
         }
     }
 
+    /// A reader that continues at byte `offset` (line number `line`), where a checkpoint at
+    /// `last_seq` left off. Fails if the journal does not match: shorter than `offset`, or
+    /// `offset` not at the start of a line.
+    pub fn resume(path: &Path, offset: u64, line: u64, last_seq: u64) -> io::Result<JournalReader> {
+        if offset > 0 {
+            let mut f = File::open(path)?;
+            if f.metadata()?.len() < offset {
+                return Err(io::Error::other(format!(
+                    "{} is shorter than the checkpoint's position {offset}",
+                    path.display()
+                )));
+            }
+            let mut b = [0u8; 1];
+            f.seek(SeekFrom::Start(offset - 1))?;
+            f.read_exact(&mut b)?;
+            if b[0] != b'\n' {
+                return Err(io::Error::other(format!(
+                    "{}: the checkpoint's position {offset} is not at the start of a line",
+                    path.display()
+                )));
+            }
+        }
+        Ok(JournalReader {
+            path: path.to_path_buf(),
+            offset,
+            line,
+            last_seq,
+            skip_upto: last_seq,
+        })
+    }
+
+    /// The byte offset and line number of the first line not yet read.
+    pub fn position(&self) -> (u64, u64) {
+        (self.offset, self.line)
+    }
+
     /// The highest sequence number read so far.
     pub fn last_seq(&self) -> u64 {
         self.last_seq

@@ -2,8 +2,9 @@
 
 pub mod builder;
 pub mod change;
+pub mod checkpoint;
 pub mod journal;
-pub mod master;
+pub mod postgres;
 
 pub use builder::{Builder, BuilderHandle};
 pub use change::{Change, Sequenced};

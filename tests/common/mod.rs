@@ -104,7 +104,7 @@ pub fn start_with(setup: Setup) -> Running {
     let config = Arc::new(Config::load(&setup.config_path).unwrap());
     let builder = Builder::load(config.clone()).unwrap();
     let server = Server::start(&config.server, builder.shared()).unwrap();
-    let feed = builder.spawn(Duration::from_millis(10)).unwrap();
+    let feed = builder.spawn().unwrap();
     let addr = server.local_addrs()[0];
     Running {
         server: Some(server),

@@ -1,0 +1,397 @@
+//! Checkpoints: the whole table (base arena and index slots as they are, plus the overlay) and
+//! the feed position it reflects, written atomically (temp file, fsync, rename, fsync of the
+//! directory) so that a restart loads it and replays only the changes after it.
+//!
+//! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, journal byte
+//! offset and line, a hash probe (to detect a different hash function), cluster names, the
+//! arena, the three indexes, user counts, the overlay's entries; a CRC-32 of all of it last.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::table::base::{Base, Index};
+use crate::table::overlay::{Key, Overlay, Rec};
+use crate::table::{hash_key, Table};
+
+const MAGIC: &[u8; 8] = b"CLNSCKP1";
+const VERSION: u32 = 1;
+
+/// Where a checkpoint's feed position is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// The last change applied.
+    pub last_seq: u64,
+    /// For a journal: the byte offset and line number of the first line not yet read.
+    pub journal_offset: u64,
+    pub journal_line: u64,
+}
+
+/// A loaded checkpoint.
+pub struct Loaded {
+    pub table: Table,
+    pub position: Position,
+    /// The cluster names the table's indexes refer to.
+    pub clusters: Vec<String>,
+}
+
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct CrcReader<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for CrcReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn put_u8(w: &mut impl Write, v: u8) -> io::Result<()> {
+    w.write_all(&[v])
+}
+fn put_u16(w: &mut impl Write, v: u16) -> io::Result<()> {
+    w.write_all(&v.to_le_bytes())
+}
+fn put_u32(w: &mut impl Write, v: u32) -> io::Result<()> {
+    w.write_all(&v.to_le_bytes())
+}
+fn put_u64(w: &mut impl Write, v: u64) -> io::Result<()> {
+    w.write_all(&v.to_le_bytes())
+}
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
+    put_u8(w, b.len() as u8)?;
+    w.write_all(b)
+}
+
+fn put_index(w: &mut impl Write, index: &Index) -> io::Result<()> {
+    put_u64(w, index.slots.len() as u64)?;
+    put_u64(w, index.len as u64)?;
+    let mut chunk = Vec::with_capacity(64 * 1024);
+    for s in index.slots.chunks(8 * 1024) {
+        chunk.clear();
+        for v in s {
+            chunk.extend_from_slice(&v.to_le_bytes());
+        }
+        w.write_all(&chunk)?;
+    }
+    Ok(())
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+fn get<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+fn get_u8(r: &mut impl Read) -> io::Result<u8> {
+    Ok(get::<1>(r)?[0])
+}
+fn get_u16(r: &mut impl Read) -> io::Result<u16> {
+    Ok(u16::from_le_bytes(get(r)?))
+}
+fn get_u32(r: &mut impl Read) -> io::Result<u32> {
+    Ok(u32::from_le_bytes(get(r)?))
+}
+fn get_u64(r: &mut impl Read) -> io::Result<u64> {
+    Ok(u64::from_le_bytes(get(r)?))
+}
+fn get_len(r: &mut impl Read, limit: u64, what: &str) -> io::Result<usize> {
+    let n = get_u64(r)?;
+    if n > limit {
+        return Err(bad(format!("{what} count {n} is implausible")));
+    }
+    Ok(n as usize)
+}
+fn get_bytes(r: &mut impl Read) -> io::Result<Key> {
+    let n = usize::from(get_u8(r)?);
+    let mut v = vec![0u8; n];
+    r.read_exact(&mut v)?;
+    Ok(v.into_boxed_slice())
+}
+
+fn get_index(r: &mut impl Read, arena_len: usize) -> io::Result<Index> {
+    let n = get_len(r, 1 << 34, "slot")?;
+    if !n.is_power_of_two() {
+        return Err(bad("index size is not a power of two"));
+    }
+    let len = get_len(r, n as u64, "entry")?;
+    let mut slots = Vec::with_capacity(n);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(buf.len() / 8);
+        r.read_exact(&mut buf[..take * 8])?;
+        for c in buf[..take * 8].chunks_exact(8) {
+            let v = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
+            if (v >> 32) as usize >= arena_len {
+                return Err(bad("index slot points outside the arena"));
+            }
+            slots.push(v);
+        }
+        left -= take;
+    }
+    if slots.iter().filter(|&&s| s != 0).count() != len {
+        return Err(bad("index entry count does not match its slots"));
+    }
+    Ok(Index { slots, len })
+}
+
+/// Writes `table` at `position` to `path` atomically.
+pub fn write(path: &Path, table: &Table, position: Position, clusters: &[String]) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    let file = File::create(&tmp)?;
+    let mut w = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+    w.write_all(MAGIC)?;
+    put_u32(&mut w, VERSION)?;
+    put_u64(&mut w, position.last_seq)?;
+    put_u64(&mut w, position.journal_offset)?;
+    put_u64(&mut w, position.journal_line)?;
+    put_u64(&mut w, hash_key(b"clusterns"))?;
+    put_u32(&mut w, clusters.len() as u32)?;
+    for c in clusters {
+        put_bytes(&mut w, c.as_bytes())?;
+    }
+    let base = table.base();
+    put_u64(&mut w, base.arena.len() as u64)?;
+    w.write_all(&base.arena)?;
+    put_index(&mut w, &base.ids)?;
+    put_index(&mut w, &base.names)?;
+    put_index(&mut w, &base.users)?;
+    put_u64(&mut w, base.user_counts.len() as u64)?;
+    for c in &base.user_counts {
+        put_u32(&mut w, *c)?;
+    }
+    let o = table.overlay();
+    put_u64(&mut w, o.ids.len() as u64)?;
+    for (k, v) in o.ids.iter() {
+        put_bytes(&mut w, k)?;
+        match v {
+            Some(r) => {
+                put_u8(&mut w, 1)?;
+                put_bytes(&mut w, &r.name)?;
+                put_u16(&mut w, r.cluster)?;
+            }
+            None => put_u8(&mut w, 0)?,
+        }
+    }
+    put_u64(&mut w, o.names.len() as u64)?;
+    for (k, v) in o.names.iter() {
+        put_bytes(&mut w, k)?;
+        match v {
+            Some((id, c)) => {
+                put_u8(&mut w, 1)?;
+                put_bytes(&mut w, id)?;
+                put_u16(&mut w, *c)?;
+            }
+            None => put_u8(&mut w, 0)?,
+        }
+    }
+    put_u64(&mut w, o.users.len() as u64)?;
+    for (k, v) in o.users.iter() {
+        put_bytes(&mut w, k)?;
+        put_u64(&mut w, *v as u64)?;
+    }
+    put_u64(&mut w, table.len() as u64)?;
+    let crc = w.crc.clone().finalize();
+    let mut inner = w.inner;
+    inner.write_all(&crc.to_le_bytes())?;
+    let file = inner.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Reads a checkpoint. Any damage (truncation, a bad checksum, an inconsistent index, a
+/// different hash function) is an error: the caller then replays the whole feed.
+pub fn read(path: &Path) -> io::Result<Loaded> {
+    let file = File::open(path)?;
+    let mut r = CrcReader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+    };
+    if &get::<8>(&mut r)? != MAGIC {
+        return Err(bad("not a clusterns checkpoint"));
+    }
+    let version = get_u32(&mut r)?;
+    if version != VERSION {
+        return Err(bad(format!("checkpoint version {version}, expected {VERSION}")));
+    }
+    let position = Position {
+        last_seq: get_u64(&mut r)?,
+        journal_offset: get_u64(&mut r)?,
+        journal_line: get_u64(&mut r)?,
+    };
+    if get_u64(&mut r)? != hash_key(b"clusterns") {
+        return Err(bad("written with a different hash function"));
+    }
+    let n = get_u32(&mut r)?;
+    if n > u32::from(u16::MAX) {
+        return Err(bad("too many clusters"));
+    }
+    let mut clusters = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        clusters.push(String::from_utf8(get_bytes(&mut r)?.into()).map_err(|_| bad("cluster name is not UTF-8"))?);
+    }
+    let arena_len = get_len(&mut r, u64::from(u32::MAX), "arena byte")?;
+    let mut arena = vec![0u8; arena_len];
+    r.read_exact(&mut arena)?;
+    let ids = get_index(&mut r, arena_len)?;
+    let names = get_index(&mut r, arena_len)?;
+    let users = get_index(&mut r, arena_len)?;
+    let nc = get_len(&mut r, users.slots.len() as u64, "user count")?;
+    if nc != users.slots.len() {
+        return Err(bad("user counts do not match the user index"));
+    }
+    let mut user_counts = Vec::with_capacity(nc);
+    for _ in 0..nc {
+        user_counts.push(get_u32(&mut r)?);
+    }
+    let mut overlay = Overlay::default();
+    for _ in 0..get_len(&mut r, 1 << 32, "overlay id")? {
+        let k = get_bytes(&mut r)?;
+        let v = match get_u8(&mut r)? {
+            0 => None,
+            _ => Some(Rec {
+                name: get_bytes(&mut r)?,
+                cluster: get_u16(&mut r)?,
+            }),
+        };
+        overlay.ids.insert(k, v);
+    }
+    for _ in 0..get_len(&mut r, 1 << 32, "overlay name")? {
+        let k = get_bytes(&mut r)?;
+        let v = match get_u8(&mut r)? {
+            0 => None,
+            _ => Some((get_bytes(&mut r)?, get_u16(&mut r)?)),
+        };
+        overlay.names.insert(k, v);
+    }
+    for _ in 0..get_len(&mut r, 1 << 32, "overlay user")? {
+        let k = get_bytes(&mut r)?;
+        overlay.users.insert(k, get_u64(&mut r)? as i64);
+    }
+    let len = get_len(&mut r, 1 << 40, "app")?;
+    let computed = r.crc.clone().finalize();
+    let stored = u32::from_le_bytes(get::<4>(&mut r.inner)?);
+    if computed != stored {
+        return Err(bad("checksum mismatch"));
+    }
+    let mut extra = [0u8; 1];
+    if r.inner.read(&mut extra)? != 0 {
+        return Err(bad("trailing bytes"));
+    }
+    let base = Base {
+        arena,
+        ids,
+        names,
+        users,
+        user_counts,
+    };
+    base.validate().map_err(bad)?;
+    let table = Table::from_parts(Arc::new(base), overlay, len);
+    Ok(Loaded {
+        table,
+        position,
+        clusters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Table {
+        let mut t = Table::default();
+        for i in 0..300 {
+            t.upsert(&format!("r{i}"), &format!("u{}", i % 11), &format!("s{i}"), (i % 3) as u16)
+                .unwrap();
+        }
+        t.upsert("3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c", "mark", "game", 2)
+            .unwrap();
+        let mut t = Table::from_base(Arc::new(t.fold().unwrap()));
+        t.delete("r5").unwrap();
+        t.upsert("r6", "renamed", "x", 1).unwrap();
+        t.upsert("r900", "new", "y", 0).unwrap();
+        t
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        let t = sample();
+        let pos = Position {
+            last_seq: 77,
+            journal_offset: 1234,
+            journal_line: 56,
+        };
+        let clusters = vec!["a".to_string(), "b".into(), "c".into()];
+        write(&path, &t, pos, &clusters).unwrap();
+        let l = read(&path).unwrap();
+        assert_eq!(l.position, pos);
+        assert_eq!(l.clusters, clusters);
+        assert_eq!(l.table.apps(), t.apps());
+        assert_eq!(l.table.len(), t.len());
+        assert!(!dir.path().join("t.ckpt.tmp").exists());
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        write(&path, &sample(), Position::default(), &["a".into()]).unwrap();
+        let good = fs::read(&path).unwrap();
+        // Truncated.
+        fs::write(&path, &good[..good.len() / 2]).unwrap();
+        assert!(read(&path).is_err());
+        // A flipped byte in the middle.
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        fs::write(&path, &flipped).unwrap();
+        assert!(read(&path).is_err());
+        // Not a checkpoint.
+        fs::write(&path, b"hello").unwrap();
+        assert!(read(&path).is_err());
+    }
+}
