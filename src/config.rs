@@ -362,8 +362,8 @@ impl Config {
                         return Err(err_at(
                             Some(feed.source.span()),
                             format!(
-                                "unknown feed source {other:?} (expected \"journal\" or \"postgres\")"
-                            ),
+                            "unknown feed source {other:?} (expected \"journal\" or \"postgres\")"
+                        ),
                         ))
                     }
                 };
@@ -575,7 +575,10 @@ ipv6 = ["2001:db8::1"]
                 conninfo: "host=127.0.0.1".into()
             }
         );
-        assert_eq!(c.feed.checkpoint, Some(PathBuf::from("/etc/clusterns/c.ckpt")));
+        assert_eq!(
+            c.feed.checkpoint,
+            Some(PathBuf::from("/etc/clusterns/c.ckpt"))
+        );
         let z = &c.zones[0];
         assert_eq!(z.apex.to_string(), "repl.co.");
         assert_eq!(z.ttl, 60);

@@ -10,8 +10,8 @@ use clusterns::config::{Config, SourceConfig};
 use clusterns::feed::journal::{append, JournalReader};
 use clusterns::feed::{Builder, Change};
 use clusterns::name::Label;
-use clusterns::table::Table;
 use clusterns::server::Server;
+use clusterns::table::Table;
 
 #[derive(Parser)]
 #[command(

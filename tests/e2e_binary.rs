@@ -19,7 +19,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_clusterns");
 fn serve_move_and_stop() {
     let s = setup("");
     let mut child = Command::new(BIN)
-        .args(["serve", "--config", path_str(&s.config_path), "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--config",
+            path_str(&s.config_path),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("CLUSTERNS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -39,7 +45,14 @@ fn serve_move_and_stop() {
     assert_eq!(a_records(&m).len(), 2);
 
     let moved = Command::new(BIN)
-        .args(["repl", "--config", path_str(&s.config_path), "move", "r-one", "west"])
+        .args([
+            "repl",
+            "--config",
+            path_str(&s.config_path),
+            "move",
+            "r-one",
+            "west",
+        ])
         .output()
         .unwrap();
     assert!(moved.status.success(), "{moved:?}");
@@ -52,7 +65,13 @@ fn serve_move_and_stop() {
     }));
 
     let deleted = Command::new(BIN)
-        .args(["repl", "--config", path_str(&s.config_path), "delete", "r-two"])
+        .args([
+            "repl",
+            "--config",
+            path_str(&s.config_path),
+            "delete",
+            "r-two",
+        ])
         .output()
         .unwrap();
     assert!(deleted.status.success(), "{deleted:?}");

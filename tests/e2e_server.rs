@@ -57,9 +57,19 @@ fn udp_negative_answers() {
     assert_eq!(m.response_code(), ResponseCode::Refused);
     assert!(!m.authoritative());
 
-    let m = udp_ask(r.addr, "_acme-challenge.coolgame.mark.repl.co", RecordType::TXT);
+    let m = udp_ask(
+        r.addr,
+        "_acme-challenge.coolgame.mark.repl.co",
+        RecordType::TXT,
+    );
     assert_eq!(m.answers()[0].record_type(), RecordType::CNAME);
-    let target = m.answers()[0].data().unwrap().as_cname().unwrap().0.to_ascii();
+    let target = m.answers()[0]
+        .data()
+        .unwrap()
+        .as_cname()
+        .unwrap()
+        .0
+        .to_ascii();
     assert_eq!(target, "coolgame.mark.repl.co.acme.example.net.");
 }
 
@@ -101,11 +111,17 @@ fn malformed_packets_then_liveness() {
         // Header only, QDCOUNT=1 but no question.
         vec![0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0],
         // A question whose name is a pointer to itself.
-        vec![0xab, 0xce, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1],
+        vec![
+            0xab, 0xce, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1,
+        ],
         // A label claiming 63 bytes in a short packet.
-        vec![0xab, 0xcf, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 63, b'a', 0, 0, 1],
+        vec![
+            0xab, 0xcf, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 63, b'a', 0, 0, 1,
+        ],
         // A response (QR=1) must get nothing back.
-        vec![0xab, 0xd0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
+        vec![
+            0xab, 0xd0, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
+        ],
     ];
     // Trailing junk after a good query.
     let mut junk = query("r-one.repl.co", RecordType::A, 0xabd1, false);
@@ -154,8 +170,14 @@ fn malformed_packets_then_liveness() {
     let m = udp_ask(r.addr, "r-one.repl.co", RecordType::A);
     assert_eq!(a_records(&m).len(), 2);
     let mut s = tcp_connect(r.addr);
-    tcp_send(&mut s, &[0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(tcp_read(&mut s).unwrap().response_code(), ResponseCode::FormErr);
+    tcp_send(
+        &mut s,
+        &[0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0],
+    );
+    assert_eq!(
+        tcp_read(&mut s).unwrap().response_code(),
+        ResponseCode::FormErr
+    );
     tcp_send(&mut s, &query("r-one.repl.co", RecordType::A, 9, false));
     assert_eq!(tcp_read(&mut s).unwrap().id(), 9);
 }
@@ -183,7 +205,10 @@ fn a_slow_tcp_client_blocks_nobody() {
 
     let start = Instant::now();
     let mut other = tcp_connect(r.addr);
-    tcp_send(&mut other, &query("r-two.repl.co", RecordType::A, 77, false));
+    tcp_send(
+        &mut other,
+        &query("r-two.repl.co", RecordType::A, 77, false),
+    );
     let m = tcp_read(&mut other).unwrap();
     assert_eq!(m.id(), 77);
     let m = udp_ask(r.addr, "r-two.repl.co", RecordType::A);
@@ -236,7 +261,7 @@ fn journal_changes_reach_answers_without_restart() {
     let m = udp_ask(r.addr, "coolgame.mark.repl.co", RecordType::A);
     assert_eq!(a_records(&m).len(), 2);
     clusterns::feed::journal::append(
-        &r.setup.journal_path,
+        &r.setup().journal_path,
         &[clusterns::feed::Change::Upsert {
             id: "r-one".parse().unwrap(),
             user: "mark".parse().unwrap(),
@@ -251,12 +276,16 @@ fn journal_changes_reach_answers_without_restart() {
     // A bad line does not stop later ones.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
-        .open(&r.setup.journal_path)
+        .open(&r.setup().journal_path)
         .unwrap();
-    f.write_all(b"this is not a change\n5 delete r-two\n").unwrap();
+    f.write_all(b"this is not a change\n5 delete r-two\n")
+        .unwrap();
     assert!(wait_for(Duration::from_secs(2), || {
         udp_ask(r.addr, "r-two.repl.co", RecordType::A).response_code() == ResponseCode::NXDomain
     }));
     // Still answering everything else.
-    assert_eq!(a_records(&udp_ask(r.addr, "r-one.repl.co", RecordType::A)).len(), 1);
+    assert_eq!(
+        a_records(&udp_ask(r.addr, "r-one.repl.co", RecordType::A)).len(),
+        1
+    );
 }

@@ -26,7 +26,13 @@ fn changes(from: u64, n: u64, seed: &mut u64) -> String {
         let cluster = if r % 2 == 0 { "east" } else { "west" };
         match (r >> 16) % 10 {
             0..=5 => writeln!(out, "{seq} set {id} user{} s{} {cluster}", r % 37, r % 400).unwrap(),
-            6 => writeln!(out, "{seq} set {id} user{} renamed{} {cluster}", (r >> 8) % 37, r % 400).unwrap(),
+            6 => writeln!(
+                out,
+                "{seq} set {id} user{} renamed{} {cluster}",
+                (r >> 8) % 37,
+                r % 400
+            )
+            .unwrap(),
             7 | 8 => writeln!(out, "{seq} delete {id}").unwrap(),
             _ => writeln!(out, "{seq} set {id} bad.label x {cluster}").unwrap(),
         }
@@ -37,7 +43,10 @@ fn changes(from: u64, n: u64, seed: &mut u64) -> String {
 fn config_with(setup: &common::Setup, checkpoint: bool) -> Arc<Config> {
     let mut text = std::fs::read_to_string(&setup.config_path).unwrap();
     if checkpoint {
-        text = text.replace("journal = \"journal.log\"", "journal = \"journal.log\"\ncheckpoint = \"table.ckpt\"");
+        text = text.replace(
+            "journal = \"journal.log\"",
+            "journal = \"journal.log\"\ncheckpoint = \"table.ckpt\"",
+        );
     }
     Arc::new(Config::parse(&setup.config_path, &text).unwrap())
 }
@@ -51,7 +60,10 @@ fn checkpoint_plus_tail_equals_full_replay() {
     // First run: load, fold part of it in the background, apply more, checkpoint.
     let mut b = Builder::load(config_with(&s, true)).unwrap();
     b.set_fold_min(50);
-    let mut more = std::fs::OpenOptions::new().append(true).open(&s.journal_path).unwrap();
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&s.journal_path)
+        .unwrap();
     std::io::Write::write_all(&mut more, changes(3001, 500, &mut seed).as_bytes()).unwrap();
     b.poll_once(std::time::Duration::ZERO).unwrap();
     b.maintain();
@@ -73,7 +85,11 @@ fn checkpoint_plus_tail_equals_full_replay() {
     assert_eq!(replayed.last_seq(), 4700);
     assert_eq!(resumed.table().apps(), replayed.table().apps());
     assert_eq!(resumed.table().len(), replayed.table().len());
-    assert_ne!(resumed.table().apps(), at_checkpoint, "the tail changed something");
+    assert_ne!(
+        resumed.table().apps(),
+        at_checkpoint,
+        "the tail changed something"
+    );
     assert!(replayed.table().len() > 100);
 
     // Complete the torn line: both see it the same way.
@@ -91,7 +107,10 @@ fn damaged_checkpoint_falls_back_to_full_replay() {
     let mut seed = 42;
     std::fs::write(&s.journal_path, changes(1, 1000, &mut seed)).unwrap();
     let mut b = Builder::load(config_with(&s, true)).unwrap();
-    let mut more = std::fs::OpenOptions::new().append(true).open(&s.journal_path).unwrap();
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&s.journal_path)
+        .unwrap();
     std::io::Write::write_all(&mut more, changes(1001, 10, &mut seed).as_bytes()).unwrap();
     b.poll_once(std::time::Duration::ZERO).unwrap();
     b.checkpoint_now();
@@ -121,7 +140,10 @@ fn folding_while_changes_stream_loses_nothing() {
     std::fs::write(&s.journal_path, "").unwrap();
     let mut b = Builder::load(config_with(&s, false)).unwrap();
     b.set_fold_min(100);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&s.journal_path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&s.journal_path)
+        .unwrap();
     let mut seq = 1;
     for round in 0..40 {
         let mut text = String::new();

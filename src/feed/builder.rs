@@ -14,18 +14,7 @@ use crate::config::{Config, SourceConfig};
 use crate::feed::change::{Change, Sequenced};
 use crate::feed::checkpoint::{self, Position};
 use crate::feed::journal::{JournalReader, LineError, ReadBatch};
-use pgtmp::PgSource;
-mod pgtmp {
-    use crate::feed::change::{Change, Sequenced};
-    use std::time::Duration;
-    pub struct PgSource;
-    impl PgSource {
-        pub fn new(_: &str) -> Self { PgSource }
-        pub fn oldest_seq(&mut self) -> Result<Option<u64>, String> { Ok(None) }
-        pub fn load_all(&mut self) -> Result<(Vec<Change>, u64), String> { Ok((vec![], 0)) }
-        pub fn poll(&mut self, _: u64, _: Duration, _: usize) -> Result<Vec<Sequenced>, String> { Ok(vec![]) }
-    }
-}
+use crate::feed::postgres::PgSource;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
 use crate::table::{Base, BuildError, Table};
 
@@ -118,7 +107,10 @@ fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
     let loaded = match checkpoint::read(path) {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!("checkpoint {}: {e}; replaying the whole feed", path.display());
+            tracing::warn!(
+                "checkpoint {}: {e}; replaying the whole feed",
+                path.display()
+            );
             return None;
         }
     };
@@ -163,13 +155,17 @@ impl Builder {
         let served = Arc::new(Served::from_config(&config));
         let started = Instant::now();
         let ckpt = load_checkpoint(&config);
+        let from_checkpoint = ckpt.is_some();
         let (table, position, source) = match &config.feed.source {
             SourceConfig::Journal { path } => {
                 let resumed = ckpt.and_then(|(t, p)| {
-                    match JournalReader::resume(path, p.journal_offset, p.journal_line, p.last_seq) {
+                    match JournalReader::resume(path, p.journal_offset, p.journal_line, p.last_seq)
+                    {
                         Ok(r) => Some((t, p, r)),
                         Err(e) => {
-                            tracing::warn!("checkpoint does not match the journal ({e}); replaying it all");
+                            tracing::warn!(
+                                "checkpoint does not match the journal ({e}); replaying it all"
+                            );
                             None
                         }
                     }
@@ -192,7 +188,12 @@ impl Builder {
                             tracing::warn!("the change log was pruned past the checkpoint; loading the whole table");
                             None
                         }
-                        Err(e) => return Err(io::Error::other(format!("postgres: {e}"))),
+                        Err(e) => {
+                            // Serve the checkpoint; the changes after it arrive once the
+                            // database is back.
+                            tracing::warn!("postgres: {e}; starting from the checkpoint");
+                            Some((t, p))
+                        }
                     },
                     None => None,
                 };
@@ -261,7 +262,9 @@ impl Builder {
                 break;
             }
         }
-        if b.table.overlay().len() > 0 && b.table.base().is_empty() {
+        // The first checkpoint is due as soon as the table did not come from one.
+        b.dirty = b.dirty || !from_checkpoint;
+        if !b.table.overlay().is_empty() && b.table.base().is_empty() {
             b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
         }
         b.publish();
@@ -459,7 +462,11 @@ impl Builder {
         if !self.dirty || !(due || force) {
             return;
         }
-        let (table, position, clusters) = (self.table.clone(), self.position(), cluster_names(&self.config));
+        let (table, position, clusters) = (
+            self.table.clone(),
+            self.position(),
+            cluster_names(&self.config),
+        );
         self.dirty = false;
         self.last_checkpoint = Instant::now();
         let write = move || {
@@ -478,7 +485,10 @@ impl Builder {
         if force {
             write();
         } else {
-            match std::thread::Builder::new().name("checkpoint".into()).spawn(write) {
+            match std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(write)
+            {
                 Ok(h) => self.checkpointer = Some(h),
                 Err(e) => tracing::error!("cannot start a checkpoint: {e}"),
             }

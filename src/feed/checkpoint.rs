@@ -133,8 +133,8 @@ fn get_bytes(r: &mut impl Read) -> io::Result<Key> {
 
 fn get_index(r: &mut impl Read, arena_len: usize) -> io::Result<Index> {
     let n = get_len(r, 1 << 34, "slot")?;
-    if !n.is_power_of_two() {
-        return Err(bad("index size is not a power of two"));
+    if n == 0 {
+        return Err(bad("empty index"));
     }
     let len = get_len(r, n as u64, "entry")?;
     let mut slots = Vec::with_capacity(n);
@@ -159,7 +159,12 @@ fn get_index(r: &mut impl Read, arena_len: usize) -> io::Result<Index> {
 }
 
 /// Writes `table` at `position` to `path` atomically.
-pub fn write(path: &Path, table: &Table, position: Position, clusters: &[String]) -> io::Result<()> {
+pub fn write(
+    path: &Path,
+    table: &Table,
+    position: Position,
+    clusters: &[String],
+) -> io::Result<()> {
     let tmp = tmp_path(path);
     let file = File::create(&tmp)?;
     let mut w = CrcWriter {
@@ -254,7 +259,9 @@ pub fn read(path: &Path) -> io::Result<Loaded> {
     }
     let version = get_u32(&mut r)?;
     if version != VERSION {
-        return Err(bad(format!("checkpoint version {version}, expected {VERSION}")));
+        return Err(bad(format!(
+            "checkpoint version {version}, expected {VERSION}"
+        )));
     }
     let position = Position {
         last_seq: get_u64(&mut r)?,
@@ -270,7 +277,10 @@ pub fn read(path: &Path) -> io::Result<Loaded> {
     }
     let mut clusters = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        clusters.push(String::from_utf8(get_bytes(&mut r)?.into()).map_err(|_| bad("cluster name is not UTF-8"))?);
+        clusters.push(
+            String::from_utf8(get_bytes(&mut r)?.into())
+                .map_err(|_| bad("cluster name is not UTF-8"))?,
+        );
     }
     let arena_len = get_len(&mut r, u64::from(u32::MAX), "arena byte")?;
     let mut arena = vec![0u8; arena_len];
@@ -343,8 +353,13 @@ mod tests {
     fn sample() -> Table {
         let mut t = Table::default();
         for i in 0..300 {
-            t.upsert(&format!("r{i}"), &format!("u{}", i % 11), &format!("s{i}"), (i % 3) as u16)
-                .unwrap();
+            t.upsert(
+                &format!("r{i}"),
+                &format!("u{}", i % 11),
+                &format!("s{i}"),
+                (i % 3) as u16,
+            )
+            .unwrap();
         }
         t.upsert("3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c", "mark", "game", 2)
             .unwrap();

@@ -75,6 +75,8 @@ pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
 /// Reads a journal incrementally: every call returns the complete lines added since the last.
 pub struct JournalReader {
     path: PathBuf,
+    /// The journal, kept open between reads once it exists.
+    file: Option<File>,
     /// Byte offset of the first unread line.
     offset: u64,
     /// Line number of the first unread line (1-based).
@@ -99,6 +101,7 @@ impl JournalReader {
     pub fn new(path: &Path, after_seq: u64) -> JournalReader {
         JournalReader {
             path: path.to_path_buf(),
+            file: None,
             offset: 0,
             line: 1,
             last_seq: after_seq,
@@ -130,6 +133,7 @@ impl JournalReader {
         }
         Ok(JournalReader {
             path: path.to_path_buf(),
+            file: None,
             offset,
             line,
             last_seq,
@@ -155,11 +159,14 @@ impl JournalReader {
     /// Reads every complete line added since the last call. A missing file reads as empty.
     pub fn read_new(&mut self) -> io::Result<ReadBatch> {
         let mut batch = ReadBatch::default();
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(batch),
-            Err(e) => return Err(e),
-        };
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(batch),
+                Err(e) => return Err(e),
+            }
+        }
+        let file = self.file.as_mut().expect("opened above");
         let len = file.metadata()?.len();
         if len < self.offset {
             return Err(io::Error::other(format!(
@@ -171,7 +178,7 @@ impl JournalReader {
         if len == self.offset {
             return Ok(batch);
         }
-        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
         reader.seek(SeekFrom::Start(self.offset))?;
         let mut buf = Vec::with_capacity(128);
         loop {

@@ -2,8 +2,10 @@
 //! open-addressing indexes (repl id, `<slug>.<user>`, user) into one byte arena.
 //!
 //! Each app is one record in the arena: `cluster (u16 LE) | id key | slug label | user label`.
-//! An index slot is a `u64`: the record's offset (high 32 bits, 0 = empty) and 32 bits of the
-//! key's hash as a tag. Lookups probe linearly, comparing tags before keys. The user index keeps
+//! An index slot is a `u64`: the record's offset (high 32 bits, 0 = empty) and the low 32 bits
+//! of the key's hash as a tag. The home slot comes from the hash's high bits by multiply-shift,
+//! so an index can have any size (load factor 0.7 without rounding up to a power of two).
+//! Lookups probe linearly, comparing tags before keys. The user index keeps
 //! a count of apps per user beside each slot. The layout is plain integers so that a checkpoint
 //! is the arena and the slot arrays written out as they are.
 
@@ -44,10 +46,26 @@ pub(crate) struct Index {
 impl Index {
     pub(crate) fn with_capacity(n: usize) -> Index {
         // Load factor at most 0.7.
-        let cap = (n * 10 / 7 + 1).next_power_of_two().max(16);
+        let cap = (n * 10 / 7 + 1).max(16);
         Index {
             slots: vec![0; cap],
             len: 0,
+        }
+    }
+
+    /// The slot a hash starts probing at.
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    /// The slot after `i`, wrapping around.
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
         }
     }
 
@@ -60,9 +78,8 @@ impl Index {
         key: &[u8],
         hash: u64,
     ) -> Option<(usize, usize)> {
-        let mask = self.slots.len() - 1;
-        let tag = hash >> 32;
-        let mut i = hash as usize & mask;
+        let tag = hash & 0xffff_ffff;
+        let mut i = self.home(hash);
         loop {
             let s = self.slots[i];
             if s == 0 {
@@ -75,7 +92,7 @@ impl Index {
                     return Some((i, off));
                 }
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
@@ -86,12 +103,11 @@ impl Index {
 
     /// Places the record at `off` whose key hashes to `hash` (known to be absent).
     fn insert_new(&mut self, off: usize, hash: u64) -> usize {
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = self.home(hash);
         while self.slots[i] != 0 {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
-        self.slots[i] = (off as u64) << 32 | hash >> 32;
+        self.slots[i] = (off as u64) << 32 | (hash & 0xffff_ffff);
         self.len += 1;
         i
     }
@@ -100,7 +116,7 @@ impl Index {
     fn grow(&mut self, arena: &[u8], part: Part, counts: Option<&mut Vec<u32>>) {
         let old = std::mem::take(&mut self.slots);
         let old_counts = counts.as_ref().map(|c| c.to_vec());
-        self.slots = vec![0; old.len() * 2];
+        self.slots = vec![0; old.len() * 3 / 2 + 1];
         self.len = 0;
         let mut new_counts = vec![0; self.slots.len()];
         for (i, &s) in old.iter().enumerate() {
@@ -190,7 +206,10 @@ impl BaseBuilder {
             b.arena.truncate(off);
             return Err(BuildError::DuplicateId(crate::table::key::id_text(id)));
         }
-        if b.names.find(&b.arena, Part::Name, name, name_hash).is_some() {
+        if b.names
+            .find(&b.arena, Part::Name, name, name_hash)
+            .is_some()
+        {
             b.arena.truncate(off);
             let user = crate::table::key::user_of_name(name);
             let slug = &name[..name.len() - user.len()];
@@ -247,8 +266,8 @@ impl Base {
                 },
                 ids: Index::with_capacity(n),
                 names: Index::with_capacity(n),
-                users: Index::with_capacity(n / 2),
-                user_counts: vec![0; Index::with_capacity(n / 2).slots.len()],
+                users: Index::with_capacity(n / 4),
+                user_counts: vec![0; Index::with_capacity(n / 4).slots.len()],
             },
         }
     }
@@ -339,10 +358,11 @@ impl Base {
             };
             off > 0 && user + usize::from(ul) < a.len()
         };
-        for (name, index) in [("id", &self.ids), ("name", &self.names), ("user", &self.users)] {
-            if !index.slots.len().is_power_of_two() {
-                return Err(format!("{name} index size is not a power of two"));
-            }
+        for (name, index) in [
+            ("id", &self.ids),
+            ("name", &self.names),
+            ("user", &self.users),
+        ] {
             if index.len >= index.slots.len() {
                 return Err(format!("{name} index is full"));
             }
@@ -441,7 +461,10 @@ mod tests {
         let base = b.finish();
         for i in (0..10_000u32).step_by(37) {
             let k = id_key_of(&format!("id{i}"));
-            assert_eq!(base.by_id(&k, hash_key(&k)).map(|x| x.0), Some((i % 7) as u16));
+            assert_eq!(
+                base.by_id(&k, hash_key(&k)).map(|x| x.0),
+                Some((i % 7) as u16)
+            );
         }
         let k = id_key_of("id10000");
         assert_eq!(base.by_id(&k, hash_key(&k)), None);

@@ -134,10 +134,10 @@ mod tests {
     fn other_ids_stay_labels() {
         for text in [
             "r1",
-            "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6",   // 35 characters
-            "3f2b9c1e-0b7a-4c1e-9a53x1d2e3f4a5b6c",  // dash missing
-            "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6g",  // not hex
-            "3f2b9c1e00b7a-4c1e-9a53-1d2e3f4a5b6c",  // 36 but misplaced dash
+            "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6", // 35 characters
+            "3f2b9c1e-0b7a-4c1e-9a53x1d2e3f4a5b6c", // dash missing
+            "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6g", // not hex
+            "3f2b9c1e00b7a-4c1e-9a53-1d2e3f4a5b6c", // 36 but misplaced dash
         ] {
             let k = id_key_of(text);
             assert_eq!(usize::from(k[0]), text.len(), "{text}");

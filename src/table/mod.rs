@@ -107,11 +107,7 @@ impl Table {
                 }
             }
         }
-        let user_hash = if compressed {
-            hash_key(label)
-        } else {
-            id_hash
-        };
+        let user_hash = if compressed { hash_key(label) } else { id_hash };
         if self.user_apps(label, user_hash) > 0 {
             One::User
         } else {
@@ -350,8 +346,13 @@ mod tests {
     fn fold_equals_overlay_view() {
         let mut t = Table::default();
         for i in 0..500 {
-            t.upsert(&format!("r{i}"), &format!("u{}", i % 13), &format!("s{i}"), (i % 5) as u16)
-                .unwrap();
+            t.upsert(
+                &format!("r{i}"),
+                &format!("u{}", i % 13),
+                &format!("s{i}"),
+                (i % 5) as u16,
+            )
+            .unwrap();
         }
         let mut t = Table::from_base(Arc::new(t.fold().unwrap()));
         for i in (0..500).step_by(3) {
@@ -359,7 +360,8 @@ mod tests {
         }
         for i in (1..500).step_by(7) {
             if i % 3 != 0 {
-                t.upsert(&format!("r{i}"), "moved", &format!("n{i}"), 9).unwrap();
+                t.upsert(&format!("r{i}"), "moved", &format!("n{i}"), 9)
+                    .unwrap();
             }
         }
         let folded = Table::from_base(Arc::new(t.fold().unwrap()));

@@ -5,7 +5,6 @@
 //! `ids` and `names` hold the latest state of every key touched since the base (`None` hides
 //! a base entry); `users` holds per-user differences to the base's app counts.
 
-
 /// A key in wire form.
 pub type Key = Box<[u8]>;
 

@@ -81,7 +81,25 @@ pub struct Running {
     pub server: Option<Server>,
     pub feed: Option<BuilderHandle>,
     pub addr: SocketAddr,
-    pub setup: Setup,
+    setup: Option<Setup>,
+}
+
+impl Running {
+    /// The config and journal the server runs from.
+    pub fn setup(&self) -> &Setup {
+        self.setup.as_ref().expect("present until stopped")
+    }
+
+    /// Stops the server and its feed (which writes its last checkpoint) and returns the files.
+    pub fn stop(mut self) -> Setup {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        if let Some(f) = self.feed.take() {
+            f.stop();
+        }
+        self.setup.take().expect("present until stopped")
+    }
 }
 
 impl Drop for Running {
@@ -110,7 +128,7 @@ pub fn start_with(setup: Setup) -> Running {
         server: Some(server),
         feed: Some(feed),
         addr,
-        setup,
+        setup: Some(setup),
     }
 }
 

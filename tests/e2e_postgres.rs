@@ -1,0 +1,176 @@
+//! End-to-end with a real PostgreSQL (a private server per test; set CLUSTERNS_TEST_PG to
+//! PostgreSQL's bin directory, e.g. /usr/lib/postgresql/15/bin): the server loads the table,
+//! follows changes within milliseconds, keeps answering while the database is down, and
+//! catches up with nothing skipped when it is back.
+
+mod common;
+mod pg;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use common::*;
+
+fn sql(client: &mut postgres::Client, q: &str) {
+    client
+        .batch_execute(q)
+        .unwrap_or_else(|e| panic!("{q}: {e:?}"));
+}
+
+fn cluster_of(addr: std::net::SocketAddr, name: &str) -> Option<&'static str> {
+    let m = udp_ask(addr, name, RecordType::A);
+    match a_records(&m).first().map(String::as_str) {
+        Some("203.0.113.1") | Some("203.0.113.2") => Some("east"),
+        Some("198.51.100.7") => Some("west"),
+        _ => None,
+    }
+}
+
+#[test]
+fn follows_postgres_through_an_outage() {
+    let Some(mut db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
+    let mut values = Vec::new();
+    for i in 0..50 {
+        values.push(format!("('a{i}', 'u{}', 's{i}', 'east')", i % 5));
+    }
+    sql(
+        &mut client,
+        &format!(
+            "INSERT INTO repls (id, user_name, slug, cluster) VALUES {}",
+            values.join(",")
+        ),
+    );
+
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        &format!(
+            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\npoll_interval_ms = 200\ncheckpoint = \"table.ckpt\"",
+            db.conninfo()
+        ),
+    );
+    std::fs::write(&s.config_path, text).unwrap();
+    let r = start_with(s);
+
+    assert_eq!(cluster_of(r.addr, "a0.repl.co"), Some("east"));
+    assert_eq!(cluster_of(r.addr, "s7.u2.repl.co"), Some("east"));
+
+    // A move is visible within milliseconds (a NOTIFY wakes the feed).
+    sql(
+        &mut client,
+        "UPDATE repls SET cluster = 'west' WHERE id = 'a0'",
+    );
+    assert!(wait_for(Duration::from_secs(2), || cluster_of(
+        r.addr,
+        "a0.repl.co"
+    ) == Some("west")));
+
+    // Keep querying all along: every query must be answered.
+    let stop = Arc::new(AtomicBool::new(false));
+    let missed = Arc::new(AtomicU64::new(0));
+    let asked = Arc::new(AtomicU64::new(0));
+    let prober = {
+        let (stop, missed, asked, addr) = (stop.clone(), missed.clone(), asked.clone(), r.addr);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                asked.fetch_add(1, Ordering::Relaxed);
+                let q = query("a1.repl.co", RecordType::A, 9, true);
+                if udp_exchange(addr, &q).is_none_or(|m| m.answers().is_empty()) {
+                    missed.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    // Stream moves; kill the database in the middle; bring it back; go on.
+    for i in 1..50 {
+        if i == 20 {
+            drop(client);
+            db.stop();
+            std::thread::sleep(Duration::from_millis(700));
+            db.start();
+            client = db.client();
+        }
+        sql(
+            &mut client,
+            &format!("UPDATE repls SET cluster = 'west' WHERE id = 'a{i}'"),
+        );
+    }
+    sql(&mut client, "DELETE FROM repls WHERE id = 'a49'");
+    sql(
+        &mut client,
+        "UPDATE repls SET slug = 'renamed' WHERE id = 'a48'",
+    );
+
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            udp_ask(r.addr, "a49.repl.co", RecordType::A).response_code() == ResponseCode::NXDomain
+        }),
+        "caught up after the outage"
+    );
+    for i in 0..49 {
+        assert_eq!(
+            cluster_of(r.addr, &format!("a{i}.repl.co")),
+            Some("west"),
+            "a{i}"
+        );
+    }
+    assert_eq!(cluster_of(r.addr, "renamed.u3.repl.co"), Some("west"));
+    assert_eq!(
+        udp_ask(r.addr, "s48.u3.repl.co", RecordType::A).response_code(),
+        ResponseCode::NXDomain
+    );
+    stop.store(true, Ordering::Relaxed);
+    prober.join().unwrap();
+    assert!(asked.load(Ordering::Relaxed) > 50);
+    assert_eq!(missed.load(Ordering::Relaxed), 0, "answers never stopped");
+}
+
+#[test]
+fn starts_from_a_checkpoint_and_catches_up() {
+    let Some(db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
+    sql(
+        &mut client,
+        "INSERT INTO repls VALUES ('b1', 'ann', 'one', 'east'), ('b2', 'ann', 'two', 'east')",
+    );
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        &format!(
+            "source = \"postgres\"\npostgres = \"{}\"\ncheckpoint = \"table.ckpt\"",
+            db.conninfo()
+        ),
+    );
+    std::fs::write(&s.config_path, text).unwrap();
+    let ckpt = s.dir.path().join("table.ckpt");
+    let r = start_with(s);
+    assert_eq!(cluster_of(r.addr, "b1.repl.co"), Some("east"));
+    // Stopping writes a checkpoint.
+    let setup = r.stop();
+    assert!(ckpt.exists());
+    sql(
+        &mut client,
+        "UPDATE repls SET cluster = 'west' WHERE id = 'b2'",
+    );
+    let r = start_with(setup);
+    assert_eq!(cluster_of(r.addr, "b1.repl.co"), Some("east"));
+    assert!(wait_for(Duration::from_secs(2), || cluster_of(
+        r.addr,
+        "two.ann.repl.co"
+    ) == Some("west")));
+}
