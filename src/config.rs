@@ -45,6 +45,15 @@ pub struct Config {
     pub feed: FeedConfig,
     pub zones: Vec<ZoneConfig>,
     pub clusters: Vec<ClusterConfig>,
+    /// Where the Prometheus endpoint listens (none: no endpoint).
+    pub metrics: Option<SocketAddr>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: SocketAddr,
 }
 
 /// `[server]`: listeners and resource limits.
@@ -66,6 +75,10 @@ pub struct ServerConfig {
     /// The most TCP connections open at once; further connections are refused.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: usize,
+    /// After binding its sockets (port 53 needs root or CAP_NET_BIND_SERVICE), switch to this
+    /// user and its primary group.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -89,6 +102,7 @@ impl Default for ServerConfig {
             udp_payload: default_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
+            user: None,
         }
     }
 }
@@ -235,6 +249,7 @@ struct RawConfig {
     #[serde(default)]
     server: ServerConfig,
     feed: Option<RawFeed>,
+    metrics: Option<RawMetrics>,
     #[serde(default)]
     zone: Vec<Spanned<RawZone>>,
     #[serde(default)]
@@ -501,6 +516,7 @@ impl Config {
             feed,
             zones,
             clusters,
+            metrics: raw.metrics.map(|m| m.listen),
         })
     }
 

@@ -5,7 +5,9 @@
 
 pub mod config;
 pub mod feed;
+pub mod metrics;
 pub mod name;
+pub mod privs;
 pub mod resolve;
 pub mod rrset;
 pub mod server;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use clusterns::config::{Config, SourceConfig};
 use clusterns::feed::journal::{append, JournalReader};
 use clusterns::feed::{Builder, Change};
+use clusterns::metrics::{MetricsServer, Sources};
 use clusterns::name::Label;
 use clusterns::server::Server;
 use clusterns::table::Table;
@@ -42,6 +43,18 @@ enum Command {
     CheckConfig {
         /// The configuration file.
         config: PathBuf,
+    },
+    /// Answer one question offline from the configured feed (checkpoint, journal or
+    /// database), as the server would, and print the response.
+    Lookup {
+        /// The configuration file.
+        #[arg(long, short, default_value = "examples/clusterns.toml")]
+        config: PathBuf,
+        /// The name to ask for.
+        name: String,
+        /// The query type (A, AAAA, TXT, ...; default A).
+        #[arg(default_value = "A")]
+        qtype: String,
     },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
@@ -84,6 +97,11 @@ fn main() -> ExitCode {
             threads,
         } => serve(config, listen, threads),
         Command::CheckConfig { config } => check_config(config),
+        Command::Lookup {
+            config,
+            name,
+            qtype,
+        } => lookup(config, &name, &qtype),
         Command::Repl { config, action } => repl(config, action),
     };
     match result {
@@ -110,22 +128,67 @@ fn serve(
     let config = Arc::new(config);
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
+    let feed_status = builder.status();
     let server = Server::start(&config.server, shared.clone()).map_err(|e| e.to_string())?;
+    let metrics = match config.metrics {
+        Some(addr) => Some(
+            MetricsServer::start(
+                addr,
+                Sources {
+                    workers: server.stats().to_vec(),
+                    shared: shared.clone(),
+                    feed: feed_status,
+                },
+            )
+            .map_err(|e| format!("metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(user) = &config.server.user {
+        clusterns::privs::drop_to(user).map_err(|e| format!("switching to user {user}: {e}"))?;
+        tracing::info!(user, "dropped privileges");
+    }
     let feed = builder.spawn().map_err(|e| e.to_string())?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
         println!("clusterns: listening on {addr}");
     }
+    if let Some(m) = &metrics {
+        tracing::info!(addr = %m.addr(), "metrics endpoint");
+        println!("clusterns: metrics on {}", m.addr());
+    }
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("installing signal handlers: {e}"))?;
-    if let Some(sig) = signals.forever().next() {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            match Config::load(&path) {
+                Ok(mut new) => {
+                    new.server.listen = config.server.listen.clone();
+                    new.server.threads = config.server.threads;
+                    match feed.reload(Arc::new(new)) {
+                        Ok(()) => {
+                            tracing::info!("SIGHUP: configuration {} reloaded", path.display())
+                        }
+                        Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
+                    }
+                }
+                Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
+            }
+            continue;
+        }
         tracing::info!(signal = sig, "stopping");
+        break;
     }
+    // Stop accepting and finish in-flight TCP answers, then checkpoint.
     server.stop();
     feed.stop();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -236,4 +299,28 @@ fn current(journal: &std::path::Path, id: &Label) -> Result<(Label, Label), Stri
         .ok_or_else(|| format!("repl {id} is not in {}", journal.display()))?;
     let label = |s: String| s.parse::<Label>().map_err(|e| format!("journal: {e}"));
     Ok((label(user)?, label(slug)?))
+}
+
+/// Answers one question from the configured feed and prints the response, dig style.
+fn lookup(config_path: PathBuf, name: &str, qtype: &str) -> Result<(), String> {
+    use std::str::FromStr;
+    let config = Arc::new(Config::load(&config_path).map_err(|e| e.to_string())?);
+    let qname = domain::base::Name::<Vec<u8>>::from_str(name)
+        .map_err(|e| format!("{name:?} is not a domain name: {e}"))?;
+    let rtype = domain::base::iana::Rtype::from_str(qtype)
+        .map_err(|_| format!("{qtype:?} is not a record type"))?;
+    let mut msg = domain::base::MessageBuilder::new_vec().question();
+    msg.header_mut().set_id(1);
+    msg.push((&qname, rtype))
+        .map_err(|e| format!("building the query: {e}"))?;
+    let query = msg.finish();
+    let builder = Builder::load(config).map_err(|e| format!("loading the feed: {e}"))?;
+    let snap = builder.shared().load_full();
+    let mut out = vec![0u8; 65535];
+    let handled =
+        clusterns::wire::respond(&snap, &query, &mut out, clusterns::wire::Transport::Tcp);
+    let response = domain::base::Message::from_octets(&out[..handled.len])
+        .map_err(|e| format!("response: {e}"))?;
+    print!("{}", response.display_dig_style());
+    Ok(())
 }

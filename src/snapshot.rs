@@ -68,6 +68,8 @@ pub struct Snapshot {
     pub last_seq: u64,
     pub served: Arc<Served>,
     pub table: Arc<Table>,
+    /// When it was published.
+    pub published: std::time::SystemTime,
 }
 
 impl Snapshot {
@@ -78,6 +80,7 @@ impl Snapshot {
             last_seq,
             served,
             table,
+            published: std::time::SystemTime::now(),
         }
     }
 }

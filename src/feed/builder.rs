@@ -15,6 +15,7 @@ use crate::feed::change::{Change, Sequenced};
 use crate::feed::checkpoint::{self, Position};
 use crate::feed::journal::{JournalReader, LineError, ReadBatch};
 use crate::feed::postgres::PgSource;
+use crate::feed::status::{now_ms, FeedStatus};
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
 use crate::table::{Base, BuildError, Table};
 
@@ -59,15 +60,31 @@ pub struct Builder {
     dirty: bool,
     last_checkpoint: Instant,
     checkpointer: Option<JoinHandle<()>>,
+    status: Arc<FeedStatus>,
 }
 
-/// Stops the builder thread when dropped or asked.
+/// A configuration to switch to, and where to say whether it was taken.
+type ReloadRequest = (Arc<Config>, crossbeam_channel::Sender<Result<(), String>>);
+
+/// Stops the builder thread when dropped or asked; passes it new configurations.
 pub struct BuilderHandle {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    reload: crossbeam_channel::Sender<ReloadRequest>,
 }
 
 impl BuilderHandle {
+    /// Switches to `config` (zones, clusters, TTLs) in the next snapshot, or says why not
+    /// (the current configuration then stays).
+    pub fn reload(&self, config: Arc<Config>) -> Result<(), String> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.reload
+            .send((config, tx))
+            .map_err(|_| "the builder thread is gone".to_string())?;
+        rx.recv_timeout(Duration::from_secs(120))
+            .map_err(|_| "the builder thread did not answer".to_string())?
+    }
+
     /// Stops the thread (which writes a last checkpoint) and waits for it.
     pub fn stop(mut self) {
         self.shutdown();
@@ -249,6 +266,7 @@ impl Builder {
             dirty: false,
             last_checkpoint: Instant::now(),
             checkpointer: None,
+            status: Arc::new(FeedStatus::default()),
         };
         // Catch up with what the feed holds beyond the checkpoint, folding as we go so that a
         // long replay does not leave a huge overlay.
@@ -278,6 +296,11 @@ impl Builder {
         Ok(b)
     }
 
+    /// The feed's progress, for metrics.
+    pub fn status(&self) -> Arc<FeedStatus> {
+        self.status.clone()
+    }
+
     /// The published snapshot.
     pub fn shared(&self) -> SharedSnapshot {
         self.shared.clone()
@@ -301,16 +324,22 @@ impl Builder {
     /// Reads what the feed has (waiting up to `wait` for it where the source can wait),
     /// applies it and publishes a snapshot if anything changed. Returns the number applied.
     pub fn poll_once(&mut self, wait: Duration) -> io::Result<usize> {
+        const PG_BATCH: usize = 10_000;
+        let mut caught_up = true;
         let batch = match &mut self.source {
             Source::Journal(r) => r.read_new()?,
-            Source::Postgres(pg) => match pg.poll(self.last_seq, wait, 10_000) {
-                Ok(changes) => ReadBatch {
-                    changes,
-                    errors: Vec::new(),
-                },
+            Source::Postgres(pg) => match pg.poll(self.last_seq, wait, PG_BATCH) {
+                Ok(changes) => {
+                    caught_up = changes.len() < PG_BATCH;
+                    ReadBatch {
+                        changes,
+                        errors: Vec::new(),
+                    }
+                }
                 Err(e) => {
                     // Keep answering from the last snapshot; the source reconnects itself.
                     tracing::warn!("postgres: {e}");
+                    caught_up = false;
                     ReadBatch::default()
                 }
             },
@@ -345,6 +374,12 @@ impl Builder {
             self.dirty = true;
             self.publish();
         }
+        let st = &self.status;
+        st.applied.fetch_add(applied as u64, Ordering::Relaxed);
+        st.rejected.store(self.rejected, Ordering::Relaxed);
+        if caught_up {
+            st.caught_up_at_ms.store(now_ms(), Ordering::Relaxed);
+        }
         Ok(applied)
     }
 
@@ -364,8 +399,13 @@ impl Builder {
             last_seq: self.last_seq,
             served: self.served.clone(),
             table: Arc::new(self.table.clone()),
+            published: std::time::SystemTime::now(),
         };
         self.shared.store(Arc::new(snap));
+        self.status.last_seq.store(self.last_seq, Ordering::Relaxed);
+        self.status
+            .apps
+            .store(self.table.len() as u64, Ordering::Relaxed);
     }
 
     /// The overlay size at which a fold into a new base starts.
@@ -469,16 +509,20 @@ impl Builder {
         );
         self.dirty = false;
         self.last_checkpoint = Instant::now();
+        let status = self.status.clone();
         let write = move || {
             let started = Instant::now();
             match checkpoint::write(&path, &table, position, &clusters) {
-                Ok(()) => tracing::info!(
-                    apps = table.len(),
-                    last_seq = position.last_seq,
-                    ms = started.elapsed().as_millis() as u64,
-                    "checkpoint {} written",
-                    path.display()
-                ),
+                Ok(()) => {
+                    status.checkpoint_at_ms.store(now_ms(), Ordering::Relaxed);
+                    tracing::info!(
+                        apps = table.len(),
+                        last_seq = position.last_seq,
+                        ms = started.elapsed().as_millis() as u64,
+                        "checkpoint {} written",
+                        path.display()
+                    )
+                }
                 Err(e) => tracing::error!("checkpoint {}: {e}", path.display()),
             }
         };
@@ -495,6 +539,64 @@ impl Builder {
         }
     }
 
+    /// Switches to a new configuration: zones, clusters and TTLs take effect in the next
+    /// snapshot. Refused, leaving everything as it was, when a cluster that apps still use is
+    /// gone. Listener and feed settings take effect at the next restart.
+    pub fn reload(&mut self, config: Arc<Config>) -> Result<(), String> {
+        let old = cluster_names(&self.config);
+        let mut in_use = vec![0u64; old.len()];
+        for (_, _, c) in self.table.records() {
+            if let Some(n) = in_use.get_mut(usize::from(c)) {
+                *n += 1;
+            }
+        }
+        let mut map = Vec::with_capacity(old.len());
+        for (i, name) in old.iter().enumerate() {
+            match config.cluster_index(name) {
+                Some(j) => map.push(j),
+                None if in_use[i] > 0 => {
+                    return Err(format!(
+                        "cluster {name} is gone from the new configuration but {} apps still use it; move them first",
+                        in_use[i]
+                    ))
+                }
+                None => map.push(u16::MAX),
+            }
+        }
+        if config.server.listen != self.config.server.listen
+            || config.server.threads != self.config.server.threads
+            || config.feed != self.config.feed
+        {
+            tracing::warn!("listener and feed settings change at the next restart");
+        }
+        if map
+            .iter()
+            .enumerate()
+            .any(|(i, &j)| usize::from(j) != i && in_use[i] > 0)
+        {
+            let mut b = Base::builder(self.table.len());
+            for (id, name, c) in self.table.records() {
+                b.push(id, name, map[usize::from(c)])
+                    .map_err(|e| format!("renumbering clusters: {e}"))?;
+            }
+            self.table = Table::from_base(Arc::new(b.finish()));
+            // A running fold is of the old numbering: let it go.
+            self.fold = None;
+            self.since_fold.clear();
+            self.dirty = true;
+        }
+        self.served = Arc::new(Served::from_config(&config));
+        self.config = config;
+        self.publish();
+        tracing::info!(
+            zones = self.config.zones.len(),
+            clusters = self.config.clusters.len(),
+            generation = self.generation,
+            "configuration reloaded"
+        );
+        Ok(())
+    }
+
     /// Writes a checkpoint now (if configured and anything changed since the last).
     pub fn checkpoint_now(&mut self) {
         self.manage_checkpoint(true);
@@ -504,11 +606,15 @@ impl Builder {
     pub fn spawn(mut self) -> io::Result<BuilderHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (reload_tx, reload_rx) = crossbeam_channel::unbounded::<ReloadRequest>();
         let interval = Duration::from_millis(self.config.feed.poll_interval_ms);
         let thread = std::thread::Builder::new()
             .name("builder".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
+                    while let Ok((config, reply)) = reload_rx.try_recv() {
+                        let _ = reply.send(self.reload(config));
+                    }
                     match self.poll_once(interval) {
                         Ok(n) => {
                             if n == 0 && matches!(self.source, Source::Journal(_)) {
@@ -527,6 +633,7 @@ impl Builder {
         Ok(BuilderHandle {
             stop,
             thread: Some(thread),
+            reload: reload_tx,
         })
     }
 }

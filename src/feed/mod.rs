@@ -5,6 +5,7 @@ pub mod change;
 pub mod checkpoint;
 pub mod journal;
 pub mod postgres;
+pub mod status;
 
 pub use builder::{Builder, BuilderHandle};
 pub use change::{Change, Sequenced};

@@ -106,7 +106,7 @@ impl Server {
             udp_socks.extend(socks);
         }
         for (i, sock) in udp_socks.into_iter().enumerate() {
-            let st = Arc::new(WorkerStats::default());
+            let st = Arc::new(WorkerStats::new("udp"));
             stats.push(st.clone());
             let (shared, stop) = (shared.clone(), stop.clone());
             handles.push(
@@ -119,7 +119,7 @@ impl Server {
             idle_timeout: Duration::from_secs(cfg.tcp_idle_timeout_secs),
             max_connections: cfg.tcp_max_connections,
         };
-        let st = Arc::new(WorkerStats::default());
+        let st = Arc::new(WorkerStats::new("tcp"));
         stats.push(st.clone());
         let tcp_stop = stop.clone();
         handles.push(

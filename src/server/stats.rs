@@ -1,38 +1,116 @@
-//! Per-worker counters: written only by their own thread (plain load + store, no locked
-//! instruction, each worker on its own cache lines) and summed only when read.
+//! Per-worker counters and latency buckets: written only by their own thread (plain load +
+//! store, no locked instruction, each worker on its own cache lines) and summed only when
+//! scraped.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::rrset::rtype;
 use crate::wire::Handled;
 
 /// Response codes counted individually (0..=5, 16 = BADVERS at index 6); others go to 7.
-const RCODES: usize = 8;
+pub const RCODES: usize = 8;
+/// The rcode label of each counter.
+pub const RCODE_NAMES: [&str; RCODES] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "OTHER",
+];
+/// Query types counted individually; the last counter is every other type.
+pub const QTYPES: [(u16, &str); 10] = [
+    (rtype::A, "A"),
+    (rtype::AAAA, "AAAA"),
+    (rtype::ANY, "ANY"),
+    (rtype::SOA, "SOA"),
+    (rtype::NS, "NS"),
+    (rtype::MX, "MX"),
+    (rtype::TXT, "TXT"),
+    (rtype::CNAME, "CNAME"),
+    (rtype::CAA, "CAA"),
+    (0, "OTHER"),
+];
+/// Latency buckets: 4 per power of two from 1 ns up.
+pub const BUCKETS: usize = 252;
+
+/// The bucket of a latency in nanoseconds.
+#[inline]
+pub fn bucket(ns: u64) -> usize {
+    if ns < 4 {
+        return ns as usize;
+    }
+    let e = 63 - ns.leading_zeros() as usize;
+    let mantissa = ((ns >> (e - 2)) & 3) as usize;
+    4 + (e - 2) * 4 + mantissa
+}
+
+/// The smallest latency (ns) that falls in bucket `b`.
+pub fn bucket_floor(b: usize) -> u64 {
+    if b < 4 {
+        return b as u64;
+    }
+    let e = (b - 4) / 4 + 2;
+    let mantissa = ((b - 4) % 4) as u64;
+    (4 + mantissa) << (e - 2)
+}
 
 /// One worker's counters.
 #[repr(align(128))]
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct WorkerStats {
+    /// "udp" or "tcp".
+    pub transport: &'static str,
     /// Packets received.
     pub received: AtomicU64,
     /// Packets dropped without an answer (too short, or responses).
     pub dropped: AtomicU64,
     /// Responses by rcode.
     pub rcodes: [AtomicU64; RCODES],
+    /// Queries by type (well-formed ones).
+    pub qtypes: [AtomicU64; QTYPES.len()],
     /// Responses sent with TC set.
     pub truncated: AtomicU64,
     /// Datagrams longer than the receive buffer.
     pub oversized: AtomicU64,
     /// Responses the kernel refused to send.
     pub send_errors: AtomicU64,
+    /// Responses withheld or truncated by response rate limiting.
+    pub rate_limited: AtomicU64,
+    /// Query handling time (receive to send), per query, in [`bucket`]s.
+    pub latency: [AtomicU64; BUCKETS],
+    /// TCP: connections accepted, refused over the cap, open now.
+    pub tcp_accepted: AtomicU64,
+    pub tcp_refused: AtomicU64,
+    pub tcp_open: AtomicU64,
 }
 
 #[inline]
-fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
+    add(c, 1);
+}
+
+#[inline]
+pub(crate) fn add(c: &AtomicU64, n: u64) {
     // Single writer: a plain read-modify-write is enough and costs no locked instruction.
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 impl WorkerStats {
+    /// Zeroed counters for a worker of `transport`.
+    pub fn new(transport: &'static str) -> WorkerStats {
+        WorkerStats {
+            transport,
+            received: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rcodes: Default::default(),
+            qtypes: Default::default(),
+            truncated: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            tcp_accepted: AtomicU64::new(0),
+            tcp_refused: AtomicU64::new(0),
+            tcp_open: AtomicU64::new(0),
+        }
+    }
+
     /// Counts one handled packet.
     #[inline]
     pub fn record(&self, h: &Handled, oversized: bool) {
@@ -40,20 +118,28 @@ impl WorkerStats {
         if oversized {
             bump(&self.oversized);
         }
+        if let Some(qt) = h.qtype {
+            let i = QTYPES
+                .iter()
+                .position(|&(t, _)| t == qt)
+                .unwrap_or(QTYPES.len() - 1);
+            bump(&self.qtypes[i]);
+        }
         match h.rcode {
             None => bump(&self.dropped),
             Some(rc) => {
-                let i = match rc {
-                    0..=5 => usize::from(rc),
-                    16 => 6,
-                    _ => 7,
-                };
-                bump(&self.rcodes[i]);
+                bump(&self.rcodes[rcode_index(rc)]);
                 if h.truncated {
                     bump(&self.truncated);
                 }
             }
         }
+    }
+
+    /// Records that `n` queries took `ns` nanoseconds each to handle.
+    #[inline]
+    pub fn record_latency(&self, ns: u64, n: u64) {
+        add(&self.latency[bucket(ns)], n);
     }
 
     /// Counts a response the kernel would not send.
@@ -63,11 +149,59 @@ impl WorkerStats {
 
     /// Responses sent with `rcode` (0..=5 or 16).
     pub fn responses(&self, rcode: u16) -> u64 {
-        let i = match rcode {
-            0..=5 => usize::from(rcode),
-            16 => 6,
-            _ => 7,
+        self.rcodes[rcode_index(rcode)].load(Relaxed)
+    }
+}
+
+fn rcode_index(rcode: u16) -> usize {
+    match rcode {
+        0..=5 => usize::from(rcode),
+        16 => 6,
+        _ => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_invert() {
+        let mut last = 0;
+        for ns in [0u64, 1, 3, 4, 5, 7, 8, 100, 1000, 12_345, 1 << 40, u64::MAX] {
+            let b = bucket(ns);
+            assert!(b >= last, "{ns}");
+            assert!(b < BUCKETS);
+            assert!(bucket_floor(b) <= ns, "{ns}");
+            if b + 1 < BUCKETS {
+                assert!(bucket_floor(b + 1) > ns, "{ns}");
+            }
+            last = b;
+        }
+    }
+
+    #[test]
+    fn counts_by_rcode_and_type() {
+        let s = WorkerStats::new("udp");
+        let h = Handled {
+            len: 40,
+            rcode: Some(3),
+            qtype: Some(rtype::AAAA),
+            truncated: false,
         };
-        self.rcodes[i].load(Relaxed)
+        s.record(&h, false);
+        s.record(
+            &Handled {
+                len: 0,
+                rcode: None,
+                qtype: None,
+                truncated: false,
+            },
+            false,
+        );
+        assert_eq!(s.received.load(Relaxed), 2);
+        assert_eq!(s.responses(3), 1);
+        assert_eq!(s.dropped.load(Relaxed), 1);
+        assert_eq!(s.qtypes[1].load(Relaxed), 1);
     }
 }

@@ -96,6 +96,7 @@ pub fn run(
                     &mut conns,
                     &mut next_token,
                     limits,
+                    &stats,
                 );
                 continue;
             }
@@ -127,6 +128,9 @@ pub fn run(
                 let _ = poll.registry().reregister(&mut conn.stream, token, want);
             }
         }
+        stats
+            .tcp_open
+            .store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if last_sweep.elapsed() >= Duration::from_millis(250) {
             last_sweep = Instant::now();
             let now = Instant::now();
@@ -147,6 +151,7 @@ fn accept_all(
     conns: &mut HashMap<Token, Conn>,
     next_token: &mut usize,
     limits: TcpLimits,
+    stats: &WorkerStats,
 ) {
     loop {
         match listener.accept() {
@@ -154,8 +159,10 @@ fn accept_all(
                 if conns.len() >= limits.max_connections {
                     // Over the cap: close at once (the client may retry).
                     drop(stream);
+                    crate::server::stats::bump(&stats.tcp_refused);
                     continue;
                 }
+                crate::server::stats::bump(&stats.tcp_accepted);
                 let _ = stream.set_nodelay(true);
                 let token = Token(*next_token);
                 *next_token += 1;
@@ -232,6 +239,8 @@ fn answer_frames(
     stats: &WorkerStats,
 ) -> bool {
     let snap = shared.load();
+    let started = Instant::now();
+    let mut answered = 0;
     let mut pos = 0;
     while conn.rbuf.len() - pos >= 2 && conn.pending() < WRITE_BACKLOG {
         let len = usize::from(u16::from_be_bytes([conn.rbuf[pos], conn.rbuf[pos + 1]]));
@@ -244,12 +253,16 @@ fn answer_frames(
         let pkt = &conn.rbuf[pos + 2..pos + 2 + len];
         let handled = respond(&snap, pkt, scratch, Transport::Tcp);
         stats.record(&handled, false);
+        answered += 1;
         pos += 2 + len;
         if handled.len > 0 {
             conn.wbuf
                 .extend_from_slice(&(handled.len as u16).to_be_bytes());
             conn.wbuf.extend_from_slice(&scratch[..handled.len]);
         }
+    }
+    if answered > 0 {
+        stats.record_latency(started.elapsed().as_nanos() as u64, answered);
     }
     conn.rbuf.drain(..pos);
     debug_assert!(conn.rbuf.len() <= FRAME_MAX + 16 * 1024);

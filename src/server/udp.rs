@@ -109,6 +109,7 @@ pub fn run(
             }
         }
         let n = n as usize;
+        let started = std::time::Instant::now();
         let snap = shared.load();
         let mut out = 0;
         for i in 0..n {
@@ -136,6 +137,7 @@ pub fn run(
         }
         drop(snap);
         send_all(fd, &mut b.tx_msgs[..out], &stats);
+        stats.record_latency(started.elapsed().as_nanos() as u64, n as u64);
     }
 }
 

@@ -211,3 +211,82 @@ pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The real binary, serving `config`, with the addresses it printed.
+pub struct Child {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Child {
+    /// Sends `sig` to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+/// Starts `clusterns serve --config <config>` and reads the addresses it prints.
+pub fn spawn_binary(config: &Path, expect_metrics: bool) -> Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["serve", "--config", path_str(config)])
+        .env("CLUSTERNS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut read_addr = |prefix: &str| -> SocketAddr {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    let addr = read_addr("clusterns: listening on ");
+    let metrics = expect_metrics.then(|| read_addr("clusterns: metrics on "));
+    Child {
+        child,
+        addr,
+        metrics,
+    }
+}
+
+/// GETs `path` from an HTTP server and returns the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// The sum of every sample of `metric` whose labels contain all of `labels`.
+pub fn metric(body: &str, metric: &str, labels: &[&str]) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let name = key.split('{').next()?;
+            (name == metric && labels.iter().all(|want| key.contains(want)))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}

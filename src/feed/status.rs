@@ -1,0 +1,47 @@
+//! What the builder thread reports about the feed, for metrics: plain atomics it writes and a
+//! scrape reads.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The feed's progress.
+#[derive(Debug, Default)]
+pub struct FeedStatus {
+    /// The last sequence number applied.
+    pub last_seq: AtomicU64,
+    /// Changes applied and rejected since start.
+    pub applied: AtomicU64,
+    pub rejected: AtomicU64,
+    /// When the feed last had nothing left to read (ms since the epoch).
+    pub caught_up_at_ms: AtomicU64,
+    /// When the last checkpoint was written (0: never).
+    pub checkpoint_at_ms: AtomicU64,
+    /// Apps in the table.
+    pub apps: AtomicU64,
+}
+
+impl FeedStatus {
+    /// Seconds the feed may be behind its source: 0 right after it found nothing new to read.
+    pub fn behind_secs(&self) -> f64 {
+        let at = self.caught_up_at_ms.load(Relaxed);
+        if at == 0 {
+            return 0.0;
+        }
+        now_ms().saturating_sub(at) as f64 / 1000.0
+    }
+
+    /// Seconds since the last checkpoint (None: never written).
+    pub fn checkpoint_age_secs(&self) -> Option<f64> {
+        match self.checkpoint_at_ms.load(Relaxed) {
+            0 => None,
+            at => Some(now_ms().saturating_sub(at) as f64 / 1000.0),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Operating the real binary: the metrics endpoint adds up under load, SIGHUP reloads a good
+//! config and keeps the old one on a bad one, SIGTERM lets TCP answers out and exits 0.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use common::*;
+
+fn with_metrics(s: &Setup) {
+    let text = std::fs::read_to_string(&s.config_path).unwrap();
+    std::fs::write(
+        &s.config_path,
+        format!("{text}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn metrics_add_up_to_the_queries_sent() {
+    let s = setup("");
+    with_metrics(&s);
+    let c = spawn_binary(&s.config_path, true);
+    let maddr = c.metrics.unwrap();
+    let before = http_get(maddr, "/metrics");
+    assert_eq!(metric(&before, "clusterns_responses_total", &[]), 0.0);
+    assert_eq!(metric(&before, "clusterns_table_apps", &[]), 3.0);
+
+    // Load from a thread while scraping.
+    let addr = c.addr;
+    let load = std::thread::spawn(move || {
+        let client = udp_client();
+        let mut buf = [0u8; 2048];
+        for i in 0..300u16 {
+            let pkt = match i % 3 {
+                0 => query("r-one.repl.co", RecordType::A, i, true),
+                1 => query("missing.repl.co", RecordType::AAAA, i, false),
+                _ => vec![0xab, 0xcd, 0x01, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0],
+            };
+            client.send_to(&pkt, addr).unwrap();
+            client.recv_from(&mut buf).unwrap();
+        }
+    });
+    let mut last = 0.0;
+    for _ in 0..5 {
+        let body = http_get(maddr, "/metrics");
+        let n = metric(&body, "clusterns_responses_total", &["transport=\"udp\""]);
+        assert!(n >= last, "counters only grow");
+        last = n;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    load.join().unwrap();
+    let mut s_tcp = tcp_connect(c.addr);
+    for i in 0..20 {
+        tcp_send(&mut s_tcp, &query("r-two.repl.co", RecordType::A, i, false));
+        tcp_read(&mut s_tcp).unwrap();
+    }
+
+    let body = http_get(maddr, "/metrics");
+    let udp = |rcode: &str| {
+        metric(
+            &body,
+            "clusterns_responses_total",
+            &["transport=\"udp\"", &format!("rcode=\"{rcode}\"")],
+        )
+    };
+    assert_eq!(udp("NOERROR"), 100.0, "{body}");
+    assert_eq!(udp("NXDOMAIN"), 100.0);
+    assert_eq!(udp("FORMERR"), 100.0);
+    assert_eq!(
+        metric(&body, "clusterns_responses_total", &["transport=\"udp\""]),
+        300.0
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "clusterns_packets_received_total",
+            &["transport=\"udp\""]
+        ),
+        300.0
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "clusterns_queries_total",
+            &["transport=\"udp\"", "qtype=\"A\""]
+        ),
+        100.0
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "clusterns_queries_total",
+            &["transport=\"udp\"", "qtype=\"AAAA\""]
+        ),
+        100.0
+    );
+    assert_eq!(
+        metric(&body, "clusterns_malformed_total", &["transport=\"udp\""]),
+        100.0
+    );
+    assert_eq!(
+        metric(&body, "clusterns_responses_total", &["transport=\"tcp\""]),
+        20.0
+    );
+    assert_eq!(
+        metric(&body, "clusterns_tcp_connections_total", &["accepted"]),
+        1.0
+    );
+    assert_eq!(metric(&body, "clusterns_tcp_connections_open", &[]), 1.0);
+    assert_eq!(
+        metric(
+            &body,
+            "clusterns_query_latency_seconds_count",
+            &["transport=\"udp\""]
+        ),
+        300.0
+    );
+    let p99 = metric(
+        &body,
+        "clusterns_query_latency_seconds",
+        &["transport=\"udp\"", "quantile=\"0.99\""],
+    );
+    assert!(p99 > 0.0 && p99 < 1.0, "{p99}");
+    assert_eq!(metric(&body, "clusterns_feed_last_seq", &[]), 3.0);
+    assert!(metric(&body, "clusterns_snapshot_generation", &[]) >= 1.0);
+    assert!(metric(&body, "clusterns_feed_behind_seconds", &[]) < 5.0);
+}
+
+#[test]
+fn sighup_reloads_good_configs_and_keeps_the_old_on_bad_ones() {
+    let s = setup("");
+    let c = spawn_binary(&s.config_path, false);
+    let good = std::fs::read_to_string(&s.config_path).unwrap();
+    assert_eq!(
+        a_records(&udp_ask(c.addr, "r-two.repl.co", RecordType::A)),
+        vec!["198.51.100.7"]
+    );
+
+    // A good change: west moves to a new address, the TTL changes.
+    std::fs::write(
+        &s.config_path,
+        good.replace("198.51.100.7", "198.51.100.99")
+            .replace("negative_ttl = 30", "negative_ttl = 30\nttl = 20"),
+    )
+    .unwrap();
+    c.signal(libc::SIGHUP);
+    assert!(wait_for(Duration::from_secs(3), || {
+        a_records(&udp_ask(c.addr, "r-two.repl.co", RecordType::A)) == vec!["198.51.100.99"]
+    }));
+    assert_eq!(
+        udp_ask(c.addr, "r-two.repl.co", RecordType::A).answers()[0].ttl(),
+        20
+    );
+
+    // A broken file: nothing changes, the server lives on.
+    std::fs::write(&s.config_path, "this is [not toml").unwrap();
+    c.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        a_records(&udp_ask(c.addr, "r-two.repl.co", RecordType::A)),
+        vec!["198.51.100.99"]
+    );
+
+    // A config without a cluster that apps use is refused as well.
+    let without_west = good.replace(
+        "[[cluster]]\nname = \"west\"\nipv4 = [\"198.51.100.7\"]\n",
+        "",
+    );
+    assert_ne!(without_west, good);
+    std::fs::write(&s.config_path, without_west).unwrap();
+    c.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        a_records(&udp_ask(c.addr, "r-two.repl.co", RecordType::A)),
+        vec!["198.51.100.99"]
+    );
+    assert_eq!(
+        udp_ask(c.addr, "missing.repl.co", RecordType::A).response_code(),
+        ResponseCode::NXDomain
+    );
+}
+
+#[test]
+fn sigterm_finishes_tcp_answers_and_exits_zero() {
+    let s = setup("");
+    let mut c = spawn_binary(&s.config_path, false);
+    let mut conn = tcp_connect(c.addr);
+    let mut burst = Vec::new();
+    for i in 0..300u16 {
+        let q = query("r-one.repl.co", RecordType::A, i, false);
+        burst.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&q);
+    }
+    conn.write_all(&burst).unwrap();
+    // The first answer shows the server has the queries; then stop it.
+    assert_eq!(tcp_read(&mut conn).unwrap().id(), 0);
+    c.signal(libc::SIGTERM);
+    for i in 1..300u16 {
+        assert_eq!(tcp_read(&mut conn).unwrap().id(), i);
+    }
+    let status = c.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // No more answers: the connection is closed.
+    assert!(tcp_read(&mut conn).is_err());
+}
