@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// user and its primary group.
     #[serde(default)]
     pub user: Option<String>,
+    /// Response rate limiting for UDP (`[server.rrl]`; off unless `rate` is set).
+    #[serde(default)]
+    pub rrl: crate::server::rrl::RrlConfig,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -103,6 +106,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
             user: None,
+            rrl: crate::server::rrl::RrlConfig::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Sockets and threads: per listen address, N UDP workers each with its own SO_REUSEPORT
 //! socket, and one TCP event loop for all addresses.
 
+pub mod rrl;
 pub mod stats;
 pub mod tcp;
 pub mod udp;
@@ -108,11 +109,11 @@ impl Server {
         for (i, sock) in udp_socks.into_iter().enumerate() {
             let st = Arc::new(WorkerStats::new("udp"));
             stats.push(st.clone());
-            let (shared, stop) = (shared.clone(), stop.clone());
+            let (shared, stop, rrl) = (shared.clone(), stop.clone(), cfg.rrl);
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("udp-{i}"))
-                    .spawn(move || udp::run(sock, shared, stop, st))?,
+                    .spawn(move || udp::run(sock, shared, stop, st, rrl))?,
             );
         }
         let limits = tcp::TcpLimits {

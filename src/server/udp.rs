@@ -9,7 +9,8 @@ use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::server::stats::WorkerStats;
+use crate::server::rrl::{self, Rrl, RrlConfig, Verdict};
+use crate::server::stats::{bump, WorkerStats};
 use crate::snapshot::SharedSnapshot;
 use crate::wire::{respond, Transport};
 
@@ -79,9 +80,12 @@ pub fn run(
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
+    rrl: RrlConfig,
 ) {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
+    let mut limiter = Rrl::new(rrl);
+    let epoch = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         b.arm_rx();
         // SAFETY: `rx_msgs` holds BATCH initialised headers whose name and iovec pointers
@@ -121,9 +125,26 @@ pub fn run(
             if handled.len == 0 {
                 continue;
             }
+            let mut len = handled.len;
+            if let Some(limiter) = &mut limiter {
+                if let Some(client) = to_socket_addr(&b.addrs[i]) {
+                    let now = epoch.elapsed().as_secs() as u32;
+                    match limiter.check(client, &b.tx[out][..len], now) {
+                        Verdict::Send => {}
+                        Verdict::Slip => {
+                            bump(&stats.rate_limited);
+                            len = rrl::truncate(&mut b.tx[out], len);
+                        }
+                        Verdict::Drop => {
+                            bump(&stats.rate_limited);
+                            continue;
+                        }
+                    }
+                }
+            }
             b.tx_iov[out] = libc::iovec {
                 iov_base: b.tx[out].as_mut_ptr().cast(),
-                iov_len: handled.len,
+                iov_len: len,
             };
             let h = &mut b.tx_msgs[out].msg_hdr;
             h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
@@ -138,6 +159,30 @@ pub fn run(
         drop(snap);
         send_all(fd, &mut b.tx_msgs[..out], &stats);
         stats.record_latency(started.elapsed().as_nanos() as u64, n as u64);
+    }
+}
+
+/// The address in a `sockaddr_storage` filled in by the kernel.
+fn to_socket_addr(sa: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    match i32::from(sa.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in, which it is large
+            // enough and aligned for.
+            let a = unsafe { &*(sa as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(std::net::SocketAddr::from((
+                u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(sa as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(std::net::SocketAddr::from((
+                a.sin6_addr.s6_addr,
+                u16::from_be(a.sin6_port),
+            )))
+        }
+        _ => None,
     }
 }
 

@@ -23,11 +23,16 @@ pub const JOURNAL: &str = "\
 ";
 
 pub fn config_text(extra_server: &str) -> String {
+    let threads = if extra_server.contains("threads") {
+        ""
+    } else {
+        "threads = 2"
+    };
     format!(
         r#"
 [server]
 listen = ["127.0.0.1:0"]
-threads = 2
+{threads}
 {extra_server}
 
 [feed]
