@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// user and its primary group.
     #[serde(default)]
     pub user: Option<String>,
+    /// Log one UDP query in this many (0: no query log).
+    #[serde(default)]
+    pub query_log_sample: u64,
     /// Response rate limiting for UDP (`[server.rrl]`; off unless `rate` is set).
     #[serde(default)]
     pub rrl: crate::server::rrl::RrlConfig,
@@ -106,6 +109,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
             user: None,
+            query_log_sample: 0,
             rrl: crate::server::rrl::RrlConfig::default(),
         }
     }

@@ -109,11 +109,15 @@ impl Server {
         for (i, sock) in udp_socks.into_iter().enumerate() {
             let st = Arc::new(WorkerStats::new("udp"));
             stats.push(st.clone());
-            let (shared, stop, rrl) = (shared.clone(), stop.clone(), cfg.rrl);
+            let (shared, stop) = (shared.clone(), stop.clone());
+            let opts = udp::Options {
+                rrl: cfg.rrl,
+                query_log_sample: cfg.query_log_sample,
+            };
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("udp-{i}"))
-                    .spawn(move || udp::run(sock, shared, stop, st, rrl))?,
+                    .spawn(move || udp::run(sock, shared, stop, st, opts))?,
             );
         }
         let limits = tcp::TcpLimits {

@@ -73,6 +73,28 @@ impl Batch {
     }
 }
 
+/// Per-worker options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub rrl: RrlConfig,
+    /// Log one query in this many (0: none).
+    pub query_log_sample: u64,
+}
+
+/// Logs one query (the sampled query log).
+fn log_query(client: Option<std::net::SocketAddr>, pkt: &[u8], rcode: Option<u16>) {
+    if let crate::wire::Decoded::Query(req) = crate::wire::decode(pkt) {
+        tracing::info!(
+            target: "clusterns::query",
+            client = ?client,
+            qname = %crate::wire::name_text(req.qname()),
+            qtype = req.qtype,
+            rcode = ?rcode,
+            "query"
+        );
+    }
+}
+
 /// Runs a worker until `stop` is set. The socket must have a receive timeout so that the
 /// worker notices `stop`.
 pub fn run(
@@ -80,11 +102,12 @@ pub fn run(
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
-    rrl: RrlConfig,
+    opts: Options,
 ) {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
-    let mut limiter = Rrl::new(rrl);
+    let mut limiter = Rrl::new(opts.rrl);
+    let mut until_log = opts.query_log_sample;
     let epoch = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         b.arm_rx();
@@ -122,6 +145,13 @@ pub fn run(
             let pkt = &b.rx[i][..len.min(RX_SIZE)];
             let handled = respond(&snap, pkt, &mut b.tx[out], Transport::Udp);
             stats.record(&handled, truncated_rx);
+            if until_log > 0 {
+                until_log -= 1;
+                if until_log == 0 {
+                    until_log = opts.query_log_sample;
+                    log_query(to_socket_addr(&b.addrs[i]), pkt, handled.rcode);
+                }
+            }
             if handled.len == 0 {
                 continue;
             }

@@ -76,10 +76,11 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], out: &mut [u8], transport: Transport
             let badvers = req.edns.is_some_and(|e| e.version > 0);
             Handled {
                 len,
+                // The code written, which is the outcome's except for YXDOMAIN.
                 rcode: Some(if badvers {
                     encode::BADVERS
                 } else {
-                    u16::from(outcome.rcode())
+                    u16::from(out[3] & 0x0f)
                 }),
                 qtype: Some(req.qtype),
                 truncated: out[2] & 0x02 != 0,
@@ -105,6 +106,32 @@ fn error(out: &mut [u8], h: &ErrorHeader, rcode: u8) -> Handled {
     }
 }
 
+/// The presentation form of a wire name (for logs): labels joined by dots, unusual bytes
+/// escaped.
+pub fn name_text(wire: &[u8]) -> String {
+    let mut out = String::with_capacity(wire.len() + 1);
+    let mut pos = 0;
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 || len > 63 {
+            break;
+        }
+        let end = (pos + 1 + usize::from(len)).min(wire.len());
+        for &b in &wire[pos + 1..end] {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("\\{b:03}"));
+            }
+        }
+        out.push('.');
+        pos = end;
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
 /// Whether an outcome is one the server answers authoritatively.
 pub fn is_authoritative(o: &Outcome<'_>) -> bool {
     matches!(
@@ -114,4 +141,16 @@ pub fn is_authoritative(o: &Outcome<'_>) -> bool {
             | Outcome::NoData { .. }
             | Outcome::NxDomain { .. }
     )
+}
+
+#[cfg(test)]
+mod name_text_tests {
+    use super::name_text;
+
+    #[test]
+    fn presentation_form() {
+        assert_eq!(name_text(b"\x04Mark\x04repl\x02co\x00"), "Mark.repl.co.");
+        assert_eq!(name_text(b"\x00"), ".");
+        assert_eq!(name_text(b"\x03a b\x00"), "a\\032b.");
+    }
 }
