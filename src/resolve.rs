@@ -3,7 +3,7 @@
 //! The outcomes are named after Knot DNS's lookup states: a hit, a CNAME to follow, no data,
 //! no such name, and the refusals and errors. `wire::encode` turns an outcome into bytes.
 
-use crate::name::DomainName;
+use crate::name::{DomainName, MAX_NAME_LEN};
 use crate::rrset::{rtype, RrSet, CLASS_IN};
 use crate::snapshot::Snapshot;
 use crate::table::One;
@@ -34,6 +34,9 @@ pub enum Outcome<'s> {
     },
     /// The name exists but has no record of the type asked for.
     NoData { zone: &'s Zone },
+    /// `_acme-challenge.<name>` whose CNAME target would be longer than 255 bytes: YXDOMAIN,
+    /// as for a DNAME substitution that overflows (RFC 6672 2.2).
+    YxDomain { zone: &'s Zone },
     /// The name does not exist in the zone.
     NxDomain { zone: &'s Zone },
     /// Not ours to answer (outside every zone, a class other than IN, a zone transfer).
@@ -56,6 +59,7 @@ impl Outcome<'_> {
             Outcome::NxDomain { .. } => 3,
             Outcome::NotImp => 4,
             Outcome::Refused => 5,
+            Outcome::YxDomain { .. } => 6,
         }
     }
 }
@@ -80,7 +84,13 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
         Shape::Apex => apex(zone, q.qtype),
         Shape::Acme { rest } => match &zone.acme_zone {
             Some(target_zone) if exists(snap, zone, rest) => {
-                Outcome::AcmeCname { zone, target_zone }
+                // The target: the name without `_acme-challenge` (and its root label) followed
+                // by the validation zone.
+                if q.name.len() - ACME_LABEL.len() - 1 + target_zone.wire().len() > MAX_NAME_LEN {
+                    Outcome::YxDomain { zone }
+                } else {
+                    Outcome::AcmeCname { zone, target_zone }
+                }
             }
             _ => Outcome::NxDomain { zone },
         },

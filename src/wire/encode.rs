@@ -5,6 +5,7 @@
 //! or authority does not fit, the response is sent with TC set and no records (as Knot does);
 //! additional records that do not fit are left out.
 
+use crate::name::MAX_NAME_LEN;
 use crate::resolve::{acme_target_prefix, Outcome};
 use crate::rrset::{rtype, RrSet, CLASS_IN};
 use crate::wire::decode::{ErrorHeader, Request};
@@ -72,13 +73,7 @@ pub fn encode(
     let mut w = Writer { out, pos: 0 };
     // Header: counts are filled in below.
     w.put(&req.id.to_be_bytes());
-    let authoritative = matches!(
-        outcome,
-        Outcome::Hit { .. }
-            | Outcome::AcmeCname { .. }
-            | Outcome::NoData { .. }
-            | Outcome::NxDomain { .. }
-    );
+    let authoritative = crate::wire::is_authoritative(outcome);
     let badvers = req.edns.is_some_and(|e| e.version > 0);
     let rcode = if badvers { 0 } else { outcome.rcode() };
     w.put(&[
@@ -127,6 +122,7 @@ pub fn encode(
             Outcome::AcmeCname { zone, target_zone } => {
                 let prefix = acme_target_prefix(name);
                 let rdlen = prefix.len() + target_zone.wire().len();
+                debug_assert!(rdlen <= MAX_NAME_LEN, "resolve answers YXDOMAIN instead");
                 if w.pos + 12 + rdlen > budget {
                     truncated = true;
                 } else {
@@ -148,7 +144,11 @@ pub fn encode(
                     ns = 1;
                 }
             }
-            Outcome::Refused | Outcome::NotImp | Outcome::FormErr | Outcome::ServFail => {}
+            Outcome::YxDomain { .. }
+            | Outcome::Refused
+            | Outcome::NotImp
+            | Outcome::FormErr
+            | Outcome::ServFail => {}
         }
     }
     if truncated {

@@ -5,6 +5,8 @@
 
 pub mod decode;
 pub mod encode;
+#[cfg(test)]
+mod tests;
 
 pub use decode::{decode, Decoded, Edns, ErrorHeader, Request};
 pub use encode::{encode, encode_error, MIN_BUFFER};
@@ -76,11 +78,10 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], out: &mut [u8], transport: Transport
             let badvers = req.edns.is_some_and(|e| e.version > 0);
             Handled {
                 len,
-                // The code written, which is the outcome's except for YXDOMAIN.
                 rcode: Some(if badvers {
                     encode::BADVERS
                 } else {
-                    u16::from(out[3] & 0x0f)
+                    u16::from(outcome.rcode())
                 }),
                 qtype: Some(req.qtype),
                 truncated: out[2] & 0x02 != 0,
@@ -140,6 +141,7 @@ pub fn is_authoritative(o: &Outcome<'_>) -> bool {
             | Outcome::AcmeCname { .. }
             | Outcome::NoData { .. }
             | Outcome::NxDomain { .. }
+            | Outcome::YxDomain { .. }
     )
 }
 
