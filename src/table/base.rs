@@ -9,7 +9,7 @@
 //! a count of apps per user beside each slot. The layout is plain integers so that a checkpoint
 //! is the arena and the slot arrays written out as they are.
 
-use crate::table::key::{hash_key, id_key_len};
+use crate::table::key::hash_key;
 
 /// Which part of a record an index is keyed on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -19,20 +19,33 @@ pub(crate) enum Part {
     User,
 }
 
-/// The byte range of `part` in the record at `off`.
+/// The byte range of `part` in the record at `off`. Total: a malformed record (only possible
+/// in a damaged checkpoint) gives an empty or clipped range, never a panic.
 #[inline]
 pub(crate) fn part_range(arena: &[u8], off: usize, part: Part) -> (usize, usize) {
+    let len_at = |pos: usize| arena.get(pos).map(|&l| usize::from(l) + 1);
     let id = off + 2;
-    let id_len = id_key_len(&arena[id..]);
+    let id_len = match arena.get(id) {
+        Some(&crate::table::key::UUID_MARK) => crate::table::key::UUID_KEY_LEN,
+        Some(&l) => usize::from(l) + 1,
+        None => return (0, 0),
+    };
+    let clip = |a: usize, b: usize| (a.min(arena.len()), b.min(arena.len()));
     if part == Part::Id {
-        return (id, id + id_len);
+        return clip(id, id + id_len);
     }
     let slug = id + id_len;
-    let user = slug + usize::from(arena[slug]) + 1;
-    let end = user + usize::from(arena[user]) + 1;
+    let Some(slug_len) = len_at(slug) else {
+        return (0, 0);
+    };
+    let user = slug + slug_len;
+    let Some(user_len) = len_at(user) else {
+        return (0, 0);
+    };
+    let end = user + user_len;
     match part {
-        Part::Name => (slug, end),
-        _ => (user, end),
+        Part::Name => clip(slug, end),
+        _ => clip(user, end),
     }
 }
 
@@ -337,27 +350,8 @@ impl Base {
     /// Checks that every index slot points at a whole record inside the arena (for data read
     /// from a file: afterwards lookups cannot index out of bounds).
     pub fn validate(&self) -> Result<(), String> {
-        let a = &self.arena;
-        let record_ok = |off: usize| -> bool {
-            let id = off + 2;
-            let Some(&first) = a.get(id) else {
-                return false;
-            };
-            let id_len = if first == crate::table::key::UUID_MARK {
-                crate::table::key::UUID_KEY_LEN
-            } else {
-                usize::from(first) + 1
-            };
-            let slug = id + id_len;
-            let Some(&sl) = a.get(slug) else {
-                return false;
-            };
-            let user = slug + usize::from(sl) + 1;
-            let Some(&ul) = a.get(user) else {
-                return false;
-            };
-            off > 0 && user + usize::from(ul) < a.len()
-        };
+        // Records are only read through `part_range` and `cluster_at`, which cannot go out of
+        // bounds once every offset leaves room for the cluster field: no arena walk needed.
         for (name, index) in [
             ("id", &self.ids),
             ("name", &self.names),
@@ -366,8 +360,11 @@ impl Base {
             if index.len >= index.slots.len() {
                 return Err(format!("{name} index is full"));
             }
-            if let Some(off) = index.offsets().find(|&off| !record_ok(off)) {
-                return Err(format!("{name} index points at a broken record at {off}"));
+            if let Some(off) = index
+                .offsets()
+                .find(|&off| off == 0 || off + 2 > self.arena.len())
+            {
+                return Err(format!("{name} index points outside the arena ({off})"));
             }
         }
         if self.user_counts.len() != self.users.slots.len() {

@@ -72,7 +72,8 @@ impl Table {
     }
 
     /// A table from its parts (as read from a checkpoint).
-    pub fn from_parts(base: Arc<Base>, overlay: Overlay, len: usize) -> Table {
+    pub fn from_parts(base: Arc<Base>, mut overlay: Overlay, len: usize) -> Table {
+        overlay.rebuild_filter();
         Table { base, overlay, len }
     }
 
@@ -93,7 +94,7 @@ impl Table {
         let idk = id_key(label, &mut buf);
         let compressed = idk.len() != label.len();
         let id_hash = hash_key(idk);
-        let in_overlay = if self.overlay.is_empty() {
+        let in_overlay = if self.overlay.is_empty() || !self.overlay.may_hold(id_hash) {
             None
         } else {
             self.overlay.ids.get(idk)
@@ -118,16 +119,17 @@ impl Table {
     /// The cluster of the app named by `key` (slug label then user label, lower-case).
     #[inline]
     pub fn lookup_two(&self, key: &[u8]) -> Option<u16> {
-        if !self.overlay.is_empty() {
+        let hash = hash_key(key);
+        if !self.overlay.is_empty() && self.overlay.may_hold(hash) {
             if let Some(v) = self.overlay.names.get(key) {
                 return v.as_ref().map(|(_, c)| *c);
             }
         }
-        self.base.by_name(key, hash_key(key)).map(|(c, _)| c)
+        self.base.by_name(key, hash).map(|(c, _)| c)
     }
 
     fn user_apps(&self, user: &[u8], hash: u64) -> i64 {
-        let delta = if self.overlay.is_empty() {
+        let delta = if self.overlay.is_empty() || !self.overlay.may_hold(hash) {
             0
         } else {
             self.overlay.users.get(user).copied().unwrap_or(0)
@@ -171,6 +173,7 @@ impl Table {
 
     fn add_user(&mut self, name: &[u8], delta: i64) {
         let user: Key = user_of_name(name).into();
+        self.overlay.mark(&user);
         let entry = self.overlay.users.entry(user).or_insert(0);
         *entry += delta;
     }
@@ -192,6 +195,7 @@ impl Table {
             Some((old, _)) if old != name => {
                 self.add_user(&old, -1);
                 self.add_user(&name, 1);
+                self.overlay.mark(&old);
                 self.overlay.names.insert(old, None);
             }
             Some(_) => {}
@@ -200,6 +204,8 @@ impl Table {
                 self.len += 1;
             }
         }
+        self.overlay.mark(&name);
+        self.overlay.mark(&idk);
         self.overlay
             .names
             .insert(name.clone(), Some((idk.clone(), cluster)));
@@ -214,6 +220,8 @@ impl Table {
             return Err(format!("repl {id} does not exist"));
         };
         self.add_user(&old, -1);
+        self.overlay.mark(&old);
+        self.overlay.mark(&idk);
         self.overlay.names.insert(old, None);
         self.overlay.ids.insert(idk, None);
         self.len -= 1;
