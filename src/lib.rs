@@ -12,6 +12,7 @@ pub mod resolve;
 pub mod rrset;
 pub mod server;
 pub mod snapshot;
+pub mod synth;
 pub mod table;
 pub mod wire;
 pub mod zone;

@@ -18,40 +18,59 @@ pub fn hash_key(key: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x636c_7573_7465_726e).hash_one(key)
 }
 
-#[inline]
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Hex digit values for lower-case `0-9a-f`; 0xFF for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Positions of the 32 hex digits in a canonical UUID's text.
+const UUID_DIGITS: [usize; 32] = {
+    let mut p = [0; 32];
+    let (mut i, mut j) = (0, 0);
+    while i < 36 {
+        if !(i == 8 || i == 13 || i == 18 || i == 23) {
+            p[j] = i;
+            j += 1;
+        }
+        i += 1;
+    }
+    p
+};
 
 /// The id key for a lower-case wire label (`len` byte + text): the compressed form for a
-/// canonical lower-case UUID, the label itself otherwise.
+/// canonical lower-case UUID, the label itself otherwise. Table-driven and branch-light: on
+/// the query path for every single-label name.
 #[inline]
 pub fn id_key<'a>(label: &'a [u8], buf: &'a mut [u8; UUID_KEY_LEN]) -> &'a [u8] {
-    if label.len() != 37 || label[0] != 36 {
+    let Some(text) = label
+        .get(1..37)
+        .filter(|_| label.len() == 37 && label[0] == 36)
+    else {
         return label;
-    }
-    let text = &label[1..];
+    };
+    let dashes = (text[8] ^ b'-') | (text[13] ^ b'-') | (text[18] ^ b'-') | (text[23] ^ b'-');
+    let mut bad = 0u8;
     buf[0] = UUID_MARK;
-    let mut out = 1;
-    let mut i = 0;
-    while i < 36 {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if text[i] != b'-' {
-                return label;
-            }
-            i += 1;
-            continue;
-        }
-        let (Some(hi), Some(lo)) = (hex(text[i]), hex(text[i + 1])) else {
-            return label;
-        };
-        buf[out] = hi << 4 | lo;
-        out += 1;
-        i += 2;
+    for k in 0..16 {
+        let hi = HEX[usize::from(text[UUID_DIGITS[2 * k]])];
+        let lo = HEX[usize::from(text[UUID_DIGITS[2 * k + 1]])];
+        bad |= hi | lo;
+        buf[1 + k] = hi << 4 | (lo & 0x0f);
+    }
+    // A non-hex byte sets the high bits of `bad` (0xFF in the table).
+    if dashes != 0 || bad & 0xF0 != 0 {
+        return label;
     }
     &buf[..]
 }
