@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for the `packet` fuzz target into fuzz/corpus/packet/.
+"""Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/.
 
-Each seed is a real query for the fuzz target's snapshot (see fuzz_targets/packet.rs):
-hits, NODATA, NXDOMAIN, refusals, EDNS variants, a TCP-sized answer and a few malformed ones.
+- packet: real queries for the fuzz snapshot (see src/lib.rs): hits, NODATA, NXDOMAIN,
+  refusals, EDNS variants, a TCP-sized answer and a few malformed ones;
+- tcp_stream: those queries pipelined with length prefixes, cut into chunks (the input format
+  is in fuzz_targets/tcp_stream.rs), one with a zero-length frame;
+- journal: journal texts (sets, deletes, moves, renames, bad lines, UUID ids);
+- config: the example configuration, the fuzz configuration, and small broken ones;
+- pg_row: change rows as tab-separated columns (seq, op, id, user, slug, cluster; \\N = NULL).
+
+The checkpoint seeds are real checkpoints written by clusterns itself:
+  cargo test --test fuzz_regressions -- --ignored write_checkpoint_seeds
+and query_struct (inputs for `arbitrary`) starts from a few inputs the fuzzer found, kept
+after `cargo fuzz cmin`; neither is written here.
+
 Run from anywhere: python3 fuzz/make_corpus.py
 """
 import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "corpus", "packet")
+CORPUS = os.path.join(HERE, "corpus")
 
 A, NS, SOA, MX, TXT, AAAA, OPT, AXFR, ANY, CAA = 1, 2, 6, 15, 16, 28, 41, 252, 255, 257
 
@@ -63,12 +74,148 @@ SEEDS = {
 }
 
 
+
+def frame(pkt):
+    return struct.pack(">H", len(pkt)) + pkt
+
+
+def tcp(stream, lens=(), drains=()):
+    """A tcp_stream input: the cuts (chunk lengths, then how much of the pending answers
+    is written after each chunk, in 255ths) and the stream."""
+    assert len(lens) == len(drains) < 32
+    return bytes([len(lens)]) + bytes(lens) + bytes(drains) + stream
+
+
+PIPELINE = b"".join(frame(SEEDS[k]) for k in ["hit_a", "nxdomain", "huge_tcp", "badvers", "compressed", "acme_cname"])
+
+TCP_SEEDS = {
+    "one_query": tcp(frame(SEEDS["hit_a"])),
+    "pipeline_whole": tcp(PIPELINE),
+    "pipeline_cut": tcp(PIPELINE, (1, 13, 40, 2, 90), (255, 0, 128, 255, 7)),
+    "zero_length": tcp(frame(SEEDS["hit_aaaa_id"]) + b"\x00\x00" + frame(SEEDS["hit_a"]), (3, 30), (0, 255)),
+    "dropped_and_short": tcp(frame(b"\x12\x34\x81\x00" + b"\x00" * 8) + frame(b"\x01\x02\x03") + b"\x00", (2,), (255,)),
+    "backlog": tcp(frame(SEEDS["huge_tcp"]) * 48, (200, 255, 255), (0, 0, 0)),
+}
+
+JOURNAL_SEEDS = {
+    "example": open(os.path.join(HERE, "..", "examples", "journal.log"), "rb").read(),
+    "moves_renames": b"""# moves, renames, a freed name taken by another app
+1 set r1 mark game c0
+2 set r2 mark site c1
+3 set r1 mark game wide
+4 set r2 ann site c1
+5 set r3 mark site huge
+6 delete r1
+7 set r4 Mark GAME c0
+8 delete r4
+9 set r1 mark game c0
+""",
+    "bad_lines": b"""1 set r1 mark game c0
+2 set r2 mark game c1
+2 set r3 ann x c0
+x set r4 ann y c0
+3 set r5 ann y nowhere
+4 delete nobody
+5 delete r1 extra
+6 set r6 ann y.z c0
+7\tset\tr7\tann\tz\tc1
+0 set r8 a b c0
+18446744073709551616 set r9 a b c0
+8 bogus r1
+9 set _x -y _ c0
+""",
+    "uuids": b"""1 set 3F2B9C1E-0B7A-4C1E-9A53-1D2E3F4A5B6C mark coolgame c0
+2 set 3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c mark coolgame c1
+3 set aaaaaaaa-0b7a-4c1e-9a53-1d2e3f4a5b6c 3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c x c0
+4 set 3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6 u s c0
+5 delete 3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c
+""",
+}
+
+BROKEN_CONFIGS = {
+    "syntax": b"[feed\njournal = 'j'\n",
+    "bad_ip": b"""[feed]
+journal = "j"
+[[zone]]
+apex = "repl.co"
+ns = ["ns.example.net"]
+soa = { rname = "hostmaster.repl.co" }
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.300"]
+""",
+    "glue_missing": b"""[server]
+udp_payload = 4096
+[feed]
+source = "postgres"
+postgres = "host=/tmp dbname=x"
+[[zone]]
+apex = "repl.co"
+ns = ["ns1.repl.co"]
+txt = ["%s"]
+soa = { rname = "hostmaster.repl.co", mname = "ns1.repl.co" }
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.1"]
+""" % (b"t" * 600),
+    "dup_cluster": b"""[feed]
+journal = "j"
+[[zone]]
+apex = "a.b"
+ns = ["ns.example.net"]
+soa = { rname = "h.a.b" }
+[[zone.host]]
+name = "x.y"
+aaaa = ["::1"]
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.1"]
+[[cluster]]
+name = "C0"
+ipv4 = ["203.0.113.2"]
+""",
+}
+
+
+def fuzz_config():
+    """The configuration of the fuzz snapshot, as src/lib.rs writes it."""
+    src = open(os.path.join(HERE, "src", "lib.rs")).read()
+    body = src[src.index('r#"') + 3:src.index('"#')]
+    body = body.replace("{{", "{").replace("}}", "}")
+    v6 = lambda n, net: ", ".join('"2001:db8:%x::%x"' % (net, i + 1) for i in range(n))
+    long = "l" * 60 + "." + "m" * 50
+    return body.replace("{long}", long).replace("{wide}", v6(40, 1)).replace("{huge}", v6(60, 2)).encode()
+
+
+CONFIG_SEEDS = dict(BROKEN_CONFIGS)
+CONFIG_SEEDS["example"] = open(os.path.join(HERE, "..", "examples", "clusterns.toml"), "rb").read()
+CONFIG_SEEDS["fuzz"] = fuzz_config()
+
+PG_SEEDS = {
+    "set": b"7\tset\tr1\tMark\tgame\tus-east",
+    "delete": b"8\tdelete\t3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c\t\\N\t\\N\t\\N",
+    "null_slug": b"9\tset\tr2\tann\t\\N\tc0",
+    "bad_seq": b"-1\tset\tr1\tmark\tgame\tc0",
+    "bad_op": b"10\tmove\tr1\tmark\tgame\tc0",
+    "bad_label": b"11\tset\tr1\tma rk\tgame\tc0",
+}
+
+
+def write(target, seeds):
+    out = os.path.join(CORPUS, target)
+    os.makedirs(out, exist_ok=True)
+    for key, data in sorted(seeds.items()):
+        with open(os.path.join(out, key), "wb") as f:
+            f.write(data)
+    print("wrote %d seeds to %s" % (len(seeds), out))
+
+
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    for key, pkt in sorted(SEEDS.items()):
-        with open(os.path.join(OUT, key), "wb") as f:
-            f.write(pkt)
-    print("wrote %d seeds to %s" % (len(SEEDS), OUT))
+    write("packet", SEEDS)
+    write("tcp_stream", TCP_SEEDS)
+    write("journal", JOURNAL_SEEDS)
+    write("config", CONFIG_SEEDS)
+    write("pg_row", PG_SEEDS)
 
 
 if __name__ == "__main__":

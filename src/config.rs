@@ -326,7 +326,10 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim_end().to_string();
+            let mut message = e.message().trim_end().to_string();
+            if message.is_empty() {
+                message = "invalid TOML (a control character or broken syntax)".into();
+            }
             err_at(e.span(), message)
         })?;
 

@@ -149,7 +149,15 @@ fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
     } else {
         let mut b = Base::builder(loaded.table.len());
         for (id, name, c) in loaded.table.records() {
-            if b.push(id, name, map[usize::from(c)]).is_err() {
+            // A cluster the checkpoint does not list is damage: replay the feed instead.
+            let Some(&to) = map.get(usize::from(c)) else {
+                tracing::warn!(
+                    "checkpoint {}: an app refers to cluster #{c}, which it does not list; replaying the whole feed",
+                    path.display()
+                );
+                return None;
+            };
+            if b.push(id, name, to).is_err() {
                 return None;
             }
         }

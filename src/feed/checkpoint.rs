@@ -12,11 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::table::base::{Base, Index};
+use crate::table::key::{UUID_KEY_LEN, UUID_MARK};
 use crate::table::overlay::{Key, Overlay, Rec};
 use crate::table::{hash_key, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
 const VERSION: u32 = 1;
+/// The most a reader allocates ahead of the data it has read (counts and lengths in the file
+/// are not trusted until the bytes they announce are there).
+const ALLOC_AHEAD: usize = 1 << 20;
 
 /// Where a checkpoint's feed position is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,6 +128,17 @@ fn get_len(r: &mut impl Read, limit: u64, what: &str) -> io::Result<usize> {
     }
     Ok(n as usize)
 }
+/// Reads exactly `n` bytes, growing the buffer only as the data arrives: a hostile length
+/// costs at most twice the bytes the input really holds.
+fn get_vec(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(n.min(ALLOC_AHEAD));
+    r.take(n as u64).read_to_end(&mut v)?;
+    if v.len() != n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(v)
+}
+
 fn get_bytes(r: &mut impl Read) -> io::Result<Key> {
     let n = usize::from(get_u8(r)?);
     let mut v = vec![0u8; n];
@@ -137,7 +152,9 @@ fn get_index(r: &mut impl Read, arena_len: usize) -> io::Result<Index> {
         return Err(bad("empty index"));
     }
     let len = get_len(r, n as u64, "entry")?;
-    let mut slots = Vec::with_capacity(n);
+    // The count comes from the file: reserve no more than a chunk ahead of the data read, so
+    // that a hostile count fails at the end of the input instead of allocating it.
+    let mut slots = Vec::with_capacity(n.min(ALLOC_AHEAD / 8));
     let mut buf = vec![0u8; 64 * 1024];
     let mut left = n;
     while left > 0 {
@@ -250,8 +267,13 @@ fn tmp_path(path: &Path) -> PathBuf {
 /// different hash function) is an error: the caller then replays the whole feed.
 pub fn read(path: &Path) -> io::Result<Loaded> {
     let file = File::open(path)?;
+    read_from(BufReader::with_capacity(1 << 20, file))
+}
+
+/// Reads a checkpoint from `r` (to its end: trailing bytes are damage), as [`read`] does.
+pub fn read_from<R: Read>(r: R) -> io::Result<Loaded> {
     let mut r = CrcReader {
-        inner: BufReader::with_capacity(1 << 20, file),
+        inner: r,
         crc: crc32fast::Hasher::new(),
     };
     if &get::<8>(&mut r)? != MAGIC {
@@ -275,7 +297,7 @@ pub fn read(path: &Path) -> io::Result<Loaded> {
     if n > u32::from(u16::MAX) {
         return Err(bad("too many clusters"));
     }
-    let mut clusters = Vec::with_capacity(n as usize);
+    let mut clusters = Vec::with_capacity((n as usize).min(1024));
     for _ in 0..n {
         clusters.push(
             String::from_utf8(get_bytes(&mut r)?.into())
@@ -283,8 +305,7 @@ pub fn read(path: &Path) -> io::Result<Loaded> {
         );
     }
     let arena_len = get_len(&mut r, u64::from(u32::MAX), "arena byte")?;
-    let mut arena = vec![0u8; arena_len];
-    r.read_exact(&mut arena)?;
+    let arena = get_vec(&mut r, arena_len)?;
     let ids = get_index(&mut r, arena_len)?;
     let names = get_index(&mut r, arena_len)?;
     let users = get_index(&mut r, arena_len)?;
@@ -338,12 +359,101 @@ pub fn read(path: &Path) -> io::Result<Loaded> {
         user_counts,
     };
     base.validate().map_err(bad)?;
+    check_overlay(&base, &overlay, clusters.len())?;
+    if len != app_count(&base, &overlay) {
+        return Err(bad(format!(
+            "app count {len} does not match the base and the overlay"
+        )));
+    }
     let table = Table::from_parts(Arc::new(base), overlay, len);
     Ok(Loaded {
         table,
         position,
         clusters,
     })
+}
+
+/// Whether `k` is an id key: a label of 1 to 63 bytes, or a compressed UUID.
+fn is_id_key(k: &[u8]) -> bool {
+    match k.first() {
+        Some(&UUID_MARK) => k.len() == UUID_KEY_LEN,
+        _ => is_label(k),
+    }
+}
+
+/// Whether `k` is one label of 1 to 63 bytes in wire form.
+fn is_label(k: &[u8]) -> bool {
+    matches!(k.first(), Some(&n) if (1..=63).contains(&n) && k.len() == usize::from(n) + 1)
+}
+
+/// Whether `k` is a name key: two labels.
+fn is_name_key(k: &[u8]) -> bool {
+    match k.first() {
+        Some(&n) if usize::from(n) < k.len() => {
+            let split = usize::from(n) + 1;
+            is_label(&k[..split]) && is_label(&k[split..])
+        }
+        _ => false,
+    }
+}
+
+/// The overlay's keys and values must have the shapes the table relies on (it slices them by
+/// their length bytes), name clusters the checkpoint lists, and its per-user differences must
+/// leave every user with a count between 0 and the number of records (so that updates cannot
+/// overflow it). O(overlay): the base's records are not walked (that would cost start-up
+/// time in proportion to the table); base lookups are bounds-safe on their own.
+fn check_overlay(base: &Base, overlay: &Overlay, clusters: usize) -> io::Result<()> {
+    let cluster_ok = |c: u16| usize::from(c) < clusters;
+    for (k, v) in overlay.ids.iter() {
+        let ok = is_id_key(k)
+            && v.as_ref()
+                .is_none_or(|r| is_name_key(&r.name) && cluster_ok(r.cluster));
+        if !ok {
+            return Err(bad(
+                "malformed overlay id entry (key, name, or a cluster the checkpoint does not list)",
+            ));
+        }
+    }
+    for (k, v) in overlay.names.iter() {
+        let ok = is_name_key(k)
+            && v.as_ref()
+                .is_none_or(|(id, c)| is_id_key(id) && cluster_ok(*c));
+        if !ok {
+            return Err(bad(
+                "malformed overlay name entry (key, id, or a cluster the checkpoint does not list)",
+            ));
+        }
+    }
+    let most = (base.len() + overlay.ids.len()) as i64;
+    for (k, delta) in overlay.users.iter() {
+        if !is_label(k) {
+            return Err(bad("malformed overlay user entry"));
+        }
+        let count = i64::from(base.user_apps(k, hash_key(k))).saturating_add(*delta);
+        if !(0..=most).contains(&count) {
+            return Err(bad(format!("overlay user count {count} is implausible")));
+        }
+    }
+    Ok(())
+}
+
+/// The number of apps of base plus overlay, from the overlay's side: the base's records,
+/// less the ids the overlay replaces or deletes, plus the ids it holds. O(overlay).
+///
+/// For a damaged base whose index hides records from lookups this can count more apps than
+/// there are, never fewer: so `len` from a checkpoint that passes this check can never
+/// underflow when apps are deleted.
+fn app_count(base: &Base, overlay: &Overlay) -> usize {
+    let mut n = base.len();
+    for (k, v) in overlay.ids.iter() {
+        if base.by_id(k, hash_key(k)).is_some() {
+            n -= 1;
+        }
+        if v.is_some() {
+            n += 1;
+        }
+    }
+    n
 }
 
 #[cfg(test)]
@@ -408,5 +518,49 @@ mod tests {
         // Not a checkpoint.
         fs::write(&path, b"hello").unwrap();
         assert!(read(&path).is_err());
+    }
+
+    /// `good` with the 8-byte little-endian field at `at` (from the end, CRC excluded) set to
+    /// `v`, and the CRC made to match.
+    fn patched(good: &[u8], at: usize, v: u64) -> Vec<u8> {
+        let mut body = good[..good.len() - 4].to_vec();
+        let n = body.len();
+        body[n - at..n - at + 8].copy_from_slice(&v.to_le_bytes());
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        body
+    }
+
+    #[test]
+    fn read_from_checks_what_the_checksum_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        let t = sample();
+        write(
+            &path,
+            &t,
+            Position::default(),
+            &["a".into(), "b".into(), "c".into()],
+        )
+        .unwrap();
+        let good = fs::read(&path).unwrap();
+        let l = read_from(&good[..]).unwrap();
+        assert_eq!(l.table.apps(), t.apps());
+        // The app count, last field before the CRC: one more or one less than the apps.
+        for len in [t.len() as u64 + 1, t.len() as u64 - 1, 1 << 40] {
+            let e = read_from(&patched(&good, 8, len)[..]).err().unwrap();
+            assert!(e.to_string().contains("app count"), "{e}");
+        }
+        // Trailing bytes, and a checkpoint cut anywhere.
+        let mut long = good.clone();
+        long.push(0);
+        assert!(read_from(&long[..]).is_err());
+        for cut in (0..good.len()).step_by(7) {
+            assert!(read_from(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        // The same table listing too few clusters for its overlay (r6 moved to cluster 1).
+        write(&path, &t, Position::default(), &["a".into()]).unwrap();
+        let e = read(&path).err().unwrap();
+        assert!(e.to_string().contains("malformed overlay"), "{e}");
     }
 }

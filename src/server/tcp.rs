@@ -12,13 +12,15 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::server::stats::WorkerStats;
-use crate::snapshot::SharedSnapshot;
+use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::wire::{respond, Transport};
 
 /// Largest DNS message over TCP plus its length prefix.
-const FRAME_MAX: usize = 2 + 65535;
+pub const FRAME_MAX: usize = 2 + 65535;
 /// Stop reading from a connection while this many answer bytes wait to be written.
-const WRITE_BACKLOG: usize = 64 * 1024;
+pub const WRITE_BACKLOG: usize = 64 * 1024;
+/// How much one `read` takes from a socket.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// TCP limits.
 #[derive(Debug, Clone, Copy)]
@@ -27,11 +29,129 @@ pub struct TcpLimits {
     pub max_connections: usize,
 }
 
-struct Conn {
-    stream: TcpStream,
+/// Why a stream cannot go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// A zero-length frame: no message can have it, so the stream is beyond repair.
+    ZeroLength,
+}
+
+/// DNS over TCP framing without I/O: the bytes read from a connection go in, the answers to
+/// be written come out, length-prefixed and in the order of the queries.
+///
+/// Each message is preceded by its length (2 bytes, big-endian). A zero-length frame closes
+/// the stream. While [`WRITE_BACKLOG`] or more answer bytes wait to be written no further
+/// query is answered (nor should more be read): a client that does not read its answers only
+/// stalls itself. Queries that get no response (too short for a header, QR set) are consumed
+/// without output.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Bytes read and not yet answered: a partial frame, or whole frames held back by the
+    /// write backlog.
     rbuf: Vec<u8>,
+    /// Answers; the first `wpos` bytes are already written.
     wbuf: Vec<u8>,
     wpos: usize,
+}
+
+impl Framer {
+    /// An empty stream.
+    pub fn new() -> Framer {
+        Framer {
+            rbuf: Vec::with_capacity(512),
+            wbuf: Vec::new(),
+            wpos: 0,
+        }
+    }
+
+    /// Appends `bytes` to what was read and answers every complete frame from `snap`, in
+    /// order, until the write backlog is reached. `scratch` holds one response (65535 bytes
+    /// for full answers). Call it with no bytes to go on after [`consume`](Framer::consume)
+    /// made room. `Err` means the connection must be closed; the answers before the
+    /// offending frame are still in [`output`](Framer::output).
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        snap: &Snapshot,
+        scratch: &mut [u8],
+        stats: &WorkerStats,
+    ) -> Result<(), Close> {
+        self.rbuf.extend_from_slice(bytes);
+        let started = Instant::now();
+        let mut answered = 0;
+        let mut pos = 0;
+        let mut result = Ok(());
+        while self.rbuf.len() - pos >= 2 && self.pending() < WRITE_BACKLOG {
+            let len = usize::from(u16::from_be_bytes([self.rbuf[pos], self.rbuf[pos + 1]]));
+            if len == 0 {
+                result = Err(Close::ZeroLength);
+                break;
+            }
+            if self.rbuf.len() - pos - 2 < len {
+                break;
+            }
+            let pkt = &self.rbuf[pos + 2..pos + 2 + len];
+            let handled = respond(snap, pkt, scratch, Transport::Tcp);
+            stats.record(&handled, false);
+            answered += 1;
+            pos += 2 + len;
+            if handled.len > 0 {
+                self.wbuf
+                    .extend_from_slice(&(handled.len as u16).to_be_bytes());
+                self.wbuf.extend_from_slice(&scratch[..handled.len]);
+            }
+        }
+        if answered > 0 {
+            stats.record_latency(started.elapsed().as_nanos() as u64, answered);
+        }
+        self.rbuf.drain(..pos);
+        result
+    }
+
+    /// The answers not yet written.
+    pub fn output(&self) -> &[u8] {
+        &self.wbuf[self.wpos..]
+    }
+
+    /// How many answer bytes wait to be written.
+    pub fn pending(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    /// Whether the write backlog is reached: nothing more is answered, and nothing more
+    /// should be read, until answers are written.
+    pub fn backlogged(&self) -> bool {
+        self.pending() >= WRITE_BACKLOG
+    }
+
+    /// Bytes read but not yet answered.
+    pub fn buffered(&self) -> usize {
+        self.rbuf.len()
+    }
+
+    /// Marks the first `n` bytes of [`output`](Framer::output) as written.
+    ///
+    /// # Panics
+    /// If `n` is more than [`pending`](Framer::pending).
+    pub fn consume(&mut self, n: usize) {
+        assert!(
+            n <= self.pending(),
+            "consumed more than the pending answers"
+        );
+        self.wpos += n;
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        } else if self.wpos > WRITE_BACKLOG {
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    framer: Framer,
     last_active: Instant,
     /// The peer closed its side: finish writing, then close.
     read_closed: bool,
@@ -40,7 +160,7 @@ struct Conn {
 
 impl Conn {
     fn pending(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.framer.pending()
     }
 }
 
@@ -177,9 +297,7 @@ fn accept_all(
                     token,
                     Conn {
                         stream,
-                        rbuf: Vec::with_capacity(512),
-                        wbuf: Vec::new(),
-                        wpos: 0,
+                        framer: Framer::new(),
                         last_active: Instant::now(),
                         read_closed: false,
                         interest: Interest::READABLE,
@@ -205,19 +323,25 @@ fn service(
     scratch: &mut [u8],
     stats: &WorkerStats,
 ) -> bool {
-    if flush(conn).is_err() || !answer_frames(conn, shared, scratch, stats) {
+    if flush(conn).is_err()
+        || conn
+            .framer
+            .feed(&[], &shared.load(), scratch, stats)
+            .is_err()
+    {
         return false;
     }
-    let mut buf = [0u8; 16 * 1024];
-    while !conn.read_closed && conn.pending() < WRITE_BACKLOG {
+    let mut buf = [0u8; READ_CHUNK];
+    while !conn.read_closed && !conn.framer.backlogged() {
         match conn.stream.read(&mut buf) {
             Ok(0) => conn.read_closed = true,
             Ok(n) => {
                 conn.last_active = Instant::now();
-                conn.rbuf.extend_from_slice(&buf[..n]);
-                if !answer_frames(conn, shared, scratch, stats) {
+                let snap = shared.load();
+                if conn.framer.feed(&buf[..n], &snap, scratch, stats).is_err() {
                     return false;
                 }
+                debug_assert!(conn.framer.buffered() <= FRAME_MAX + READ_CHUNK);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -230,51 +354,12 @@ fn service(
     !(conn.read_closed && conn.pending() == 0)
 }
 
-/// Answers the complete frames in the read buffer, in order. Returns false when the stream is
-/// beyond repair (a zero-length frame).
-fn answer_frames(
-    conn: &mut Conn,
-    shared: &SharedSnapshot,
-    scratch: &mut [u8],
-    stats: &WorkerStats,
-) -> bool {
-    let snap = shared.load();
-    let started = Instant::now();
-    let mut answered = 0;
-    let mut pos = 0;
-    while conn.rbuf.len() - pos >= 2 && conn.pending() < WRITE_BACKLOG {
-        let len = usize::from(u16::from_be_bytes([conn.rbuf[pos], conn.rbuf[pos + 1]]));
-        if len == 0 {
-            return false;
-        }
-        if conn.rbuf.len() - pos - 2 < len {
-            break;
-        }
-        let pkt = &conn.rbuf[pos + 2..pos + 2 + len];
-        let handled = respond(&snap, pkt, scratch, Transport::Tcp);
-        stats.record(&handled, false);
-        answered += 1;
-        pos += 2 + len;
-        if handled.len > 0 {
-            conn.wbuf
-                .extend_from_slice(&(handled.len as u16).to_be_bytes());
-            conn.wbuf.extend_from_slice(&scratch[..handled.len]);
-        }
-    }
-    if answered > 0 {
-        stats.record_latency(started.elapsed().as_nanos() as u64, answered);
-    }
-    conn.rbuf.drain(..pos);
-    debug_assert!(conn.rbuf.len() <= FRAME_MAX + 16 * 1024);
-    true
-}
-
 fn flush(conn: &mut Conn) -> io::Result<()> {
     while conn.pending() > 0 {
-        match conn.stream.write(&conn.wbuf[conn.wpos..]) {
+        match conn.stream.write(conn.framer.output()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
-                conn.wpos += n;
+                conn.framer.consume(n);
                 conn.last_active = Instant::now();
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -282,12 +367,201 @@ fn flush(conn: &mut Conn) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    if conn.pending() == 0 {
-        conn.wbuf.clear();
-        conn.wpos = 0;
-    } else if conn.wpos > WRITE_BACKLOG {
-        conn.wbuf.drain(..conn.wpos);
-        conn.wpos = 0;
-    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::Served;
+    use crate::table::{App, Table};
+
+    fn snapshot() -> Snapshot {
+        let v6: Vec<String> = (1..=60).map(|i| format!("\"2001:db8:2::{i:x}\"")).collect();
+        let cfg = format!(
+            r#"
+[feed]
+journal = "j"
+[[zone]]
+apex = "repl.co"
+ns = ["ns.example.net"]
+soa = {{ rname = "hostmaster.repl.co" }}
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.1"]
+[[cluster]]
+name = "huge"
+ipv4 = ["198.51.100.2"]
+ipv6 = [{}]
+"#,
+            v6.join(", ")
+        );
+        let cfg = Config::parse(Path::new("t.toml"), &cfg).unwrap();
+        let app = |id: &str, user: &str, slug: &str, cluster| App {
+            id: id.parse().unwrap(),
+            user: user.parse().unwrap(),
+            slug: slug.parse().unwrap(),
+            cluster,
+        };
+        let apps = [app("r0", "mark", "game", 0), app("r1", "ann", "huge", 1)];
+        Snapshot::new(
+            Arc::new(Served::from_config(&cfg)),
+            Arc::new(Table::build(&apps).unwrap()),
+            0,
+        )
+    }
+
+    /// A query for `name` (dotted, no trailing dot) with `qtype`, length-prefixed.
+    fn frame(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.split('.') {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.extend_from_slice(&[0, (qtype >> 8) as u8, qtype as u8, 0, 1]);
+        let mut f = (m.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(&m);
+        f
+    }
+
+    /// A stream of pipelined frames: hits, NXDOMAIN, a big answer, a FORMERR and a dropped
+    /// packet (a response, QR set).
+    fn stream() -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend(frame(1, "game.mark.repl.co", 1));
+        s.extend(frame(2, "nobody.repl.co", 1));
+        s.extend(frame(3, "huge.ann.repl.co", 28));
+        s.extend([0, 3, 0xab, 0xcd, 0xef]); // too short for a header: dropped
+        s.extend([0, 12, 0, 4, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // a response: dropped
+        s.extend([0, 12, 0, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // no question: FORMERR
+        s.extend(frame(6, "r0.repl.co", 28));
+        s
+    }
+
+    /// Feeds `chunks` in turn, writing everything out after each (and going on while the
+    /// backlog held queries back); returns what was written and whether the stream was
+    /// closed.
+    fn run(snap: &Snapshot, chunks: &[&[u8]]) -> (Vec<u8>, Option<Close>) {
+        let stats = WorkerStats::new("tcp");
+        let mut scratch = vec![0u8; 65535];
+        let mut f = Framer::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut r = f.feed(chunk, snap, &mut scratch, &stats);
+            loop {
+                out.extend_from_slice(f.output());
+                f.consume(f.pending());
+                if let Err(e) = r {
+                    return (out, Some(e));
+                }
+                r = f.feed(&[], snap, &mut scratch, &stats);
+                if r.is_ok() && f.pending() == 0 {
+                    break;
+                }
+            }
+        }
+        (out, None)
+    }
+
+    /// Splits a stream of length-prefixed responses.
+    fn frames(mut out: &[u8]) -> Vec<&[u8]> {
+        let mut v = Vec::new();
+        while !out.is_empty() {
+            let len = usize::from(u16::from_be_bytes([out[0], out[1]]));
+            v.push(&out[2..2 + len]);
+            out = &out[2 + len..];
+        }
+        v
+    }
+
+    #[test]
+    fn answers_in_order_whole_and_split_at_every_point() {
+        let snap = snapshot();
+        let s = stream();
+        let (whole, closed) = run(&snap, &[&s]);
+        assert_eq!(closed, None);
+        let answers = frames(&whole);
+        let ids: Vec<u16> = answers
+            .iter()
+            .map(|m| u16::from_be_bytes([m[0], m[1]]))
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 5, 6]);
+        assert_eq!(answers[1][3] & 0x0f, 3, "NXDOMAIN");
+        assert!(answers[2].len() > 1500, "the big answer whole over TCP");
+        assert_eq!(answers[3][3] & 0x0f, 1, "FORMERR");
+        // Every split into two and into three chunks gives the same bytes.
+        for i in 0..=s.len() {
+            assert_eq!(run(&snap, &[&s[..i], &s[i..]]).0, whole, "split at {i}");
+        }
+        for i in (0..=s.len()).step_by(3) {
+            for j in (i..=s.len()).step_by(5) {
+                let got = run(&snap, &[&s[..i], &s[i..j], &s[j..]]).0;
+                assert_eq!(got, whole, "split at {i} and {j}");
+            }
+        }
+        // One byte at a time, with empty feeds in between.
+        let bytes: Vec<&[u8]> = s.chunks(1).flat_map(|b| [b, &[][..]]).collect();
+        assert_eq!(run(&snap, &bytes).0, whole);
+    }
+
+    #[test]
+    fn zero_length_frame_closes_after_the_answers_before_it() {
+        let snap = snapshot();
+        let mut s = frame(1, "game.mark.repl.co", 1);
+        s.extend([0, 0]);
+        s.extend(frame(2, "game.mark.repl.co", 1));
+        let (out, closed) = run(&snap, &[&s]);
+        assert_eq!(closed, Some(Close::ZeroLength));
+        assert_eq!(frames(&out).len(), 1);
+        // Split inside the zero-length prefix: the same.
+        let first = frame(1, "game.mark.repl.co", 1).len();
+        let (split, closed) = run(&snap, &[&s[..first + 1], &s[first + 1..]]);
+        assert_eq!((split, closed), (out, Some(Close::ZeroLength)));
+        // A lone zero-length frame.
+        assert_eq!(run(&snap, &[&[0, 0]]).1, Some(Close::ZeroLength));
+        // Half a prefix is not a frame yet.
+        assert_eq!(run(&snap, &[&[0]]), (vec![], None));
+    }
+
+    #[test]
+    fn backlog_holds_queries_until_answers_are_written() {
+        let snap = snapshot();
+        let stats = WorkerStats::new("tcp");
+        let mut scratch = vec![0u8; 65535];
+        let q = frame(7, "huge.ann.repl.co", 28);
+        let n = 100;
+        let s: Vec<u8> = q.iter().copied().cycle().take(q.len() * n).collect();
+        let mut f = Framer::new();
+        f.feed(&s, &snap, &mut scratch, &stats).unwrap();
+        assert!(f.backlogged());
+        assert!(f.pending() < WRITE_BACKLOG + FRAME_MAX);
+        assert!(
+            f.buffered() > 0,
+            "queries wait while the client does not read"
+        );
+        let mut out = Vec::new();
+        let mut rounds = 0;
+        loop {
+            // Write a little at a time, as a slow socket would.
+            let n = f.pending().min(3000);
+            out.extend_from_slice(&f.output()[..n]);
+            f.consume(n);
+            f.feed(&[], &snap, &mut scratch, &stats).unwrap();
+            rounds += 1;
+            if f.pending() == 0 {
+                break;
+            }
+        }
+        assert!(rounds > 10);
+        assert_eq!(f.buffered(), 0);
+        let answers = frames(&out);
+        assert_eq!(answers.len(), n);
+        assert!(answers.iter().all(|a| a[..2] == [0, 7]));
+        assert_eq!(out, run(&snap, &[&s]).0);
+    }
 }

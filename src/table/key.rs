@@ -87,17 +87,18 @@ pub fn id_key_len(bytes: &[u8]) -> usize {
 
 /// Writes the text of an id key (the UUID with its dashes, or the label's text).
 pub fn id_text(key: &[u8]) -> String {
-    if key[0] == UUID_MARK {
-        let mut s = String::with_capacity(36);
-        for (i, b) in key[1..].iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                s.push('-');
+    match key.split_first() {
+        Some((&UUID_MARK, bytes)) => {
+            let mut s = String::with_capacity(36);
+            for (i, b) in bytes.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    s.push('-');
+                }
+                s.push_str(&format!("{b:02x}"));
             }
-            s.push_str(&format!("{b:02x}"));
+            s
         }
-        s
-    } else {
-        String::from_utf8_lossy(&key[1..]).into_owned()
+        _ => label_text(key),
     }
 }
 
@@ -126,12 +127,17 @@ pub fn name_key_of(slug: &str, user: &str) -> Vec<u8> {
 /// The user part (second label) of a name key.
 #[inline]
 pub fn user_of_name(name: &[u8]) -> &[u8] {
-    &name[usize::from(name[0]) + 1..]
+    // Total: a clipped key from a damaged checkpoint gives a short or empty user.
+    let skip = name
+        .first()
+        .map_or(0, |&l| usize::from(l) + 1)
+        .min(name.len());
+    &name[skip..]
 }
 
 /// The text of a single wire label.
 pub fn label_text(label: &[u8]) -> String {
-    String::from_utf8_lossy(&label[1..]).into_owned()
+    String::from_utf8_lossy(label.get(1..).unwrap_or_default()).into_owned()
 }
 
 #[cfg(test)]

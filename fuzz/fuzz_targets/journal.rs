@@ -1,0 +1,135 @@
+//! Fuzzes the journal: arbitrary bytes as journal text, parsed line by line with
+//! `clusterns::feed::journal::parse_line` and replayed as the builder does (sequence numbers
+//! must increase; `clusterns::feed::builder::apply` into a `Table`, with the fuzz
+//! configuration's clusters), folding the overlay into a new base now and then.
+//!
+//! Checks that nothing panics and that
+//! - a parsed line prints back (`Sequenced`'s `Display`, the journal format) to a line that
+//!   parses to the same change;
+//! - `apply` accepts and refuses exactly what a plain model of the table does (a name held by
+//!   another app, an unknown id to delete, an unknown cluster), and the table ends equal to
+//!   the model: `apps()` sorted with unique ids and unique `<slug>.<user>` names, `len()`
+//!   their number, every app found by id, by name and under its user;
+//! - folding into a new base changes nothing.
+
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use clusterns::config::Config;
+use clusterns::feed::builder::apply;
+use clusterns::feed::journal::parse_line;
+use clusterns::feed::Change;
+use clusterns::table::key::name_key_of;
+use clusterns::table::{One, Table};
+use libfuzzer_sys::fuzz_target;
+
+fn config() -> &'static Config {
+    static CFG: OnceLock<Config> = OnceLock::new();
+    CFG.get_or_init(|| {
+        Config::parse(Path::new("fuzz.toml"), &clusterns_fuzz::config()).expect("fuzz config")
+    })
+}
+
+/// The model: id -> (user, slug, cluster).
+type Model = BTreeMap<String, (String, String, u16)>;
+
+fn model_apply(m: &mut Model, cfg: &Config, change: &Change) -> Result<(), ()> {
+    match change {
+        Change::Upsert {
+            id,
+            user,
+            slug,
+            cluster,
+        } => {
+            let c = cfg.cluster_index(cluster.as_str()).ok_or(())?;
+            let (id, user, slug) = (id.as_str(), user.as_str(), slug.as_str());
+            if m.iter()
+                .any(|(other, (u, s, _))| other != id && u == user && s == slug)
+            {
+                return Err(());
+            }
+            m.insert(id.into(), (user.into(), slug.into(), c));
+            Ok(())
+        }
+        Change::Delete { id } => m.remove(id.as_str()).map(|_| ()).ok_or(()),
+    }
+}
+
+fn label(text: &str) -> Vec<u8> {
+    let mut v = vec![text.len() as u8];
+    v.extend_from_slice(text.as_bytes());
+    v
+}
+
+/// Checks `table` against the model.
+fn check(table: &Table, m: &Model) {
+    let apps = table.apps();
+    assert_eq!(apps.len(), table.len(), "len() is the number of apps");
+    let expected: Vec<_> = m
+        .iter()
+        .map(|(id, (u, s, c))| (id.clone(), u.clone(), s.clone(), *c))
+        .collect();
+    assert_eq!(apps, expected, "the table is the model");
+    for w in apps.windows(2) {
+        assert!(w[0].0 < w[1].0, "ids unique and sorted");
+    }
+    let mut names: Vec<_> = apps.iter().map(|a| (&a.1, &a.2)).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), apps.len(), "names unique");
+    for (id, user, slug, c) in &apps {
+        assert_eq!(table.get(id), Some((user.clone(), slug.clone(), *c)));
+        assert_eq!(table.lookup_one(&label(id)), One::App(*c), "by id {id}");
+        assert_eq!(table.lookup_two(&name_key_of(slug, user)), Some(*c));
+        let by_user = table.lookup_one(&label(user));
+        if m.contains_key(user.as_str()) {
+            assert!(matches!(by_user, One::App(_)), "an id shadows a user");
+        } else {
+            assert_eq!(by_user, One::User, "user {user}");
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let cfg = config();
+    let mut table = Table::default();
+    let mut model = Model::new();
+    let mut last_seq = 0;
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        let Ok(text) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let Ok(Some(change)) = parse_line(text) else {
+            continue;
+        };
+        let printed = change.to_string();
+        assert_eq!(
+            parse_line(&printed),
+            Ok(Some(change.clone())),
+            "{printed:?} parses back"
+        );
+        if change.seq <= last_seq {
+            continue;
+        }
+        last_seq = change.seq;
+        let got = apply(&mut table, cfg, &change.change);
+        let want = model_apply(&mut model, cfg, &change.change);
+        assert_eq!(
+            got.is_ok(),
+            want.is_ok(),
+            "line {}: {printed}: {got:?}",
+            i + 1
+        );
+        // Fold now and then (lines whose number is a multiple of 8), as the builder does.
+        if i % 8 == 7 {
+            let base = table.fold().expect("a consistent table folds");
+            table = Table::from_base(Arc::new(base));
+        }
+    }
+    check(&table, &model);
+    let folded = Table::from_base(Arc::new(table.fold().expect("a consistent table folds")));
+    check(&folded, &model);
+});

@@ -1,0 +1,337 @@
+//! What the fuzz targets share: the snapshot they answer from and the checks every response
+//! of the packet path must pass (used by `packet`, `query_struct` and `tcp_stream`).
+//!
+//! [`check`] checks that `respond` never panics and that every response
+//! - parses with the `domain` crate, every section and every record's data to the end, with no
+//!   byte left over;
+//! - is a response (QR) with the query's ID, at most one OPT record (owned by the root);
+//! - fits the UDP limit (512 bytes without EDNS, else the client's size clamped to 512..=the
+//!   server's payload size) over UDP, and is never truncated over TCP;
+//! - for a well-formed query: echoes the question byte for byte, and has the rcode (and AA) that
+//!   `clusterns::resolve::resolve` gives for the same question over the same snapshot.
+//!
+//! Nothing is sent for exactly the packets `decode` drops.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use clusterns::config::Config;
+use clusterns::name::MAX_NAME_LEN;
+use clusterns::resolve::{resolve, Outcome, Question};
+use clusterns::snapshot::{Served, Snapshot};
+use clusterns::table::{App, Table};
+use clusterns::wire::{self, Decoded, Transport};
+use domain::base::{Message, ParsedName};
+use domain::rdata::AllRecordData;
+
+/// Zones with every shape of name (apex, hosts and their empty non-terminals, apps, users,
+/// `_acme-challenge`, a nested zone), clusters with answers that do not fit 512 or 1232 bytes,
+/// and a zone whose validation zone is long enough that a CNAME target could pass 255 bytes.
+pub fn config() -> String {
+    let long = format!("{}.{}", "l".repeat(60), "m".repeat(50));
+    let v6 = |n: usize, net: u16| {
+        (0..n)
+            .map(|i| format!("\"2001:db8:{net:x}::{:x}\"", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        r#"
+[feed]
+journal = "j"
+[[zone]]
+apex = "repl.co"
+ns = ["ns1.repl.co", "ns2.infra.repl.co", "ns.example.net"]
+a = ["192.0.2.1"]
+aaaa = ["2001:db8::1"]
+txt = ["v=spf1 -all"]
+mx = [{{ preference = 10, exchange = "mx.example.net" }}]
+caa = [{{ tag = "issue", value = "letsencrypt.org" }}]
+acme_validation_zone = "acme.example.net"
+negative_ttl = 30
+soa = {{ rname = "hostmaster.repl.co", ttl = 600 }}
+[[zone.host]]
+name = "ns1"
+a = ["192.0.2.53"]
+aaaa = ["2001:db8::53"]
+[[zone.host]]
+name = "ns2.infra"
+a = ["192.0.2.54"]
+[[zone]]
+apex = "sub.repl.co"
+ns = ["ns.example.net"]
+soa = {{ rname = "hostmaster.repl.co" }}
+[[zone]]
+apex = "repl.dev"
+ttl = 30
+ns = ["ns.example.net"]
+soa = {{ rname = "hostmaster.repl.co" }}
+[[zone]]
+apex = "x.co"
+ns = ["ns.example.net"]
+acme_validation_zone = "{long}.example.net"
+soa = {{ rname = "hostmaster.repl.co" }}
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.1"]
+ipv6 = ["2001:db8::1"]
+[[cluster]]
+name = "c1"
+ipv4 = ["198.51.100.1", "198.51.100.2"]
+[[cluster]]
+name = "wide"
+ipv4 = ["198.51.100.3"]
+ipv6 = [{wide}]
+[[cluster]]
+name = "huge"
+ipv4 = ["198.51.100.4"]
+ipv6 = [{huge}]
+"#,
+        wide = v6(40, 1),
+        huge = v6(60, 2),
+    )
+}
+
+/// The repl id of the app that lives in the snapshot's overlay.
+pub const UUID: &str = "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c";
+
+/// The snapshot every target answers from (built once): the zones of [`config`], a base
+/// table of apps (one on a cluster the configuration lacks, one with 63-byte labels) and an
+/// overlay on top (an app with a UUID id, a deleted app).
+pub fn snapshot() -> &'static Snapshot {
+    static SNAP: OnceLock<Snapshot> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let cfg = Config::parse(Path::new("fuzz.toml"), &config()).expect("fuzz config");
+        let (s63, u63) = ("s".repeat(63), "u".repeat(63));
+        let apps: Vec<App> = [
+            ("r0", "mark", "coolgame", 0),
+            ("r1", "ann", "site", 1),
+            ("r2", "ann", "wide", 2),
+            ("r3", "ann", "huge", 3),
+            // A cluster the configuration does not have: SERVFAIL.
+            ("r7", "zed", "lost", 7),
+            ("r8", u63.as_str(), s63.as_str(), 0),
+        ]
+        .into_iter()
+        .map(|(id, user, slug, cluster)| App {
+            id: id.parse().unwrap(),
+            user: user.parse().unwrap(),
+            slug: slug.parse().unwrap(),
+            cluster,
+        })
+        .collect();
+        // Changes on top of the base, so that lookups go through the overlay too: an app
+        // with a UUID id, and a deleted app whose user has no app left.
+        let mut table = Table::build(&apps).expect("fuzz apps");
+        table.upsert(UUID, "mark", "notes", 1).expect("fuzz upsert");
+        table.upsert("r9", "bob", "blog", 0).expect("fuzz upsert");
+        table.delete("r9").expect("fuzz delete");
+        Snapshot::new(Arc::new(Served::from_config(&cfg)), Arc::new(table), 0)
+    })
+}
+
+thread_local! {
+    static OUT: RefCell<Vec<u8>> = RefCell::new(vec![0; 65535]);
+}
+
+/// Runs `f` with a 65535-byte response buffer (allocated once per thread).
+pub fn with_out<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    OUT.with(|out| f(&mut out.borrow_mut()))
+}
+
+/// A query (RD set, ID 0x4242) for the wire name `name`, with an OPT record advertising
+/// `edns` bytes when given.
+pub fn query(name: &[u8], qtype: u16, edns: Option<u16>) -> Vec<u8> {
+    let mut q = vec![
+        0x42,
+        0x42,
+        0x01,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u8::from(edns.is_some()),
+    ];
+    q.extend_from_slice(name);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    if let Some(size) = edns {
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+    q
+}
+
+/// Runs [`check`] on `data` over UDP and over TCP.
+pub fn check_packet(data: &[u8]) {
+    let snap = snapshot();
+    with_out(|out| {
+        check(snap, data, out, Transport::Udp);
+        check(snap, data, out, Transport::Tcp);
+    });
+}
+
+/// What the checks need from a parsed response.
+pub struct Parsed {
+    pub rcode: u16,
+    pub aa: bool,
+    pub tc: bool,
+    pub counts: [u16; 4],
+}
+
+/// Parses `resp` with `domain` to the last byte; panics on any error.
+pub fn parse(resp: &[u8]) -> Parsed {
+    let msg = Message::from_slice(resp).expect("response header");
+    let header = msg.header();
+    assert!(header.qr(), "QR set");
+    let hc = msg.header_counts();
+    let mut questions = msg.question();
+    for q in &mut questions {
+        q.expect("response question");
+    }
+    let mut section = questions.answer().expect("answer section");
+    let mut index = 0;
+    let mut ext_rcode = None;
+    loop {
+        for record in &mut section {
+            let record = record.expect("response record");
+            record
+                .to_any_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>()
+                .expect("response record data");
+            if record.rtype().to_int() == 41 {
+                assert_eq!(index, 2, "OPT in the additional section");
+                assert!(record.owner().is_root(), "OPT owned by the root");
+                assert!(ext_rcode.is_none(), "one OPT");
+                ext_rcode = Some((record.ttl().as_secs() >> 24) as u16);
+            }
+        }
+        let end = section.pos();
+        match section.next_section().expect("next section") {
+            Some(next) => {
+                section = next;
+                index += 1;
+            }
+            None => {
+                assert_eq!(end, resp.len(), "no bytes after the last record");
+                break;
+            }
+        }
+    }
+    Parsed {
+        rcode: u16::from(resp[3] & 0x0f) | ext_rcode.unwrap_or(0) << 4,
+        aa: header.aa(),
+        tc: header.tc(),
+        counts: [hc.qdcount(), hc.ancount(), hc.nscount(), hc.arcount()],
+    }
+}
+
+/// Answers `data` over `transport` into `out` (65535 bytes) and checks the response (see the
+/// module's documentation). Returns the response's length (0: nothing sent).
+pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport) -> usize {
+    out[..2048].fill(0xA5);
+    let handled = wire::respond(snap, data, out, transport);
+    let decoded = wire::decode(data);
+    if handled.len == 0 {
+        assert_eq!(
+            decoded,
+            Decoded::Drop,
+            "only dropped packets get no response"
+        );
+        assert!(data.len() < 12 || data[2] & 0x80 != 0);
+        return 0;
+    }
+    assert_ne!(decoded, Decoded::Drop);
+    let resp = &out[..handled.len];
+    assert_eq!(resp[..2], data[..2], "the query's ID");
+    let payload = usize::from(snap.served.udp_payload);
+    let limit = match (transport, &decoded) {
+        (Transport::Tcp, _) => 65535,
+        (Transport::Udp, Decoded::Query(req)) => req
+            .edns
+            .map_or(512, |e| usize::from(e.udp_size).clamp(512, payload)),
+        (Transport::Udp, _) => 512,
+    };
+    assert!(resp.len() <= limit, "{} bytes over {limit}", resp.len());
+    let p = parse(resp);
+    assert_eq!(
+        handled.rcode,
+        Some(p.rcode),
+        "Handled.rcode is the rcode sent"
+    );
+    assert_eq!(handled.truncated, p.tc);
+    assert!(!(p.tc && transport == Transport::Tcp), "no TC over TCP");
+    if p.tc {
+        assert_eq!(p.counts[1..3], [0, 0], "TC responses carry no records");
+    }
+    match decoded {
+        Decoded::FormErr(_) | Decoded::NotImp(_) => {
+            let rcode = if matches!(decoded, Decoded::FormErr(_)) {
+                1
+            } else {
+                4
+            };
+            assert_eq!(p.rcode, rcode);
+            assert_eq!(resp.len(), 12);
+            assert_eq!(resp[2] & 0x78, data[2] & 0x78, "opcode echoed");
+        }
+        Decoded::Query(req) => {
+            assert_eq!(p.counts[0], 1);
+            assert_eq!(
+                &resp[12..12 + req.question.len()],
+                req.question,
+                "question echoed"
+            );
+            assert_eq!(resp[2] & 0x01, data[2] & 0x01, "RD copied");
+            assert_eq!(resp[3] & 0x10, data[3] & 0x10, "CD copied");
+            let mut buf = [0u8; MAX_NAME_LEN];
+            let name = wire::lowercase(req.qname(), &mut buf);
+            let outcome = resolve(
+                snap,
+                &Question {
+                    name,
+                    qtype: req.qtype,
+                    qclass: req.qclass,
+                },
+            );
+            let badvers = req.edns.is_some_and(|e| e.version > 0);
+            let expected = if badvers {
+                16
+            } else {
+                u16::from(outcome.rcode())
+            };
+            assert_eq!(p.rcode, expected, "rcode of {outcome:?}");
+            assert_eq!(p.aa, !badvers && wire::is_authoritative(&outcome));
+            // Additional records: the OPT when the query had one, and glue only.
+            assert!(p.counts[3] >= u16::from(req.edns.is_some()));
+            if p.counts[3] > u16::from(req.edns.is_some()) {
+                assert!(
+                    !p.tc && has_glue(&outcome),
+                    "additional records of {outcome:?}"
+                );
+            }
+            if !p.tc && !badvers {
+                let an = match outcome {
+                    Outcome::Hit { answer, .. } => answer.count,
+                    Outcome::AcmeCname { .. } => 1,
+                    _ => 0,
+                };
+                assert_eq!(p.counts[1], an, "answer count of {outcome:?}");
+                let ns = matches!(outcome, Outcome::NoData { .. } | Outcome::NxDomain { .. });
+                assert_eq!(p.counts[2], u16::from(ns));
+            }
+        }
+        Decoded::Drop => unreachable!(),
+    }
+    handled.len
+}
+
+/// Whether an outcome may put records in the additional section.
+fn has_glue(o: &Outcome<'_>) -> bool {
+    matches!(o, Outcome::Hit { additional, .. } if !additional.is_empty())
+}
