@@ -159,9 +159,9 @@ fn checkpoint_app_count_cannot_make_fold_allocate() {
 /// checkpoint (found after commit cd4b88f, "bounds-safe record access lets checkpoint
 /// validation skip the arena walk"): a base record whose slug label claims 109 bytes past
 /// the arena's end. The reader accepts it (it no longer walks base records); the record's
-/// name part is then empty, and `Table::apps` (also `get`, `upsert`, `delete`, `fold`) panics
-/// in `table::key::user_of_name` (`name[0]` of an empty name: src/table/key.rs:129).
-/// Correct: either the reader refuses it or the table copes; never a panic.
+/// name part is then empty, and `Table::apps` (also `get`, `upsert`, `delete`, `fold`)
+/// panicked in `table::key::user_of_name` (`name[0]` of an empty name, src/table/key.rs)
+/// until the key helpers were made total. Correct: the table copes; never a panic.
 #[test]
 fn checkpoint_base_record_past_the_arena_does_not_panic() {
     for loaded in read_both(BASE_EMPTY_NAME).into_iter().flatten() {
@@ -180,7 +180,7 @@ fn checkpoint_base_record_past_the_arena_does_not_panic() {
 
 /// builder: a checkpoint (checksum correct: written by `checkpoint::write`) whose base has
 /// an app on cluster 5 while it lists 3 clusters, loaded under a configuration that orders
-/// the clusters differently. `load_checkpoint` (src/feed/builder.rs) renumbers with
+/// the clusters differently. `load_checkpoint` (src/feed/builder.rs) renumbered with
 /// `map[usize::from(c)]`: index out of bounds, a panic at start-up. Correct: the checkpoint is
 /// damage (replay the feed). The reader checks the overlay's clusters but, to keep start-up
 /// fast, not every base record's.
@@ -253,7 +253,9 @@ ttl = 60                      # TTL .2.30\"]\n\
 
 /// Writes the seed corpus of the `checkpoint` fuzz target: real checkpoints, small.
 /// `cargo test --test fuzz_regressions -- --ignored write_checkpoint_seeds`
+/// (ignored: a plain `cargo test` must not write into the source tree).
 #[test]
+#[ignore = "writes fuzz/corpus/checkpoint"]
 fn write_checkpoint_seeds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint");
     std::fs::create_dir_all(&dir).unwrap();
