@@ -66,6 +66,31 @@ fn server_rss(config: &std::path::Path) -> u64 {
     kb * 1024
 }
 
+/// CPU seconds (user + system) used so far by this process's threads named `name`.
+fn thread_cpu_s(name: &str) -> f64 {
+    let mut ticks = 0u64;
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that ends the command: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 12 {
+            ticks += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}
+
 fn packet(name: &str, id: u16) -> Vec<u8> {
     let mut m = Message::new();
     m.set_id(id)
@@ -82,13 +107,14 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Answers queries in batches of 32 (one snapshot load per batch) until `stop`; returns the
-/// number answered.
+/// Answers queries in batches of 32 (one snapshot load per batch) until `stop`, keeping the
+/// number answered so far in `count`.
 fn query_loop(
     shared: clusterns::snapshot::SharedSnapshot,
     packets: Arc<Vec<Vec<u8>>>,
     stop: Arc<AtomicBool>,
-) -> u64 {
+    count: Arc<AtomicU64>,
+) {
     let mut out = vec![0u8; 4096];
     let mut n = 0u64;
     let mut i = 0usize;
@@ -100,8 +126,116 @@ fn query_loop(
             i = (i + 1) % packets.len();
         }
         n += 32;
+        count.store(n, Ordering::Relaxed);
     }
-    n
+}
+
+/// Busy and total jiffies of CPU `cpu` so far (from /proc/stat).
+fn cpu_jiffies(cpu: usize) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu}");
+    for l in stat.lines() {
+        let mut f = l.split_whitespace();
+        if f.next() != Some(name.as_str()) {
+            continue;
+        }
+        let v: Vec<u64> = f.map(|x| x.parse().unwrap_or(0)).collect();
+        let total: u64 = v.iter().take(8).sum();
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        return (total - idle, total);
+    }
+    (0, 0)
+}
+
+/// Pins the calling thread (and the threads it starts later) to CPU `cpu`, when the bench
+/// pins (`FEED_BENCH_PIN`, default on where there are at least two CPUs).
+fn pin(cpu: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wanted = std::env::var("FEED_BENCH_PIN").map_or(cpus >= 2, |v| v != "0");
+    if !wanted || cpu >= cpus {
+        return;
+    }
+    // SAFETY: `set` is a plain bit set owned by this frame; sched_setaffinity(0, ..) only
+    // changes the calling thread's affinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// A running query thread (pinned to CPU 0).
+struct Queries {
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+    started: Instant,
+}
+
+impl Queries {
+    fn start(shared: &clusterns::snapshot::SharedSnapshot, packets: &Arc<Vec<Vec<u8>>>) -> Queries {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let (s, p, st, c) = (shared.clone(), packets.clone(), stop.clone(), count.clone());
+        let thread = std::thread::spawn(move || {
+            pin(0);
+            query_loop(s, p, st, c)
+        });
+        Queries {
+            stop,
+            count,
+            thread,
+            started: Instant::now(),
+        }
+    }
+
+    /// (queries answered so far, the thread's CPU seconds so far).
+    fn sample(&self) -> (u64, f64) {
+        use std::os::unix::thread::JoinHandleExt;
+        let mut clock: libc::clockid_t = 0;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: the thread is alive (it is joined only in `stop`), `clock` and `ts` are
+        // valid and writable.
+        unsafe {
+            libc::pthread_getcpuclockid(self.thread.as_pthread_t(), &mut clock);
+            libc::clock_gettime(clock, &mut ts);
+        }
+        (
+            self.count.load(Ordering::Relaxed),
+            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9,
+        )
+    }
+
+    /// Stops the thread: queries per second of wall time and per CPU-second.
+    fn stop(self) -> (f64, f64) {
+        let (n, cpu) = self.sample();
+        let wall = self.started.elapsed().as_secs_f64();
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        (n as f64 / wall, n as f64 / cpu.max(1e-9))
+    }
+}
+
+/// The table work per change alone (no journal, no threads): `changes` moves of apps spread
+/// over the table, a snapshot-like clone taken every 10 (as the builder publishes per batch)
+/// and kept for 20 clones (as it retires them). Returns microseconds per change.
+fn apply_cost(table: &mut Table, ids: &[(String, String, String)], changes: usize) -> f64 {
+    let mut retired = std::collections::VecDeque::new();
+    let t = Instant::now();
+    for seq in 0..changes {
+        let (id, user, slug) = &ids[seq % ids.len()];
+        table.upsert(id, user, slug, (seq % 8) as u16).unwrap();
+        if seq % 10 == 9 {
+            retired.push_back(Arc::new(table.clone()));
+            if retired.len() > 20 {
+                retired.pop_front();
+            }
+        }
+    }
+    t.elapsed().as_secs_f64() * 1e6 / changes as f64
 }
 
 struct Row {
@@ -114,16 +248,26 @@ struct Row {
     ckpt_mb: f64,
     startup_s: f64,
     qps_idle: f64,
+    qps_quiet: f64,
     qps_changes: f64,
+    ratio_wall: f64,
+    ratio_cpu: f64,
     qps_overlay: f64,
     overlay_len: usize,
     changes_per_s: f64,
+    builder_cpu: f64,
+    apply_us: f64,
+    core1: f64,
     p50_us: u64,
     p99_us: u64,
     max_us: u64,
 }
 
 fn run(n: usize, secs: u64) -> Row {
+    // The feed side (builder, journal writer, watcher) on CPU 1, the measured query thread on
+    // CPU 0: what is measured is the interference through memory and caches; the builder's
+    // own CPU time is reported beside it.
+    pin(1);
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.log");
     std::fs::write(&journal, "").unwrap();
@@ -159,6 +303,10 @@ fn run(n: usize, secs: u64) -> Row {
     let heap_per_entry = table.heap_bytes() as f64 / n as f64;
     let rss_per_entry = rss1.saturating_sub(rss0) as f64 / n as f64;
 
+    let apply_us = {
+        let mut t = table.clone();
+        apply_cost(&mut t, &sample_ids, 50_000)
+    };
     let ckpt = dir.path().join("table.ckpt");
     let t = Instant::now();
     let clusters: Vec<String> = (0..8).map(synth::cluster_name).collect();
@@ -194,22 +342,20 @@ fn run(n: usize, secs: u64) -> Row {
     );
 
     // Phase 1: queries, no changes.
-    let stop = Arc::new(AtomicBool::new(false));
-    let q = {
-        let (s, p, st) = (shared.clone(), packets.clone(), stop.clone());
-        std::thread::spawn(move || query_loop(s, p, st))
-    };
+    let queries = Queries::start(&shared, &packets);
     std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    let qps_idle = q.join().unwrap() as f64 / secs as f64;
+    let (qps_idle, _) = queries.stop();
 
-    // Phase 2: queries while 10,000 changes/s are appended in 1 ms batches of 10.
+    // Phase 2: one query thread throughout, while the writer alternates quiet windows and
+    // windows in which 10,000 changes/s are appended (1 ms batches of 10): Q C Q C ... Q. Each
+    // change window's q/s is compared with the mean of the quiet windows on either side, so
+    // that slow drifts of this shared machine's speed cancel out.
+    const WINDOW: Duration = Duration::from_millis(200);
+    let windows = (secs * 1000 / WINDOW.as_millis() as u64).max(1) as usize;
+    let queries = Queries::start(&shared, &packets);
     let stop = Arc::new(AtomicBool::new(false));
-    let q = {
-        let (s, p, st) = (shared.clone(), packets.clone(), stop.clone());
-        std::thread::spawn(move || query_loop(s, p, st))
-    };
-    let total = (secs * 10_000) as usize;
+    let per_window = (WINDOW.as_millis() * 10) as usize;
+    let total = windows * per_window;
     let written: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
     let epoch = Instant::now();
     let watcher = {
@@ -225,7 +371,7 @@ fn run(n: usize, secs: u64) -> Row {
                     lat.push(now.saturating_sub(at));
                     next += 1;
                 }
-                std::thread::sleep(Duration::from_micros(50));
+                std::thread::sleep(Duration::from_micros(100));
             }
             lat
         })
@@ -234,52 +380,118 @@ fn run(n: usize, secs: u64) -> Row {
         .append(true)
         .open(&journal)
         .unwrap();
-    let start = Instant::now();
+    let builder_cpu0 = thread_cpu_s("builder");
+    let control: Option<u64> = std::env::var("FEED_BENCH_CONTROL")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut core1_busy = 0u64;
+    let mut core1_total = 0u64;
     let mut seq = 0usize;
     let mut line = String::new();
-    while seq < total {
-        let due = start + Duration::from_micros((seq as u64) * 100);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    // (queries, query-thread CPU seconds, wall seconds) per window, quiet ones at even indexes.
+    let mut samples: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * windows + 1);
+    let mut change_s = 0.0;
+    let mut last = (queries.sample(), Instant::now());
+    for w in 0..=2 * windows {
+        let start = Instant::now();
+        let jiffies0 = cpu_jiffies(1);
+        if w % 2 == 0 {
+            std::thread::sleep(WINDOW);
+        } else {
+            let first = seq;
+            if let Some(duty) = control {
+                // Control run: no changes; the feed side's CPU is replaced by a busy loop for
+                // `duty` of every millisecond on the same core.
+                let busy = Duration::from_micros(duty * 10);
+                while start.elapsed() < WINDOW {
+                    let slot = Instant::now();
+                    while slot.elapsed() < busy {
+                        std::hint::spin_loop();
+                    }
+                    std::thread::sleep(Duration::from_millis(1).saturating_sub(slot.elapsed()));
+                }
+                seq += per_window;
+            }
+            while seq < first + per_window {
+                let due = start + Duration::from_micros(((seq - first) as u64) * 100);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                line.clear();
+                let batch_at = epoch.elapsed().as_micros() as u64;
+                for _ in 0..10 {
+                    let (id, user, slug) = &sample_ids[seq % sample_ids.len()];
+                    use std::fmt::Write as _;
+                    writeln!(
+                        line,
+                        "{} set {id} {user} {slug} {}",
+                        seq + 1,
+                        synth::cluster_name((seq % 8) as u16)
+                    )
+                    .unwrap();
+                    written[seq].store(batch_at, Ordering::Release);
+                    seq += 1;
+                }
+                f.write_all(line.as_bytes()).unwrap();
+            }
+            change_s += start.elapsed().as_secs_f64();
+            let jiffies1 = cpu_jiffies(1);
+            core1_busy += jiffies1.0 - jiffies0.0;
+            core1_total += jiffies1.1 - jiffies0.1;
         }
-        line.clear();
-        let batch_at = epoch.elapsed().as_micros() as u64;
-        for _ in 0..10 {
-            let (id, user, slug) = &sample_ids[seq % sample_ids.len()];
-            use std::fmt::Write as _;
-            writeln!(
-                line,
-                "{} set {id} {user} {slug} {}",
-                seq + 1,
-                synth::cluster_name((seq % 8) as u16)
-            )
-            .unwrap();
-            written[seq].store(batch_at, Ordering::Release);
-            seq += 1;
-        }
-        f.write_all(line.as_bytes()).unwrap();
+        let now = (queries.sample(), Instant::now());
+        samples.push((
+            (now.0 .0 - last.0 .0) as f64,
+            now.0 .1 - last.0 .1,
+            now.1.duration_since(last.1).as_secs_f64(),
+        ));
+        last = now;
     }
-    let stream_s = start.elapsed().as_secs_f64();
+    let builder_cpu = (thread_cpu_s("builder") - builder_cpu0) / change_s;
+    let core1 = core1_busy as f64 / core1_total.max(1) as f64;
     // Let the last changes land, then stop.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while (shared.load().last_seq as usize) < total && Instant::now() < deadline {
+    while control.is_none()
+        && (shared.load().last_seq as usize) < total
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     stop.store(true, Ordering::Relaxed);
-    let qps_changes = q.join().unwrap() as f64 / start.elapsed().as_secs_f64();
+    queries.stop();
     let mut lat = watcher.join().unwrap();
     lat.sort_unstable();
-    assert_eq!(lat.len(), total, "every change became visible");
+    if control.is_none() {
+        assert_eq!(lat.len(), total, "every change became visible");
+    }
+    let rate = |(q, _, wall): (f64, f64, f64)| q / wall;
+    let per_cpu = |(q, cpu, _): (f64, f64, f64)| q / cpu.max(1e-9);
+    let ratios = |f: &dyn Fn((f64, f64, f64)) -> f64| -> f64 {
+        let mut r: Vec<f64> = (1..samples.len())
+            .step_by(2)
+            .map(|i| f(samples[i]) / ((f(samples[i - 1]) + f(samples[i + 1])) / 2.0))
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let mean = |f: &dyn Fn((f64, f64, f64)) -> f64, parity: usize| -> f64 {
+        let v: Vec<f64> = samples
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, &s)| f(s))
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let qps_quiet = mean(&rate, 0);
+    let qps_changes = mean(&rate, 1);
+    let ratio_wall = ratios(&rate);
+    let ratio_cpu = ratios(&per_cpu);
 
     // Phase 3: queries again, no changes, with the overlay the stream left behind.
-    let stop = Arc::new(AtomicBool::new(false));
-    let q = {
-        let (s, p, st) = (shared.clone(), packets.clone(), stop.clone());
-        std::thread::spawn(move || query_loop(s, p, st))
-    };
+    let queries = Queries::start(&shared, &packets);
     std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    let qps_overlay = q.join().unwrap() as f64 / secs as f64;
+    let (qps_overlay, _) = queries.stop();
     let overlay_len = shared.load().table.overlay().len();
     drop(handle);
 
@@ -293,10 +505,16 @@ fn run(n: usize, secs: u64) -> Row {
         ckpt_mb,
         startup_s,
         qps_idle,
+        qps_quiet,
         qps_changes,
+        ratio_wall,
+        ratio_cpu,
         qps_overlay,
         overlay_len,
-        changes_per_s: total as f64 / stream_s,
+        changes_per_s: total as f64 / change_s,
+        builder_cpu,
+        apply_us,
+        core1,
         p50_us: percentile(&lat, 0.5),
         p99_us: percentile(&lat, 0.99),
         max_us: *lat.last().unwrap_or(&0),
@@ -317,12 +535,14 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | q/s during changes | ratio | q/s after (overlay) | overlay apps | changes/s | visible p50 us | p99 us | max us |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | q/s quiet windows | q/s change windows | ratio (median pair) | ratio per CPU-s | q/s after (overlay) | overlay apps | changes/s | table us/change | builder CPU % | CPU 1 busy % | visible p50 us | p99 us | max us |");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for n in sizes {
         let r = run(n, secs);
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.3} | {:.0} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {} | {:.0} | {:.1} | {:.1} | {:.0} | {} | {} | {} |",
             r.apps,
             r.build_s,
             r.heap_per_entry,
@@ -332,11 +552,16 @@ fn main() {
             r.ckpt_mb,
             r.startup_s,
             r.qps_idle,
+            r.qps_quiet,
             r.qps_changes,
-            r.qps_changes / r.qps_idle,
+            r.ratio_wall,
+            r.ratio_cpu,
             r.qps_overlay,
             r.overlay_len,
             r.changes_per_s,
+            r.apply_us,
+            r.builder_cpu * 100.0,
+            r.core1 * 100.0,
             r.p50_us,
             r.p99_us,
             r.max_us

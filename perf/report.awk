@@ -94,7 +94,7 @@ END {
     print ""
     printf "## %s, commit %s, %s mode\n\n", date, commit, mode
     printf "- Data: %d apps (%d names), 8 clusters; %d queries in the dnsperf file (35%% A `<slug>.<user>`, 35%% A `<replid>`, 10%% AAAA, 10%% NXDOMAIN, 10%% NODATA; 25%% in mixed case).\n", n, 2 * n, queries
-    printf "- Load: dnsperf `-c %d -q %d`, %d rounds x %d s per server and kind, servers in rotating order; fixed rate `-Q %d`. Servers pinned to core 0 (one server thread each), dnsperf to core 1.\n", clients, outstanding, rounds, secs, rate
+    printf "- Load: dnsperf `-c %d -q %d`, %d rounds x %d s per server and kind, servers in rotating order; fixed rate `-Q %d`. Servers pinned to core(s) %s (%d server thread(s) each), dnsperf to core(s) %s. Receive coalescing (clusterns and the floor): %s us.\n", clients, outstanding, rounds, secs, rate, scpu, nthreads, ccpu, coalesce
     printf "- Servers and dnsperf at niceness %s, each in its own session whose autogroup has that niceness too; %s.\n", nice, rmem
     printf "- Versions: %s. Machine: %s.\n", versions, machine
     printf "- Load average at the start: `%s`; at the end: `%s`.", up0, up1

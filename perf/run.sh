@@ -32,9 +32,15 @@
 #   N [1000000 | 100000]  apps (each has two names)   SECS [10 | 3]  seconds per run
 #   ROUNDS [3 | 2]        rounds                      RATE [50000]   the fixed offered rate
 #   CLIENTS [8]           dnsperf -c                  OUTSTANDING [500]  dnsperf -q
-#   SERVER_CPU [0]        core of the servers         CLIENT_CPU [1] core of dnsperf
+#   SERVER_CPU [0]        core(s) of the servers      CLIENT_CPU [1] core(s) of dnsperf
+#   THREADS [1]           server threads (workers) each: floor/clusterns --threads, NSD
+#                         server-count (with reuseport), Knot udp-workers. With more than one,
+#                         give SERVER_CPU a list (e.g. THREADS=2 SERVER_CPU=0,1 CLIENT_CPU=0,1
+#                         on a 2-core machine, where the servers then share cores with dnsperf)
 #   PORT_BASE [15301]     floor, clusterns, NSD, Knot use PORT_BASE+0..3
 #   SERVERS ["floor clusterns nsd knot"]             which to run (the floor is needed for x floor)
+#   COALESCE_US [clusterns's default]  receive coalescing wait for clusterns AND the floor
+#                         (server.udp_coalesce_us / clusterns-floor --coalesce-us)
 #   P99_SAT [0]           1: also run dnsperf -v at saturation for a p99 there (costs dnsperf
 #                         CPU, so the saturation figure is then lower)
 #   NICE [-10]            niceness of the servers and dnsperf (0: unchanged). Each is started
@@ -79,9 +85,11 @@ CLIENTS=${CLIENTS:-8}
 OUTSTANDING=${OUTSTANDING:-500}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+THREADS=${THREADS:-1}
 PORT_BASE=${PORT_BASE:-15301}
 SERVERS=${SERVERS:-"floor clusterns nsd knot"}
 P99_SAT=${P99_SAT:-0}
+COALESCE_US=${COALESCE_US:-}
 RESULTS=${RESULTS:-perf/RESULTS.md}
 SKIP_BUILD=${SKIP_BUILD:-0}
 NICE=${NICE:--10}
@@ -127,8 +135,10 @@ proc_ticks() {
 }
 
 # "busy softirq total" ticks of one core from /proc/stat.
-core_ticks() {
-    awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, $8, b + $5 + $6 }' /proc/stat
+core_ticks() { # core list (e.g. 0 or 0,1) -> busy softirq total, summed over the cores
+    awk -v list="$1" 'BEGIN { n = split(list, l, ","); for (i = 1; i <= n; i++) want["cpu" l[i]] = 1 }
+        $1 in want { b += $2 + $3 + $4 + $7 + $8 + $9; s += $8; t += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }
+        END { print b, s, t }' /proc/stat
 }
 
 signal_all() { # signal name...
@@ -232,8 +242,8 @@ server:
     ip-address: 127.0.0.1
     port: ${PORT[nsd]}
     do-ip6: no
-    server-count: 1
-    reuseport: no
+    server-count: $THREADS
+    reuseport: $([ "$THREADS" = 1 ] && echo no || echo yes)
     # Debian builds NSD with response rate limiting on (200 q/s per source): off.
     rrl-ratelimit: 0
     rrl-whitelist-ratelimit: 0
@@ -264,7 +274,7 @@ server:
     rundir: "$OUT/knot"
     pidfile: "$OUT/knot/knot.pid"
     listen: 127.0.0.1@${PORT[knot]}
-    udp-workers: 1
+    udp-workers: $THREADS
     tcp-workers: 1
     background-workers: 1
 database:
@@ -291,8 +301,8 @@ start_server() {
     port_free "$port" || die "port $port (for $s) is in use: set PORT_BASE"
     local -a cmd
     case $s in
-    floor) cmd=("$BIN/clusterns-floor" --listen "127.0.0.1:$port" --threads 1) ;;
-    clusterns) cmd=("$BIN/clusterns" serve --config "$DATA/clusterns.toml" --listen "127.0.0.1:$port" --threads 1) ;;
+    floor) cmd=("$BIN/clusterns-floor" --listen "127.0.0.1:$port" --threads "$THREADS" --coalesce-us "$FLOOR_COALESCE") ;;
+    clusterns) cmd=("$BIN/clusterns" serve --config "$CLUSTERNS_CONFIG" --listen "127.0.0.1:$port" --threads "$THREADS") ;;
     nsd) cmd=(nsd -d -c "$OUT/nsd/nsd.conf") ;;
     knot) cmd=(knotd -c "$OUT/knot/knot.conf") ;;
     esac
@@ -327,11 +337,12 @@ mem_of() {
 
 # Every thread of the server must be allowed on SERVER_CPU only.
 check_affinity() {
-    local p t a bad=0
+    local p t a bad=0 want
+    want=$(taskset -c "$SERVER_CPU" awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
     for p in $(tree_pids "${PID[$1]}"); do
         for t in /proc/"$p"/task/*; do
             a=$(awk '/^Cpus_allowed_list:/ { print $2 }' "$t/status" 2>/dev/null) || continue
-            [ -z "$a" ] || [ "$a" = "$SERVER_CPU" ] || { log "warning: $1 thread ${t##*/} may run on cores $a"; bad=1; }
+            [ -z "$a" ] || [ "$a" = "$want" ] || { log "warning: $1 thread ${t##*/} may run on cores $a"; bad=1; }
         done
     done
     return $bad
@@ -528,6 +539,17 @@ else
     log "reusing the data in $DATA ($N apps)"
 fi
 
+# clusterns's config: the generated one, with COALESCE_US when set; the floor coalesces as
+# clusterns does (its default when COALESCE_US is not set).
+CLUSTERNS_CONFIG=$DATA/clusterns.toml
+if [ -n "$COALESCE_US" ]; then
+    CLUSTERNS_CONFIG=$DATA/clusterns-coalesce.toml
+    sed "s/^\[server\]\$/[server]\nudp_coalesce_us = $COALESCE_US/" "$DATA/clusterns.toml" >"$CLUSTERNS_CONFIG"
+    grep -q "^udp_coalesce_us = $COALESCE_US\$" "$CLUSTERNS_CONFIG" || die "cannot set udp_coalesce_us in $CLUSTERNS_CONFIG"
+fi
+FLOOR_COALESCE=$("$BIN/clusterns" check-config "$CLUSTERNS_CONFIG" 2>/dev/null | awk '$1 == "udp_coalesce_us" { print $2 }')
+FLOOR_COALESCE=${FLOOR_COALESCE:-${COALESCE_US:-0}}
+
 # The load average once the build and the data generation are done.
 UPTIME_START=$(uptime)
 write_configs
@@ -644,6 +666,7 @@ fi
 awk -v hz="$HZ" -v rate="$RATE" -f perf/report.awk \
     -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v commit="$COMMIT$DIRTY" -v mode="$MODE" \
     -v n="$N" -v secs="$SECS" -v rounds="$ROUNDS" -v clients="$CLIENTS" -v outstanding="$OUTSTANDING" \
+    -v nthreads="$THREADS" -v scpu="$SERVER_CPU" -v ccpu="$CLIENT_CPU" -v coalesce="$FLOOR_COALESCE" \
     -v versions="NSD $NSD_V, Knot DNS $KNOT_V, dnsperf $DNSPERF_V" \
     -v machine="$(nproc) x $CPU_MODEL, Linux $(uname -r)" \
     -v nice="$NICE" -v rmem="$RMEM_NOTE" -v up0="$UPTIME_START" -v up1="$UPTIME_END" -v queries="$(grep -c '' "$DATA/queries.txt")" \

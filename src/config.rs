@@ -79,6 +79,12 @@ pub struct ServerConfig {
     /// user and its primary group.
     #[serde(default)]
     pub user: Option<String>,
+    /// Receive coalescing, in microseconds (0: off, at most 1000): while queries keep
+    /// arriving on a UDP worker (at least one per this interval) without filling its batch of
+    /// 32, it waits this long before the next receive, trading at most that much latency
+    /// for fewer wake-ups per query.
+    #[serde(default = "default_udp_coalesce")]
+    pub udp_coalesce_us: u32,
     /// Log one UDP query in this many (0: no query log).
     #[serde(default)]
     pub query_log_sample: u64,
@@ -92,6 +98,9 @@ fn default_listen() -> Vec<SocketAddr> {
 }
 fn default_udp_payload() -> u16 {
     1232
+}
+fn default_udp_coalesce() -> u32 {
+    100
 }
 fn default_tcp_idle() -> u64 {
     10
@@ -109,6 +118,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
             user: None,
+            udp_coalesce_us: default_udp_coalesce(),
             query_log_sample: 0,
             rrl: crate::server::rrl::RrlConfig::default(),
         }
@@ -344,6 +354,12 @@ impl Config {
             return Err(err_at(
                 None,
                 "server.udp_payload must be at least 512".into(),
+            ));
+        }
+        if server.udp_coalesce_us > 1000 {
+            return Err(err_at(
+                None,
+                "server.udp_coalesce_us must be at most 1000 (one millisecond)".into(),
             ));
         }
         if server.tcp_max_connections == 0 {
@@ -664,5 +680,22 @@ ipv6 = ["2001:db8::1"]
         let e = err(&GOOD.replace("threads = 2", "threads = 2\nbogus = 1"));
         assert!(e.message.contains("unknown field"), "{e}");
         assert_eq!(e.line, Some(5));
+
+        let e = err(&GOOD.replace("threads = 2", "threads = 2\nudp_coalesce_us = 1001"));
+        assert!(e.message.contains("udp_coalesce_us"), "{e}");
+    }
+
+    #[test]
+    fn udp_coalescing_is_read() {
+        let c = Config::parse(Path::new("c.toml"), GOOD).unwrap();
+        assert_eq!(c.server.udp_coalesce_us, 100);
+        for v in [0, 1000] {
+            let text = GOOD.replace(
+                "threads = 2",
+                &format!("threads = 2\nudp_coalesce_us = {v}"),
+            );
+            let c = Config::parse(Path::new("c.toml"), &text).unwrap();
+            assert_eq!(c.server.udp_coalesce_us, v);
+        }
     }
 }

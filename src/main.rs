@@ -224,6 +224,7 @@ fn check_config(path: PathBuf) -> Result<(), String> {
     for l in &config.server.listen {
         println!("listen {l}");
     }
+    println!("udp_coalesce_us {}", config.server.udp_coalesce_us);
     Ok(())
 }
 

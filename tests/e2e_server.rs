@@ -32,6 +32,47 @@ fn udp_answers_apps_by_name_and_id_with_case_kept() {
     assert_eq!(m.answers()[0].record_type(), RecordType::AAAA);
 }
 
+/// With receive coalescing on, bursts and single queries are all answered, each correctly.
+#[test]
+fn udp_coalescing_answers_bursts_and_stragglers() {
+    let r = start("udp_coalesce_us = 500\nthreads = 1");
+    let client = udp_client();
+    for round in 0..5u16 {
+        // A burst of 60 queries sent before reading any answer.
+        for i in 0..60u16 {
+            let name = if i % 2 == 0 {
+                "coolgame.mark.repl.co"
+            } else {
+                "r-two.repl.co"
+            };
+            client
+                .send_to(&query(name, RecordType::A, round * 100 + i, false), r.addr)
+                .unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buf = [0u8; 1500];
+        while seen.len() < 60 {
+            let (n, _) = client
+                .recv_from(&mut buf)
+                .expect("every query of the burst is answered");
+            let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+            let i = m.id() - round * 100;
+            let want = if i % 2 == 0 {
+                vec!["203.0.113.1", "203.0.113.2"]
+            } else {
+                vec!["198.51.100.7"]
+            };
+            let mut got = a_records(&m);
+            got.sort();
+            assert_eq!(got, want, "answer {}", m.id());
+            assert!(seen.insert(m.id()), "answered twice: {}", m.id());
+        }
+        // Then one query alone: answered without waiting for more.
+        let m = udp_ask(r.addr, "r-two.repl.co", RecordType::A);
+        assert_eq!(a_records(&m), vec!["198.51.100.7"]);
+    }
+}
+
 #[test]
 fn udp_negative_answers() {
     let r = start("");

@@ -40,6 +40,9 @@ struct Args {
     /// Worker threads, each with its own SO_REUSEPORT socket.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
+    /// Receive coalescing wait in microseconds, as `server.udp_coalesce_us` (0: off).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    coalesce_us: u32,
 }
 
 /// Datagrams per `recvmmsg`/`sendmmsg` call (as in `src/server/udp.rs`).
@@ -131,9 +134,10 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Answers datagrams on `sock` until `stop` is set; adds the number answered to `answered`.
-fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>) {
+fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>, coalesce_us: u32) {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
+    let mut coalescer = clusterns::server::coalesce::Coalescer::new(coalesce_us);
     let mut count = 0u64;
     while !stop.load(Ordering::Relaxed) {
         b.arm_rx();
@@ -184,6 +188,7 @@ fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>) {
             out += 1;
         }
         count += send_all(fd, &mut b.tx_msgs[..out]) as u64;
+        coalescer.after_batch(n as usize, BATCH);
     }
     answered.fetch_add(count, Ordering::Relaxed);
 }
@@ -262,7 +267,7 @@ fn main() -> ExitCode {
         let (w_stop, w_answered) = (stop.clone(), answered.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("floor-{i}"))
-            .spawn(move || worker(sock, w_stop, w_answered));
+            .spawn(move || worker(sock, w_stop, w_answered, args.coalesce_us));
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {

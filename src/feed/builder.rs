@@ -61,7 +61,14 @@ pub struct Builder {
     last_checkpoint: Instant,
     checkpointer: Option<JoinHandle<()>>,
     status: Arc<FeedStatus>,
+    /// Snapshots replaced by newer ones, with when: held here a little longer than any
+    /// reader holds one (a receive batch) so that the builder, not a query worker, frees
+    /// them (after a fold that is the whole old base).
+    retired: std::collections::VecDeque<(Instant, Arc<Snapshot>)>,
 }
+
+/// How long a replaced snapshot is kept before the builder drops it.
+const RETIRE_AFTER: Duration = Duration::from_millis(20);
 
 /// A configuration to switch to, and where to say whether it was taken.
 type ReloadRequest = (Arc<Config>, crossbeam_channel::Sender<Result<(), String>>);
@@ -274,6 +281,7 @@ impl Builder {
             dirty: false,
             last_checkpoint: Instant::now(),
             checkpointer: None,
+            retired: std::collections::VecDeque::new(),
             status: Arc::new(FeedStatus::default()),
         };
         // Catch up with what the feed holds beyond the checkpoint, folding as we go so that a
@@ -409,11 +417,24 @@ impl Builder {
             table: Arc::new(self.table.clone()),
             published: std::time::SystemTime::now(),
         };
-        self.shared.store(Arc::new(snap));
+        let old = self.shared.swap(Arc::new(snap));
+        self.retired.push_back((Instant::now(), old));
+        self.drop_retired();
         self.status.last_seq.store(self.last_seq, Ordering::Relaxed);
         self.status
             .apps
             .store(self.table.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Drops the replaced snapshots that no reader can still be using (unless it stalled for
+    /// longer than `RETIRE_AFTER`: then that reader frees it, which is only slower).
+    fn drop_retired(&mut self) {
+        while let Some((at, _)) = self.retired.front() {
+            if at.elapsed() < RETIRE_AFTER {
+                break;
+            }
+            self.retired.pop_front();
+        }
     }
 
     /// The overlay size at which a fold into a new base starts.
@@ -430,6 +451,7 @@ impl Builder {
     /// Folds and checkpoints as the running thread would (for tests and benchmarks that drive
     /// the builder by hand).
     pub fn maintain(&mut self) {
+        self.drop_retired();
         self.manage_fold();
         self.manage_checkpoint(false);
     }

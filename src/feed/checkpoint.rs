@@ -143,7 +143,7 @@ fn get_bytes(r: &mut impl Read) -> io::Result<Key> {
     let n = usize::from(get_u8(r)?);
     let mut v = vec![0u8; n];
     r.read_exact(&mut v)?;
-    Ok(v.into_boxed_slice())
+    Ok(v.into())
 }
 
 fn get_index(r: &mut impl Read, arena_len: usize) -> io::Result<Index> {
@@ -300,7 +300,7 @@ pub fn read_from<R: Read>(r: R) -> io::Result<Loaded> {
     let mut clusters = Vec::with_capacity((n as usize).min(1024));
     for _ in 0..n {
         clusters.push(
-            String::from_utf8(get_bytes(&mut r)?.into())
+            String::from_utf8(get_bytes(&mut r)?.to_vec())
                 .map_err(|_| bad("cluster name is not UTF-8"))?,
         );
     }

@@ -1,6 +1,7 @@
 //! Sockets and threads: per listen address, N UDP workers each with its own SO_REUSEPORT
 //! socket, and one TCP event loop for all addresses.
 
+pub mod coalesce;
 pub mod rrl;
 pub mod stats;
 pub mod tcp;
@@ -113,6 +114,7 @@ impl Server {
             let opts = udp::Options {
                 rrl: cfg.rrl,
                 query_log_sample: cfg.query_log_sample,
+                coalesce_us: cfg.udp_coalesce_us,
             };
             handles.push(
                 std::thread::Builder::new()

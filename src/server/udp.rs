@@ -9,6 +9,7 @@ use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::server::coalesce::Coalescer;
 use crate::server::rrl::{self, Rrl, RrlConfig, Verdict};
 use crate::server::stats::{bump, WorkerStats};
 use crate::snapshot::SharedSnapshot;
@@ -79,6 +80,8 @@ pub struct Options {
     pub rrl: RrlConfig,
     /// Log one query in this many (0: none).
     pub query_log_sample: u64,
+    /// Receive coalescing wait in microseconds (0: off); see `coalesce`.
+    pub coalesce_us: u32,
 }
 
 /// Logs one query (the sampled query log).
@@ -109,6 +112,7 @@ pub fn run(
     let mut limiter = Rrl::new(opts.rrl);
     let mut until_log = opts.query_log_sample;
     let epoch = std::time::Instant::now();
+    let mut coalescer = Coalescer::new(opts.coalesce_us);
     while !stop.load(Ordering::Relaxed) {
         b.arm_rx();
         // SAFETY: `rx_msgs` holds BATCH initialised headers whose name and iovec pointers
@@ -189,6 +193,7 @@ pub fn run(
         drop(snap);
         send_all(fd, &mut b.tx_msgs[..out], &stats);
         stats.record_latency(started.elapsed().as_nanos() as u64, n as u64);
+        coalescer.after_batch(n, BATCH);
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod base;
 pub mod key;
 pub mod overlay;
+pub mod overlay_key;
 
 use std::sync::Arc;
 
@@ -65,15 +66,15 @@ impl Table {
     pub fn from_base(base: Arc<Base>) -> Table {
         let len = base.len();
         Table {
+            overlay: Overlay::for_base(len),
             base,
-            overlay: Overlay::default(),
             len,
         }
     }
 
     /// A table from its parts (as read from a checkpoint).
     pub fn from_parts(base: Arc<Base>, mut overlay: Overlay, len: usize) -> Table {
-        overlay.rebuild_filter();
+        overlay.rebuild_filter(base.len());
         Table { base, overlay, len }
     }
 

@@ -5,8 +5,9 @@
 //! `ids` and `names` hold the latest state of every key touched since the base (`None` hides
 //! a base entry); `users` holds per-user differences to the base's app counts.
 
-/// A key in wire form.
-pub type Key = Box<[u8]>;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use super::overlay_key::Key;
 
 /// The hasher of the overlay maps.
 pub type Hasher = foldhash::fast::FixedState;
@@ -22,8 +23,8 @@ pub struct Rec {
     pub cluster: u16,
 }
 
-/// Bits in the overlay's filter.
-const FILTER_BITS: usize = 1 << 21;
+/// The smallest filter, in bits.
+const MIN_FILTER_BITS: usize = 1 << 21;
 
 /// Changes since the base.
 #[derive(Clone, Debug)]
@@ -34,44 +35,84 @@ pub struct Overlay {
     pub(crate) users: HashMap<Key, i64>,
     /// A one-hash Bloom filter over every key in the three maps (by `hash_key`), so that a
     /// lookup of a key the overlay does not hold (nearly all of them) skips the maps.
-    /// Copied on write: once per published snapshot at most.
-    filter: std::sync::Arc<Vec<u64>>,
+    filter: std::sync::Arc<Filter>,
+}
+
+/// A Bloom filter whose bits are only ever set, shared by every clone of an overlay (and so
+/// by every snapshot published since the base was built): publishing copies nothing, and a
+/// reader's cached lines stay valid. A bit set for a later snapshot only costs an older
+/// snapshot's reader a look into its maps (a false positive), never a wrong answer: the
+/// builder sets a key's bit before it publishes the snapshot that holds the key, and the
+/// release/acquire of the publication orders the two.
+struct Filter {
+    words: Box<[AtomicU64]>,
+    /// Bits - 1 (a power of two less one).
+    mask: usize,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Filter({} bits)", self.mask + 1)
+    }
+}
+
+impl Filter {
+    fn new(bits: usize) -> Filter {
+        let bits = bits.max(MIN_FILTER_BITS).next_power_of_two();
+        Filter {
+            words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(),
+            mask: bits - 1,
+        }
+    }
+
+    #[inline]
+    fn bit(&self, hash: u64) -> (usize, u64) {
+        // High bits: the indexes use the low 32 for tags and the top ones for slots.
+        let bit = (hash >> 20) as usize & self.mask;
+        (bit / 64, 1 << (bit % 64))
+    }
 }
 
 impl Default for Overlay {
     fn default() -> Self {
+        Overlay::for_base(0)
+    }
+}
+
+impl Overlay {
+    /// An empty overlay over a base of `base_len` apps: its filter is sized for the changes
+    /// that accumulate before the builder folds them (a tenth of the base, three keys each,
+    /// about eight bits per key).
+    pub fn for_base(base_len: usize) -> Overlay {
         Overlay {
             ids: HashMap::default(),
             names: HashMap::default(),
             users: HashMap::default(),
-            filter: std::sync::Arc::new(vec![0; FILTER_BITS / 64]),
+            filter: std::sync::Arc::new(Filter::new(base_len / 10 * 3 * 8)),
         }
     }
-}
 
-#[inline]
-fn filter_bit(hash: u64) -> (usize, u64) {
-    // High bits: the indexes use the low 32 for tags and the top ones for slots.
-    let bit = (hash >> 20) as usize & (FILTER_BITS - 1);
-    (bit / 64, 1 << (bit % 64))
-}
-
-impl Overlay {
     /// Whether the key with hash `hash` may be in the overlay.
     #[inline]
     pub fn may_hold(&self, hash: u64) -> bool {
-        let (word, mask) = filter_bit(hash);
-        self.filter[word] & mask != 0
+        let (word, mask) = self.filter.bit(hash);
+        self.filter.words[word].load(Ordering::Relaxed) & mask != 0
     }
 
-    /// Marks `key` as (possibly) held.
+    /// Marks `key` as (possibly) held, in every clone of this overlay.
     pub(crate) fn mark(&mut self, key: &[u8]) {
-        let (word, mask) = filter_bit(crate::table::key::hash_key(key));
-        std::sync::Arc::make_mut(&mut self.filter)[word] |= mask;
+        let (word, mask) = self.filter.bit(crate::table::key::hash_key(key));
+        let w = &self.filter.words[word];
+        // Only the builder sets bits: skip the locked write when the bit is already set.
+        if w.load(Ordering::Relaxed) & mask == 0 {
+            w.fetch_or(mask, Ordering::Relaxed);
+        }
     }
 
-    /// Recomputes the filter from the maps (after reading them from a checkpoint).
-    pub(crate) fn rebuild_filter(&mut self) {
+    /// Recomputes the filter from the maps (after reading them from a checkpoint over a base
+    /// of `base_len` apps).
+    pub(crate) fn rebuild_filter(&mut self, base_len: usize) {
+        self.filter = std::sync::Arc::new(Filter::new(base_len / 10 * 3 * 8));
         let keys: Vec<Key> = self
             .ids
             .keys()
@@ -79,7 +120,6 @@ impl Overlay {
             .chain(self.users.keys())
             .cloned()
             .collect();
-        self.filter = std::sync::Arc::new(vec![0; FILTER_BITS / 64]);
         for k in keys {
             self.mark(&k);
         }
