@@ -3,7 +3,11 @@
 //! into the journal, at 1M and 10M apps.
 //!
 //! `cargo bench --bench feed` (sizes from `FEED_BENCH_SIZES`, default `1000000,10000000`;
-//! seconds per phase from `FEED_BENCH_SECS`, default 5). Prints a markdown table.
+//! seconds per phase from `FEED_BENCH_SECS`, default 5). Prints a markdown table. The query
+//! thread runs on CPU 0 and the feed side on CPU 1 (`FEED_BENCH_PIN=0`: unpinned); throughput
+//! under changes is measured in alternating quiet / changing windows so that drifts of a
+//! shared machine cancel; `FEED_BENCH_CONTROL=<duty %>` replaces the changes by a busy loop
+//! of that duty on CPU 1, to show what any work there costs the query thread.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
