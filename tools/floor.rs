@@ -4,8 +4,9 @@
 //! its own SO_REUSEPORT socket, receive datagrams in batches of 32 with `recvmmsg` and answer
 //! every one that is at least a DNS header long with the same pre-built response (two A
 //! records for `floor.repl.co`, 63 bytes) carrying the query's ID, sent back in one `sendmmsg`
-//! per batch: the same batched syscalls, buffers and socket options as
-//! `src/server/udp.rs`, with no decoding, lookup or encoding. The CPU a real server spends
+//! per batch: the same batched syscalls, buffers and socket options as the server
+//! (`clusterns::server::batch` and `clusterns::server::udp_socket`, shared with
+//! `src/server/udp.rs`), and the same receive coalescing, with no decoding, lookup or encoding. The CPU a real server spends
 //! per query, divided by this one's, says how far above the floor it is.
 //!
 //! ```text
@@ -16,7 +17,6 @@
 //! prints how many datagrams it answered.
 
 use std::io;
-use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::process::ExitCode;
@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use socket2::{Domain, Protocol, Socket, Type};
+use clusterns::server::batch::{Batch, BATCH};
+use clusterns::server::coalesce::Coalescer;
+use clusterns::server::udp_socket;
 
 #[derive(Parser)]
 #[command(
@@ -45,10 +47,6 @@ struct Args {
     coalesce_us: u32,
 }
 
-/// Datagrams per `recvmmsg`/`sendmmsg` call (as in `src/server/udp.rs`).
-const BATCH: usize = 32;
-/// The receive buffer per datagram (as in `src/server/udp.rs`).
-const RX_SIZE: usize = 4096;
 /// A DNS header.
 const HEADER: usize = 12;
 
@@ -66,95 +64,20 @@ const RESPONSE: [u8; 63] = [
     0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x04, 192, 0, 2, 2,
 ];
 
-/// The buffers and message headers of one batch, allocated once per worker.
-struct Batch {
-    rx: Vec<[u8; RX_SIZE]>,
-    /// One copy of the response per slot: only the ID changes per datagram.
-    tx: Vec<[u8; RESPONSE.len()]>,
-    addrs: [libc::sockaddr_storage; BATCH],
-    rx_iov: [libc::iovec; BATCH],
-    tx_iov: [libc::iovec; BATCH],
-    rx_msgs: [libc::mmsghdr; BATCH],
-    tx_msgs: [libc::mmsghdr; BATCH],
-}
-
-impl Batch {
-    fn new() -> Box<Batch> {
-        // SAFETY: sockaddr_storage, iovec and mmsghdr are C structs of integers and raw
-        // pointers, for which all-zero is a valid value; pointers are set before use.
-        let (addrs, rx_iov, tx_iov, rx_msgs, tx_msgs) =
-            unsafe { (zeroed(), zeroed(), zeroed(), zeroed(), zeroed()) };
-        // Boxed so that the headers' pointers into it stay valid.
-        let mut b = Box::new(Batch {
-            rx: vec![[0; RX_SIZE]; BATCH],
-            tx: vec![RESPONSE; BATCH],
-            addrs,
-            rx_iov,
-            tx_iov,
-            rx_msgs,
-            tx_msgs,
-        });
-        for i in 0..BATCH {
-            b.rx_iov[i] = libc::iovec {
-                iov_base: b.rx[i].as_mut_ptr().cast(),
-                iov_len: RX_SIZE,
-            };
-        }
-        b
-    }
-
-    /// Re-arms the receive headers (the kernel overwrites lengths and flags).
-    fn arm_rx(&mut self) {
-        for i in 0..BATCH {
-            let h = &mut self.rx_msgs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut self.rx_iov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            self.rx_msgs[i].msg_len = 0;
-        }
-    }
-}
-
-/// A socket set up as `src/server/mod.rs` sets up its UDP sockets.
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    let _ = s.set_recv_buffer_size(4 << 20);
-    let _ = s.set_send_buffer_size(4 << 20);
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    s.bind(&addr.into())?;
-    Ok(s.into())
-}
-
 /// Answers datagrams on `sock` until `stop` is set; adds the number answered to `answered`.
 fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>, coalesce_us: u32) {
     let fd = sock.as_raw_fd();
     let mut b = Batch::new();
-    let mut coalescer = clusterns::server::coalesce::Coalescer::new(coalesce_us);
+    for tx in &mut b.tx {
+        tx[..RESPONSE.len()].copy_from_slice(&RESPONSE);
+    }
+    let mut coalescer = Coalescer::new(coalesce_us);
     let mut count = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        b.arm_rx();
-        // SAFETY: `rx_msgs` holds BATCH initialised headers whose name and iovec pointers
-        // point into `b`, which outlives the call; the kernel writes at most BATCH entries.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                b.rx_msgs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if n <= 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
+        let n = match b.recv(fd) {
+            Ok(0) => continue,
+            Ok(n) => n,
+            Err(e) => match e.kind() {
                 io::ErrorKind::WouldBlock
                 | io::ErrorKind::Interrupted
                 | io::ErrorKind::TimedOut => continue,
@@ -163,68 +86,24 @@ fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>, coal
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-            }
-        }
+            },
+        };
         let mut out = 0;
-        for i in 0..n as usize {
-            let len = b.rx_msgs[i].msg_len as usize;
+        for i in 0..n {
+            let (pkt, _) = b.datagram(i);
             // Shorter than a header, or a response: no answer (as a server would do).
-            if len < HEADER || b.rx[i][2] & 0x80 != 0 {
+            if pkt.len() < HEADER || pkt[2] & 0x80 != 0 {
                 continue;
             }
-            b.tx[out][..2].copy_from_slice(&b.rx[i][..2]);
-            b.tx_iov[out] = libc::iovec {
-                iov_base: b.tx[out].as_mut_ptr().cast(),
-                iov_len: RESPONSE.len(),
-            };
-            let h = &mut b.tx_msgs[out].msg_hdr;
-            h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = b.rx_msgs[i].msg_hdr.msg_namelen;
-            h.msg_iov = &mut b.tx_iov[out];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
+            let id = [pkt[0], pkt[1]];
+            b.tx[out][..2].copy_from_slice(&id);
+            b.queue(out, i, RESPONSE.len());
             out += 1;
         }
-        count += send_all(fd, &mut b.tx_msgs[..out]) as u64;
-        coalescer.after_batch(n as usize, BATCH);
+        count += b.send(fd, out).ok as u64;
+        coalescer.after_batch(n, BATCH);
     }
     answered.fetch_add(count, Ordering::Relaxed);
-}
-
-/// Sends every prepared message, retrying after partial sends and waiting when the socket
-/// buffer is full; a message the kernel refuses is skipped. Returns the number sent.
-fn send_all(fd: libc::c_int, msgs: &mut [libc::mmsghdr]) -> usize {
-    let mut sent = 0;
-    let mut ok = 0;
-    while sent < msgs.len() {
-        let rest = &mut msgs[sent..];
-        // SAFETY: `rest` holds initialised headers pointing into the worker's batch buffers,
-        // which live across the call.
-        let r = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            if e.kind() == io::ErrorKind::WouldBlock {
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut pfd, 1, 100) };
-                continue;
-            }
-            sent += 1;
-        } else {
-            sent += r as usize;
-            ok += r as usize;
-        }
-    }
-    ok
 }
 
 fn main() -> ExitCode {

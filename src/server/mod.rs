@@ -1,6 +1,7 @@
 //! Sockets and threads: per listen address, N UDP workers each with its own SO_REUSEPORT
 //! socket, and one TCP event loop for all addresses.
 
+pub mod batch;
 pub mod coalesce;
 pub mod rrl;
 pub mod stats;
@@ -33,7 +34,9 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// A UDP socket as every worker gets it: SO_REUSEPORT, 4 MiB buffers where the kernel allows,
+/// a 100 ms receive timeout (so that workers notice shutdown), bound to `addr`.
+pub fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_port(true)?;
     if addr.is_ipv6() {
