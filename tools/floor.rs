@@ -16,7 +16,6 @@
 //! Prints `clusterns-floor: listening on ADDR` once bound; stops on SIGTERM or SIGINT and
 //! prints how many datagrams it answered.
 
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::process::ExitCode;
@@ -77,16 +76,11 @@ fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>, coal
         let n = match b.recv(fd) {
             Ok(0) => continue,
             Ok(n) => n,
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::Interrupted
-                | io::ErrorKind::TimedOut => continue,
-                _ => {
-                    eprintln!("clusterns-floor: recvmmsg: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            },
+            Err(e) => {
+                eprintln!("clusterns-floor: recvmmsg: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
         };
         let mut out = 0;
         for i in 0..n {

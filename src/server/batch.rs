@@ -57,8 +57,8 @@ impl Batch {
         b
     }
 
-    /// Waits for at least one datagram on `fd` and takes up to `BATCH`; returns how many
-    /// (errors as `recvmmsg` gives them: `WouldBlock`/`TimedOut` on the socket's timeout).
+    /// Waits for at least one datagram on `fd` and takes up to `BATCH`; returns how many:
+    /// 0 when the socket's receive timeout passed or a signal came, an error otherwise.
     pub fn recv(&mut self, fd: libc::c_int) -> io::Result<usize> {
         for i in 0..BATCH {
             let h = &mut self.rx_msgs[i].msg_hdr;
@@ -83,7 +83,13 @@ impl Batch {
             )
         };
         if n < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::Interrupted
+                | io::ErrorKind::TimedOut => Ok(0),
+                _ => Err(e),
+            };
         }
         Ok(n as usize)
     }

@@ -2,7 +2,6 @@
 //! `recvmmsg` and answered with `sendmmsg`. The snapshot is loaded once per batch; nothing is
 //! allocated and no lock is taken per packet.
 
-use std::io;
 use std::net::UdpSocket;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,16 +57,11 @@ pub fn run(
         let n = match b.recv(fd) {
             Ok(0) => continue,
             Ok(n) => n,
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::Interrupted
-                | io::ErrorKind::TimedOut => continue,
-                _ => {
-                    tracing::warn!("recvmmsg: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                }
-            },
+            Err(e) => {
+                tracing::warn!("recvmmsg: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
         };
         let started = std::time::Instant::now();
         let snap = shared.load();
