@@ -278,7 +278,7 @@ fn run(n: usize, secs: u64) -> Row {
     let cfg_path = dir.path().join("clusterns.toml");
     let cfg_text = synth::config_toml(8, "journal.log").replace(
         "journal = \"journal.log\"",
-        "journal = \"journal.log\"\ncheckpoint = \"table.ckpt\"\npoll_interval_ms = 1",
+        "journal = \"journal.log\"\ncheckpoint = \"table.ckpt\"",
     );
     std::fs::write(&cfg_path, &cfg_text).unwrap();
     let config = Arc::new(Config::load(&cfg_path).unwrap());
