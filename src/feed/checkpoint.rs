@@ -359,6 +359,7 @@ pub fn read_from<R: Read>(r: R) -> io::Result<Loaded> {
         user_counts,
     };
     base.validate().map_err(bad)?;
+    base.advise_huge_pages();
     check_overlay(&base, &overlay, clusters.len())?;
     if len != app_count(&base, &overlay) {
         return Err(bad(format!(
