@@ -448,8 +448,9 @@ impl Builder {
                 break;
             }
             if let Some((_, snap)) = self.retired.pop_front() {
-                let base = snap.table.base();
-                freed_base |= !Arc::ptr_eq(base, self.table.base()) && Arc::strong_count(base) == 1;
+                // The last holder of its base (never the current one, which the builder's
+                // own table holds): dropping it frees that base.
+                freed_base |= Arc::strong_count(snap.table.base()) == 1;
             }
         }
         if freed_base {

@@ -97,21 +97,23 @@ impl Batch {
     /// Datagram `i` of the last `recv`, and whether it was cut to `RX_SIZE`.
     #[inline]
     pub fn datagram(&self, i: usize) -> (&[u8], bool) {
-        let len = self.rx_msgs[i].msg_len as usize;
-        let truncated = self.rx_msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        (&self.rx[i][..len.min(RX_SIZE)], truncated)
+        let (len, truncated) = self.received(i);
+        (&self.rx[i][..len], truncated)
     }
 
     /// Datagram `i` of the last `recv` (and whether it was cut), with answer buffer `k`.
     #[inline]
     pub fn datagram_and_tx(&mut self, i: usize, k: usize) -> (&[u8], bool, &mut [u8]) {
+        let (len, truncated) = self.received(i);
+        (&self.rx[i][..len], truncated, &mut self.tx[k][..])
+    }
+
+    /// The length kept of datagram `i` of the last `recv`, and whether it was cut.
+    #[inline]
+    fn received(&self, i: usize) -> (usize, bool) {
         let len = self.rx_msgs[i].msg_len as usize;
         let truncated = self.rx_msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        (
-            &self.rx[i][..len.min(RX_SIZE)],
-            truncated,
-            &mut self.tx[k][..],
-        )
+        (len.min(RX_SIZE), truncated)
     }
 
     /// The sender of datagram `i` of the last `recv`.

@@ -370,7 +370,10 @@ impl Base {
     pub fn advise_huge_pages(&self) {
         advise_huge(self.arena.as_ptr(), self.arena.len());
         for index in [&self.ids, &self.names, &self.users] {
-            advise_huge(index.slots.as_ptr().cast(), index.slots.len() * 8);
+            advise_huge(
+                index.slots.as_ptr().cast(),
+                std::mem::size_of_val(index.slots.as_slice()),
+            );
         }
     }
 

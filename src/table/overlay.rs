@@ -57,8 +57,12 @@ impl std::fmt::Debug for Filter {
 }
 
 impl Filter {
-    fn new(bits: usize) -> Filter {
-        let bits = bits.max(MIN_FILTER_BITS).next_power_of_two();
+    /// A filter for the changes that accumulate over a base of `base_len` apps before the
+    /// builder folds them (a tenth of the base, three keys each, about eight bits per key).
+    fn for_base(base_len: usize) -> Filter {
+        let bits = (base_len / 10 * 3 * 8)
+            .max(MIN_FILTER_BITS)
+            .next_power_of_two();
         Filter {
             words: (0..bits / 64).map(|_| AtomicU64::new(0)).collect(),
             mask: bits - 1,
@@ -71,6 +75,16 @@ impl Filter {
         let bit = (hash >> 20) as usize & self.mask;
         (bit / 64, 1 << (bit % 64))
     }
+
+    /// Sets the bit of `key`.
+    fn mark(&self, key: &[u8]) {
+        let (word, mask) = self.bit(crate::table::key::hash_key(key));
+        let w = &self.words[word];
+        // Only the builder sets bits: skip the locked write when the bit is already set.
+        if w.load(Ordering::Relaxed) & mask == 0 {
+            w.fetch_or(mask, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Default for Overlay {
@@ -80,15 +94,13 @@ impl Default for Overlay {
 }
 
 impl Overlay {
-    /// An empty overlay over a base of `base_len` apps: its filter is sized for the changes
-    /// that accumulate before the builder folds them (a tenth of the base, three keys each,
-    /// about eight bits per key).
+    /// An empty overlay over a base of `base_len` apps (its filter sized for it).
     pub fn for_base(base_len: usize) -> Overlay {
         Overlay {
             ids: HashMap::default(),
             names: HashMap::default(),
             users: HashMap::default(),
-            filter: std::sync::Arc::new(Filter::new(base_len / 10 * 3 * 8)),
+            filter: std::sync::Arc::new(Filter::for_base(base_len)),
         }
     }
 
@@ -101,28 +113,22 @@ impl Overlay {
 
     /// Marks `key` as (possibly) held, in every clone of this overlay.
     pub(crate) fn mark(&mut self, key: &[u8]) {
-        let (word, mask) = self.filter.bit(crate::table::key::hash_key(key));
-        let w = &self.filter.words[word];
-        // Only the builder sets bits: skip the locked write when the bit is already set.
-        if w.load(Ordering::Relaxed) & mask == 0 {
-            w.fetch_or(mask, Ordering::Relaxed);
-        }
+        self.filter.mark(key);
     }
 
     /// Recomputes the filter from the maps (after reading them from a checkpoint over a base
     /// of `base_len` apps).
     pub(crate) fn rebuild_filter(&mut self, base_len: usize) {
-        self.filter = std::sync::Arc::new(Filter::new(base_len / 10 * 3 * 8));
-        let keys: Vec<Key> = self
+        let filter = Filter::for_base(base_len);
+        for k in self
             .ids
             .keys()
             .chain(self.names.keys())
             .chain(self.users.keys())
-            .cloned()
-            .collect();
-        for k in keys {
-            self.mark(&k);
+        {
+            filter.mark(k);
         }
+        self.filter = std::sync::Arc::new(filter);
     }
 
     /// Whether no change has been applied since the base.
