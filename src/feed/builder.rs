@@ -165,18 +165,27 @@ fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
         loaded.table
     } else {
         let mut b = Base::builder(loaded.table.len());
-        for (id, name, c) in loaded.table.records() {
-            // A cluster the checkpoint does not list is damage: replay the feed instead.
-            let Some(&to) = map.get(usize::from(c)) else {
-                tracing::warn!(
-                    "checkpoint {}: an app refers to cluster #{c}, which it does not list; replaying the whole feed",
-                    path.display()
-                );
-                return None;
-            };
-            if b.push(id, name, to).is_err() {
-                return None;
+        let mut problem = None;
+        loaded.table.for_each_record(|id, name, c| {
+            if problem.is_some() {
+                return;
             }
+            // A cluster the checkpoint does not list is damage: replay the feed instead.
+            match map.get(usize::from(c)) {
+                Some(&to) => problem = b.push(id, name, to).err().map(|e| e.to_string()),
+                None => {
+                    problem = Some(format!(
+                        "an app refers to cluster #{c}, which it does not list"
+                    ))
+                }
+            }
+        });
+        if let Some(p) = problem {
+            tracing::warn!(
+                "checkpoint {}: {p}; replaying the whole feed",
+                path.display()
+            );
+            return None;
         }
         Table::from_base(Arc::new(b.finish()))
     };
@@ -596,11 +605,11 @@ impl Builder {
     pub fn reload(&mut self, config: Arc<Config>) -> Result<(), String> {
         let old = cluster_names(&self.config);
         let mut in_use = vec![0u64; old.len()];
-        for (_, _, c) in self.table.records() {
+        self.table.for_each_record(|_, _, c| {
             if let Some(n) = in_use.get_mut(usize::from(c)) {
                 *n += 1;
             }
-        }
+        });
         let mut map = Vec::with_capacity(old.len());
         for (i, name) in old.iter().enumerate() {
             match config.cluster_index(name) {
@@ -626,9 +635,14 @@ impl Builder {
             .any(|(i, &j)| usize::from(j) != i && in_use[i] > 0)
         {
             let mut b = Base::builder(self.table.len());
-            for (id, name, c) in self.table.records() {
-                b.push(id, name, map[usize::from(c)])
-                    .map_err(|e| format!("renumbering clusters: {e}"))?;
+            let mut failed = None;
+            self.table.for_each_record(|id, name, c| {
+                if failed.is_none() {
+                    failed = b.push(id, name, map[usize::from(c)]).err();
+                }
+            });
+            if let Some(e) = failed {
+                return Err(format!("renumbering clusters: {e}"));
             }
             self.table = Table::from_base(Arc::new(b.finish()));
             // A running fold is of the old numbering: let it go.

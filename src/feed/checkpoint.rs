@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::table::base::{Base, Index};
 use crate::table::key::{UUID_KEY_LEN, UUID_MARK};
-use crate::table::overlay::{Key, Overlay, Rec};
+use crate::table::overlay::{Overlay, Owned, Val, IDS, NAMES, USERS};
 use crate::table::{hash_key, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
@@ -139,11 +139,11 @@ fn get_vec(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-fn get_bytes(r: &mut impl Read) -> io::Result<Key> {
+fn get_bytes(r: &mut impl Read) -> io::Result<Vec<u8>> {
     let n = usize::from(get_u8(r)?);
     let mut v = vec![0u8; n];
     r.read_exact(&mut v)?;
-    Ok(v.into())
+    Ok(v)
 }
 
 fn get_index(r: &mut impl Read, arena_len: usize) -> io::Result<Index> {
@@ -209,34 +209,20 @@ pub fn write(
         put_u32(&mut w, *c)?;
     }
     let o = table.overlay();
-    put_u64(&mut w, o.ids.len() as u64)?;
-    for (k, v) in o.ids.iter() {
-        put_bytes(&mut w, k)?;
-        match v {
-            Some(r) => {
-                put_u8(&mut w, 1)?;
-                put_bytes(&mut w, &r.name)?;
-                put_u16(&mut w, r.cluster)?;
+    for map in [IDS, NAMES, USERS] {
+        put_u64(&mut w, o.entries(map).count() as u64)?;
+        for (k, v) in o.entries(map) {
+            put_bytes(&mut w, &k)?;
+            match v {
+                Owned::Rec(cluster, other) => {
+                    put_u8(&mut w, 1)?;
+                    put_bytes(&mut w, &other)?;
+                    put_u16(&mut w, cluster)?;
+                }
+                Owned::Gone => put_u8(&mut w, 0)?,
+                Owned::Count(n) => put_u64(&mut w, n as u64)?,
             }
-            None => put_u8(&mut w, 0)?,
         }
-    }
-    put_u64(&mut w, o.names.len() as u64)?;
-    for (k, v) in o.names.iter() {
-        put_bytes(&mut w, k)?;
-        match v {
-            Some((id, c)) => {
-                put_u8(&mut w, 1)?;
-                put_bytes(&mut w, id)?;
-                put_u16(&mut w, *c)?;
-            }
-            None => put_u8(&mut w, 0)?,
-        }
-    }
-    put_u64(&mut w, o.users.len() as u64)?;
-    for (k, v) in o.users.iter() {
-        put_bytes(&mut w, k)?;
-        put_u64(&mut w, *v as u64)?;
     }
     put_u64(&mut w, table.len() as u64)?;
     let crc = w.crc.clone().finalize();
@@ -317,29 +303,37 @@ pub fn read_from<R: Read>(r: R) -> io::Result<Loaded> {
     for _ in 0..nc {
         user_counts.push(get_u32(&mut r)?);
     }
-    let mut overlay = Overlay::default();
-    for _ in 0..get_len(&mut r, 1 << 32, "overlay id")? {
-        let k = get_bytes(&mut r)?;
-        let v = match get_u8(&mut r)? {
-            0 => None,
-            _ => Some(Rec {
-                name: get_bytes(&mut r)?,
-                cluster: get_u16(&mut r)?,
-            }),
-        };
-        overlay.ids.insert(k, v);
-    }
-    for _ in 0..get_len(&mut r, 1 << 32, "overlay name")? {
-        let k = get_bytes(&mut r)?;
-        let v = match get_u8(&mut r)? {
-            0 => None,
-            _ => Some((get_bytes(&mut r)?, get_u16(&mut r)?)),
-        };
-        overlay.names.insert(k, v);
-    }
-    for _ in 0..get_len(&mut r, 1 << 32, "overlay user")? {
-        let k = get_bytes(&mut r)?;
-        overlay.users.insert(k, get_u64(&mut r)? as i64);
+    let base = Base {
+        arena,
+        ids,
+        names,
+        users,
+        user_counts,
+    };
+    let mut overlay = Overlay::for_base(base.len());
+    for (map, what) in [
+        (IDS, "overlay id"),
+        (NAMES, "overlay name"),
+        (USERS, "overlay user"),
+    ] {
+        for _ in 0..get_len(&mut r, 1 << 32, what)? {
+            let k = get_bytes(&mut r)?;
+            let other;
+            let v = if map == USERS {
+                Val::Count(get_u64(&mut r)? as i64)
+            } else if get_u8(&mut r)? == 0 {
+                Val::Gone
+            } else {
+                other = get_bytes(&mut r)?;
+                Val::Rec {
+                    aux: &other,
+                    cluster: get_u16(&mut r)?,
+                }
+            };
+            overlay
+                .put(map, &k, v)
+                .map_err(|e| bad(format!("malformed {what} entry: {e}")))?;
+        }
     }
     let len = get_len(&mut r, 1 << 40, "app")?;
     let computed = r.crc.clone().finalize();
@@ -351,13 +345,6 @@ pub fn read_from<R: Read>(r: R) -> io::Result<Loaded> {
     if r.inner.read(&mut extra)? != 0 {
         return Err(bad("trailing bytes"));
     }
-    let base = Base {
-        arena,
-        ids,
-        names,
-        users,
-        user_counts,
-    };
     base.validate().map_err(bad)?;
     base.advise_huge_pages();
     check_overlay(&base, &overlay, clusters.len())?;
@@ -405,32 +392,41 @@ fn is_name_key(k: &[u8]) -> bool {
 /// time in proportion to the table); base lookups are bounds-safe on their own.
 fn check_overlay(base: &Base, overlay: &Overlay, clusters: usize) -> io::Result<()> {
     let cluster_ok = |c: u16| usize::from(c) < clusters;
-    for (k, v) in overlay.ids.iter() {
-        let ok = is_id_key(k)
-            && v.as_ref()
-                .is_none_or(|r| is_name_key(&r.name) && cluster_ok(r.cluster));
+    for (k, v) in overlay.entries(IDS) {
+        let ok = is_id_key(&k)
+            && match v {
+                Owned::Rec(c, name) => is_name_key(&name) && cluster_ok(c),
+                Owned::Gone => true,
+                Owned::Count(_) => false,
+            };
         if !ok {
             return Err(bad(
                 "malformed overlay id entry (key, name, or a cluster the checkpoint does not list)",
             ));
         }
     }
-    for (k, v) in overlay.names.iter() {
-        let ok = is_name_key(k)
-            && v.as_ref()
-                .is_none_or(|(id, c)| is_id_key(id) && cluster_ok(*c));
+    for (k, v) in overlay.entries(NAMES) {
+        let ok = is_name_key(&k)
+            && match v {
+                Owned::Rec(c, id) => is_id_key(&id) && cluster_ok(c),
+                Owned::Gone => true,
+                Owned::Count(_) => false,
+            };
         if !ok {
             return Err(bad(
                 "malformed overlay name entry (key, id, or a cluster the checkpoint does not list)",
             ));
         }
     }
-    let most = (base.len() + overlay.ids.len()) as i64;
-    for (k, delta) in overlay.users.iter() {
-        if !is_label(k) {
+    let most = (base.len() + overlay.len()) as i64;
+    for (k, v) in overlay.entries(USERS) {
+        let Owned::Count(delta) = v else {
+            return Err(bad("malformed overlay user entry"));
+        };
+        if !is_label(&k) {
             return Err(bad("malformed overlay user entry"));
         }
-        let count = i64::from(base.user_apps(k, hash_key(k))).saturating_add(*delta);
+        let count = i64::from(base.user_apps(&k, hash_key(&k))).saturating_add(delta);
         if !(0..=most).contains(&count) {
             return Err(bad(format!("overlay user count {count} is implausible")));
         }
@@ -446,11 +442,11 @@ fn check_overlay(base: &Base, overlay: &Overlay, clusters: usize) -> io::Result<
 /// underflow when apps are deleted.
 fn app_count(base: &Base, overlay: &Overlay) -> usize {
     let mut n = base.len();
-    for (k, v) in overlay.ids.iter() {
-        if base.by_id(k, hash_key(k)).is_some() {
+    for (k, v) in overlay.entries(IDS) {
+        if base.by_id(&k, hash_key(&k)).is_some() {
             n -= 1;
         }
-        if v.is_some() {
+        if matches!(v, Owned::Rec(..)) {
             n += 1;
         }
     }

@@ -8,7 +8,7 @@
 pub mod base;
 pub mod key;
 pub mod overlay;
-pub mod overlay_key;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ pub use key::hash_key;
 pub use overlay::Overlay;
 
 use key::{id_key, id_key_of, id_text, label_text, name_key_of, user_of_name, UUID_KEY_LEN};
-use overlay::{Key, Rec};
+use overlay::{Bytes, Owned, Val, IDS, NAMES, USERS};
 
 /// One app, by its texts (for building tables and for tests).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,9 +72,9 @@ impl Table {
         }
     }
 
-    /// A table from its parts (as read from a checkpoint).
-    pub fn from_parts(base: Arc<Base>, mut overlay: Overlay, len: usize) -> Table {
-        overlay.rebuild_filter(base.len());
+    /// A table from its parts (as read from a checkpoint; the overlay made with
+    /// `Overlay::for_base(base.len())`).
+    pub fn from_parts(base: Arc<Base>, overlay: Overlay, len: usize) -> Table {
         Table { base, overlay, len }
     }
 
@@ -95,13 +95,8 @@ impl Table {
         let idk = id_key(label, &mut buf);
         let compressed = idk.len() != label.len();
         let id_hash = hash_key(idk);
-        let in_overlay = if self.overlay.is_empty() || !self.overlay.may_hold(id_hash) {
-            None
-        } else {
-            self.overlay.ids.get(idk)
-        };
-        match in_overlay {
-            Some(Some(rec)) => return One::App(rec.cluster),
+        match self.overlay.cluster(IDS, idk, id_hash) {
+            Some(Some(cluster)) => return One::App(cluster),
             Some(None) => {}
             None => {
                 if let Some((cluster, _)) = self.base.by_id(idk, id_hash) {
@@ -121,20 +116,14 @@ impl Table {
     #[inline]
     pub fn lookup_two(&self, key: &[u8]) -> Option<u16> {
         let hash = hash_key(key);
-        if !self.overlay.is_empty() && self.overlay.may_hold(hash) {
-            if let Some(v) = self.overlay.names.get(key) {
-                return v.as_ref().map(|(_, c)| *c);
-            }
+        if let Some(v) = self.overlay.cluster(NAMES, key, hash) {
+            return v;
         }
         self.base.by_name(key, hash).map(|(c, _)| c)
     }
 
     fn user_apps(&self, user: &[u8], hash: u64) -> i64 {
-        let delta = if self.overlay.is_empty() || !self.overlay.may_hold(hash) {
-            0
-        } else {
-            self.overlay.users.get(user).copied().unwrap_or(0)
-        };
+        let delta = self.overlay.user_delta(user, hash);
         i64::from(self.base.user_apps(user, hash)) + delta
     }
 
@@ -149,43 +138,49 @@ impl Table {
     }
 
     /// The app with id key `idk`: its name key and cluster.
-    fn current(&self, idk: &[u8]) -> Option<(Key, u16)> {
-        match self.overlay.ids.get(idk) {
-            Some(Some(r)) => Some((r.name.clone(), r.cluster)),
-            Some(None) => None,
+    fn current(&self, idk: &[u8]) -> Option<(Bytes, u16)> {
+        match self.overlay.record(IDS, idk) {
+            Some(rec) => rec.map(|(c, name)| (name, c)),
             None => self
                 .base
                 .by_id(idk, hash_key(idk))
-                .map(|(c, off)| (self.base.part(off, base::Part::Name).into(), c)),
+                .map(|(c, off)| (Bytes::from(self.base.part(off, base::Part::Name)), c)),
         }
     }
 
     /// The id key of the app holding name key `name`.
-    fn holder(&self, name: &[u8]) -> Option<Key> {
-        match self.overlay.names.get(name) {
-            Some(Some((id, _))) => Some(id.clone()),
-            Some(None) => None,
+    fn holder(&self, name: &[u8]) -> Option<Bytes> {
+        match self.overlay.record(NAMES, name) {
+            Some(rec) => rec.map(|(_, id)| id),
             None => self
                 .base
                 .by_name(name, hash_key(name))
-                .map(|(_, off)| self.base.part(off, base::Part::Id).into()),
+                .map(|(_, off)| Bytes::from(self.base.part(off, base::Part::Id))),
         }
     }
 
-    fn add_user(&mut self, name: &[u8], delta: i64) {
-        let user: Key = user_of_name(name).into();
-        self.overlay.mark(&user);
-        let entry = self.overlay.users.entry(user).or_insert(0);
-        *entry += delta;
+    fn add_user(&mut self, name: &[u8], delta: i64) -> Result<(), String> {
+        let user = user_of_name(name);
+        let now = self.overlay.user_delta(user, hash_key(user));
+        self.overlay.put(USERS, user, Val::Count(now + delta))
+    }
+
+    /// The keys of an app, or why they cannot be.
+    fn keys_of(id: &str, user: &str, slug: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let idk = id_key_of(id);
+        let name = name_key_of(slug, user);
+        if idk.len() > versions::MAX_BYTES || name.len() > versions::MAX_BYTES {
+            return Err(format!("{id} / {slug}.{user}: a label is too long"));
+        }
+        Ok((idk, name))
     }
 
     /// Creates or replaces app `id` (texts are lower-case labels). A new user or slug renames
     /// it; its old name is freed.
     pub fn upsert(&mut self, id: &str, user: &str, slug: &str, cluster: u16) -> Result<(), String> {
-        let idk: Key = id_key_of(id).into();
-        let name: Key = name_key_of(slug, user).into();
+        let (idk, name) = Self::keys_of(id, user, slug)?;
         if let Some(holder) = self.holder(&name) {
-            if holder != idk {
+            if *holder != idk[..] {
                 return Err(format!(
                     "{slug}.{user} already belongs to repl {}; delete or rename it first",
                     id_text(&holder)
@@ -193,38 +188,38 @@ impl Table {
             }
         }
         match self.current(&idk) {
-            Some((old, _)) if old != name => {
-                self.add_user(&old, -1);
-                self.add_user(&name, 1);
-                self.overlay.mark(&old);
-                self.overlay.names.insert(old, None);
+            Some((old, _)) if *old != name[..] => {
+                self.add_user(&old, -1)?;
+                self.add_user(&name, 1)?;
+                self.overlay.put(NAMES, &old, Val::Gone)?;
             }
             Some(_) => {}
             None => {
-                self.add_user(&name, 1);
+                self.add_user(&name, 1)?;
                 self.len += 1;
             }
         }
-        self.overlay.mark(&name);
-        self.overlay.mark(&idk);
         self.overlay
-            .names
-            .insert(name.clone(), Some((idk.clone(), cluster)));
-        self.overlay.ids.insert(idk, Some(Rec { name, cluster }));
-        Ok(())
+            .put(NAMES, &name, Val::Rec { cluster, aux: &idk })?;
+        self.overlay.put(
+            IDS,
+            &idk,
+            Val::Rec {
+                cluster,
+                aux: &name,
+            },
+        )
     }
 
     /// Removes app `id`.
     pub fn delete(&mut self, id: &str) -> Result<(), String> {
-        let idk: Key = id_key_of(id).into();
+        let (idk, _) = Self::keys_of(id, "", "")?;
         let Some((old, _)) = self.current(&idk) else {
             return Err(format!("repl {id} does not exist"));
         };
-        self.add_user(&old, -1);
-        self.overlay.mark(&old);
-        self.overlay.mark(&idk);
-        self.overlay.names.insert(old, None);
-        self.overlay.ids.insert(idk, None);
+        self.add_user(&old, -1)?;
+        self.overlay.put(NAMES, &old, Val::Gone)?;
+        self.overlay.put(IDS, &idk, Val::Gone)?;
         self.len -= 1;
         Ok(())
     }
@@ -237,30 +232,29 @@ impl Table {
         Some((label_text(user), label_text(slug), cluster))
     }
 
-    /// Every app as (id key, name key, cluster), base entries not overridden first.
-    pub fn records(&self) -> impl Iterator<Item = (&[u8], &[u8], u16)> + '_ {
-        let overlay = &self.overlay;
-        self.base
-            .records()
-            .filter(move |(id, _, _)| overlay.is_empty() || !overlay.ids.contains_key(*id))
-            .chain(
-                overlay
-                    .ids
-                    .iter()
-                    .filter_map(|(id, rec)| rec.as_ref().map(|r| (&**id, &*r.name, r.cluster))),
-            )
+    /// Calls `f` with every app as (id key, name key, cluster), base entries not overridden
+    /// first.
+    pub fn for_each_record(&self, mut f: impl FnMut(&[u8], &[u8], u16)) {
+        for (id, name, c) in self.base.records() {
+            if self.overlay.cluster(IDS, id, hash_key(id)).is_none() {
+                f(id, name, c);
+            }
+        }
+        for (id, val) in self.overlay.entries(IDS) {
+            if let Owned::Rec(c, name) = val {
+                f(&id, &name, c);
+            }
+        }
     }
 
     /// Every app as texts (id, user, slug, cluster), sorted by id: for comparisons and tools.
     pub fn apps(&self) -> Vec<(String, String, String, u16)> {
-        let mut v: Vec<_> = self
-            .records()
-            .map(|(id, name, c)| {
-                let user = user_of_name(name);
-                let slug = &name[..name.len() - user.len()];
-                (id_text(id), label_text(user), label_text(slug), c)
-            })
-            .collect();
+        let mut v = Vec::with_capacity(self.len);
+        self.for_each_record(|id, name, c| {
+            let user = user_of_name(name);
+            let slug = &name[..name.len() - user.len()];
+            v.push((id_text(id), label_text(user), label_text(slug), c));
+        });
         v.sort_unstable();
         v
     }
@@ -268,10 +262,16 @@ impl Table {
     /// A new base holding this table's apps (the overlay folded in).
     pub fn fold(&self) -> Result<Base, BuildError> {
         let mut b = Base::builder(self.len);
-        for (id, name, cluster) in self.records() {
-            b.push(id, name, cluster)?;
+        let mut failed = None;
+        self.for_each_record(|id, name, cluster| {
+            if failed.is_none() {
+                failed = b.push(id, name, cluster).err();
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(b.finish()),
         }
-        Ok(b.finish())
     }
 
     /// Heap bytes of the base (the overlay is small and shared).
@@ -324,6 +324,49 @@ mod tests {
         assert_eq!(t.lookup_two(&two("blog", "mark")), Some(0));
         assert_eq!(t.lookup_one(&label("mark")), One::User);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn copies_change_independently_and_the_log_grows() {
+        let mut t = Table::default();
+        let mut kept = Vec::new();
+        // Past the smallest log's room (1024 keys a map): it is rebuilt larger on the way.
+        for i in 0..3000u16 {
+            t.upsert(
+                &format!("r{i}"),
+                &format!("u{}", i % 50),
+                &format!("s{i}"),
+                i % 7,
+            )
+            .unwrap();
+            if i % 500 == 0 {
+                kept.push((i, t.clone()));
+            }
+        }
+        for (i, k) in &kept {
+            assert_eq!(k.len(), usize::from(*i) + 1);
+            assert_eq!(
+                k.lookup_two(&two(&format!("s{i}"), &format!("u{}", i % 50))),
+                Some(i % 7)
+            );
+            assert_eq!(k.lookup_one(&label(&format!("r{}", i + 1))), One::Missing);
+        }
+        // Changing an older copy leaves the newer one alone, and the other way round.
+        let (_, old) = &mut kept[1];
+        old.upsert("r1", "u1", "s1", 6).unwrap();
+        old.delete("r2").unwrap();
+        t.upsert("r1", "u1", "s1", 5).unwrap();
+        assert_eq!(old.lookup_one(&label("r1")), One::App(6));
+        assert_eq!(old.lookup_one(&label("r2")), One::Missing);
+        assert_eq!(old.lookup_one(&label("r600")), One::Missing);
+        assert_eq!(t.lookup_one(&label("r1")), One::App(5));
+        assert_eq!(t.lookup_one(&label("r2")), One::App(2));
+        assert_eq!(t.lookup_one(&label("r2999")), One::App(2999 % 7));
+        assert_eq!(old.len(), 500);
+        assert_eq!(t.len(), 3000);
+        assert_eq!(t.overlay().len(), 3000);
+        let folded = Table::from_base(Arc::new(t.fold().unwrap()));
+        assert_eq!(folded.apps(), t.apps());
     }
 
     #[test]

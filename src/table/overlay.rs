@@ -1,41 +1,32 @@
-//! The overlay: the changes applied since the base table was built, in persistent hash maps
-//! (`imbl`, structurally shared) so that publishing a snapshot clones it in O(1) while the
-//! builder keeps applying changes to its own copy.
+//! The overlay: the changes applied since the base table was built, kept as versions in an
+//! append-only log ([`super::versions`]) that every snapshot since the base shares. A table
+//! copy is the log plus a horizon, so publishing a snapshot copies nothing, and a change
+//! appends a few versions instead of copying map nodes.
 //!
-//! `ids` and `names` hold the latest state of every key touched since the base (`None` hides
-//! a base entry); `users` holds per-user differences to the base's app counts.
+//! `IDS` and `NAMES` hold the latest state of every key touched since the base (gone hides a
+//! base entry); `USERS` holds per-user differences to the base's app counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-pub use super::overlay_key::Key;
-
-/// The hasher of the overlay maps.
-pub type Hasher = foldhash::fast::FixedState;
-
-/// A persistent hash map with the overlay's hasher.
-pub type HashMap<K, V> = imbl::GenericHashMap<K, V, Hasher, imbl::shared_ptr::DefaultSharedPtr>;
-
-/// An app as the overlay holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Rec {
-    /// Name key: slug label then user label.
-    pub name: Key,
-    pub cluster: u16,
-}
+use super::key::hash_key;
+use super::versions::Log;
+pub use super::versions::{Bytes, Owned, PutError, Val, IDS, NAMES, USERS};
 
 /// The smallest filter, in bits.
 const MIN_FILTER_BITS: usize = 1 << 21;
 
-/// Changes since the base.
+/// Changes since the base, as a reader (or the builder) at one horizon sees them.
 #[derive(Clone, Debug)]
 pub struct Overlay {
-    pub(crate) ids: HashMap<Key, Option<Rec>>,
-    /// Name key -> (id key, cluster) of its holder, or `None` when the name was freed.
-    pub(crate) names: HashMap<Key, Option<(Key, u16)>>,
-    pub(crate) users: HashMap<Key, i64>,
+    log: Arc<Log>,
+    /// Versions this copy sees: all of the log's when it is the builder's own.
+    horizon: u32,
+    /// Ids touched since the base (keys of `IDS`).
+    ids: usize,
     /// A one-hash Bloom filter over every key in the three maps (by `hash_key`), so that a
     /// lookup of a key the overlay does not hold (nearly all of them) skips the maps.
-    filter: std::sync::Arc<Filter>,
+    filter: Arc<Filter>,
 }
 
 /// A Bloom filter whose bits are only ever set, shared by every clone of an overlay (and so
@@ -93,14 +84,19 @@ impl Default for Overlay {
     }
 }
 
+/// The fewest keys per map a log is made for.
+const MIN_KEYS: usize = 1024;
+
 impl Overlay {
-    /// An empty overlay over a base of `base_len` apps (its filter sized for it).
+    /// An empty overlay over a base of `base_len` apps, sized (filter and log) for the tenth
+    /// of it that accumulates before the builder folds.
     pub fn for_base(base_len: usize) -> Overlay {
+        let keys = (base_len / 10).max(MIN_KEYS);
         Overlay {
-            ids: HashMap::default(),
-            names: HashMap::default(),
-            users: HashMap::default(),
-            filter: std::sync::Arc::new(Filter::for_base(base_len)),
+            log: Arc::new(Log::with_capacity(keys, keys * 4)),
+            horizon: 0,
+            ids: 0,
+            filter: Arc::new(Filter::for_base(base_len)),
         }
     }
 
@@ -111,34 +107,113 @@ impl Overlay {
         self.filter.words[word].load(Ordering::Relaxed) & mask != 0
     }
 
-    /// Marks `key` as (possibly) held, in every clone of this overlay.
-    pub(crate) fn mark(&mut self, key: &[u8]) {
-        self.filter.mark(key);
-    }
-
-    /// Recomputes the filter from the maps (after reading them from a checkpoint over a base
-    /// of `base_len` apps).
-    pub(crate) fn rebuild_filter(&mut self, base_len: usize) {
-        let filter = Filter::for_base(base_len);
-        for k in self
-            .ids
-            .keys()
-            .chain(self.names.keys())
-            .chain(self.users.keys())
-        {
-            filter.mark(k);
-        }
-        self.filter = std::sync::Arc::new(filter);
-    }
-
     /// Whether no change has been applied since the base.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.horizon == 0
     }
 
     /// The number of ids touched since the base.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids
+    }
+
+    /// Versions this copy sees (changes cost two to four each).
+    pub fn versions(&self) -> usize {
+        self.horizon as usize
+    }
+
+    /// The version of `key` in `map` that this copy sees, when the filter lets it be there.
+    #[inline]
+    fn find(&self, map: usize, key: &[u8], hash: u64) -> Option<u32> {
+        if self.is_empty() || !self.may_hold(hash) {
+            return None;
+        }
+        self.log.find(map, key, hash, self.horizon)
+    }
+
+    /// What the overlay says of an id or name key: `None` when it does not hold the key, else
+    /// its cluster (`None` when the key is gone).
+    #[inline]
+    pub fn cluster(&self, map: usize, key: &[u8], hash: u64) -> Option<Option<u16>> {
+        self.find(map, key, hash).map(|e| self.log.cluster(e))
+    }
+
+    /// An id's or name's record: `None` when the overlay does not hold the key, else its
+    /// cluster and other key (`None` when the key is gone).
+    pub fn record(&self, map: usize, key: &[u8]) -> Option<Option<(u16, Bytes)>> {
+        self.find(map, key, hash_key(key))
+            .map(|e| self.log.record(e))
+    }
+
+    /// A user's difference to the base's app count.
+    #[inline]
+    pub fn user_delta(&self, user: &[u8], hash: u64) -> i64 {
+        self.find(USERS, user, hash)
+            .map_or(0, |e| self.log.count(e))
+    }
+
+    /// Records a new version of `key` in `map`.
+    pub(crate) fn put(&mut self, map: usize, key: &[u8], val: Val<'_>) -> Result<(), String> {
+        self.filter.mark(key);
+        let hash = hash_key(key);
+        loop {
+            match self.log.put(map, key, hash, self.horizon, val) {
+                Ok(new) => {
+                    self.horizon += 1;
+                    if new && map == IDS {
+                        self.ids += 1;
+                    }
+                    return Ok(());
+                }
+                // An older copy being changed (not the builder's own): it gets a log of its own.
+                Err(PutError::Stale) => self.rebuild(false),
+                Err(PutError::Full) => self.rebuild(true),
+                Err(PutError::TooLong) => return Err("a key is longer than two labels".into()),
+            }
+        }
+    }
+
+    /// Replaces the log by one holding only what this copy sees (larger when `grow`).
+    fn rebuild(&mut self, grow: bool) {
+        let most = [IDS, NAMES, USERS]
+            .iter()
+            .map(|&m| self.log.visible_keys(m, self.horizon).count())
+            .max()
+            .unwrap_or(0);
+        let mut keys = (self.log.key_capacity() * 4 / 5).max(most * 2);
+        if grow {
+            keys *= 2;
+        }
+        loop {
+            let versions = self.log.capacity().max(keys * 4);
+            if let Some((log, horizon)) = self.copied(Log::with_capacity(keys, versions)) {
+                self.log = Arc::new(log);
+                self.horizon = horizon;
+                return;
+            }
+            keys *= 2;
+        }
+    }
+
+    /// `log` holding what this copy sees, with its horizon, or `None` when it has no room.
+    fn copied(&self, log: Log) -> Option<(Log, u32)> {
+        let mut horizon = 0;
+        for map in [IDS, NAMES, USERS] {
+            for e in self.log.visible_keys(map, self.horizon) {
+                let (key, val) = self.log.copy_of(map, e);
+                log.put(map, &key, hash_key(&key), horizon, val.as_val())
+                    .ok()?;
+                horizon += 1;
+            }
+        }
+        Some((log, horizon))
+    }
+
+    /// Every key of `map` this copy sees, with its value.
+    pub fn entries(&self, map: usize) -> impl Iterator<Item = (Bytes, Owned)> + '_ {
+        self.log
+            .visible_keys(map, self.horizon)
+            .map(move |e| self.log.copy_of(map, e))
     }
 }
