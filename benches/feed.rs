@@ -3,11 +3,13 @@
 //! into the journal, at 1M and 10M apps.
 //!
 //! `cargo bench --bench feed` (sizes from `FEED_BENCH_SIZES`, default `1000000,10000000`;
-//! seconds per phase from `FEED_BENCH_SECS`, default 5). Prints a markdown table. The query
-//! thread runs on CPU 0 and the feed side on CPU 1 (`FEED_BENCH_PIN=0`: unpinned); throughput
-//! under changes is measured in alternating quiet / changing windows so that drifts of a
-//! shared machine cancel; `FEED_BENCH_CONTROL=<duty %>` replaces the changes by a busy loop
-//! of that duty on CPU 1, to show what any work there costs the query thread.
+//! seconds per phase from `FEED_BENCH_SECS`, default 5). Prints a markdown table. Throughput
+//! under changes is measured in alternating quiet / changing windows, so that drifts of a
+//! shared machine cancel, twice: with one query thread on CPU 0 and the feed side (builder,
+//! writer, a watcher timing visibility) on CPU 1, and with a query thread on every CPU as the
+//! server runs, the builder and writer floating among them (the capacity the server loses).
+//! `FEED_BENCH_PIN=0` pins nothing; `FEED_BENCH_CONTROL=<duty %>` replaces the changes by a
+//! busy loop of that duty, to show what any work on the feed side costs the queries.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,11 +119,12 @@ fn query_loop(
     shared: clusterns::snapshot::SharedSnapshot,
     packets: Arc<Vec<Vec<u8>>>,
     stop: Arc<AtomicBool>,
-    count: Arc<AtomicU64>,
+    count: Arc<Counter>,
+    first: usize,
 ) {
     let mut out = vec![0u8; 4096];
     let mut n = 0u64;
-    let mut i = 0usize;
+    let mut i = first % packets.len();
     while !stop.load(Ordering::Relaxed) {
         let snap = shared.load();
         for _ in 0..32 {
@@ -130,95 +133,146 @@ fn query_loop(
             i = (i + 1) % packets.len();
         }
         n += 32;
-        count.store(n, Ordering::Relaxed);
+        count.0.store(n, Ordering::Relaxed);
     }
 }
 
-/// Busy and total jiffies of CPU `cpu` so far (from /proc/stat).
-fn cpu_jiffies(cpu: usize) -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let name = format!("cpu{cpu}");
-    for l in stat.lines() {
-        let mut f = l.split_whitespace();
-        if f.next() != Some(name.as_str()) {
-            continue;
-        }
-        let v: Vec<u64> = f.map(|x| x.parse().unwrap_or(0)).collect();
-        let total: u64 = v.iter().take(8).sum();
-        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-        return (total - idle, total);
-    }
-    (0, 0)
+/// Whether the bench pins threads (`FEED_BENCH_PIN`, default on where there are at least
+/// two CPUs).
+fn pinning() -> bool {
+    std::env::var("FEED_BENCH_PIN").map_or(cpus() >= 2, |v| v != "0")
 }
 
-/// Pins the calling thread (and the threads it starts later) to CPU `cpu`, when the bench
-/// pins (`FEED_BENCH_PIN`, default on where there are at least two CPUs).
-fn pin(cpu: usize) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let wanted = std::env::var("FEED_BENCH_PIN").map_or(cpus >= 2, |v| v != "0");
-    if !wanted || cpu >= cpus {
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Pins thread `tid` (0: the calling one; threads it starts later inherit it) to `cpus`, when
+/// the bench pins.
+fn pin_tid(tid: i32, cpus: &[usize]) {
+    if !pinning() {
         return;
     }
-    // SAFETY: `set` is a plain bit set owned by this frame; sched_setaffinity(0, ..) only
-    // changes the calling thread's affinity.
+    // SAFETY: `set` is a plain bit set owned by this frame; sched_setaffinity only changes
+    // the affinity of a thread of this process.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
-/// A running query thread (pinned to CPU 0).
+/// Pins the calling thread to CPU `cpu`.
+fn pin(cpu: usize) {
+    if cpu < cpus() {
+        pin_tid(0, &[cpu]);
+    }
+}
+
+/// Lets the calling thread and the builder run on every CPU.
+fn unpin_feed_side() {
+    let all: Vec<usize> = (0..cpus()).collect();
+    pin_tid(0, &all);
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "builder" {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse().ok()) {
+                pin_tid(tid, &all);
+            }
+        }
+    }
+}
+
+/// CPU seconds the calling thread has used.
+fn own_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid and writable.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// A counter on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counter(AtomicU64);
+
+/// Running query threads, one pinned to each of a list of CPUs.
 struct Queries {
     stop: Arc<AtomicBool>,
-    count: Arc<AtomicU64>,
-    thread: std::thread::JoinHandle<()>,
+    counts: Vec<Arc<Counter>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     started: Instant,
 }
 
 impl Queries {
-    fn start(shared: &clusterns::snapshot::SharedSnapshot, packets: &Arc<Vec<Vec<u8>>>) -> Queries {
+    fn start(
+        shared: &clusterns::snapshot::SharedSnapshot,
+        packets: &Arc<Vec<Vec<u8>>>,
+        cpus: &[usize],
+    ) -> Queries {
         let stop = Arc::new(AtomicBool::new(false));
-        let count = Arc::new(AtomicU64::new(0));
-        let (s, p, st, c) = (shared.clone(), packets.clone(), stop.clone(), count.clone());
-        let thread = std::thread::spawn(move || {
-            pin(0);
-            query_loop(s, p, st, c)
-        });
+        let mut counts = Vec::new();
+        let mut threads = Vec::new();
+        for (k, &cpu) in cpus.iter().enumerate() {
+            let count = Arc::new(Counter::default());
+            let (s, p, st, c) = (shared.clone(), packets.clone(), stop.clone(), count.clone());
+            threads.push(std::thread::spawn(move || {
+                pin(cpu);
+                query_loop(s, p, st, c, k * 997)
+            }));
+            counts.push(count);
+        }
         Queries {
             stop,
-            count,
-            thread,
+            counts,
+            threads,
             started: Instant::now(),
         }
     }
 
-    /// (queries answered so far, the thread's CPU seconds so far).
+    /// (queries answered so far, the threads' CPU seconds so far).
     fn sample(&self) -> (u64, f64) {
         use std::os::unix::thread::JoinHandleExt;
-        let mut clock: libc::clockid_t = 0;
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: the thread is alive (it is joined only in `stop`), `clock` and `ts` are
-        // valid and writable.
-        unsafe {
-            libc::pthread_getcpuclockid(self.thread.as_pthread_t(), &mut clock);
-            libc::clock_gettime(clock, &mut ts);
+        let mut cpu = 0.0;
+        for t in &self.threads {
+            let mut clock: libc::clockid_t = 0;
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: the thread is alive (it is joined only in `stop`), `clock` and `ts`
+            // are valid and writable.
+            unsafe {
+                libc::pthread_getcpuclockid(t.as_pthread_t(), &mut clock);
+                libc::clock_gettime(clock, &mut ts);
+            }
+            cpu += ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
         }
-        (
-            self.count.load(Ordering::Relaxed),
-            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9,
-        )
+        let n = self
+            .counts
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum();
+        (n, cpu)
     }
 
-    /// Stops the thread: queries per second of wall time and per CPU-second.
+    /// Stops the threads: queries per second of wall time and per CPU-second.
     fn stop(self) -> (f64, f64) {
         let (n, cpu) = self.sample();
         let wall = self.started.elapsed().as_secs_f64();
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap();
+        for t in self.threads {
+            t.join().unwrap();
+        }
         (n as f64 / wall, n as f64 / cpu.max(1e-9))
     }
 }
@@ -252,19 +306,189 @@ struct Row {
     ckpt_mb: f64,
     startup_s: f64,
     qps_idle: f64,
-    qps_quiet: f64,
-    qps_changes: f64,
-    ratio_wall: f64,
-    ratio_cpu: f64,
+    one: Stream,
+    all: Stream,
     qps_overlay: f64,
     overlay_len: usize,
-    changes_per_s: f64,
-    builder_cpu: f64,
     apply_us: f64,
-    core1: f64,
-    p50_us: u64,
-    p99_us: u64,
-    max_us: u64,
+    fold_s: f64,
+}
+
+/// What a stream of changes did to the query threads.
+struct Stream {
+    /// Mean q/s of the quiet and of the change windows.
+    qps_quiet: f64,
+    qps_changes: f64,
+    /// Median over change windows of their q/s (and q/s per query-thread CPU-second) over
+    /// the mean of the quiet windows on either side.
+    ratio_wall: f64,
+    ratio_cpu: f64,
+    changes_per_s: f64,
+    /// Share of one core used in the change windows by the builder and by the writer.
+    builder_cpu: f64,
+    writer_cpu: f64,
+    /// Change-to-visible latencies (when watched), sorted.
+    lat: Vec<u64>,
+}
+
+/// Runs query threads on `query_cpus` while this thread alternates quiet windows and windows
+/// in which 10,000 changes/s are appended to the journal (1 ms batches of 10): Q C Q C ... Q.
+/// Each change window's q/s is compared with the mean of the quiet windows on either side, so
+/// that slow drifts of this shared machine's speed cancel out. With `watch`, a thread notes
+/// when each change becomes visible. `FEED_BENCH_CONTROL=<duty %>` replaces the changes by a
+/// busy loop of that duty.
+#[allow(clippy::too_many_arguments)]
+fn stream(
+    shared: &clusterns::snapshot::SharedSnapshot,
+    packets: &Arc<Vec<Vec<u8>>>,
+    journal: &std::path::Path,
+    sample_ids: &[(String, String, String)],
+    seq: &mut usize,
+    secs: u64,
+    query_cpus: &[usize],
+    watch: bool,
+) -> Stream {
+    const WINDOW: Duration = Duration::from_millis(200);
+    let windows = (secs * 1000 / WINDOW.as_millis() as u64).max(1) as usize;
+    let queries = Queries::start(shared, packets, query_cpus);
+    let stop = Arc::new(AtomicBool::new(false));
+    let per_window = (WINDOW.as_millis() * 10) as usize;
+    let total = windows * per_window;
+    let first_seq = *seq;
+    let written: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
+    let epoch = Instant::now();
+    let watcher = watch.then(|| {
+        let (s, w, st) = (shared.clone(), written.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut lat = Vec::with_capacity(total);
+            let mut next = 0usize;
+            while next < total && !st.load(Ordering::Relaxed) {
+                let seen = (s.load().last_seq as usize).saturating_sub(first_seq);
+                let now = epoch.elapsed().as_micros() as u64;
+                while next < seen.min(total) {
+                    let at = w[next].load(Ordering::Acquire);
+                    lat.push(now.saturating_sub(at));
+                    next += 1;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            lat
+        })
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(journal)
+        .unwrap();
+    let builder_cpu0 = thread_cpu_s("builder");
+    let control: Option<u64> = std::env::var("FEED_BENCH_CONTROL")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut writer_cpu = 0.0;
+    let mut line = String::new();
+    // (queries, query-thread CPU seconds, wall seconds) per window, quiet ones at even indexes.
+    let mut samples: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * windows + 1);
+    let mut change_s = 0.0;
+    let mut n = 0usize;
+    let mut last = (queries.sample(), Instant::now());
+    for w in 0..=2 * windows {
+        let start = Instant::now();
+        if w % 2 == 0 {
+            std::thread::sleep(WINDOW);
+        } else {
+            let cpu0 = own_cpu_s();
+            let first = n;
+            if let Some(duty) = control {
+                // Control run: no changes; the feed side's CPU is replaced by a busy loop for
+                // `duty` of every millisecond.
+                let busy = Duration::from_micros(duty * 10);
+                while start.elapsed() < WINDOW {
+                    let slot = Instant::now();
+                    while slot.elapsed() < busy {
+                        std::hint::spin_loop();
+                    }
+                    std::thread::sleep(Duration::from_millis(1).saturating_sub(slot.elapsed()));
+                }
+                n += per_window;
+            }
+            while n < first + per_window {
+                let due = start + Duration::from_micros(((n - first) as u64) * 100);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                line.clear();
+                let batch_at = epoch.elapsed().as_micros() as u64;
+                for _ in 0..10 {
+                    let (id, user, slug) = &sample_ids[(first_seq + n) % sample_ids.len()];
+                    use std::fmt::Write as _;
+                    writeln!(
+                        line,
+                        "{} set {id} {user} {slug} {}",
+                        first_seq + n + 1,
+                        synth::cluster_name(((first_seq + n) % 8) as u16)
+                    )
+                    .unwrap();
+                    written[n].store(batch_at, Ordering::Release);
+                    n += 1;
+                }
+                f.write_all(line.as_bytes()).unwrap();
+            }
+            change_s += start.elapsed().as_secs_f64();
+            writer_cpu += own_cpu_s() - cpu0;
+        }
+        let now = (queries.sample(), Instant::now());
+        samples.push((
+            (now.0 .0 - last.0 .0) as f64,
+            now.0 .1 - last.0 .1,
+            now.1.duration_since(last.1).as_secs_f64(),
+        ));
+        last = now;
+    }
+    let builder_cpu = (thread_cpu_s("builder") - builder_cpu0) / change_s;
+    if control.is_none() {
+        *seq += total;
+    }
+    // Let the last changes land, then stop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while control.is_none() && (shared.load().last_seq as usize) < *seq && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::Relaxed);
+    queries.stop();
+    let mut lat = watcher.map(|w| w.join().unwrap()).unwrap_or_default();
+    lat.sort_unstable();
+    if control.is_none() && watch {
+        assert_eq!(lat.len(), total, "every change became visible");
+    }
+    let rate = |(q, _, wall): (f64, f64, f64)| q / wall;
+    let per_cpu = |(q, cpu, _): (f64, f64, f64)| q / cpu.max(1e-9);
+    let ratios = |f: &dyn Fn((f64, f64, f64)) -> f64| -> f64 {
+        let mut r: Vec<f64> = (1..samples.len())
+            .step_by(2)
+            .map(|i| f(samples[i]) / ((f(samples[i - 1]) + f(samples[i + 1])) / 2.0))
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let mean = |f: &dyn Fn((f64, f64, f64)) -> f64, parity: usize| -> f64 {
+        let v: Vec<f64> = samples
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, &s)| f(s))
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    Stream {
+        qps_quiet: mean(&rate, 0),
+        qps_changes: mean(&rate, 1),
+        ratio_wall: ratios(&rate),
+        ratio_cpu: ratios(&per_cpu),
+        changes_per_s: total as f64 / change_s,
+        builder_cpu,
+        writer_cpu: writer_cpu / change_s,
+        lat,
+    }
 }
 
 fn run(n: usize, secs: u64) -> Row {
@@ -307,9 +531,15 @@ fn run(n: usize, secs: u64) -> Row {
     let heap_per_entry = table.heap_bytes() as f64 / n as f64;
     let rss_per_entry = rss1.saturating_sub(rss0) as f64 / n as f64;
 
-    let apply_us = {
+    let (apply_us, fold_s) = {
         let mut t = table.clone();
-        apply_cost(&mut t, &sample_ids, 50_000)
+        let us = apply_cost(&mut t, &sample_ids, 50_000);
+        // What folding that overlay into a new base costs (on the fold thread).
+        let started = Instant::now();
+        let folded = t.fold().unwrap();
+        let fold_s = started.elapsed().as_secs_f64();
+        assert_eq!(folded.len(), n);
+        (us, fold_s)
     };
     let ckpt = dir.path().join("table.ckpt");
     let t = Instant::now();
@@ -346,154 +576,41 @@ fn run(n: usize, secs: u64) -> Row {
     );
 
     // Phase 1: queries, no changes.
-    let queries = Queries::start(&shared, &packets);
+    let queries = Queries::start(&shared, &packets, &[0]);
     std::thread::sleep(Duration::from_secs(secs));
     let (qps_idle, _) = queries.stop();
 
-    // Phase 2: one query thread throughout, while the writer alternates quiet windows and
-    // windows in which 10,000 changes/s are appended (1 ms batches of 10): Q C Q C ... Q. Each
-    // change window's q/s is compared with the mean of the quiet windows on either side, so
-    // that slow drifts of this shared machine's speed cancel out.
-    const WINDOW: Duration = Duration::from_millis(200);
-    let windows = (secs * 1000 / WINDOW.as_millis() as u64).max(1) as usize;
-    let queries = Queries::start(&shared, &packets);
-    let stop = Arc::new(AtomicBool::new(false));
-    let per_window = (WINDOW.as_millis() * 10) as usize;
-    let total = windows * per_window;
-    let written: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
-    let epoch = Instant::now();
-    let watcher = {
-        let (s, w, st) = (shared.clone(), written.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut lat = Vec::with_capacity(total);
-            let mut next = 0usize;
-            while next < total && !st.load(Ordering::Relaxed) {
-                let seen = s.load().last_seq as usize;
-                let now = epoch.elapsed().as_micros() as u64;
-                while next < seen.min(total) {
-                    let at = w[next].load(Ordering::Acquire);
-                    lat.push(now.saturating_sub(at));
-                    next += 1;
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            lat
-        })
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&journal)
-        .unwrap();
-    let builder_cpu0 = thread_cpu_s("builder");
-    let control: Option<u64> = std::env::var("FEED_BENCH_CONTROL")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let mut core1_busy = 0u64;
-    let mut core1_total = 0u64;
+    // Phase 2: one query thread on CPU 0; the feed side (builder, writer, a watcher that
+    // notes when each change becomes visible) on CPU 1.
     let mut seq = 0usize;
-    let mut line = String::new();
-    // (queries, query-thread CPU seconds, wall seconds) per window, quiet ones at even indexes.
-    let mut samples: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * windows + 1);
-    let mut change_s = 0.0;
-    let mut last = (queries.sample(), Instant::now());
-    for w in 0..=2 * windows {
-        let start = Instant::now();
-        let jiffies0 = cpu_jiffies(1);
-        if w % 2 == 0 {
-            std::thread::sleep(WINDOW);
-        } else {
-            let first = seq;
-            if let Some(duty) = control {
-                // Control run: no changes; the feed side's CPU is replaced by a busy loop for
-                // `duty` of every millisecond on the same core.
-                let busy = Duration::from_micros(duty * 10);
-                while start.elapsed() < WINDOW {
-                    let slot = Instant::now();
-                    while slot.elapsed() < busy {
-                        std::hint::spin_loop();
-                    }
-                    std::thread::sleep(Duration::from_millis(1).saturating_sub(slot.elapsed()));
-                }
-                seq += per_window;
-            }
-            while seq < first + per_window {
-                let due = start + Duration::from_micros(((seq - first) as u64) * 100);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                line.clear();
-                let batch_at = epoch.elapsed().as_micros() as u64;
-                for _ in 0..10 {
-                    let (id, user, slug) = &sample_ids[seq % sample_ids.len()];
-                    use std::fmt::Write as _;
-                    writeln!(
-                        line,
-                        "{} set {id} {user} {slug} {}",
-                        seq + 1,
-                        synth::cluster_name((seq % 8) as u16)
-                    )
-                    .unwrap();
-                    written[seq].store(batch_at, Ordering::Release);
-                    seq += 1;
-                }
-                f.write_all(line.as_bytes()).unwrap();
-            }
-            change_s += start.elapsed().as_secs_f64();
-            let jiffies1 = cpu_jiffies(1);
-            core1_busy += jiffies1.0 - jiffies0.0;
-            core1_total += jiffies1.1 - jiffies0.1;
-        }
-        let now = (queries.sample(), Instant::now());
-        samples.push((
-            (now.0 .0 - last.0 .0) as f64,
-            now.0 .1 - last.0 .1,
-            now.1.duration_since(last.1).as_secs_f64(),
-        ));
-        last = now;
-    }
-    let builder_cpu = (thread_cpu_s("builder") - builder_cpu0) / change_s;
-    let core1 = core1_busy as f64 / core1_total.max(1) as f64;
-    // Let the last changes land, then stop.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while control.is_none()
-        && (shared.load().last_seq as usize) < total
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    stop.store(true, Ordering::Relaxed);
-    queries.stop();
-    let mut lat = watcher.join().unwrap();
-    lat.sort_unstable();
-    if control.is_none() {
-        assert_eq!(lat.len(), total, "every change became visible");
-    }
-    let rate = |(q, _, wall): (f64, f64, f64)| q / wall;
-    let per_cpu = |(q, cpu, _): (f64, f64, f64)| q / cpu.max(1e-9);
-    let ratios = |f: &dyn Fn((f64, f64, f64)) -> f64| -> f64 {
-        let mut r: Vec<f64> = (1..samples.len())
-            .step_by(2)
-            .map(|i| f(samples[i]) / ((f(samples[i - 1]) + f(samples[i + 1])) / 2.0))
-            .collect();
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
-    };
-    let mean = |f: &dyn Fn((f64, f64, f64)) -> f64, parity: usize| -> f64 {
-        let v: Vec<f64> = samples
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % 2 == parity)
-            .map(|(_, &s)| f(s))
-            .collect();
-        v.iter().sum::<f64>() / v.len() as f64
-    };
-    let qps_quiet = mean(&rate, 0);
-    let qps_changes = mean(&rate, 1);
-    let ratio_wall = ratios(&rate);
-    let ratio_cpu = ratios(&per_cpu);
+    let one = stream(
+        &shared,
+        &packets,
+        &journal,
+        &sample_ids,
+        &mut seq,
+        secs,
+        &[0],
+        true,
+    );
+    // Phase 2b: a query thread on every CPU, as the server runs; the builder and the writer
+    // float among them, and nothing watches (that would be work no server does).
+    unpin_feed_side();
+    let all_cpus: Vec<usize> = (0..cpus()).collect();
+    let all = stream(
+        &shared,
+        &packets,
+        &journal,
+        &sample_ids,
+        &mut seq,
+        secs,
+        &all_cpus,
+        false,
+    );
+    pin(1);
 
     // Phase 3: queries again, no changes, with the overlay the stream left behind.
-    let queries = Queries::start(&shared, &packets);
+    let queries = Queries::start(&shared, &packets, &[0]);
     std::thread::sleep(Duration::from_secs(secs));
     let (qps_overlay, _) = queries.stop();
     let overlay_len = shared.load().table.overlay().len();
@@ -509,22 +626,14 @@ fn run(n: usize, secs: u64) -> Row {
         ckpt_mb,
         startup_s,
         qps_idle,
-        qps_quiet,
-        qps_changes,
-        ratio_wall,
-        ratio_cpu,
+        one,
+        all,
         qps_overlay,
         overlay_len,
-        changes_per_s: total as f64 / change_s,
-        builder_cpu,
         apply_us,
-        core1,
-        p50_us: percentile(&lat, 0.5),
-        p99_us: percentile(&lat, 0.99),
-        max_us: *lat.last().unwrap_or(&0),
+        fold_s,
     }
 }
-
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench` absent: keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -539,14 +648,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | q/s quiet windows | q/s change windows | ratio (median pair) | ratio per CPU-s | q/s after (overlay) | overlay apps | changes/s | table us/change | builder CPU % | CPU 1 busy % | visible p50 us | p99 us | max us |");
+    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | visible p50 us | p99 us | max us |", cpus());
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for n in sizes {
         let r = run(n, secs);
+        let (one, all) = (&r.one, &r.all);
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {} | {:.0} | {:.1} | {:.1} | {:.0} | {} | {} | {} |",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {} | {} | {} |",
             r.apps,
             r.build_s,
             r.heap_per_entry,
@@ -556,19 +666,26 @@ fn main() {
             r.ckpt_mb,
             r.startup_s,
             r.qps_idle,
-            r.qps_quiet,
-            r.qps_changes,
-            r.ratio_wall,
-            r.ratio_cpu,
+            one.qps_quiet,
+            one.qps_changes,
+            one.ratio_wall,
+            one.ratio_cpu,
+            one.builder_cpu * 100.0,
+            one.writer_cpu * 100.0,
+            all.qps_quiet,
+            all.qps_changes,
+            all.ratio_wall,
+            all.builder_cpu * 100.0,
+            all.writer_cpu * 100.0,
             r.qps_overlay,
             r.overlay_len,
-            r.changes_per_s,
+            one.changes_per_s,
             r.apply_us,
-            r.builder_cpu * 100.0,
-            r.core1 * 100.0,
-            r.p50_us,
-            r.p99_us,
-            r.max_us
+            r.fold_s,
+            r.fold_s * 1e6 / (n / 10).max(100_000) as f64,
+            percentile(&one.lat, 0.5),
+            percentile(&one.lat, 0.99),
+            one.lat.last().copied().unwrap_or(0)
         );
     }
 }

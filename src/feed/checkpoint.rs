@@ -309,6 +309,7 @@ pub fn read_from<R: Read>(r: R) -> io::Result<Loaded> {
         names,
         users,
         user_counts,
+        garbage: 0,
     };
     let mut overlay = Overlay::for_base(base.len());
     for (map, what) in [

@@ -148,6 +148,56 @@ impl Index {
         }
     }
 
+    /// The slot holding the record at `off` under a key with hash `hash`.
+    fn slot_of(&self, hash: u64, off: usize) -> Option<usize> {
+        let tag = hash & 0xffff_ffff;
+        let mut i = self.home(hash);
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            if s & 0xffff_ffff == tag && (s >> 32) as usize == off {
+                return Some(i);
+            }
+            i = self.next(i);
+        }
+    }
+
+    /// Empties slot `i`, moving later entries of its probe run back so that every entry stays
+    /// reachable from its home slot (backward-shift deletion); `counts` (if any) move along.
+    fn remove_slot(&mut self, arena: &[u8], part: Part, i: usize, mut counts: Option<&mut [u32]>) {
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = self.next(j);
+            let s = self.slots[j];
+            if s == 0 {
+                break;
+            }
+            let (a, b) = part_range(arena, (s >> 32) as usize, part);
+            let home = self.home(hash_key(&arena[a..b]));
+            // The entry at `j` stays unless its home lies outside (hole, j], cyclically.
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.slots[hole] = s;
+                if let Some(c) = counts.as_deref_mut() {
+                    c[hole] = c[j];
+                }
+                hole = j;
+            }
+        }
+        self.slots[hole] = 0;
+        if let Some(c) = counts {
+            c[hole] = 0;
+        }
+        self.len -= 1;
+    }
+
     /// Offsets of every record in the index.
     pub(crate) fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
         self.slots
@@ -189,6 +239,9 @@ pub struct Base {
     pub(crate) users: Index,
     /// Apps per user, beside each user slot.
     pub(crate) user_counts: Vec<u32>,
+    /// Arena bytes of records no index leads to any more (left by patches; not saved in
+    /// checkpoints, so 0 after a load).
+    pub(crate) garbage: usize,
 }
 
 impl Default for Base {
@@ -232,29 +285,7 @@ impl BaseBuilder {
                 crate::table::key::label_text(user)
             )));
         }
-        if b.ids.full() {
-            b.ids.grow(&b.arena, Part::Id, None);
-        }
-        if b.names.full() {
-            b.names.grow(&b.arena, Part::Name, None);
-        }
-        b.ids.insert_new(off, id_hash);
-        b.names.insert_new(off, name_hash);
-        let user = crate::table::key::user_of_name(name);
-        let user_hash = hash_key(user);
-        let slot = match b.users.find(&b.arena, Part::User, user, user_hash) {
-            Some((slot, _)) => slot,
-            None => {
-                if b.users.full() {
-                    b.users.grow(&b.arena, Part::User, Some(&mut b.user_counts));
-                }
-                if b.user_counts.len() != b.users.slots.len() {
-                    b.user_counts.resize(b.users.slots.len(), 0);
-                }
-                b.users.insert_new(off, user_hash)
-            }
-        };
-        b.user_counts[slot] += 1;
+        b.index_new(off, id_hash, name_hash, name);
         Ok(())
     }
 
@@ -297,8 +328,112 @@ impl Base {
                 names: Index::with_capacity(n),
                 users: Index::with_capacity(n / 4),
                 user_counts: vec![0; Index::with_capacity(n / 4).slots.len()],
+                garbage: 0,
             },
         }
+    }
+
+    /// Indexes the record at `off` (keys absent from the indexes, hashes given).
+    fn index_new(&mut self, off: usize, id_hash: u64, name_hash: u64, name: &[u8]) {
+        if self.ids.full() {
+            self.ids.grow(&self.arena, Part::Id, None);
+        }
+        if self.names.full() {
+            self.names.grow(&self.arena, Part::Name, None);
+        }
+        self.ids.insert_new(off, id_hash);
+        self.names.insert_new(off, name_hash);
+        let user = crate::table::key::user_of_name(name);
+        let user_hash = hash_key(user);
+        let slot = match self.users.find(&self.arena, Part::User, user, user_hash) {
+            Some((slot, _)) => slot,
+            None => {
+                if self.users.full() {
+                    self.users
+                        .grow(&self.arena, Part::User, Some(&mut self.user_counts));
+                }
+                if self.user_counts.len() != self.users.slots.len() {
+                    self.user_counts.resize(self.users.slots.len(), 0);
+                }
+                self.users.insert_new(off, user_hash)
+            }
+        };
+        self.user_counts[slot] += 1;
+    }
+
+    /// A copy of this base with room for `extra` more arena bytes, to patch.
+    pub fn copy_with_room(&self, extra: usize) -> Base {
+        let mut arena = Vec::with_capacity(self.arena.len() + extra);
+        arena.extend_from_slice(&self.arena);
+        Base {
+            arena,
+            ids: self.ids.clone(),
+            names: self.names.clone(),
+            users: self.users.clone(),
+            user_counts: self.user_counts.clone(),
+            garbage: self.garbage,
+        }
+    }
+
+    /// Sets app `id`'s record to `rec` (name key and cluster; `None` deletes it). The table
+    /// keeps names unique once every change of a fold is applied; in between, a name may be
+    /// held twice (its new holder applied before its old one), so removals go by offset.
+    pub fn patch(&mut self, id: &[u8], rec: Option<(&[u8], u16)>) -> Result<(), BuildError> {
+        let id_hash = hash_key(id);
+        if let Some((slot, off)) = self.ids.find(&self.arena, Part::Id, id, id_hash) {
+            if let Some((name, cluster)) = rec {
+                if self.part(off, Part::Name) == name {
+                    self.arena[off..off + 2].copy_from_slice(&cluster.to_le_bytes());
+                    return Ok(());
+                }
+            }
+            self.ids.remove_slot(&self.arena, Part::Id, slot, None);
+            let (a, b) = part_range(&self.arena, off, Part::Name);
+            let name_hash = hash_key(&self.arena[a..b]);
+            if let Some(slot) = self.names.slot_of(name_hash, off) {
+                self.names.remove_slot(&self.arena, Part::Name, slot, None);
+            }
+            let (a, b) = part_range(&self.arena, off, Part::User);
+            if let Some((slot, _)) = self.users.find(
+                &self.arena,
+                Part::User,
+                &self.arena[a..b],
+                hash_key(&self.arena[a..b]),
+            ) {
+                self.user_counts[slot] = self.user_counts[slot].saturating_sub(1);
+                if self.user_counts[slot] == 0 {
+                    self.users.remove_slot(
+                        &self.arena,
+                        Part::User,
+                        slot,
+                        Some(&mut self.user_counts),
+                    );
+                }
+            }
+            self.garbage += b - off;
+        }
+        let Some((name, cluster)) = rec else {
+            return Ok(());
+        };
+        let off = self.arena.len();
+        if off + 2 + id.len() + name.len() > u32::MAX as usize {
+            return Err(BuildError::TooLarge);
+        }
+        self.arena.extend_from_slice(&cluster.to_le_bytes());
+        self.arena.extend_from_slice(id);
+        self.arena.extend_from_slice(name);
+        self.index_new(off, id_hash, hash_key(name), name);
+        Ok(())
+    }
+
+    /// Arena bytes no record uses.
+    pub fn garbage(&self) -> usize {
+        self.garbage
+    }
+
+    /// Arena bytes.
+    pub fn arena_len(&self) -> usize {
+        self.arena.len()
     }
 
     /// The cluster and record offset of the app with id key `key`.
@@ -498,5 +633,103 @@ mod tests {
         let k = b"\x02u5";
         // i % 97 == 5 for i = 5, 102, ..., 9996: 104 apps.
         assert_eq!(base.user_apps(k, hash_key(k)), 104);
+    }
+
+    #[test]
+    fn patches_equal_a_fresh_build() {
+        // A small index (many collisions and wrap-arounds) patched with moves, renames,
+        // deletes and new apps, against the same apps built from scratch.
+        let app = |i: u32, gen: u32| {
+            (
+                id_key_of(&format!("id{i}")),
+                name_key_of(&format!("s{i}g{gen}"), &format!("u{}", (i + gen) % 13)),
+                ((i + gen) % 7) as u16,
+            )
+        };
+        let mut live: std::collections::BTreeMap<u32, (Vec<u8>, Vec<u8>, u16)> =
+            (0..300).map(|i| (i, app(i, 0))).collect();
+        let mut b = Base::builder(300);
+        for (id, name, c) in live.values() {
+            b.push(id, name, *c).unwrap();
+        }
+        let mut base = b.finish();
+        for round in 1..6u32 {
+            let mut next = base.copy_with_room(0);
+            for i in (round..400).step_by(round as usize + 1) {
+                let (id, _, _) = app(i, 0);
+                let change = match i % 4 {
+                    0 => None,
+                    1 => live.get(&i).map(|(_, n, c)| (n.clone(), (c + 1) % 7)),
+                    _ => Some((app(i, round).1, app(i, round).2)),
+                };
+                next.patch(&id, change.as_ref().map(|(n, c)| (&n[..], *c)))
+                    .unwrap();
+                match change {
+                    Some((n, c)) => live.insert(i, (id, n, c)),
+                    None => live.remove(&i),
+                };
+            }
+            let mut fresh = Base::builder(live.len());
+            for (id, name, c) in live.values() {
+                fresh.push(id, name, *c).unwrap();
+            }
+            let fresh = fresh.finish();
+            assert_eq!(next.len(), fresh.len(), "round {round}");
+            assert_eq!(next.user_count(), fresh.user_count(), "round {round}");
+            for i in 0..400 {
+                let (id, _, _) = app(i, 0);
+                let want = live.get(&i).map(|(_, _, c)| *c);
+                assert_eq!(next.by_id(&id, hash_key(&id)).map(|x| x.0), want, "id{i}");
+                for gen in 0..=round {
+                    let name = app(i, gen).1;
+                    assert_eq!(
+                        next.by_name(&name, hash_key(&name)).map(|x| x.0),
+                        fresh.by_name(&name, hash_key(&name)).map(|x| x.0),
+                        "name of id{i} gen {gen}"
+                    );
+                }
+            }
+            for u in 0..13 {
+                let t = format!("u{u}");
+                let k = [&[t.len() as u8][..], t.as_bytes()].concat();
+                assert_eq!(
+                    next.user_apps(&k, hash_key(&k)),
+                    fresh.user_apps(&k, hash_key(&k)),
+                    "user {t}"
+                );
+            }
+            let mut recs: Vec<_> = next
+                .records()
+                .map(|(a, b, c)| (a.to_vec(), b.to_vec(), c))
+                .collect();
+            recs.sort();
+            let mut want: Vec<_> = live.values().cloned().collect();
+            want.sort();
+            assert_eq!(recs, want, "round {round}");
+            assert!(next.garbage() > 0);
+            next.validate().unwrap();
+            base = next;
+        }
+    }
+
+    #[test]
+    fn a_name_can_pass_to_another_app_within_one_patch() {
+        let (a, b) = (id_key_of("ra"), id_key_of("rb"));
+        let (n, other) = (name_key_of("game", "mark"), name_key_of("old", "mark"));
+        let mut builder = Base::builder(2);
+        builder.push(&a, &n, 1).unwrap();
+        builder.push(&b, &other, 2).unwrap();
+        let mut base = builder.finish().copy_with_room(0);
+        // rb takes the name before ra lets it go: for a moment two records hold it.
+        base.patch(&b, Some((&n, 3))).unwrap();
+        base.patch(&a, None).unwrap();
+        assert_eq!(base.by_name(&n, hash_key(&n)).map(|x| x.0), Some(3));
+        assert_eq!(base.by_name(&other, hash_key(&other)), None);
+        assert_eq!(base.by_id(&a, hash_key(&a)), None);
+        assert_eq!(base.len(), 1);
+        assert_eq!(base.user_apps(b"\x04mark", hash_key(b"\x04mark")), 1);
+        base.patch(&b, None).unwrap();
+        assert_eq!(base.user_count(), 0);
+        assert_eq!(base.user_apps(b"\x04mark", hash_key(b"\x04mark")), 0);
     }
 }
