@@ -324,8 +324,10 @@ struct Stream {
     ratio_wall: f64,
     ratio_cpu: f64,
     changes_per_s: f64,
-    /// Share of one core used in the change windows by the builder and by the writer.
+    /// Share of one core used in the change windows by the builder and by the writer, and by
+    /// the builder in the quiet windows (polling an unchanged journal).
     builder_cpu: f64,
+    builder_quiet: f64,
     writer_cpu: f64,
     /// Change-to-visible latencies (when watched), sorted.
     lat: Vec<u64>,
@@ -389,14 +391,19 @@ fn stream(
     let mut samples: Vec<(f64, f64, f64)> = Vec::with_capacity(2 * windows + 1);
     let mut change_s = 0.0;
     let mut n = 0usize;
+    // The quiet windows write the same lines at the same pace to a file the server does not
+    // read: the writer is the load generator, not the server, and its cost is in both.
+    let mut decoy = std::fs::File::create(journal.with_extension("decoy")).unwrap();
+    let mut builder_quiet = 0.0;
+    let mut quiet_s = 0.0;
     let mut last = (queries.sample(), Instant::now());
     for w in 0..=2 * windows {
         let start = Instant::now();
-        if w % 2 == 0 {
-            std::thread::sleep(WINDOW);
-        } else {
-            let cpu0 = own_cpu_s();
-            let first = n;
+        let quiet = w % 2 == 0;
+        let cpu0 = own_cpu_s();
+        let builder0 = thread_cpu_s("builder");
+        let first = n;
+        if !quiet {
             if let Some(duty) = control {
                 // Control run: no changes; the feed side's CPU is replaced by a busy loop for
                 // `duty` of every millisecond.
@@ -410,28 +417,45 @@ fn stream(
                 }
                 n += per_window;
             }
-            while n < first + per_window {
-                let due = start + Duration::from_micros(((n - first) as u64) * 100);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                line.clear();
-                let batch_at = epoch.elapsed().as_micros() as u64;
-                for _ in 0..10 {
-                    let (id, user, slug) = &sample_ids[(first_seq + n) % sample_ids.len()];
-                    use std::fmt::Write as _;
-                    writeln!(
-                        line,
-                        "{} set {id} {user} {slug} {}",
-                        first_seq + n + 1,
-                        synth::cluster_name(((first_seq + n) % 8) as u16)
-                    )
-                    .unwrap();
+        }
+        let mut k = 0;
+        while k < per_window && (quiet || n < first + per_window) {
+            let due = start + Duration::from_micros((k as u64) * 100);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            line.clear();
+            let batch_at = epoch.elapsed().as_micros() as u64;
+            for _ in 0..10 {
+                let (id, user, slug) = &sample_ids[(first_seq + n) % sample_ids.len()];
+                use std::fmt::Write as _;
+                writeln!(
+                    line,
+                    "{} set {id} {user} {slug} {}",
+                    first_seq + n + 1,
+                    synth::cluster_name((if quiet { k } else { first_seq + n } % 8) as u16)
+                )
+                .unwrap();
+                if !quiet {
                     written[n].store(batch_at, Ordering::Release);
                     n += 1;
                 }
+                k += 1;
+            }
+            if quiet {
+                decoy.write_all(line.as_bytes()).unwrap();
+            } else {
                 f.write_all(line.as_bytes()).unwrap();
             }
+        }
+        if quiet {
+            // Windows end on time, whatever the writer took.
+            if let Some(rest) = (start + WINDOW).checked_duration_since(Instant::now()) {
+                std::thread::sleep(rest);
+            }
+            builder_quiet += thread_cpu_s("builder") - builder0;
+            quiet_s += start.elapsed().as_secs_f64();
+        } else {
             change_s += start.elapsed().as_secs_f64();
             writer_cpu += own_cpu_s() - cpu0;
         }
@@ -443,7 +467,8 @@ fn stream(
         ));
         last = now;
     }
-    let builder_cpu = (thread_cpu_s("builder") - builder_cpu0) / change_s;
+    let builder_cpu = (thread_cpu_s("builder") - builder_cpu0 - builder_quiet) / change_s;
+    let builder_quiet = builder_quiet / quiet_s;
     if control.is_none() {
         *seq += total;
     }
@@ -486,6 +511,7 @@ fn stream(
         ratio_cpu: ratios(&per_cpu),
         changes_per_s: total as f64 / change_s,
         builder_cpu,
+        builder_quiet,
         writer_cpu: writer_cpu / change_s,
         lat,
     }
@@ -648,7 +674,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | visible p50 us | p99 us | max us |", cpus());
+    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | visible p50 us | p99 us | max us |", cpus());
     println!(
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
@@ -656,7 +682,7 @@ fn main() {
         let r = run(n, secs);
         let (one, all) = (&r.one, &r.all);
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {} | {} | {} |",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {} | {} | {} |",
             r.apps,
             r.build_s,
             r.heap_per_entry,
@@ -671,11 +697,13 @@ fn main() {
             one.ratio_wall,
             one.ratio_cpu,
             one.builder_cpu * 100.0,
+            one.builder_quiet * 100.0,
             one.writer_cpu * 100.0,
             all.qps_quiet,
             all.qps_changes,
             all.ratio_wall,
             all.builder_cpu * 100.0,
+            all.builder_quiet * 100.0,
             all.writer_cpu * 100.0,
             r.qps_overlay,
             r.overlay_len,

@@ -185,8 +185,9 @@ pub fn check_label(s: &str) -> Result<Label, String> {
         return Err(format!("label {s:?} is longer than 63 bytes"));
     }
     if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .and_then(|at| s[at..].chars().next())
     {
         return Err(format!(
             "label {s:?} has the character {c:?} (letters, digits, '-' and '_' only)"

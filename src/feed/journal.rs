@@ -11,7 +11,7 @@
 //! way through it) and is left for the next read.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::feed::change::{Change, Sequenced};
@@ -86,6 +86,8 @@ pub struct JournalReader {
     /// Lines at or below this sequence number are already applied (from a checkpoint) and
     /// are skipped without complaint.
     skip_upto: u64,
+    /// The read buffer, kept between reads.
+    buf: Vec<u8>,
 }
 
 /// The result of one read.
@@ -106,6 +108,7 @@ impl JournalReader {
             line: 1,
             last_seq: after_seq,
             skip_upto: after_seq,
+            buf: Vec::new(),
         }
     }
 
@@ -138,6 +141,7 @@ impl JournalReader {
             line,
             last_seq,
             skip_upto: last_seq,
+            buf: Vec::new(),
         })
     }
 
@@ -166,65 +170,92 @@ impl JournalReader {
                 Err(e) => return Err(e),
             }
         }
-        let file = self.file.as_mut().expect("opened above");
-        let len = file.metadata()?.len();
-        if len < self.offset {
-            return Err(io::Error::other(format!(
-                "{} shrank from {} to {len} bytes: journals are append-only",
-                self.path.display(),
-                self.offset
-            )));
-        }
-        if len == self.offset {
+        let Some(file) = self.file.take() else {
             return Ok(batch);
+        };
+        let result = self.read_lines(&file, &mut batch);
+        self.file = Some(file);
+        result.map(|()| batch)
+    }
+
+    /// Reads the complete lines from the current offset on, in chunks through one buffer kept
+    /// between calls (a poll of a busy journal allocates nothing for the reading).
+    fn read_lines(&mut self, file: &File, batch: &mut ReadBatch) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_CHUNK];
         }
-        let mut reader = BufReader::with_capacity(64 * 1024, file);
-        reader.seek(SeekFrom::Start(self.offset))?;
-        let mut buf = Vec::with_capacity(128);
         loop {
-            buf.clear();
-            let n = reader
-                .by_ref()
-                .take(len - self.offset)
-                .read_until(b'\n', &mut buf)?;
-            if n == 0 || buf.last() != Some(&b'\n') {
-                // End of file, or a line still being written: read it next time.
-                break;
+            let n = file.read_at(&mut self.buf, self.offset)?;
+            if n == 0 {
+                let len = file.metadata()?.len();
+                if len < self.offset {
+                    return Err(io::Error::other(format!(
+                        "{} shrank from {} to {len} bytes: journals are append-only",
+                        self.path.display(),
+                        self.offset
+                    )));
+                }
+                return Ok(());
             }
-            self.offset += n as u64;
-            let line_no = self.line;
-            self.line += 1;
-            let result = match std::str::from_utf8(&buf[..n - 1]) {
-                Ok(text) => parse_line(text),
-                Err(_) => Err("line is not valid UTF-8".into()),
-            };
-            match result {
-                Ok(None) => {}
-                Ok(Some(change)) if change.seq <= self.skip_upto => {}
-                Ok(Some(change)) if change.seq <= self.last_seq => {
-                    batch.errors.push(LineError {
-                        file: self.path.clone(),
-                        line: line_no,
-                        message: format!(
-                            "sequence number {} does not follow {}; line skipped",
-                            change.seq, self.last_seq
-                        ),
-                    });
+            let buf = std::mem::take(&mut self.buf);
+            let mut start = 0;
+            while let Some(end) = buf[start..n].iter().position(|&b| b == b'\n') {
+                let line = &buf[start..start + end];
+                start += end + 1;
+                self.offset += end as u64 + 1;
+                self.take_line(line, batch);
+            }
+            let full = n == buf.len();
+            self.buf = buf;
+            if start == 0 {
+                if !full {
+                    // A line still being written: read it next time.
+                    return Ok(());
                 }
-                Ok(Some(change)) => {
-                    self.last_seq = change.seq;
-                    batch.changes.push(change);
-                }
-                Err(message) => batch.errors.push(LineError {
+                // A line longer than the buffer: make room for it.
+                let len = self.buf.len() * 2;
+                self.buf.resize(len, 0);
+            }
+        }
+    }
+
+    /// Parses one complete line (without its newline) into `batch`.
+    fn take_line(&mut self, line: &[u8], batch: &mut ReadBatch) {
+        let line_no = self.line;
+        self.line += 1;
+        let result = match std::str::from_utf8(line) {
+            Ok(text) => parse_line(text),
+            Err(_) => Err("line is not valid UTF-8".into()),
+        };
+        match result {
+            Ok(None) => {}
+            Ok(Some(change)) if change.seq <= self.skip_upto => {}
+            Ok(Some(change)) if change.seq <= self.last_seq => {
+                batch.errors.push(LineError {
                     file: self.path.clone(),
                     line: line_no,
-                    message,
-                }),
+                    message: format!(
+                        "sequence number {} does not follow {}; line skipped",
+                        change.seq, self.last_seq
+                    ),
+                });
             }
+            Ok(Some(change)) => {
+                self.last_seq = change.seq;
+                batch.changes.push(change);
+            }
+            Err(message) => batch.errors.push(LineError {
+                file: self.path.clone(),
+                line: line_no,
+                message,
+            }),
         }
-        Ok(batch)
     }
 }
+
+/// How much of the journal one read takes at most (longer lines get a larger buffer).
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Appends changes to a journal as whole lines, under an exclusive `flock` so that concurrent
 /// writers never interleave, numbering them after the journal's last sequence number.
@@ -329,6 +360,41 @@ mod tests {
         );
         assert_eq!(r.last_seq(), 4);
         assert!(r.read_new().unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn reads_across_chunks_long_lines_and_refuses_a_shrunk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        // More than two chunks of lines, then a comment longer than a chunk, then one more.
+        let mut text = String::new();
+        let mut seq = 0;
+        while text.len() < 2 * READ_CHUNK + 100 {
+            seq += 1;
+            text.push_str(&format!(
+                "{seq} set app{seq} user{} slug{seq} c{}\n",
+                seq % 97,
+                seq % 8
+            ));
+        }
+        text.push('#');
+        text.push_str(&"x".repeat(READ_CHUNK + 7));
+        text.push('\n');
+        text.push_str(&format!("{} delete app1\n", seq + 1));
+        std::fs::write(&path, &text).unwrap();
+        let mut r = JournalReader::new(&path, 0);
+        let b = r.read_new().unwrap();
+        assert_eq!(b.errors, vec![]);
+        assert_eq!(b.changes.len(), seq + 1);
+        assert!(b
+            .changes
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.seq == i as u64 + 1));
+        assert_eq!(r.position(), (text.len() as u64, seq as u64 + 3));
+        std::fs::write(&path, "1 delete a\n").unwrap();
+        let e = r.read_new().unwrap_err();
+        assert!(e.to_string().contains("shrank"), "{e}");
     }
 
     #[test]

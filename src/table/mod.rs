@@ -148,17 +148,6 @@ impl Table {
         }
     }
 
-    /// The id key of the app holding name key `name`.
-    fn holder(&self, name: &[u8]) -> Option<Bytes> {
-        match self.overlay.record(NAMES, name) {
-            Some(rec) => rec.map(|(_, id)| id),
-            None => self
-                .base
-                .by_name(name, hash_key(name))
-                .map(|(_, off)| Bytes::from(self.base.part(off, base::Part::Id))),
-        }
-    }
-
     fn add_user(&mut self, name: &[u8], delta: i64) -> Result<(), String> {
         let user = user_of_name(name);
         let now = self.overlay.user_delta(user, hash_key(user));
@@ -179,31 +168,53 @@ impl Table {
     /// it; its old name is freed.
     pub fn upsert(&mut self, id: &str, user: &str, slug: &str, cluster: u16) -> Result<(), String> {
         let (idk, name) = Self::keys_of(id, user, slug)?;
-        if let Some(holder) = self.holder(&name) {
-            if *holder != idk[..] {
-                return Err(format!(
-                    "{slug}.{user} already belongs to repl {}; delete or rename it first",
-                    id_text(&holder)
-                ));
-            }
+        // Each key is looked up once, and its version replaced from there. What is compared
+        // is compared in place; only a rename or a refusal copies a key out.
+        let name_at = self.overlay.at(NAMES, &name);
+        let other_holder = match self.overlay.state(&name_at) {
+            Some(Some(e)) if !self.overlay.aux_is(e, &idk) => Some(self.overlay.aux(e)),
+            Some(_) => None,
+            None => self
+                .base
+                .by_name(&name, name_at.hash)
+                .map(|(_, off)| self.base.part(off, base::Part::Id))
+                .filter(|holder| **holder != idk[..])
+                .map(Bytes::from),
+        };
+        if let Some(holder) = other_holder {
+            return Err(format!(
+                "{slug}.{user} already belongs to repl {}; delete or rename it first",
+                id_text(&holder)
+            ));
         }
-        match self.current(&idk) {
-            Some((old, _)) if *old != name[..] => {
+        let id_at = self.overlay.at(IDS, &idk);
+        // The app's name until now: `None` for a new app, else whether it changes.
+        let renamed_from = match self.overlay.state(&id_at) {
+            Some(Some(e)) => Some((!self.overlay.aux_is(e, &name)).then(|| self.overlay.aux(e))),
+            Some(None) => None,
+            None => self.base.by_id(&idk, id_at.hash).map(|(_, off)| {
+                let old = self.base.part(off, base::Part::Name);
+                (*old != name[..]).then(|| Bytes::from(old))
+            }),
+        };
+        match renamed_from {
+            Some(Some(old)) => {
                 self.add_user(&old, -1)?;
                 self.add_user(&name, 1)?;
                 self.overlay.put(NAMES, &old, Val::Gone)?;
             }
-            Some(_) => {}
+            Some(None) => {}
             None => {
                 self.add_user(&name, 1)?;
                 self.len += 1;
             }
         }
         self.overlay
-            .put(NAMES, &name, Val::Rec { cluster, aux: &idk })?;
-        self.overlay.put(
+            .put_at(NAMES, &name, &name_at, Val::Rec { cluster, aux: &idk })?;
+        self.overlay.put_at(
             IDS,
             &idk,
+            &id_at,
             Val::Rec {
                 cluster,
                 aux: &name,

@@ -84,6 +84,13 @@ impl Default for Overlay {
     }
 }
 
+/// A key looked up by the builder: its hash, where the probe ended, and the version seen.
+pub(crate) struct At {
+    pub(crate) hash: u64,
+    probe: Option<(usize, u64)>,
+    seen: Option<u32>,
+}
+
 /// The fewest keys per map a log is made for.
 const MIN_KEYS: usize = 1024;
 
@@ -153,12 +160,73 @@ impl Overlay {
             .map_or(0, |e| self.log.count(e))
     }
 
+    /// Where `key` is in `map`, and the version of it this copy sees, for the builder to read
+    /// and then replace without looking it up again.
+    pub(crate) fn at(&self, map: usize, key: &[u8]) -> At {
+        let hash = hash_key(key);
+        if self.is_empty() || !self.may_hold(hash) {
+            return At {
+                hash,
+                probe: None,
+                seen: None,
+            };
+        }
+        let (pos, slot) = self.log.probe(map, key, hash);
+        let seen = (slot != 0)
+            .then(|| self.log.visible(slot as u32 - 1, self.horizon))
+            .flatten();
+        At {
+            hash,
+            probe: Some((pos, slot)),
+            seen,
+        }
+    }
+
+    /// What the overlay says of a key looked up with `at`: `None` when it does not hold it,
+    /// `Some(None)` when the key is gone, else its version.
+    pub(crate) fn state(&self, at: &At) -> Option<Option<u32>> {
+        at.seen.map(|e| self.log.cluster(e).map(|_| e))
+    }
+
+    /// Whether version `e` is a record whose other key is `bytes`.
+    pub(crate) fn aux_is(&self, e: u32, bytes: &[u8]) -> bool {
+        self.log.aux_is(e, bytes)
+    }
+
+    /// Version `e`'s other key (of a record).
+    pub(crate) fn aux(&self, e: u32) -> Bytes {
+        self.log
+            .record(e)
+            .map(|(_, aux)| aux)
+            .unwrap_or_else(|| Bytes::from(&[][..]))
+    }
+
     /// Records a new version of `key` in `map`.
     pub(crate) fn put(&mut self, map: usize, key: &[u8], val: Val<'_>) -> Result<(), String> {
+        let at = At {
+            hash: hash_key(key),
+            probe: None,
+            seen: None,
+        };
+        self.put_at(map, key, &at, val)
+    }
+
+    /// Records a new version of `key` in `map`, looked up with `at` since.
+    pub(crate) fn put_at(
+        &mut self,
+        map: usize,
+        key: &[u8],
+        at: &At,
+        val: Val<'_>,
+    ) -> Result<(), String> {
         self.filter.mark(key);
-        let hash = hash_key(key);
+        let hash = at.hash;
+        let mut hint = at.probe;
         loop {
-            match self.log.put(map, key, hash, self.horizon, val) {
+            match self
+                .log
+                .put_hinted(map, key, hash, self.horizon, val, hint.take())
+            {
                 Ok(new) => {
                     self.horizon += 1;
                     if new && map == IDS {

@@ -209,7 +209,7 @@ impl Log {
     /// Where `key` (hash `hash`) sits in `map`: its slot index and the slot's value, or the
     /// empty slot it would take.
     #[inline]
-    fn probe(&self, map: usize, key: &[u8], hash: u64) -> (usize, u64) {
+    pub fn probe(&self, map: usize, key: &[u8], hash: u64) -> (usize, u64) {
         let slots = &self.slots[map];
         let tag = hash >> 32;
         let mut pos = hash as usize & self.mask;
@@ -231,7 +231,7 @@ impl Log {
 
     /// The newest version at or below a chain's head that is older than `horizon`.
     #[inline]
-    fn visible(&self, head: u32, horizon: u32) -> Option<u32> {
+    pub fn visible(&self, head: u32, horizon: u32) -> Option<u32> {
         let mut e = head;
         while e >= horizon {
             let prev = self.entry(e, 1) as u32;
@@ -274,6 +274,13 @@ impl Log {
         self.read_bytes(w0 as u32 as usize, (w0 >> 32) as u8 as usize)
     }
 
+    /// Whether version `e` is a record whose aux value is `bytes`.
+    pub fn aux_is(&self, e: u32, bytes: &[u8]) -> bool {
+        let w0 = self.entry(e, 0);
+        w0 >> 48 & 1 == 1
+            && self.bytes_eq(self.entry(e, 2) as usize, (w0 >> 40) as u8 as usize, bytes)
+    }
+
     /// Version `e`'s record (cluster and aux value), or `None` when the key is gone.
     pub fn record(&self, e: u32) -> Option<(u16, Bytes)> {
         let cluster = self.cluster(e)?;
@@ -293,6 +300,20 @@ impl Log {
         horizon: u32,
         val: Val<'_>,
     ) -> Result<bool, PutError> {
+        self.put_hinted(map, key, hash, horizon, val, None)
+    }
+
+    /// `put`, with what an earlier `probe` of the same key returned (used when the slot still
+    /// holds what it held then).
+    pub fn put_hinted(
+        &self,
+        map: usize,
+        key: &[u8],
+        hash: u64,
+        horizon: u32,
+        val: Val<'_>,
+        hint: Option<(usize, u64)>,
+    ) -> Result<bool, PutError> {
         let aux = match val {
             Val::Rec { aux, .. } => aux,
             _ => &[],
@@ -303,7 +324,12 @@ impl Log {
         if self.len.load(Ordering::Acquire) != horizon {
             return Err(PutError::Stale);
         }
-        let (pos, slot) = self.probe(map, key, hash);
+        let (pos, slot) = match hint {
+            Some((pos, slot)) if self.slots[map][pos].load(Ordering::Acquire) == slot => {
+                (pos, slot)
+            }
+            _ => self.probe(map, key, hash),
+        };
         let prev = if slot == 0 {
             None
         } else {
