@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, short, global = true, default_value = "examples/clusterns.toml")]
         config: PathBuf,
         #[command(subcommand)]
-        action: ReplAction,
+        action: Box<ReplAction>,
     },
 }
 
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             name,
             qtype,
         } => lookup(config, &name, &qtype),
-        Command::Repl { config, action } => repl(config, action),
+        Command::Repl { config, action } => repl(config, *action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

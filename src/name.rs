@@ -165,14 +165,45 @@ impl<'de> Deserialize<'de> for DomainName {
 }
 
 /// One label as used for user names, slugs, repl ids and cluster names: 1 to 63 bytes of
-/// lower-case letters, digits, `-` and `_`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Label(Box<str>);
+/// lower-case letters, digits, `-` and `_`. Kept inline (a change read from a feed carries four
+/// of them: no allocation each).
+#[derive(Clone)]
+pub struct Label {
+    len: u8,
+    bytes: [u8; MAX_LABEL_LEN],
+}
 
 impl Label {
     /// The label's text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII is ever stored (`check_label`), so this never takes the fallback.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Label) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Label {}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Label) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Label) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -193,7 +224,13 @@ pub fn check_label(s: &str) -> Result<Label, String> {
             "label {s:?} has the character {c:?} (letters, digits, '-' and '_' only)"
         ));
     }
-    Ok(Label(s.to_ascii_lowercase().into_boxed_str()))
+    let mut bytes = [0u8; MAX_LABEL_LEN];
+    bytes[..s.len()].copy_from_slice(s.as_bytes());
+    bytes.make_ascii_lowercase();
+    Ok(Label {
+        len: s.len() as u8,
+        bytes,
+    })
 }
 
 impl FromStr for Label {
@@ -205,13 +242,13 @@ impl FromStr for Label {
 
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.0)
+        write!(f, "{:?}", self.as_str())
     }
 }
 
