@@ -148,6 +148,14 @@ fn serve(
         clusterns::privs::drop_to(user).map_err(|e| format!("switching to user {user}: {e}"))?;
         tracing::info!(user, "dropped privileges");
     }
+    // Handlers before "listening": a SIGHUP sent as soon as the server says it answers must
+    // reload it, not kill it (the default action).
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("installing signal handlers: {e}"))?;
     let feed = builder.spawn().map_err(|e| e.to_string())?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
@@ -157,12 +165,6 @@ fn serve(
         tracing::info!(addr = %m.addr(), "metrics endpoint");
         println!("clusterns: metrics on {}", m.addr());
     }
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(|e| format!("installing signal handlers: {e}"))?;
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
             match Config::load(&path) {

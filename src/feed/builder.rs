@@ -16,6 +16,7 @@ use crate::feed::checkpoint::{self, Position};
 use crate::feed::journal::{JournalReader, LineError, ReadBatch};
 use crate::feed::postgres::PgSource;
 use crate::feed::status::{now_ms, FeedStatus};
+use crate::feed::watch::Watch;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
 use crate::table::{Base, BuildError, Table};
 
@@ -75,6 +76,20 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// The longest an idle builder sleeps on its journal watch (it then checks its timers, the
+/// stop flag, and the journal again, in case the watch missed a write).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// How often the builder tries again to set a watch on a journal that had none.
+const WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// The builder thread's watch on its journal.
+#[derive(Default)]
+struct JournalWatch {
+    watch: Option<Watch>,
+    tried: Option<Instant>,
 }
 
 /// How long a replaced snapshot is kept before the builder drops it.
@@ -667,6 +682,29 @@ impl Builder {
         self.manage_checkpoint(true);
     }
 
+    /// Waits, with nothing left to read in the journal, until a writer appends (or, without a
+    /// watch, for a poll interval).
+    fn journal_idle(&mut self, watch: &mut JournalWatch, interval: Duration) {
+        let Source::Journal(reader) = &self.source else {
+            return;
+        };
+        if watch.watch.is_none() && watch.tried.is_none_or(|t| t.elapsed() >= WATCH_RETRY) {
+            watch.tried = Some(Instant::now());
+            watch.watch = Watch::new(reader.path());
+        }
+        match &watch.watch {
+            Some(w) => {
+                // Events of the lines already read go; a write after this is caught by the
+                // look that follows or wakes the wait.
+                w.drain();
+                if !reader.has_unread() {
+                    w.wait(IDLE_WAIT);
+                }
+            }
+            None => std::thread::sleep(interval),
+        }
+    }
+
     /// Runs the builder on its own thread until stopped; a last checkpoint is written then.
     pub fn spawn(mut self) -> io::Result<BuilderHandle> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -676,16 +714,21 @@ impl Builder {
         let thread = std::thread::Builder::new()
             .name("builder".into())
             .spawn(move || {
+                let mut watch = JournalWatch::default();
                 while !flag.load(Ordering::Relaxed) {
                     while let Ok((config, reply)) = reload_rx.try_recv() {
                         let _ = reply.send(self.reload(config));
                     }
                     match self.poll_once(interval) {
-                        Ok(n) => {
-                            if n == 0 && matches!(self.source, Source::Journal(_)) {
+                        Ok(n) if matches!(self.source, Source::Journal(_)) => {
+                            if n > 0 {
+                                // Busy: let the next batch gather for a poll interval.
                                 std::thread::sleep(interval);
+                            } else {
+                                self.journal_idle(&mut watch, interval);
                             }
                         }
+                        Ok(_) => {}
                         Err(e) => {
                             tracing::error!("feed: {e}");
                             std::thread::sleep(interval.max(Duration::from_millis(100)));

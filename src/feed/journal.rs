@@ -155,6 +155,14 @@ impl JournalReader {
         self.last_seq
     }
 
+    /// Whether the journal holds bytes not read yet (false when it cannot tell).
+    pub fn has_unread(&self) -> bool {
+        self.file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.len() > self.offset)
+    }
+
     /// The journal's path.
     pub fn path(&self) -> &Path {
         &self.path

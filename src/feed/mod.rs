@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod journal;
 pub mod postgres;
 pub mod status;
+pub mod watch;
 
 pub use builder::{Builder, BuilderHandle};
 pub use change::{Change, Sequenced};
