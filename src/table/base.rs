@@ -49,6 +49,25 @@ pub(crate) fn part_range(arena: &[u8], off: usize, part: Part) -> (usize, usize)
     }
 }
 
+/// Which index a lookup starts in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Ids,
+    Names,
+}
+
+/// Asks the CPU to bring the cache line at `p` closer (a hint: no effect on correctness).
+#[inline]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// An open-addressing index of record offsets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Index {
@@ -456,6 +475,37 @@ impl Base {
     /// Arena bytes.
     pub fn arena_len(&self) -> usize {
         self.arena.len()
+    }
+
+    /// Asks the CPU to fetch the home slot of `hash` in the index `which`.
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, which: Which, hash: u64) {
+        let index = self.index(which);
+        if let Some(slot) = index.slots.get(index.home(hash)) {
+            prefetch(slot as *const u64 as *const u8);
+        }
+    }
+
+    /// Asks the CPU to fetch the record that the home slot of `hash` in `which` points to, when
+    /// its tag matches.
+    #[inline]
+    pub(crate) fn prefetch_record(&self, which: Which, hash: u64) {
+        let index = self.index(which);
+        let Some(&s) = index.slots.get(index.home(hash)) else {
+            return;
+        };
+        if s != 0 && s & 0xffff_ffff == hash & 0xffff_ffff {
+            if let Some(b) = self.arena.get((s >> 32) as usize) {
+                prefetch(b);
+            }
+        }
+    }
+
+    fn index(&self, which: Which) -> &Index {
+        match which {
+            Which::Ids => &self.ids,
+            Which::Names => &self.names,
+        }
     }
 
     /// The cluster and record offset of the app with id key `key`.

@@ -12,7 +12,7 @@ pub mod versions;
 
 use std::sync::Arc;
 
-pub use base::{Base, BuildError};
+pub use base::{Base, BuildError, Which};
 pub use key::hash_key;
 pub use overlay::Overlay;
 
@@ -27,6 +27,13 @@ pub struct App {
     pub slug: crate::name::Label,
     /// Index into the configuration's clusters.
     pub cluster: u16,
+}
+
+/// Where a lookup starts: its base index and key hash (for prefetching).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    pub which: Which,
+    pub hash: u64,
 }
 
 /// What a single label under a zone is.
@@ -110,6 +117,40 @@ impl Table {
         } else {
             One::Missing
         }
+    }
+
+    /// The lookup `lookup_one(label)` starts with, for prefetching.
+    #[inline]
+    pub fn lookup_of_one(&self, label: &[u8]) -> Lookup {
+        let mut buf = [0u8; UUID_KEY_LEN];
+        Lookup {
+            which: Which::Ids,
+            hash: hash_key(id_key(label, &mut buf)),
+        }
+    }
+
+    /// The lookup `lookup_two(key)` starts with, for prefetching.
+    #[inline]
+    pub fn lookup_of_two(&self, key: &[u8]) -> Lookup {
+        Lookup {
+            which: Which::Names,
+            hash: hash_key(key),
+        }
+    }
+
+    /// Prefetches the base slot (and the overlay filter word) of a lookup.
+    #[inline]
+    pub fn prefetch_slot(&self, l: &Lookup) {
+        self.base.prefetch_slot(l.which, l.hash);
+        if !self.overlay.is_empty() {
+            self.overlay.prefetch_filter(l.hash);
+        }
+    }
+
+    /// Prefetches the base record a lookup's slot points to (after `prefetch_slot`).
+    #[inline]
+    pub fn prefetch_record(&self, l: &Lookup) {
+        self.base.prefetch_record(l.which, l.hash);
     }
 
     /// The cluster of the app named by `key` (slug label then user label, lower-case).

@@ -114,6 +114,15 @@ impl Overlay {
         self.filter.words[word].load(Ordering::Relaxed) & mask != 0
     }
 
+    /// Prefetches the filter word of `hash`.
+    #[inline]
+    pub fn prefetch_filter(&self, hash: u64) {
+        let (word, _) = self.filter.bit(hash);
+        if let Some(w) = self.filter.words.get(word) {
+            super::base::prefetch(w as *const AtomicU64 as *const u8);
+        }
+    }
+
     /// Whether no change has been applied since the base.
     #[inline]
     pub fn is_empty(&self) -> bool {
