@@ -113,11 +113,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Keeps glibc's threshold for serving large allocations with fresh pages at 256 KiB. glibc
+/// raises it as large blocks are freed (a journal replay frees many), and then serves the
+/// table's big zeroed arrays from recycled heap it must clear: every page resident at once,
+/// where fresh pages are only resident once used (measured after loading 1M apps from a
+/// journal: VmRSS 88 MiB without this, 72 MiB with it).
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 fn serve(
     path: PathBuf,
     listen: Vec<std::net::SocketAddr>,
     threads: Option<usize>,
 ) -> Result<(), String> {
+    fixed_mmap_threshold();
     let mut config = Config::load(&path).map_err(|e| e.to_string())?;
     if !listen.is_empty() {
         config.server.listen = listen;
