@@ -385,6 +385,16 @@ fn stream(
     let control: Option<u64> = std::env::var("FEED_BENCH_CONTROL")
         .ok()
         .and_then(|v| v.parse().ok());
+    // `FEED_BENCH_CONTROL_MEMORY=1`: the control loop reads memory instead of spinning.
+    let control_memory: Option<Vec<u64>> = std::env::var("FEED_BENCH_CONTROL_MEMORY")
+        .is_ok_and(|v| v == "1")
+        .then(|| {
+            let n = 8 << 20;
+            (0..n as u64)
+                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40)
+                .collect()
+        });
+    let mut walk = 0u64;
     let mut writer_cpu = 0.0;
     let mut line = String::new();
     // (queries, query-thread CPU seconds, wall seconds) per window, quiet ones at even indexes.
@@ -411,7 +421,16 @@ fn stream(
                 while start.elapsed() < WINDOW {
                     let slot = Instant::now();
                     while slot.elapsed() < busy {
-                        std::hint::spin_loop();
+                        match &control_memory {
+                            // Dependent random reads over 64 MiB: work that, like the
+                            // builder's, waits on memory instead of pausing.
+                            Some(mem) => {
+                                for _ in 0..64 {
+                                    walk = mem[walk as usize % mem.len()];
+                                }
+                            }
+                            None => std::hint::spin_loop(),
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(1).saturating_sub(slot.elapsed()));
                 }
@@ -526,9 +545,13 @@ fn run(n: usize, secs: u64) -> Row {
     let journal = dir.path().join("journal.log");
     std::fs::write(&journal, "").unwrap();
     let cfg_path = dir.path().join("clusterns.toml");
+    // `FEED_BENCH_POLL_MS`: the builder's batching interval (default: the server's).
+    let poll = std::env::var("FEED_BENCH_POLL_MS")
+        .map(|ms| format!("\npoll_interval_ms = {ms}"))
+        .unwrap_or_default();
     let cfg_text = synth::config_toml(8, "journal.log").replace(
         "journal = \"journal.log\"",
-        "journal = \"journal.log\"\ncheckpoint = \"table.ckpt\"",
+        &format!("journal = \"journal.log\"\ncheckpoint = \"table.ckpt\"{poll}"),
     );
     std::fs::write(&cfg_path, &cfg_text).unwrap();
     let config = Arc::new(Config::load(&cfg_path).unwrap());
