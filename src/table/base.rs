@@ -214,7 +214,7 @@ impl Index {
         if let Some(c) = counts {
             c[hole] = 0;
         }
-        self.len -= 1;
+        self.len = self.len.saturating_sub(1);
     }
 
     /// Offsets of every record in the index.
@@ -278,13 +278,7 @@ impl BaseBuilder {
     /// Adds an app: `id` is its id key, `name` its name key (slug then user label).
     pub fn push(&mut self, id: &[u8], name: &[u8], cluster: u16) -> Result<(), BuildError> {
         let b = &mut self.base;
-        let off = b.arena.len();
-        if off + 2 + id.len() + name.len() > u32::MAX as usize {
-            return Err(BuildError::TooLarge);
-        }
-        b.arena.extend_from_slice(&cluster.to_le_bytes());
-        b.arena.extend_from_slice(id);
-        b.arena.extend_from_slice(name);
+        let off = b.append_record(id, name, cluster)?;
         // Check both keys before touching an index, so that a refusal leaves no trace.
         let (id_hash, name_hash) = (hash_key(id), hash_key(name));
         if b.ids.find(&b.arena, Part::Id, id, id_hash).is_some() {
@@ -397,7 +391,7 @@ impl Base {
                 self.users.insert_new(off, user_hash)
             }
         };
-        self.user_counts[slot] += 1;
+        self.user_counts[slot] = self.user_counts[slot].saturating_add(1);
     }
 
     /// A copy of this base with room for `extra` more arena bytes, to patch.
@@ -451,11 +445,19 @@ impl Base {
                     );
                 }
             }
-            self.garbage += b - off;
+            // A damaged record (from a checkpoint) clips to nothing: count none.
+            self.garbage += b.saturating_sub(off);
         }
         let Some((name, cluster)) = rec else {
             return Ok(());
         };
+        let off = self.append_record(id, name, cluster)?;
+        self.index_new(off, id_hash, hash_key(name), name);
+        Ok(())
+    }
+
+    /// Appends the record of an app to the arena (not indexed yet) and returns its offset.
+    fn append_record(&mut self, id: &[u8], name: &[u8], cluster: u16) -> Result<usize, BuildError> {
         let off = self.arena.len();
         if off + 2 + id.len() + name.len() > u32::MAX as usize {
             return Err(BuildError::TooLarge);
@@ -463,8 +465,7 @@ impl Base {
         self.arena.extend_from_slice(&cluster.to_le_bytes());
         self.arena.extend_from_slice(id);
         self.arena.extend_from_slice(name);
-        self.index_new(off, id_hash, hash_key(name), name);
-        Ok(())
+        Ok(off)
     }
 
     /// Arena bytes no record uses.
@@ -598,11 +599,20 @@ impl Base {
             if index.len >= index.slots.len() {
                 return Err(format!("{name} index is full"));
             }
-            if let Some(off) = index
-                .offsets()
-                .find(|&off| off == 0 || off + 2 > self.arena.len())
-            {
-                return Err(format!("{name} index points outside the arena ({off})"));
+            let mut used = 0;
+            for off in index.offsets() {
+                if off == 0 || off + 2 > self.arena.len() {
+                    return Err(format!("{name} index points outside the arena ({off})"));
+                }
+                used += 1;
+            }
+            // Probes stop at an empty slot: there must be one, and the count that decides
+            // when the index grows must be the true one.
+            if used != index.len {
+                return Err(format!(
+                    "{name} index holds {used} entries but says {}",
+                    index.len
+                ));
             }
         }
         if self.user_counts.len() != self.users.slots.len() {
