@@ -101,15 +101,10 @@ impl Index {
         }
     }
 
-    /// The slot index and record offset of `key`.
+    /// The first slot on `hash`'s probe path whose entry has `hash`'s tag and whose record
+    /// offset satisfies `hit`: its index and that offset.
     #[inline]
-    pub(crate) fn find(
-        &self,
-        arena: &[u8],
-        part: Part,
-        key: &[u8],
-        hash: u64,
-    ) -> Option<(usize, usize)> {
+    fn probe(&self, hash: u64, mut hit: impl FnMut(usize) -> bool) -> Option<(usize, usize)> {
         let tag = hash & 0xffff_ffff;
         let mut i = self.home(hash);
         loop {
@@ -119,13 +114,27 @@ impl Index {
             }
             if s & 0xffff_ffff == tag {
                 let off = (s >> 32) as usize;
-                let (a, b) = part_range(arena, off, part);
-                if &arena[a..b] == key {
+                if hit(off) {
                     return Some((i, off));
                 }
             }
             i = self.next(i);
         }
+    }
+
+    /// The slot index and record offset of `key`.
+    #[inline]
+    pub(crate) fn find(
+        &self,
+        arena: &[u8],
+        part: Part,
+        key: &[u8],
+        hash: u64,
+    ) -> Option<(usize, usize)> {
+        self.probe(hash, |off| {
+            let (a, b) = part_range(arena, off, part);
+            &arena[a..b] == key
+        })
     }
 
     /// Whether one more entry would pass the load factor.
@@ -169,18 +178,7 @@ impl Index {
 
     /// The slot holding the record at `off` under a key with hash `hash`.
     fn slot_of(&self, hash: u64, off: usize) -> Option<usize> {
-        let tag = hash & 0xffff_ffff;
-        let mut i = self.home(hash);
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if s & 0xffff_ffff == tag && (s >> 32) as usize == off {
-                return Some(i);
-            }
-            i = self.next(i);
-        }
+        self.probe(hash, |o| o == off).map(|(i, _)| i)
     }
 
     /// Empties slot `i`, moving later entries of its probe run back so that every entry stays
