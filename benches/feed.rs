@@ -143,8 +143,12 @@ fn pinning() -> bool {
     std::env::var("FEED_BENCH_PIN").map_or(cpus() >= 2, |v| v != "0")
 }
 
+/// CPUs online. Not `available_parallelism`: that counts the calling thread's affinity, so a
+/// thread started from one pinned to CPU 1 would see one CPU and pin nothing.
 fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
 }
 
 /// Pins thread `tid` (0: the calling one; threads it starts later inherit it) to `cpus`, when
