@@ -289,7 +289,7 @@ struct RawZone {
     #[serde(default)]
     aaaa: Vec<Ipv6Addr>,
     #[serde(default)]
-    caa: Vec<CaaConfig>,
+    caa: Vec<Spanned<CaaConfig>>,
     #[serde(default)]
     txt: Vec<Spanned<String>>,
     #[serde(default)]
@@ -478,6 +478,22 @@ impl Config {
                     return Err(err_at(Some(txt.span()), "txt record too long".into()));
                 }
             }
+            for caa in &z.caa {
+                // RFC 8659: a tag is 1 to 15 letters and digits.
+                let tag = &caa.get_ref().tag;
+                if tag.is_empty()
+                    || tag.len() > 15
+                    || !tag.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    return Err(err_at(
+                        Some(caa.span()),
+                        format!("caa tag {tag:?} must be 1 to 15 letters and digits"),
+                    ));
+                }
+                if caa.get_ref().value.len() > 255 * 8 {
+                    return Err(err_at(Some(caa.span()), "caa value too long".into()));
+                }
+            }
             let mut hosts: Vec<HostConfig> = Vec::new();
             for h in z.host {
                 let hspan = h.span();
@@ -526,7 +542,7 @@ impl Config {
                 ns,
                 a: z.a,
                 aaaa: z.aaaa,
-                caa: z.caa,
+                caa: z.caa.into_iter().map(|c| c.into_inner()).collect(),
                 txt,
                 mx: z.mx,
                 acme_validation_zone: z.acme_validation_zone,
@@ -683,6 +699,30 @@ ipv6 = ["2001:db8::1"]
 
         let e = err(&GOOD.replace("threads = 2", "threads = 2\nudp_coalesce_us = 1001"));
         assert!(e.message.contains("udp_coalesce_us"), "{e}");
+
+        // A CAA tag is letters and digits (found by the config fuzz target: "issue$" was
+        // accepted and encoded into an answer that no parser accepts).
+        for tag in ["issue$", "", "issuewildcardxyz1", "is-sue"] {
+            let text = GOOD.replace(
+                "a = [\"192.0.2.1\"]",
+                &format!(
+                    "a = [\"192.0.2.1\"]\ncaa = [{{ tag = \"{tag}\", value = \"ca.example\" }}]"
+                ),
+            );
+            let e = err(&text);
+            assert!(e.message.contains("caa tag"), "{tag}: {e}");
+            assert_eq!(e.line, Some(14), "{tag}: {e}");
+        }
+        let ok = GOOD.replace(
+            "a = [\"192.0.2.1\"]",
+            "a = [\"192.0.2.1\"]\ncaa = [{ tag = \"issuewild\", value = \"ca.example\" }]",
+        );
+        assert_eq!(
+            Config::parse(Path::new("c.toml"), &ok).unwrap().zones[0]
+                .caa
+                .len(),
+            1
+        );
     }
 
     #[test]
