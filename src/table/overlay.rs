@@ -134,11 +134,6 @@ impl Overlay {
         self.ids
     }
 
-    /// Versions this copy sees (changes cost two to four each).
-    pub fn versions(&self) -> usize {
-        self.horizon as usize
-    }
-
     /// The version of `key` in `map` that this copy sees, when the filter lets it be there.
     #[inline]
     fn find(&self, map: usize, key: &[u8], hash: u64) -> Option<u32> {
