@@ -47,6 +47,7 @@ FNR == NR {
 {
     s = $1; kind = $2; done = $6
     nrun++
+    ran[kind] = 1
     if (done <= 0) done = 1
     srv_spm = $14 / hz / done * 1e6
     c0_spm = $15 / hz / done * 1e6
@@ -94,13 +95,13 @@ END {
     print ""
     printf "## %s, commit %s, %s mode\n\n", date, commit, mode
     printf "- Data: %d apps (%d names), 8 clusters; %d queries in the dnsperf file (35%% A `<slug>.<user>`, 35%% A `<replid>`, 10%% AAAA, 10%% NXDOMAIN, 10%% NODATA; 25%% in mixed case).\n", n, 2 * n, queries
-    printf "- Load: dnsperf `-c %d -q %d`, %d rounds x %d s per server and kind, servers in rotating order; fixed rate `-Q %d`. Servers pinned to core(s) %s (%d server thread(s) each), dnsperf to core(s) %s. Receive coalescing (clusterns and the floor): %s us.\n", clients, outstanding, rounds, secs, rate, scpu, nthreads, ccpu, coalesce
+    printf "- Load: dnsperf `-c %d -T %d -q %d`, %d rounds x %d s per server and kind, servers in rotating order; fixed rate `-Q %d`. Servers pinned to core(s) %s (%d server thread(s) each), dnsperf to core(s) %s. Receive coalescing (clusterns and the floor): %s us.\n", clients, dthreads, outstanding, rounds, secs, rate, scpu, nthreads, ccpu, coalesce
     printf "- Servers and dnsperf at niceness %s, each in its own session whose autogroup has that niceness too; %s.\n", nice, rmem
     printf "- Versions: %s. Machine: %s.\n", versions, machine
     printf "- Load average at the start: `%s`; at the end: `%s`.", up0, up1
     split(up0, u0, "load average: "); split(up1, u1, "load average: ")
-    if (u0[2] + 0 > 1.5 || u1[2] + 0 > 1.5)
-        printf " **The machine was shared and busy (1-minute load above 1.5 on 2 cores): other people's work competed for both cores; figures are noisy, see `other %%` in the runs.**"
+    if (u0[2] + 0 > 0.75 * ncpu || u1[2] + 0 > 0.75 * ncpu)
+        printf " **The machine was shared and busy (1-minute load above %.1f on %d cores): other people's work competed for the cores; figures are noisy, see `other %%` in the runs.**", 0.75 * ncpu, ncpu
     print ""
     for (i = 1; i <= nsrv; i++) {
         if (aff[srv[i]] != "yes") printf "- Warning: some thread of %s was allowed on other cores than core 0.\n", label(srv[i])
@@ -109,6 +110,7 @@ END {
 
     for (pass = 1; pass <= 2; pass++) {
         kind = pass == 1 ? "sat" : "rate"
+        if (!ran[kind]) continue
         printf "\n### %s (median of %d rounds)\n\n", kind == "sat" ? "Saturation" : sprintf("Fixed rate, %d q/s offered", rate), rounds
         print "| server | q/s | lost | avg ms | p99 ms | resp B | srv CPU s/M | x floor | srv+softirq s/M | x floor | core0 busy s/M | x floor | core0 other % | dnsperf % | queued KiB srv / dnsperf | limited by |"
         print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
@@ -134,6 +136,7 @@ END {
     split("q/s|avg ms|p99 ms|srv CPU s/M|srv+softirq s/M|core0 busy s/M", names, "|")
     for (pass = 1; pass <= 2; pass++) {
         kind = pass == 1 ? "sat" : "rate"
+        if (!ran[kind]) continue
         for (j = 1; j <= 6; j++) {
             c = median("clusterns" SUBSEP kind SUBSEP figs[j])
             a = median("nsd" SUBSEP kind SUBSEP figs[j])

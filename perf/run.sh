@@ -32,6 +32,8 @@
 #   N [1000000 | 100000]  apps (each has two names)   SECS [10 | 3]  seconds per run
 #   ROUNDS [3 | 2]        rounds                      RATE [50000]   the fixed offered rate
 #   CLIENTS [8]           dnsperf -c                  OUTSTANDING [500]  dnsperf -q
+#   DNSPERF_THREADS [1]   dnsperf -T (give CLIENT_CPU as many cores; CLIENTS >= it)
+#   KINDS ["sat rate"]    which kinds of run: saturation, the fixed rate, or both
 #   SERVER_CPU [0]        core(s) of the servers      CLIENT_CPU [1] core(s) of dnsperf
 #   THREADS [1]           server threads (workers) each: floor/clusterns --threads, NSD
 #                         server-count (with reuseport), Knot udp-workers. With more than one,
@@ -55,6 +57,7 @@
 #                         first burst of 500 queries. clusterns and NSD ask for 4 MiB themselves.
 #   RESULTS [perf/RESULTS.md]  the file the report is appended to
 #   SKIP_BUILD [0]        1: use the binaries already built
+#   COMMIT [git rev-parse --short HEAD]  the commit the report names (for a copy without .git)
 #   CARGO_TARGET_DIR      where cargo builds (default: target/)
 #
 # Needs root for apt-get, NICE < 0 and RMEM_DEFAULT; servers run as the caller on 127.0.0.1.
@@ -82,6 +85,8 @@ else
 fi
 RATE=${RATE:-50000}
 CLIENTS=${CLIENTS:-8}
+DNSPERF_THREADS=${DNSPERF_THREADS:-1}
+KINDS=${KINDS:-"sat rate"}
 OUTSTANDING=${OUTSTANDING:-500}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -135,8 +140,9 @@ proc_ticks() {
 }
 
 # "busy softirq total" ticks of one core from /proc/stat.
-core_ticks() { # core list (e.g. 0 or 0,1) -> busy softirq total, summed over the cores
-    awk -v list="$1" 'BEGIN { n = split(list, l, ","); for (i = 1; i <= n; i++) want["cpu" l[i]] = 1 }
+core_ticks() { # core list (e.g. 0, 0,1 or 8-15) -> busy softirq total, summed over the cores
+    awk -v list="$1" 'BEGIN { n = split(list, l, ",")
+            for (i = 1; i <= n; i++) { m = split(l[i], r, "-"); for (c = r[1]; c <= r[m]; c++) want["cpu" c] = 1 } }
         $1 in want { b += $2 + $3 + $4 + $7 + $8 + $9; s += $8; t += $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }
         END { print b, s, t }' /proc/stat
 }
@@ -461,7 +467,7 @@ run_one() {
     # dnsperf's own CPU: the wrapping shell's `times` (its waited-for children's user and system).
     setsid bash -c 'timeout "$1" nice -n "$2" taskset -c "$3" "${@:5}"; times >"$4"' _ \
         $((SECS + 30)) "$NICE" "$CLIENT_CPU" "$logf.times" dnsperf -s 127.0.0.1 -p "${PORT[$s]}" \
-        -d "$DATA/queries.txt" -l "$SECS" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 "${extra[@]}" >"$logf" 2>&1 &
+        -d "$DATA/queries.txt" -l "$SECS" -c "$CLIENTS" -T "$DNSPERF_THREADS" -q "$OUTSTANDING" -t 2 "${extra[@]}" >"$logf" 2>&1 &
     tp=$!
     DNSPERF_PID=$tp
     boost "$tp"
@@ -513,6 +519,8 @@ log "mode $MODE: N=$N SECS=$SECS ROUNDS=$ROUNDS RATE=$RATE; $(uptime)"
 install_missing
 command -v bc >/dev/null || die "bc is missing (apt-get install bc)"
 for s in $SERVERS; do [ -n "${PORT[$s]:-}" ] || die "unknown server $s in SERVERS"; done
+for kind in $KINDS; do case $kind in sat | rate) ;; *) die "unknown kind $kind in KINDS (sat, rate)" ;; esac; done
+[ "$CLIENTS" -ge "$DNSPERF_THREADS" ] || die "CLIENTS ($CLIENTS) must be at least DNSPERF_THREADS ($DNSPERF_THREADS)"
 
 # The system instances must not run during the benchmark.
 if pgrep -x 'nsd|knotd' >/dev/null; then
@@ -585,7 +593,7 @@ for round in $(seq "$ROUNDS"); do
     read -r -a order <<<"$SERVERS"
     k=$(((round - 1) % ${#order[@]}))
     order=("${order[@]:k}" "${order[@]:0:k}")
-    for kind in sat rate; do
+    for kind in $KINDS; do
         for s in "${order[@]}"; do run_one "$s" "$kind" "$round"; done
     done
 done
@@ -597,7 +605,7 @@ cleanup
 
 # ---------------------------------------------------------------- 7. report
 
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 DIRTY=""
 git diff --quiet HEAD -- src tools Cargo.toml 2>/dev/null || DIRTY=" (plus uncommitted changes in src/, tools/ or Cargo.toml)"
 [ -z "$(git ls-files --others --exclude-standard -- src tools 2>/dev/null)" ] || DIRTY=" (plus uncommitted changes in src/, tools/ or Cargo.toml)"
@@ -665,10 +673,10 @@ fi
 
 awk -v hz="$HZ" -v rate="$RATE" -f perf/report.awk \
     -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v commit="$COMMIT$DIRTY" -v mode="$MODE" \
-    -v n="$N" -v secs="$SECS" -v rounds="$ROUNDS" -v clients="$CLIENTS" -v outstanding="$OUTSTANDING" \
+    -v n="$N" -v secs="$SECS" -v rounds="$ROUNDS" -v clients="$CLIENTS" -v dthreads="$DNSPERF_THREADS" -v outstanding="$OUTSTANDING" \
     -v nthreads="$THREADS" -v scpu="$SERVER_CPU" -v ccpu="$CLIENT_CPU" -v coalesce="$FLOOR_COALESCE" \
     -v versions="NSD $NSD_V, Knot DNS $KNOT_V, dnsperf $DNSPERF_V" \
-    -v machine="$(nproc) x $CPU_MODEL, Linux $(uname -r)" \
+    -v machine="$(nproc) x $CPU_MODEL, Linux $(uname -r)" -v ncpu="$(nproc)" \
     -v nice="$NICE" -v rmem="$RMEM_NOTE" -v up0="$UPTIME_START" -v up1="$UPTIME_END" -v queries="$(grep -c '' "$DATA/queries.txt")" \
     "$OUT/mem.tsv" "$OUT/runs.tsv" >"$OUT/report.md"
 cat "$OUT/report.md" >>"$RESULTS"
