@@ -264,6 +264,7 @@ server:
     zonelistfile: "$OUT/nsd/zone.list"
     xfrdfile: "$OUT/nsd/xfrd.state"
     xfrdir: "$OUT/nsd"
+    zonesdir: "$OUT/nsd"
     pidfile: "$OUT/nsd/nsd.pid"
     logfile: "$OUT/nsd/nsd.log"
     verbosity: 1
@@ -322,6 +323,9 @@ start_server() {
         kill -0 "${PID[$s]}" 2>/dev/null || { tail -20 "$OUT/$s.log" >&2; die "$s exited while starting"; }
         if dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$probe" "$type" 2>/dev/null | grep -q .; then
             READY[$s]=$(echo "$(date +%s.%N) - $t0" | bc)
+            # Knot pins its UDP workers to cores 0..n-1 itself, whatever taskset said: every
+            # thread of every server goes back to SERVER_CPU (check_affinity verifies it).
+            for p in $(tree_pids "${PID[$s]}"); do taskset -a -p -c "$SERVER_CPU" "$p" >/dev/null 2>&1 || true; done
             return 0
         fi
         sleep 0.1
@@ -600,7 +604,7 @@ done
 UPTIME_END=$(uptime)
 
 # Memory again after the runs (the report shows the figures after loading).
-for s in $SERVERS; do log "$s after the runs: VmRSS/PSS/processes/threads $(mem_of "$s")"; done
+for s in $SERVERS; do log "$s after the runs: VmRSS/PSS/processes/threads $(mem_of "$s")"; check_affinity "$s" || true; done
 cleanup
 
 # ---------------------------------------------------------------- 7. report
