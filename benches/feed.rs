@@ -315,7 +315,26 @@ struct Row {
     qps_overlay: f64,
     overlay_len: usize,
     apply_us: f64,
-    fold_s: f64,
+    fold: Fold,
+}
+
+/// A fold measured under query load on every CPU.
+struct Fold {
+    /// Its duration, and the overlay it folded.
+    secs: f64,
+    changes: usize,
+    /// The query threads' q/s while it ran over their q/s in the second before and after.
+    qps_ratio: f64,
+}
+
+impl Fold {
+    /// The share of the query threads' capacity that folding costs over time when changes
+    /// arrive at `changes_per_s`: the q/s lost while a fold runs, times the share of time
+    /// folds run (one fold per `changes` changes).
+    fn amortized_loss(&self, changes_per_s: f64) -> f64 {
+        let period_s = self.changes as f64 / changes_per_s.max(1.0);
+        (1.0 - self.qps_ratio).max(0.0) * (self.secs / period_s).min(1.0)
+    }
 }
 
 /// What a stream of changes did to the query threads.
@@ -589,9 +608,12 @@ fn run(n: usize, secs: u64) -> Row {
         apply_cost(&mut t, &sample_ids, 50_000)
     };
     // What a fold costs (on the fold thread): the overlay the builder folds at, a tenth of
-    // the apps (at least 100,000) moved, folded into a new base.
+    // the apps (at least 100,000) moved, folded into a new base, while a query thread on
+    // every CPU answers from the table being folded (as in the server, where the fold thread
+    // floats among the query threads): its duration, and the query threads' q/s while it
+    // runs against the q/s in the second before and after it.
     let fold_at = (n / 10).max(100_000).min(n);
-    let fold_s = {
+    let fold = {
         let mut t = table.clone();
         let apps = synth::apps(n, 8, 7);
         for (i, a) in apps
@@ -609,11 +631,40 @@ fn run(n: usize, secs: u64) -> Row {
             .unwrap();
         }
         drop(apps);
-        let started = Instant::now();
+        let fold_shared = clusterns::snapshot::shared(clusterns::snapshot::Snapshot::new(
+            Arc::new(clusterns::snapshot::Served::from_config(&config)),
+            Arc::new(t.clone()),
+            0,
+        ));
+        let fold_packets: Arc<Vec<Vec<u8>>> = Arc::new(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, nm)| packet(nm, i as u16))
+                .collect(),
+        );
+        unpin_feed_side();
+        let all_cpus: Vec<usize> = (0..cpus()).collect();
+        let queries = Queries::start(&fold_shared, &fold_packets, &all_cpus);
+        std::thread::sleep(Duration::from_millis(300));
+        let rate = |a: (u64, Instant), b: (u64, Instant)| {
+            (b.0 - a.0) as f64 / b.1.duration_since(a.1).as_secs_f64()
+        };
+        let s0 = (queries.sample().0, Instant::now());
+        std::thread::sleep(Duration::from_secs(1));
+        let s1 = (queries.sample().0, Instant::now());
         let folded = t.fold().unwrap();
-        let fold_s = started.elapsed().as_secs_f64();
+        let s2 = (queries.sample().0, Instant::now());
+        std::thread::sleep(Duration::from_secs(1));
+        let s3 = (queries.sample().0, Instant::now());
+        queries.stop();
+        pin(1);
         assert_eq!(folded.len(), n);
-        fold_s
+        Fold {
+            secs: s2.1.duration_since(s1.1).as_secs_f64(),
+            changes: fold_at,
+            qps_ratio: rate(s1, s2) / ((rate(s0, s1) + rate(s2, s3)) / 2.0),
+        }
     };
     let ckpt = dir.path().join("table.ckpt");
     let t = Instant::now();
@@ -705,7 +756,7 @@ fn run(n: usize, secs: u64) -> Row {
         qps_overlay,
         overlay_len,
         apply_us,
-        fold_s,
+        fold,
     }
 }
 fn main() {
@@ -722,15 +773,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | visible p50 us | p99 us | max us |", cpus());
+    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | q/s while folding | fold loss % (amortized) | {} query threads: ratio incl. folds | visible p50 us | p99 us | max us |", cpus(), cpus());
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for n in sizes {
         let r = run(n, secs);
         let (one, all) = (&r.one, &r.all);
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {} | {} | {} |",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {:.3} | {:.2} | {:.3} | {} | {} | {} |",
             r.apps,
             r.build_s,
             r.heap_per_entry,
@@ -757,8 +808,11 @@ fn main() {
             r.overlay_len,
             one.changes_per_s,
             r.apply_us,
-            r.fold_s,
-            r.fold_s * 1e6 / (n / 10).max(100_000).min(n) as f64,
+            r.fold.secs,
+            r.fold.secs * 1e6 / r.fold.changes as f64,
+            r.fold.qps_ratio,
+            r.fold.amortized_loss(all.changes_per_s) * 100.0,
+            all.ratio_wall - r.fold.amortized_loss(all.changes_per_s),
             percentile(&one.lat, 0.5),
             percentile(&one.lat, 0.99),
             one.lat.last().copied().unwrap_or(0)

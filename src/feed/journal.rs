@@ -172,7 +172,7 @@ impl JournalReader {
     pub fn read_new(&mut self) -> io::Result<ReadBatch> {
         let mut batch = ReadBatch::default();
         if self.file.is_none() {
-            match File::open(&self.path) {
+            match open_for_tailing(&self.path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(batch),
                 Err(e) => return Err(e),
@@ -216,11 +216,12 @@ impl JournalReader {
             }
             let full = n == buf.len();
             self.buf = buf;
+            if !full {
+                // The end of the file as it was a moment ago (perhaps with a line still being
+                // written, read next time): another read now would most likely find nothing.
+                return Ok(());
+            }
             if start == 0 {
-                if !full {
-                    // A line still being written: read it next time.
-                    return Ok(());
-                }
                 // A line longer than the buffer: make room for it.
                 let len = self.buf.len() * 2;
                 self.buf.resize(len, 0);
@@ -305,6 +306,20 @@ pub fn append(path: &Path, changes: &[Change]) -> io::Result<Vec<Sequenced>> {
     file.write_all(text.as_bytes())?;
     file.sync_data()?;
     Ok(written)
+}
+
+/// Opens a journal for reading without updating its access time on every read (O_NOATIME,
+/// which only the file's owner or root may ask for; others get a plain open).
+fn open_for_tailing(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        r => r,
+    }
 }
 
 #[cfg(test)]
