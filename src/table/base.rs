@@ -412,7 +412,16 @@ impl Base {
     /// keeps names unique once every change of a fold is applied; in between, a name may be
     /// held twice (its new holder applied before its old one), so removals go by offset.
     pub fn patch(&mut self, id: &[u8], rec: Option<(&[u8], u16)>) -> Result<(), BuildError> {
-        let id_hash = hash_key(id);
+        self.patch_hashed(id, hash_key(id), rec)
+    }
+
+    /// `patch`, with `hash_key(id)` already at hand.
+    pub fn patch_hashed(
+        &mut self,
+        id: &[u8],
+        id_hash: u64,
+        rec: Option<(&[u8], u16)>,
+    ) -> Result<(), BuildError> {
         if let Some((slot, off)) = self.ids.find(&self.arena, Part::Id, id, id_hash) {
             if let Some((name, cluster)) = rec {
                 if self.part(off, Part::Name) == name {

@@ -316,11 +316,28 @@ impl Table {
     /// record), compacted by a fresh build once an eighth of its arena is records no index
     /// uses any more (left by renames and deletes).
     pub fn fold(&self) -> Result<Base, BuildError> {
+        // Prefetch distance, in changes: far enough ahead for an index slot to arrive from
+        // memory before its change is patched, and as far again for the record it points to.
+        const AHEAD: usize = 16;
         let mut b = self.base.copy_with_room(self.overlay.len() * 48);
-        for (id, val) in self.overlay.entries(IDS) {
+        let order = self.overlay.versions_in_log_order(IDS);
+        let hashes: Vec<u64> = order
+            .iter()
+            .map(|&e| hash_key(&self.overlay.version(IDS, e).0))
+            .collect();
+        for (i, &e) in order.iter().enumerate() {
+            if let Some(&h) = hashes.get(i + 2 * AHEAD) {
+                b.prefetch_slot(Which::Ids, h);
+            }
+            if let Some(&h) = hashes.get(i + AHEAD) {
+                b.prefetch_record(Which::Ids, h);
+            }
+            let (id, val) = self.overlay.version(IDS, e);
             match val {
-                Owned::Rec(cluster, name) => b.patch(&id, Some((&name, cluster)))?,
-                _ => b.patch(&id, None)?,
+                Owned::Rec(cluster, name) => {
+                    b.patch_hashed(&id, hashes[i], Some((&name, cluster)))?
+                }
+                _ => b.patch_hashed(&id, hashes[i], None)?,
             }
         }
         if b.garbage() * 8 > b.arena_len() {

@@ -288,4 +288,18 @@ impl Overlay {
             .visible_keys(map, self.horizon)
             .map(move |e| self.log.copy_of(map, e))
     }
+
+    /// The versions of `map`'s keys that this copy sees, in the order they were written: read
+    /// with [`Overlay::version`] in this order, they walk the log forward instead of jumping
+    /// about it (a fold reads a million of them).
+    pub fn versions_in_log_order(&self, map: usize) -> Vec<u32> {
+        let mut v: Vec<u32> = self.log.visible_keys(map, self.horizon).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Version `e` of `map` (from [`Overlay::versions_in_log_order`]): its key and value.
+    pub fn version(&self, map: usize, e: u32) -> (Bytes, Owned) {
+        self.log.copy_of(map, e)
+    }
 }
