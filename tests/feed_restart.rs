@@ -168,3 +168,35 @@ fn folding_while_changes_stream_loses_nothing() {
     let snap = b.shared().load();
     assert_eq!(snap.table.apps(), b.table().apps());
 }
+
+#[test]
+fn changes_that_keep_moving_one_app_start_a_fold_before_the_log_fills() {
+    let s = common::setup("");
+    // 1,500 moves of one app: 3,000 versions in a log made for 4,096, but one id, far below
+    // the fold threshold in ids (100,000).
+    let mut lines = String::new();
+    for seq in 1..=1500u64 {
+        let cluster = if seq % 2 == 0 { "east" } else { "west" };
+        writeln!(lines, "{seq} set hotapp hotuser game {cluster}").unwrap();
+    }
+    std::fs::write(&s.journal_path, "").unwrap();
+    let mut b = Builder::load(config_with(&s, false)).unwrap();
+    std::fs::write(&s.journal_path, lines).unwrap();
+    b.poll_once(std::time::Duration::ZERO).unwrap();
+    let before = b.table().get("hotapp");
+    assert!(before.is_some());
+    assert!(
+        b.table().overlay().fill() > 0.5,
+        "the journal did not fill the log past half: {}",
+        b.table().overlay().fill()
+    );
+    b.maintain();
+    b.finish_fold();
+    assert!(
+        b.table().overlay().fill() < 0.01,
+        "no fold emptied the log: {}",
+        b.table().overlay().fill()
+    );
+    assert_eq!(b.table().get("hotapp"), before);
+    assert_eq!(b.table().len(), 1);
+}

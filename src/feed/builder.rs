@@ -54,8 +54,14 @@ pub struct Builder {
     generation: u64,
     last_seq: u64,
     rejected: u64,
-    fold: Option<JoinHandle<Result<Base, BuildError>>>,
+    /// A fold running in the background: it returns the new table and how many of the
+    /// changes sent to it on `fold_feed` it applied on top.
+    fold: Option<JoinHandle<Result<(Table, usize), BuildError>>>,
+    /// The changes applied since the running fold started, in order; each is also sent to
+    /// the fold thread, which applies what it has received once its base is built, so that
+    /// installing the fold leaves only the last few to the builder.
     since_fold: Vec<Sequenced>,
+    fold_feed: Option<crossbeam_channel::Sender<Change>>,
     /// The smallest overlay that triggers a fold.
     fold_min: usize,
     dirty: bool,
@@ -68,6 +74,33 @@ pub struct Builder {
     retired: std::collections::VecDeque<(Instant, Arc<Snapshot>)>,
 }
 
+/// The fold thread: folds `table`'s overlay into a new base, then applies on top of it the
+/// changes the builder has applied since (sent on `changes`) until none is waiting (or one
+/// fails to apply under the configuration the fold started with). Building
+/// the new table's overlay (page faults in fresh maps included) happens here, not on the
+/// builder, which only replays what arrives after. Returns the table and how many changes it
+/// applied.
+fn fold_and_catch_up(
+    table: Table,
+    config: &Config,
+    changes: &crossbeam_channel::Receiver<Change>,
+) -> Result<(Table, usize), BuildError> {
+    let base = table.fold()?;
+    drop(table);
+    let mut table = Table::from_base(Arc::new(base));
+    let mut applied = 0;
+    while let Ok(change) = changes.try_recv() {
+        // Accepted once by the builder on the same state, it applies again, unless the
+        // builder's configuration changed since (a cluster added by a reload): then the
+        // builder replays this change and the rest itself.
+        if apply(&mut table, config, &change).is_err() {
+            break;
+        }
+        applied += 1;
+    }
+    Ok((table, applied))
+}
+
 /// Hands the allocator's free memory back to the kernel (glibc keeps what a replay or a
 /// fold freed, hundreds of megabytes at 1M apps, otherwise).
 fn release_free_memory() {
@@ -75,6 +108,20 @@ fn release_free_memory() {
     // SAFETY: malloc_trim has no preconditions; it only releases free heap memory.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// How full the overlay's log may get before a fold starts (see `Overlay::fill`).
+const FOLD_AT_FILL: f64 = 0.5;
+
+/// A builder step slower than this is logged: changes wait for it.
+const SLOW_STEP: Duration = Duration::from_millis(50);
+
+/// Logs a builder step that took longer than `SLOW_STEP`.
+fn slow_step(what: &str, started: Instant) {
+    let took = started.elapsed();
+    if took > SLOW_STEP {
+        tracing::warn!(ms = took.as_millis() as u64, "builder: {what} took long");
     }
 }
 
@@ -311,6 +358,7 @@ impl Builder {
             rejected: 0,
             fold: None,
             since_fold: Vec::new(),
+            fold_feed: None,
             fold_min: 100_000,
             dirty: false,
             last_checkpoint: Instant::now(),
@@ -407,6 +455,9 @@ impl Builder {
                 Ok(()) => {
                     applied += 1;
                     if self.fold.is_some() {
+                        if let Some(feed) = &self.fold_feed {
+                            let _ = feed.send(change.change.clone());
+                        }
                         self.since_fold.push(change);
                     }
                 }
@@ -496,9 +547,15 @@ impl Builder {
     /// Folds and checkpoints as the running thread would (for tests and benchmarks that drive
     /// the builder by hand).
     pub fn maintain(&mut self) {
+        let started = Instant::now();
         self.drop_retired();
+        slow_step("dropping retired snapshots", started);
+        let started = Instant::now();
         self.manage_fold();
+        slow_step("starting or installing a fold", started);
+        let started = Instant::now();
         self.manage_checkpoint(false);
+        slow_step("starting a checkpoint", started);
     }
 
     /// Waits for a running fold to finish and installs it.
@@ -518,11 +575,13 @@ impl Builder {
                 return;
             }
             let f = self.fold.take().expect("checked above");
+            self.fold_feed = None;
             match f.join() {
-                Ok(Ok(base)) => {
-                    let mut table = Table::from_base(Arc::new(base));
-                    for change in std::mem::take(&mut self.since_fold) {
-                        // These were accepted once on the same state: they apply again.
+                Ok(Ok((mut table, applied))) => {
+                    // The changes that reached the builder after the fold thread's last look
+                    // (a batch or two); they were accepted once on the same state and apply
+                    // again.
+                    for change in self.since_fold.drain(..).skip(applied) {
                         let _ = apply(&mut table, &self.config, &change.change);
                     }
                     self.table = table;
@@ -535,13 +594,21 @@ impl Builder {
             self.since_fold.clear();
             return;
         }
-        if self.table.overlay().len() > self.fold_threshold() {
-            let table = self.table.clone();
+        // A fold also when the overlay's log is half full, long before it would have to be
+        // copied larger in the middle of a batch (changes that keep moving the same apps
+        // fill the log without adding ids).
+        let overlay = self.table.overlay();
+        if overlay.len() > self.fold_threshold() || overlay.fill() > FOLD_AT_FILL {
+            let (table, config) = (self.table.clone(), self.config.clone());
+            let (feed, changes) = crossbeam_channel::unbounded::<Change>();
             match std::thread::Builder::new()
                 .name("fold".into())
-                .spawn(move || table.fold())
+                .spawn(move || fold_and_catch_up(table, &config, &changes))
             {
-                Ok(h) => self.fold = Some(h),
+                Ok(h) => {
+                    self.fold = Some(h);
+                    self.fold_feed = Some(feed);
+                }
                 Err(e) => tracing::error!("cannot start a fold: {e}"),
             }
         }
@@ -662,6 +729,7 @@ impl Builder {
             self.table = Table::from_base(Arc::new(b.finish()));
             // A running fold is of the old numbering: let it go.
             self.fold = None;
+            self.fold_feed = None;
             self.since_fold.clear();
             self.dirty = true;
         }
@@ -719,7 +787,10 @@ impl Builder {
                     while let Ok((config, reply)) = reload_rx.try_recv() {
                         let _ = reply.send(self.reload(config));
                     }
-                    match self.poll_once(interval) {
+                    let started = Instant::now();
+                    let polled = self.poll_once(interval);
+                    slow_step("reading and applying changes", started);
+                    match polled {
                         Ok(n) if matches!(self.source, Source::Journal(_)) => {
                             if n > 0 {
                                 // Busy: let the next batch gather for a poll interval.
@@ -743,5 +814,61 @@ impl Builder {
             thread: Some(thread),
             reload: reload_tx,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::check_label;
+    use crate::synth;
+
+    fn upsert(id: &str, cluster: &str) -> Change {
+        Change::Upsert {
+            id: check_label(id).unwrap(),
+            user: check_label("someone").unwrap(),
+            slug: check_label(id).unwrap(),
+            cluster: check_label(cluster).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_fold_catches_up_with_the_changes_sent_to_it_and_stops_at_one_that_fails() {
+        let config = Config::parse(
+            std::path::Path::new("clusterns.toml"),
+            &synth::config_toml(2, "journal.log"),
+        )
+        .unwrap();
+        let mut table = Table::build(&synth::apps(100, 2, 1)).unwrap();
+        apply(
+            &mut table,
+            &config,
+            &upsert("first", &synth::cluster_name(0)),
+        )
+        .unwrap();
+        let (feed, changes) = crossbeam_channel::unbounded();
+        for c in [
+            upsert("second", &synth::cluster_name(1)),
+            upsert("first", &synth::cluster_name(1)),
+            // Not a cluster of this configuration (one a reload would have added).
+            upsert("third", "elsewhere"),
+            upsert("fourth", &synth::cluster_name(0)),
+        ] {
+            feed.send(c).unwrap();
+        }
+        let (folded, applied) = fold_and_catch_up(table.clone(), &config, &changes).unwrap();
+        assert_eq!(applied, 2, "stops at the change it cannot apply");
+        assert_eq!(
+            folded.overlay().len(),
+            2,
+            "the base holds the folded overlay"
+        );
+        assert_eq!(folded.len(), 102);
+        assert_eq!(folded.get("first").map(|a| a.2), Some(1));
+        assert_eq!(folded.get("second").map(|a| a.2), Some(1));
+        assert_eq!(folded.get("third"), None);
+        assert_eq!(folded.get("fourth"), None);
+        // The rest stays queued for the builder, which replays it from `since_fold`.
+        assert_eq!(changes.len(), 1);
     }
 }

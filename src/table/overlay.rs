@@ -134,6 +134,13 @@ impl Overlay {
         self.ids
     }
 
+    /// How full the log under this overlay is (0 to 1). Changes that keep hitting the same
+    /// apps add versions but no ids, so this, not `len`, says when the log runs out of room;
+    /// a full log is copied larger by the next change, which stalls the builder.
+    pub fn fill(&self) -> f64 {
+        self.log.fill()
+    }
+
     /// The version of `key` in `map` that this copy sees, when the filter lets it be there.
     #[inline]
     fn find(&self, map: usize, key: &[u8], hash: u64) -> Option<u32> {

@@ -178,6 +178,24 @@ impl Log {
         self.entries.len() / ENTRY_WORDS
     }
 
+    /// How full the log is, from 0 to 1: the largest share used of its versions, its words
+    /// and any map's keys (a put that finds one of them exhausted fails with `Full`).
+    pub fn fill(&self) -> f64 {
+        let share = |used: usize, cap: usize| used as f64 / cap.max(1) as f64;
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| k.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        share(self.len() as usize, self.capacity())
+            .max(share(
+                self.used_words.load(Ordering::Relaxed),
+                self.words.len(),
+            ))
+            .max(share(keys, self.key_capacity()))
+    }
+
     /// Keys a map can hold before the log must be rebuilt larger.
     pub fn key_capacity(&self) -> usize {
         (self.mask + 1) * 5 / 8
@@ -465,6 +483,40 @@ mod tests {
         let new = log.put(map, key, hash_key(key), *h, val).unwrap();
         *h += 1;
         new
+    }
+
+    #[test]
+    fn fill_is_the_fullest_of_versions_and_keys() {
+        let log = Log::with_capacity(16, 64);
+        let mut h = 0;
+        assert_eq!(log.fill(), 0.0);
+        // One key changed 32 times: half the versions, one key.
+        for i in 0..32u16 {
+            put(
+                &log,
+                &mut h,
+                IDS,
+                b"k",
+                Val::Rec {
+                    cluster: i % 8,
+                    aux: b"a",
+                },
+            );
+        }
+        assert!((log.fill() - 0.5).abs() < 1e-9, "{}", log.fill());
+        // Every key a map can hold, in a log with room for many more versions: the keys are
+        // what is full.
+        let log = Log::with_capacity(16, 4096);
+        let mut h = 0;
+        let cap = log.key_capacity();
+        for i in 0..cap {
+            let key = format!("key{i}");
+            put(&log, &mut h, NAMES, key.as_bytes(), Val::Gone);
+        }
+        assert!((log.fill() - 1.0).abs() < 1e-9, "{}", log.fill());
+        assert!(log
+            .put(NAMES, b"one more", hash_key(b"one more"), h, Val::Gone)
+            .is_err());
     }
 
     #[test]
