@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, SourceConfig};
-use crate::feed::change::{Change, Sequenced};
+use crate::feed::change::Change;
 use crate::feed::checkpoint::{self, Position};
 use crate::feed::journal::{JournalReader, LineError, ReadBatch};
 use crate::feed::postgres::PgSource;
@@ -54,14 +54,8 @@ pub struct Builder {
     generation: u64,
     last_seq: u64,
     rejected: u64,
-    /// A fold running in the background: it returns the new table and how many of the
-    /// changes sent to it on `fold_feed` it applied on top.
-    fold: Option<JoinHandle<Result<(Table, usize), BuildError>>>,
-    /// The changes applied since the running fold started, in order; each is also sent to
-    /// the fold thread, which applies what it has received once its base is built, so that
-    /// installing the fold leaves only the last few to the builder.
-    since_fold: Vec<Sequenced>,
-    fold_feed: Option<crossbeam_channel::Sender<Change>>,
+    /// A fold running in the background.
+    fold: Option<RunningFold>,
     /// The smallest overlay that triggers a fold.
     fold_min: usize,
     dirty: bool,
@@ -74,31 +68,39 @@ pub struct Builder {
     retired: std::collections::VecDeque<(Instant, Arc<Snapshot>)>,
 }
 
+/// A fold in the background, and the changes the builder applied since it started: each is
+/// sent on `feed`; the fold thread applies what it finds waiting once its base is built, and
+/// the builder, installing the fold, applies what is still waiting (on `left`, the same
+/// channel) after the change the fold thread stopped at, if any.
+struct RunningFold {
+    thread: JoinHandle<Result<(Table, Option<Change>), BuildError>>,
+    feed: crossbeam_channel::Sender<Change>,
+    left: crossbeam_channel::Receiver<Change>,
+}
+
 /// The fold thread: folds `table`'s overlay into a new base, then applies on top of it the
 /// changes the builder has applied since (sent on `changes`) until none is waiting (or one
 /// fails to apply under the configuration the fold started with). Building
 /// the new table's overlay (page faults in fresh maps included) happens here, not on the
-/// builder, which only replays what arrives after. Returns the table and how many changes it
-/// applied.
+/// builder, which only replays what arrives after. Returns the table and the change it
+/// stopped at, if one failed.
 fn fold_and_catch_up(
     table: Table,
     config: &Config,
     changes: &crossbeam_channel::Receiver<Change>,
-) -> Result<(Table, usize), BuildError> {
+) -> Result<(Table, Option<Change>), BuildError> {
     let base = table.fold()?;
     drop(table);
     let mut table = Table::from_base(Arc::new(base));
-    let mut applied = 0;
     while let Ok(change) = changes.try_recv() {
         // Accepted once by the builder on the same state, it applies again, unless the
         // builder's configuration changed since (a cluster added by a reload): then the
-        // builder replays this change and the rest itself.
+        // builder applies this change and the rest itself.
         if apply(&mut table, config, &change).is_err() {
-            break;
+            return Ok((table, Some(change)));
         }
-        applied += 1;
     }
-    Ok((table, applied))
+    Ok((table, None))
 }
 
 /// Hands the allocator's free memory back to the kernel (glibc keeps what a replay or a
@@ -357,8 +359,6 @@ impl Builder {
             last_seq: position.last_seq,
             rejected: 0,
             fold: None,
-            since_fold: Vec::new(),
-            fold_feed: None,
             fold_min: 100_000,
             dirty: false,
             last_checkpoint: Instant::now(),
@@ -454,11 +454,8 @@ impl Builder {
             match apply(&mut self.table, &self.config, &change.change) {
                 Ok(()) => {
                     applied += 1;
-                    if self.fold.is_some() {
-                        if let Some(feed) = &self.fold_feed {
-                            let _ = feed.send(change.change.clone());
-                        }
-                        self.since_fold.push(change);
+                    if let Some(fold) = &self.fold {
+                        let _ = fold.feed.send(change.change);
                     }
                 }
                 Err(message) => {
@@ -561,7 +558,7 @@ impl Builder {
     /// Waits for a running fold to finish and installs it.
     pub fn finish_fold(&mut self) {
         if let Some(f) = &self.fold {
-            while !f.is_finished() {
+            while !f.thread.is_finished() {
                 std::thread::sleep(Duration::from_millis(1));
             }
             self.manage_fold();
@@ -571,18 +568,17 @@ impl Builder {
     /// Starts a fold when the overlay is large; installs a finished one.
     fn manage_fold(&mut self) {
         if let Some(f) = &self.fold {
-            if !f.is_finished() {
+            if !f.thread.is_finished() {
                 return;
             }
             let f = self.fold.take().expect("checked above");
-            self.fold_feed = None;
-            match f.join() {
-                Ok(Ok((mut table, applied))) => {
+            match f.thread.join() {
+                Ok(Ok((mut table, stopped_at))) => {
                     // The changes that reached the builder after the fold thread's last look
                     // (a batch or two); they were accepted once on the same state and apply
                     // again.
-                    for change in self.since_fold.drain(..).skip(applied) {
-                        let _ = apply(&mut table, &self.config, &change.change);
+                    for change in stopped_at.into_iter().chain(f.left.try_iter()) {
+                        let _ = apply(&mut table, &self.config, &change);
                     }
                     self.table = table;
                     self.publish();
@@ -591,7 +587,6 @@ impl Builder {
                 Ok(Err(e)) => tracing::error!("folding the table failed: {e}"),
                 Err(_) => tracing::error!("the fold thread panicked"),
             }
-            self.since_fold.clear();
             return;
         }
         // A fold also when the overlay's log is half full, long before it would have to be
@@ -600,15 +595,13 @@ impl Builder {
         let overlay = self.table.overlay();
         if overlay.len() > self.fold_threshold() || overlay.fill() > FOLD_AT_FILL {
             let (table, config) = (self.table.clone(), self.config.clone());
-            let (feed, changes) = crossbeam_channel::unbounded::<Change>();
+            let (feed, left) = crossbeam_channel::unbounded::<Change>();
+            let changes = left.clone();
             match std::thread::Builder::new()
                 .name("fold".into())
                 .spawn(move || fold_and_catch_up(table, &config, &changes))
             {
-                Ok(h) => {
-                    self.fold = Some(h);
-                    self.fold_feed = Some(feed);
-                }
+                Ok(thread) => self.fold = Some(RunningFold { thread, feed, left }),
                 Err(e) => tracing::error!("cannot start a fold: {e}"),
             }
         }
@@ -729,8 +722,6 @@ impl Builder {
             self.table = Table::from_base(Arc::new(b.finish()));
             // A running fold is of the old numbering: let it go.
             self.fold = None;
-            self.fold_feed = None;
-            self.since_fold.clear();
             self.dirty = true;
         }
         self.served = Arc::new(Served::from_config(&config));
@@ -856,8 +847,12 @@ mod tests {
         ] {
             feed.send(c).unwrap();
         }
-        let (folded, applied) = fold_and_catch_up(table.clone(), &config, &changes).unwrap();
-        assert_eq!(applied, 2, "stops at the change it cannot apply");
+        let (folded, stopped_at) = fold_and_catch_up(table.clone(), &config, &changes).unwrap();
+        assert_eq!(
+            stopped_at,
+            Some(upsert("third", "elsewhere")),
+            "stops at the change it cannot apply"
+        );
         assert_eq!(
             folded.overlay().len(),
             2,
@@ -868,7 +863,7 @@ mod tests {
         assert_eq!(folded.get("second").map(|a| a.2), Some(1));
         assert_eq!(folded.get("third"), None);
         assert_eq!(folded.get("fourth"), None);
-        // The rest stays queued for the builder, which replays it from `since_fold`.
+        // The rest stays queued for the builder, which applies it when it installs the fold.
         assert_eq!(changes.len(), 1);
     }
 }
