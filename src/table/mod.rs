@@ -323,7 +323,7 @@ impl Table {
         let order = self.overlay.versions_in_log_order(IDS);
         let hashes: Vec<u64> = order
             .iter()
-            .map(|&e| hash_key(&self.overlay.version(IDS, e).0))
+            .map(|&e| hash_key(&self.overlay.version_key(e)))
             .collect();
         for (i, &e) in order.iter().enumerate() {
             if let Some(&h) = hashes.get(i + 2 * AHEAD) {

@@ -309,4 +309,9 @@ impl Overlay {
     pub fn version(&self, map: usize, e: u32) -> (Bytes, Owned) {
         self.log.copy_of(map, e)
     }
+
+    /// Version `e`'s key alone (what [`Overlay::version`] returns first, without the value).
+    pub fn version_key(&self, e: u32) -> Bytes {
+        self.log.key(e)
+    }
 }
