@@ -612,6 +612,14 @@ fn run(n: usize, secs: u64) -> Row {
     // every CPU answers from the table being folded (as in the server, where the fold thread
     // floats among the query threads): its duration, and the query threads' q/s while it
     // runs against the q/s in the second before and after it.
+    // The queries every query thread sends, round robin.
+    let packets: Arc<Vec<Vec<u8>>> = Arc::new(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, nm)| packet(nm, i as u16))
+            .collect(),
+    );
     let fold_at = (n / 10).max(100_000).min(n);
     let fold = {
         let mut t = table.clone();
@@ -636,16 +644,9 @@ fn run(n: usize, secs: u64) -> Row {
             Arc::new(t.clone()),
             0,
         ));
-        let fold_packets: Arc<Vec<Vec<u8>>> = Arc::new(
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, nm)| packet(nm, i as u16))
-                .collect(),
-        );
         unpin_feed_side();
         let all_cpus: Vec<usize> = (0..cpus()).collect();
-        let queries = Queries::start(&fold_shared, &fold_packets, &all_cpus);
+        let queries = Queries::start(&fold_shared, &packets, &all_cpus);
         std::thread::sleep(Duration::from_millis(300));
         let rate = |a: (u64, Instant), b: (u64, Instant)| {
             (b.0 - a.0) as f64 / b.1.duration_since(a.1).as_secs_f64()
@@ -691,14 +692,6 @@ fn run(n: usize, secs: u64) -> Row {
     assert_eq!(builder.table().len(), n);
     let shared = builder.shared();
     let handle = builder.spawn().unwrap();
-
-    let packets: Arc<Vec<Vec<u8>>> = Arc::new(
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, nm)| packet(nm, i as u16))
-            .collect(),
-    );
 
     // Phase 1: queries, no changes.
     let queries = Queries::start(&shared, &packets, &[0]);
