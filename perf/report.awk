@@ -1,5 +1,6 @@
 # perf/report.awk: turns perf/out/mem.tsv and perf/out/runs.tsv (written by perf/run.sh)
-# into the markdown section appended to perf/RESULTS.md. Portable awk (Debian's mawk).
+# into the markdown section appended to perf/RESULTS.md. Portable awk (Debian's mawk); needs
+# perf/stats.awk loaded first (awk -f perf/stats.awk -f perf/report.awk).
 #
 # mem.tsv:  server ready_s vmrss_kib pss_kib processes threads affinity_ok autogroup
 # runs.tsv: server kind round qps sent completed lost runtime avg_ms p99_ms max_ms resp_bytes
@@ -8,32 +9,6 @@
 
 BEGIN { FS = "\t"; nsrv = 0 }
 
-function label(s) {
-    if (s == "nsd") return "NSD"
-    if (s == "knot") return "Knot"
-    return s
-}
-
-function median(key,    i, j, t, m, a) {
-    m = cnt[key]
-    if (m == 0) return "NA"
-    for (i = 1; i <= m; i++) a[i] = val[key, i]
-    for (i = 2; i <= m; i++) {
-        t = a[i]
-        for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]
-        a[j + 1] = t
-    }
-    if (m % 2) return a[(m + 1) / 2]
-    return (a[m / 2] + a[m / 2 + 1]) / 2
-}
-
-function add(key, v) {
-    if (v == "NA") return
-    cnt[key]++
-    val[key, cnt[key]] = v
-}
-
-function f(v, fmt) { return v == "NA" || v == "" ? "n/a" : sprintf(fmt, v) }
 function ratio(a, b, fmt) { return (a == "NA" || b == "NA" || b + 0 == 0) ? "n/a" : sprintf(fmt, a / b) }
 function join(a, b) { return a == "" ? b : a "; " b }
 

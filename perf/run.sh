@@ -675,7 +675,7 @@ Columns:
 EOF
 fi
 
-awk -v hz="$HZ" -v rate="$RATE" -f perf/report.awk \
+awk -v hz="$HZ" -v rate="$RATE" -f perf/stats.awk -f perf/report.awk \
     -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v commit="$COMMIT$DIRTY" -v mode="$MODE" \
     -v n="$N" -v secs="$SECS" -v rounds="$ROUNDS" -v clients="$CLIENTS" -v dthreads="$DNSPERF_THREADS" -v outstanding="$OUTSTANDING" \
     -v nthreads="$THREADS" -v scpu="$SERVER_CPU" -v ccpu="$CLIENT_CPU" -v coalesce="$FLOOR_COALESCE" \

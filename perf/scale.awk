@@ -1,30 +1,10 @@
 # perf/scale.awk: the scaling table perf/scale.sh appends to perf/RESULTS.md, from the
 # runs.tsv that perf/run.sh wrote for each thread count (given as `t=N file` pairs; the
-# columns are listed at the top of perf/report.awk). Portable awk (Debian's mawk).
+# columns are listed at the top of perf/report.awk). Portable awk (Debian's mawk); needs
+# perf/stats.awk loaded first.
 
 BEGIN { FS = "\t"; nt = 0; ns = 0 }
 
-function label(s) {
-    if (s == "nsd") return "NSD"
-    if (s == "knot") return "Knot"
-    return s
-}
-
-function median(key,    i, j, x, m, a) {
-    m = cnt[key]
-    if (m == 0) return "NA"
-    for (i = 1; i <= m; i++) a[i] = val[key, i]
-    for (i = 2; i <= m; i++) {
-        x = a[i]
-        for (j = i - 1; j >= 1 && a[j] + 0 > x + 0; j--) a[j + 1] = a[j]
-        a[j + 1] = x
-    }
-    if (m % 2) return a[(m + 1) / 2]
-    return (a[m / 2] + a[m / 2 + 1]) / 2
-}
-
-function add(key, v) { cnt[key]++; val[key, cnt[key]] = v }
-function f(v, fmt) { return v == "NA" || v == "" ? "n/a" : sprintf(fmt, v) }
 function ratio(a, b) { return (a == "NA" || b == "NA" || b + 0 == 0) ? "NA" : a / b }
 
 FNR == 1 { ts[++nt] = t }

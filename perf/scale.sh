@@ -103,7 +103,7 @@ awk -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v commit="$COMMIT" -v n="$N" -v 
     -v scpu="$SERVER_CPUS" -v ccpu="$CLIENT_CPU" -v dthreads="$DNSPERF_THREADS" -v clients="$CLIENTS" \
     -v outstanding="$OUTSTANDING" -v secs="$SECS" -v rounds="$ROUNDS" -v shared="$SHARED" \
     -v hz="$(getconf CLK_TCK)" -v cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
-    -f perf/scale.awk "${args[@]}" >"$OUT/scale/report.md"
+    -f perf/stats.awk -f perf/scale.awk "${args[@]}" >"$OUT/scale/report.md"
 cat "$OUT/scale/report.md" >>"$RESULTS"
 cat "$OUT/scale/report.md"
 echo "[scale] appended to $RESULTS" >&2
