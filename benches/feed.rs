@@ -10,6 +10,7 @@
 //! server runs, the builder and writer floating among them (the capacity the server loses).
 //! `FEED_BENCH_PIN=0` pins nothing; `FEED_BENCH_CONTROL=<duty %>` replaces the changes by a
 //! busy loop of that duty, to show what any work on the feed side costs the queries.
+//! `FEED_BENCH_FOLDS=<n>` (default 3): folds measured under load, the median reported.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use clusterns::config::Config;
 use clusterns::feed::checkpoint::{self, Position};
+use clusterns::feed::fold::RunningFold;
 use clusterns::feed::Builder;
 use clusterns::synth;
 use clusterns::table::Table;
@@ -651,21 +653,40 @@ fn run(n: usize, secs: u64) -> Row {
         let rate = |a: (u64, Instant), b: (u64, Instant)| {
             (b.0 - a.0) as f64 / b.1.duration_since(a.1).as_secs_f64()
         };
-        let s0 = (queries.sample().0, Instant::now());
-        std::thread::sleep(Duration::from_secs(1));
-        let s1 = (queries.sample().0, Instant::now());
-        let folded = t.fold().unwrap();
-        let s2 = (queries.sample().0, Instant::now());
-        std::thread::sleep(Duration::from_secs(1));
-        let s3 = (queries.sample().0, Instant::now());
+        // `FEED_BENCH_FOLDS` folds (default 3), each as the builder runs one (on a thread of
+        // its own, at its priority); the median by cost is reported.
+        let rounds: usize = std::env::var("FEED_BENCH_FOLDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3)
+            .max(1);
+        let mut folds: Vec<Fold> = (0..rounds)
+            .map(|_| {
+                let s0 = (queries.sample().0, Instant::now());
+                std::thread::sleep(Duration::from_secs(1));
+                let s1 = (queries.sample().0, Instant::now());
+                let running = RunningFold::start(t.clone(), config.clone()).unwrap();
+                while !running.is_finished() {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                let s2 = (queries.sample().0, Instant::now());
+                let folded = running.finish(&config).unwrap();
+                assert_eq!(folded.len(), n);
+                assert!(folded.overlay().is_empty());
+                drop(folded);
+                std::thread::sleep(Duration::from_secs(1));
+                let s3 = (queries.sample().0, Instant::now());
+                Fold {
+                    secs: s2.1.duration_since(s1.1).as_secs_f64(),
+                    changes: fold_at,
+                    qps_ratio: rate(s1, s2) / ((rate(s0, s1) + rate(s2, s3)) / 2.0),
+                }
+            })
+            .collect();
         queries.stop();
         pin(1);
-        assert_eq!(folded.len(), n);
-        Fold {
-            secs: s2.1.duration_since(s1.1).as_secs_f64(),
-            changes: fold_at,
-            qps_ratio: rate(s1, s2) / ((rate(s0, s1) + rate(s2, s3)) / 2.0),
-        }
+        folds.sort_by(|a, b| a.amortized_loss(1.0).total_cmp(&b.amortized_loss(1.0)));
+        folds.swap_remove(rounds / 2)
     };
     let ckpt = dir.path().join("table.ckpt");
     let t = Instant::now();

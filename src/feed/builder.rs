@@ -1,6 +1,6 @@
 //! The builder thread: owns the table, applies changes from the feed in batches and publishes
 //! each batch as one new snapshot (never half a batch). When the overlay of recent changes
-//! grows, a background thread folds it into a new base while changes keep flowing; the
+//! grows, a background thread (`fold`) folds it into a new base while changes keep flowing; the
 //! changes applied meanwhile are replayed on top of the new base. Checkpoints are written from
 //! an O(1) copy of the table, on a timer and at shutdown.
 
@@ -11,14 +11,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, SourceConfig};
-use crate::feed::change::Change;
+use crate::feed::change::{Change, Sequenced};
 use crate::feed::checkpoint::{self, Position};
+use crate::feed::fold::RunningFold;
 use crate::feed::journal::{JournalReader, LineError, ReadBatch};
 use crate::feed::postgres::PgSource;
 use crate::feed::status::{now_ms, FeedStatus};
 use crate::feed::watch::Watch;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
-use crate::table::{Base, BuildError, Table};
+use crate::table::{Base, Lookup, Table};
 
 /// Where changes come from.
 enum Source {
@@ -44,6 +45,16 @@ pub fn apply(table: &mut Table, config: &Config, change: &Change) -> Result<(), 
     }
 }
 
+/// The table lookups that applying `change` starts with.
+fn lookups_of(change: &Sequenced) -> [Option<Lookup>; 2] {
+    match &change.change {
+        Change::Upsert { id, user, slug, .. } => {
+            Table::lookups_of_change(id.as_str(), Some((slug.as_str(), user.as_str())))
+        }
+        Change::Delete { id } => Table::lookups_of_change(id.as_str(), None),
+    }
+}
+
 /// Owns the table and the feed.
 pub struct Builder {
     config: Arc<Config>,
@@ -66,41 +77,6 @@ pub struct Builder {
     /// reader holds one (a receive batch) so that the builder, not a query worker, frees
     /// them (after a fold that is the whole old base).
     retired: std::collections::VecDeque<(Instant, Arc<Snapshot>)>,
-}
-
-/// A fold in the background, and the changes the builder applied since it started: each is
-/// sent on `feed`; the fold thread applies what it finds waiting once its base is built, and
-/// the builder, installing the fold, applies what is still waiting (on `left`, the same
-/// channel) after the change the fold thread stopped at, if any.
-struct RunningFold {
-    thread: JoinHandle<Result<(Table, Option<Change>), BuildError>>,
-    feed: crossbeam_channel::Sender<Change>,
-    left: crossbeam_channel::Receiver<Change>,
-}
-
-/// The fold thread: folds `table`'s overlay into a new base, then applies on top of it the
-/// changes the builder has applied since (sent on `changes`) until none is waiting (or one
-/// fails to apply under the configuration the fold started with). Building
-/// the new table's overlay (page faults in fresh maps included) happens here, not on the
-/// builder, which only replays what arrives after. Returns the table and the change it
-/// stopped at, if one failed.
-fn fold_and_catch_up(
-    table: Table,
-    config: &Config,
-    changes: &crossbeam_channel::Receiver<Change>,
-) -> Result<(Table, Option<Change>), BuildError> {
-    let base = table.fold()?;
-    drop(table);
-    let mut table = Table::from_base(Arc::new(base));
-    while let Ok(change) = changes.try_recv() {
-        // Accepted once by the builder on the same state, it applies again, unless the
-        // builder's configuration changed since (a cluster added by a reload): then the
-        // builder applies this change and the rest itself.
-        if apply(&mut table, config, &change).is_err() {
-            return Ok((table, Some(change)));
-        }
-    }
-    Ok((table, None))
 }
 
 /// Hands the allocator's free memory back to the kernel (glibc keeps what a replay or a
@@ -449,13 +425,23 @@ impl Builder {
             self.reject(e);
         }
         let mut applied = 0;
-        for change in batch.changes {
+        // The keys' slots and records are fetched a few changes ahead, so that a batch's
+        // lookups overlap their memory latency instead of paying it one after another.
+        const AHEAD: usize = 2;
+        let lookups: Vec<[Option<Lookup>; 2]> = batch.changes.iter().map(lookups_of).collect();
+        for (i, change) in batch.changes.into_iter().enumerate() {
+            for l in lookups.get(i + 2 * AHEAD).into_iter().flatten().flatten() {
+                self.table.prefetch_change_slot(l);
+            }
+            for l in lookups.get(i + AHEAD).into_iter().flatten().flatten() {
+                self.table.prefetch_change_record(l);
+            }
             self.last_seq = self.last_seq.max(change.seq);
             match apply(&mut self.table, &self.config, &change.change) {
                 Ok(()) => {
                     applied += 1;
                     if let Some(fold) = &self.fold {
-                        let _ = fold.feed.send(change.change);
+                        fold.send(change.change);
                     }
                 }
                 Err(message) => {
@@ -558,7 +544,7 @@ impl Builder {
     /// Waits for a running fold to finish and installs it.
     pub fn finish_fold(&mut self) {
         if let Some(f) = &self.fold {
-            while !f.thread.is_finished() {
+            while !f.is_finished() {
                 std::thread::sleep(Duration::from_millis(1));
             }
             self.manage_fold();
@@ -568,24 +554,17 @@ impl Builder {
     /// Starts a fold when the overlay is large; installs a finished one.
     fn manage_fold(&mut self) {
         if let Some(f) = &self.fold {
-            if !f.thread.is_finished() {
+            if !f.is_finished() {
                 return;
             }
             let f = self.fold.take().expect("checked above");
-            match f.thread.join() {
-                Ok(Ok((mut table, stopped_at))) => {
-                    // The changes that reached the builder after the fold thread's last look
-                    // (a batch or two); they were accepted once on the same state and apply
-                    // again.
-                    for change in stopped_at.into_iter().chain(f.left.try_iter()) {
-                        let _ = apply(&mut table, &self.config, &change);
-                    }
+            match f.finish(&self.config) {
+                Ok(table) => {
                     self.table = table;
                     self.publish();
                     tracing::debug!(apps = self.table.len(), "overlay folded into a new base");
                 }
-                Ok(Err(e)) => tracing::error!("folding the table failed: {e}"),
-                Err(_) => tracing::error!("the fold thread panicked"),
+                Err(e) => tracing::error!("{e}"),
             }
             return;
         }
@@ -594,14 +573,8 @@ impl Builder {
         // fill the log without adding ids).
         let overlay = self.table.overlay();
         if overlay.len() > self.fold_threshold() || overlay.fill() > FOLD_AT_FILL {
-            let (table, config) = (self.table.clone(), self.config.clone());
-            let (feed, left) = crossbeam_channel::unbounded::<Change>();
-            let changes = left.clone();
-            match std::thread::Builder::new()
-                .name("fold".into())
-                .spawn(move || fold_and_catch_up(table, &config, &changes))
-            {
-                Ok(thread) => self.fold = Some(RunningFold { thread, feed, left }),
+            match RunningFold::start(self.table.clone(), self.config.clone()) {
+                Ok(f) => self.fold = Some(f),
                 Err(e) => tracing::error!("cannot start a fold: {e}"),
             }
         }
@@ -805,65 +778,5 @@ impl Builder {
             thread: Some(thread),
             reload: reload_tx,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::name::check_label;
-    use crate::synth;
-
-    fn upsert(id: &str, cluster: &str) -> Change {
-        Change::Upsert {
-            id: check_label(id).unwrap(),
-            user: check_label("someone").unwrap(),
-            slug: check_label(id).unwrap(),
-            cluster: check_label(cluster).unwrap(),
-        }
-    }
-
-    #[test]
-    fn a_fold_catches_up_with_the_changes_sent_to_it_and_stops_at_one_that_fails() {
-        let config = Config::parse(
-            std::path::Path::new("clusterns.toml"),
-            &synth::config_toml(2, "journal.log"),
-        )
-        .unwrap();
-        let mut table = Table::build(&synth::apps(100, 2, 1)).unwrap();
-        apply(
-            &mut table,
-            &config,
-            &upsert("first", &synth::cluster_name(0)),
-        )
-        .unwrap();
-        let (feed, changes) = crossbeam_channel::unbounded();
-        for c in [
-            upsert("second", &synth::cluster_name(1)),
-            upsert("first", &synth::cluster_name(1)),
-            // Not a cluster of this configuration (one a reload would have added).
-            upsert("third", "elsewhere"),
-            upsert("fourth", &synth::cluster_name(0)),
-        ] {
-            feed.send(c).unwrap();
-        }
-        let (folded, stopped_at) = fold_and_catch_up(table.clone(), &config, &changes).unwrap();
-        assert_eq!(
-            stopped_at,
-            Some(upsert("third", "elsewhere")),
-            "stops at the change it cannot apply"
-        );
-        assert_eq!(
-            folded.overlay().len(),
-            2,
-            "the base holds the folded overlay"
-        );
-        assert_eq!(folded.len(), 102);
-        assert_eq!(folded.get("first").map(|a| a.2), Some(1));
-        assert_eq!(folded.get("second").map(|a| a.2), Some(1));
-        assert_eq!(folded.get("third"), None);
-        assert_eq!(folded.get("fourth"), None);
-        // The rest stays queued for the builder, which applies it when it installs the fold.
-        assert_eq!(changes.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 pub mod builder;
 pub mod change;
 pub mod checkpoint;
+pub mod fold;
 pub mod journal;
 pub mod postgres;
 pub mod status;

@@ -46,6 +46,14 @@ pub enum One {
     Missing,
 }
 
+/// The overlay map that holds the keys of a base index.
+fn overlay_map(which: Which) -> usize {
+    match which {
+        Which::Ids => IDS,
+        Which::Names => NAMES,
+    }
+}
+
 /// The table of apps: base plus overlay.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
@@ -151,6 +159,53 @@ impl Table {
     #[inline]
     pub fn prefetch_record(&self, l: &Lookup) {
         self.base.prefetch_record(l.which, l.hash);
+    }
+
+    /// The lookups a change to app `id` starts with: of its id, and for an upsert of its
+    /// name `slug.user` (texts as the journal gives them; `None` for what cannot be a key).
+    /// For the builder, to prefetch a batch's slots before applying it.
+    pub fn lookups_of_change(id: &str, name: Option<(&str, &str)>) -> [Option<Lookup>; 2] {
+        let mut wire = [0u8; 64];
+        let mut buf = [0u8; UUID_KEY_LEN];
+        let id = (id.len() < wire.len()).then(|| {
+            wire[0] = id.len() as u8;
+            wire[1..=id.len()].copy_from_slice(id.as_bytes());
+            Lookup {
+                which: Which::Ids,
+                hash: hash_key(id_key(&wire[..=id.len()], &mut buf)),
+            }
+        });
+        let name = name
+            .filter(|(slug, user)| slug.len() < 64 && user.len() < 64)
+            .map(|(slug, user)| {
+                let mut key = [0u8; 128];
+                key[0] = slug.len() as u8;
+                key[1..=slug.len()].copy_from_slice(slug.as_bytes());
+                let u = slug.len() + 1;
+                key[u] = user.len() as u8;
+                key[u + 1..=u + user.len()].copy_from_slice(user.as_bytes());
+                Lookup {
+                    which: Which::Names,
+                    hash: hash_key(&key[..=u + user.len()]),
+                }
+            });
+        [id, name]
+    }
+
+    /// Prefetches what a change's lookup reads first: the base slot, the overlay's filter
+    /// word and its slot (the builder's first stage; a hint only).
+    #[inline]
+    pub fn prefetch_change_slot(&self, l: &Lookup) {
+        self.base.prefetch_slot(l.which, l.hash);
+        self.overlay.prefetch_home(overlay_map(l.which), l.hash);
+    }
+
+    /// Prefetches what a change's lookup reads next: the base record and the overlay version
+    /// the slots point to (after `prefetch_change_slot`, once those are here).
+    #[inline]
+    pub fn prefetch_change_record(&self, l: &Lookup) {
+        self.base.prefetch_record(l.which, l.hash);
+        self.overlay.prefetch_head(overlay_map(l.which), l.hash);
     }
 
     /// The cluster of the app named by `key` (slug label then user label, lower-case).
@@ -380,6 +435,46 @@ mod tests {
 
     fn two(slug: &str, user: &str) -> Vec<u8> {
         name_key_of(slug, user)
+    }
+
+    #[test]
+    fn a_changes_lookups_hash_the_keys_the_change_looks_up() {
+        let uuid = "0f0e0d0c-0b0a-4908-8706-050403020100";
+        for id in ["r1", uuid, "0f0e0d0c-0b0a-4908-8706-05040302010g"] {
+            let [Some(by_id), Some(by_name)] = Table::lookups_of_change(id, Some(("game", "mark")))
+            else {
+                panic!("{id}: no lookups");
+            };
+            assert_eq!(by_id.which, Which::Ids);
+            assert_eq!(by_id.hash, hash_key(&id_key_of(id)), "{id}");
+            assert_eq!(by_name.which, Which::Names);
+            assert_eq!(by_name.hash, hash_key(&two("game", "mark")));
+            assert_eq!(Table::lookups_of_change(id, None)[1], None);
+        }
+        // The UUID is looked up in its compressed form.
+        assert_eq!(id_key_of(uuid).len(), UUID_KEY_LEN);
+        // Texts too long to be labels give no lookup (the change itself is refused).
+        let long = "a".repeat(64);
+        assert_eq!(
+            Table::lookups_of_change(&long, Some((&long, "u"))),
+            [None, None]
+        );
+    }
+
+    #[test]
+    fn prefetching_a_change_is_a_hint_on_any_table() {
+        let mut t = Table::default();
+        let [id, name] = Table::lookups_of_change("r1", Some(("game", "mark")));
+        for l in [id, name].into_iter().flatten() {
+            t.prefetch_change_slot(&l);
+            t.prefetch_change_record(&l);
+        }
+        t.upsert("r1", "mark", "game", 1).unwrap();
+        for l in [id, name].into_iter().flatten() {
+            t.prefetch_change_slot(&l);
+            t.prefetch_change_record(&l);
+        }
+        assert_eq!(t.lookup_two(&two("game", "mark")), Some(1));
     }
 
     #[test]

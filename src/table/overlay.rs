@@ -123,6 +123,25 @@ impl Overlay {
         }
     }
 
+    /// Prefetches the filter word and the home slot in `map` of `hash` (for the builder,
+    /// which then reads both for every change).
+    #[inline]
+    pub fn prefetch_home(&self, map: usize, hash: u64) {
+        if !self.is_empty() {
+            self.prefetch_filter(hash);
+            self.log.prefetch_home(map, hash);
+        }
+    }
+
+    /// Prefetches the newest version of the key with hash `hash` in `map`, if the filter
+    /// lets it be there (after `prefetch_home`, once the filter word and slot are here).
+    #[inline]
+    pub fn prefetch_head(&self, map: usize, hash: u64) {
+        if !self.is_empty() && self.may_hold(hash) {
+            self.log.prefetch_head(map, hash);
+        }
+    }
+
     /// Whether no change has been applied since the base.
     #[inline]
     pub fn is_empty(&self) -> bool {

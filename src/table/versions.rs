@@ -247,6 +247,31 @@ impl Log {
         }
     }
 
+    /// Asks the CPU to fetch the home slot of `hash` in `map` (a hint, for the builder).
+    #[inline]
+    pub fn prefetch_home(&self, map: usize, hash: u64) {
+        let slots = &self.slots[map];
+        if let Some(s) = slots.get(hash as usize & self.mask) {
+            super::base::prefetch(s as *const AtomicU64 as *const u8);
+        }
+    }
+
+    /// Asks the CPU to fetch the newest version the home slot of `hash` in `map` leads to,
+    /// when the slot's tag matches (after `prefetch_home`, once the slot is here).
+    #[inline]
+    pub fn prefetch_head(&self, map: usize, hash: u64) {
+        let Some(slot) = self.slots[map].get(hash as usize & self.mask) else {
+            return;
+        };
+        let s = slot.load(Ordering::Relaxed);
+        if s != 0 && s >> 32 == hash >> 32 {
+            let head = (s as u32 - 1) as usize;
+            if let Some(e) = self.entries.get(head * ENTRY_WORDS) {
+                super::base::prefetch(e as *const AtomicU64 as *const u8);
+            }
+        }
+    }
+
     /// The newest version at or below a chain's head that is older than `horizon`.
     #[inline]
     pub fn visible(&self, head: u32, horizon: u32) -> Option<u32> {
