@@ -317,25 +317,45 @@ struct Row {
     qps_overlay: f64,
     overlay_len: usize,
     apply_us: f64,
-    fold: Fold,
+    /// A fold of `fold_changes` changes, and a checkpoint, each under query load.
+    fold: Background,
+    fold_changes: usize,
+    ckpt_load: Background,
+    ckpt_interval_s: f64,
 }
 
-/// A fold measured under query load on every CPU.
-struct Fold {
-    /// Its duration, and the overlay it folded.
+/// Background work (a fold, a checkpoint) measured under query load on every CPU.
+struct Background {
+    /// Its duration.
     secs: f64,
-    changes: usize,
     /// The query threads' q/s while it ran over their q/s in the second before and after.
     qps_ratio: f64,
 }
 
-impl Fold {
-    /// The share of the query threads' capacity that folding costs over time when changes
-    /// arrive at `changes_per_s`: the q/s lost while a fold runs, times the share of time
-    /// folds run (one fold per `changes` changes).
-    fn amortized_loss(&self, changes_per_s: f64) -> f64 {
-        let period_s = self.changes as f64 / changes_per_s.max(1.0);
-        (1.0 - self.qps_ratio).max(0.0) * (self.secs / period_s).min(1.0)
+impl Background {
+    /// The share of the query threads' capacity it costs over time when it runs once every
+    /// `period_s`: the q/s lost while it runs, times the share of time it runs.
+    fn amortized_loss(&self, period_s: f64) -> f64 {
+        (1.0 - self.qps_ratio).max(0.0) * (self.secs / period_s.max(1e-9)).min(1.0)
+    }
+}
+
+/// Runs `work` (which returns once the background work is done) while `queries` answer, and
+/// compares their q/s meanwhile with the second before and the second after.
+fn under_load(queries: &Queries, work: impl FnOnce()) -> Background {
+    let rate = |a: (u64, Instant), b: (u64, Instant)| {
+        (b.0 - a.0) as f64 / b.1.duration_since(a.1).as_secs_f64()
+    };
+    let s0 = (queries.sample().0, Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let s1 = (queries.sample().0, Instant::now());
+    work();
+    let s2 = (queries.sample().0, Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let s3 = (queries.sample().0, Instant::now());
+    Background {
+        secs: s2.1.duration_since(s1.1).as_secs_f64(),
+        qps_ratio: rate(s1, s2) / ((rate(s0, s1) + rate(s2, s3)) / 2.0),
     }
 }
 
@@ -613,7 +633,9 @@ fn run(n: usize, secs: u64) -> Row {
     // the apps (at least 100,000) moved, folded into a new base, while a query thread on
     // every CPU answers from the table being folded (as in the server, where the fold thread
     // floats among the query threads): its duration, and the query threads' q/s while it
-    // runs against the q/s in the second before and after it.
+    // runs against the q/s in the second before and after it. Then, the same way, what
+    // writing a checkpoint of that table costs (the builder has one written every
+    // `checkpoint_interval_secs` while changes arrive).
     // The queries every query thread sends, round robin.
     let packets: Arc<Vec<Vec<u8>>> = Arc::new(
         names
@@ -623,7 +645,7 @@ fn run(n: usize, secs: u64) -> Row {
             .collect(),
     );
     let fold_at = (n / 10).max(100_000).min(n);
-    let fold = {
+    let (fold, ckpt_load) = {
         let mut t = table.clone();
         let apps = synth::apps(n, 8, 7);
         for (i, a) in apps
@@ -650,9 +672,6 @@ fn run(n: usize, secs: u64) -> Row {
         let all_cpus: Vec<usize> = (0..cpus()).collect();
         let queries = Queries::start(&fold_shared, &packets, &all_cpus);
         std::thread::sleep(Duration::from_millis(300));
-        let rate = |a: (u64, Instant), b: (u64, Instant)| {
-            (b.0 - a.0) as f64 / b.1.duration_since(a.1).as_secs_f64()
-        };
         // `FEED_BENCH_FOLDS` folds (default 3), each as the builder runs one (on a thread of
         // its own, at its priority); the median by cost is reported.
         let rounds: usize = std::env::var("FEED_BENCH_FOLDS")
@@ -660,33 +679,39 @@ fn run(n: usize, secs: u64) -> Row {
             .and_then(|v| v.parse().ok())
             .unwrap_or(3)
             .max(1);
-        let mut folds: Vec<Fold> = (0..rounds)
+        let mut folds: Vec<Background> = (0..rounds)
             .map(|_| {
-                let s0 = (queries.sample().0, Instant::now());
-                std::thread::sleep(Duration::from_secs(1));
-                let s1 = (queries.sample().0, Instant::now());
-                let running = RunningFold::start(t.clone(), config.clone()).unwrap();
-                while !running.is_finished() {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                let s2 = (queries.sample().0, Instant::now());
-                let folded = running.finish(&config).unwrap();
-                assert_eq!(folded.len(), n);
-                assert!(folded.overlay().is_empty());
-                drop(folded);
-                std::thread::sleep(Duration::from_secs(1));
-                let s3 = (queries.sample().0, Instant::now());
-                Fold {
-                    secs: s2.1.duration_since(s1.1).as_secs_f64(),
-                    changes: fold_at,
-                    qps_ratio: rate(s1, s2) / ((rate(s0, s1) + rate(s2, s3)) / 2.0),
-                }
+                under_load(&queries, || {
+                    let running = RunningFold::start(t.clone(), config.clone()).unwrap();
+                    while !running.is_finished() {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    let folded = running.finish(&config).unwrap();
+                    assert_eq!(folded.len(), n);
+                    assert!(folded.overlay().is_empty());
+                })
             })
             .collect();
+        folds.sort_by(|a, b| a.amortized_loss(1.0).total_cmp(&b.amortized_loss(1.0)));
+        let fold = folds.swap_remove(rounds / 2);
+        // A checkpoint of the same table (overlay and all), written as the builder has one
+        // written: on a thread of its own.
+        let ckpt = dir.path().join("load.ckpt");
+        let clusters: Vec<String> = (0..8).map(synth::cluster_name).collect();
+        let ckpt_load = under_load(&queries, || {
+            let (t, ckpt) = (t.clone(), ckpt.clone());
+            std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || checkpoint::write(&ckpt, &t, Position::default(), &clusters))
+                .unwrap()
+                .join()
+                .unwrap()
+                .unwrap();
+        });
+        std::fs::remove_file(&ckpt).unwrap();
         queries.stop();
         pin(1);
-        folds.sort_by(|a, b| a.amortized_loss(1.0).total_cmp(&b.amortized_loss(1.0)));
-        folds.swap_remove(rounds / 2)
+        (fold, ckpt_load)
     };
     let ckpt = dir.path().join("table.ckpt");
     let t = Instant::now();
@@ -771,8 +796,22 @@ fn run(n: usize, secs: u64) -> Row {
         overlay_len,
         apply_us,
         fold,
+        fold_changes: fold_at,
+        ckpt_load,
+        ckpt_interval_s: config.feed.checkpoint_interval_secs as f64,
     }
 }
+/// The server's checkpoint interval with the configuration the bench runs.
+fn default_checkpoint_interval() -> u64 {
+    Config::parse(
+        std::path::Path::new("clusterns.toml"),
+        &synth::config_toml(8, "journal.log"),
+    )
+    .unwrap()
+    .feed
+    .checkpoint_interval_secs
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench` absent: keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -787,15 +826,20 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | q/s while folding | fold loss % (amortized) | {} query threads: ratio incl. folds | visible p50 us | p99 us | max us |", cpus(), cpus());
+    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | q/s while folding | fold loss % (amortized) | checkpoint s under load | q/s while writing it | checkpoint loss % (every {} s) | {} query threads: ratio incl. folds and checkpoints | visible p50 us | p99 us | max us |", cpus(), default_checkpoint_interval(), cpus());
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for n in sizes {
         let r = run(n, secs);
         let (one, all) = (&r.one, &r.all);
+        // One fold per `fold_changes` changes at the stream's rate; one checkpoint per interval.
+        let fold_loss = r
+            .fold
+            .amortized_loss(r.fold_changes as f64 / all.changes_per_s.max(1.0));
+        let ckpt_loss = r.ckpt_load.amortized_loss(r.ckpt_interval_s);
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {:.3} | {:.2} | {:.3} | {} | {} | {} |",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {:.3} | {:.2} | {:.2} | {:.3} | {:.2} | {:.3} | {} | {} | {} |",
             r.apps,
             r.build_s,
             r.heap_per_entry,
@@ -823,10 +867,13 @@ fn main() {
             one.changes_per_s,
             r.apply_us,
             r.fold.secs,
-            r.fold.secs * 1e6 / r.fold.changes as f64,
+            r.fold.secs * 1e6 / r.fold_changes as f64,
             r.fold.qps_ratio,
-            r.fold.amortized_loss(all.changes_per_s) * 100.0,
-            all.ratio_wall - r.fold.amortized_loss(all.changes_per_s),
+            fold_loss * 100.0,
+            r.ckpt_load.secs,
+            r.ckpt_load.qps_ratio,
+            ckpt_loss * 100.0,
+            all.ratio_wall - fold_loss - ckpt_loss,
             percentile(&one.lat, 0.5),
             percentile(&one.lat, 0.99),
             one.lat.last().copied().unwrap_or(0)
