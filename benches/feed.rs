@@ -322,6 +322,8 @@ struct Row {
     fold_changes: usize,
     ckpt_load: Background,
     ckpt_interval_s: f64,
+    /// Reading a checkpoint whose overlay is as large as it gets before a fold.
+    ckpt_overlay_load_s: f64,
 }
 
 /// Background work (a fold, a checkpoint) measured under query load on every CPU.
@@ -342,7 +344,7 @@ impl Background {
 
 /// Runs `work` (which returns once the background work is done) while `queries` answer, and
 /// compares their q/s meanwhile with the second before and the second after.
-fn under_load(queries: &Queries, work: impl FnOnce()) -> Background {
+fn under_load(what: &str, queries: &Queries, work: impl FnOnce()) -> Background {
     let rate = |a: (u64, Instant), b: (u64, Instant)| {
         (b.0 - a.0) as f64 / b.1.duration_since(a.1).as_secs_f64()
     };
@@ -353,10 +355,19 @@ fn under_load(queries: &Queries, work: impl FnOnce()) -> Background {
     let s2 = (queries.sample().0, Instant::now());
     std::thread::sleep(Duration::from_secs(1));
     let s3 = (queries.sample().0, Instant::now());
-    Background {
+    let b = Background {
         secs: s2.1.duration_since(s1.1).as_secs_f64(),
         qps_ratio: rate(s1, s2) / ((rate(s0, s1) + rate(s2, s3)) / 2.0),
-    }
+    };
+    eprintln!(
+        "{what}: {:.2} s under load; q/s {:.0} before, {:.0} during, {:.0} after (ratio {:.3})",
+        b.secs,
+        rate(s0, s1),
+        rate(s1, s2),
+        rate(s2, s3),
+        b.qps_ratio
+    );
+    b
 }
 
 /// What a stream of changes did to the query threads.
@@ -645,7 +656,7 @@ fn run(n: usize, secs: u64) -> Row {
             .collect(),
     );
     let fold_at = (n / 10).max(100_000).min(n);
-    let (fold, ckpt_load) = {
+    let (fold, ckpt_load, ckpt_overlay_load_s) = {
         let mut t = table.clone();
         let apps = synth::apps(n, 8, 7);
         for (i, a) in apps
@@ -681,7 +692,7 @@ fn run(n: usize, secs: u64) -> Row {
             .max(1);
         let mut folds: Vec<Background> = (0..rounds)
             .map(|_| {
-                under_load(&queries, || {
+                under_load("fold", &queries, || {
                     let running = RunningFold::start(t.clone(), config.clone()).unwrap();
                     while !running.is_finished() {
                         std::thread::sleep(Duration::from_micros(200));
@@ -698,20 +709,29 @@ fn run(n: usize, secs: u64) -> Row {
         // written: on a thread of its own.
         let ckpt = dir.path().join("load.ckpt");
         let clusters: Vec<String> = (0..8).map(synth::cluster_name).collect();
-        let ckpt_load = under_load(&queries, || {
+        let ckpt_load = under_load("checkpoint", &queries, || {
             let (t, ckpt) = (t.clone(), ckpt.clone());
             std::thread::Builder::new()
                 .name("checkpoint".into())
-                .spawn(move || checkpoint::write(&ckpt, &t, Position::default(), &clusters))
+                .spawn(move || {
+                    let cpu = own_cpu_s();
+                    checkpoint::write(&ckpt, &t, Position::default(), &clusters).unwrap();
+                    eprintln!("checkpoint thread: {:.2} CPU s", own_cpu_s() - cpu);
+                })
                 .unwrap()
                 .join()
-                .unwrap()
                 .unwrap();
         });
-        std::fs::remove_file(&ckpt).unwrap();
         queries.stop();
         pin(1);
-        (fold, ckpt_load)
+        // Start-up's main part from that checkpoint (a full overlay to load and check).
+        let started = Instant::now();
+        let loaded = checkpoint::read(&ckpt).unwrap();
+        let load_s = started.elapsed().as_secs_f64();
+        assert_eq!(loaded.table.len(), n);
+        drop(loaded);
+        std::fs::remove_file(&ckpt).unwrap();
+        (fold, ckpt_load, load_s)
     };
     let ckpt = dir.path().join("table.ckpt");
     let t = Instant::now();
@@ -799,6 +819,7 @@ fn run(n: usize, secs: u64) -> Row {
         fold_changes: fold_at,
         ckpt_load,
         ckpt_interval_s: config.feed.checkpoint_interval_secs as f64,
+        ckpt_overlay_load_s,
     }
 }
 /// The server's checkpoint interval with the configuration the bench runs.
@@ -817,6 +838,14 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // The builder's warnings (slow steps, rejected changes) on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLUSTERNS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let sizes: Vec<usize> = std::env::var("FEED_BENCH_SIZES")
         .unwrap_or_else(|_| "1000000,10000000".into())
         .split(',')
@@ -826,9 +855,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | q/s while folding | fold loss % (amortized) | checkpoint s under load | q/s while writing it | checkpoint loss % (every {} s) | {} query threads: ratio incl. folds and checkpoints | visible p50 us | p99 us | max us |", cpus(), default_checkpoint_interval(), cpus());
+    println!("| apps | build s | heap B/app | bench RSS B/app | server RSS B/app | ckpt write s | ckpt MB | start-up from ckpt s | reading a ckpt with a full overlay s | q/s idle | 1 query thread: q/s quiet | q/s changes | ratio | ratio per CPU-s | builder CPU % (quiet) | writer CPU % | {} query threads: q/s quiet | q/s changes | ratio | builder CPU % (quiet) | writer CPU % | q/s after (overlay) | overlay apps | changes/s | table us/change | fold s (per change folded us) | q/s while folding | fold loss % (amortized) | checkpoint s under load | q/s while writing it | checkpoint loss % (every {} s) | {} query threads: ratio incl. folds and checkpoints | visible p50 us | p99 us | max us |", cpus(), default_checkpoint_interval(), cpus());
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for n in sizes {
         let r = run(n, secs);
@@ -839,7 +868,7 @@ fn main() {
             .amortized_loss(r.fold_changes as f64 / all.changes_per_s.max(1.0));
         let ckpt_loss = r.ckpt_load.amortized_loss(r.ckpt_interval_s);
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {:.3} | {:.2} | {:.2} | {:.3} | {:.2} | {:.3} | {} | {} | {} |",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {:.0} | {:.3} | {:.1} ({:.1}) | {:.1} | {:.0} | {} | {:.0} | {:.1} | {:.2} ({:.1}) | {:.3} | {:.2} | {:.2} | {:.3} | {:.2} | {:.3} | {} | {} | {} |",
             r.apps,
             r.build_s,
             r.heap_per_entry,
@@ -848,6 +877,7 @@ fn main() {
             r.ckpt_write_s,
             r.ckpt_mb,
             r.startup_s,
+            r.ckpt_overlay_load_s,
             r.qps_idle,
             one.qps_quiet,
             one.qps_changes,

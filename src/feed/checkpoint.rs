@@ -210,8 +210,11 @@ pub fn write(
     }
     let o = table.overlay();
     for map in [IDS, NAMES, USERS] {
-        put_u64(&mut w, o.entries(map).count() as u64)?;
-        for (k, v) in o.entries(map) {
+        // In the order they were written: a walk forward through the log, where the slots'
+        // order jumps about it (a million cache misses at 10M apps).
+        let versions = o.versions_in_log_order(map);
+        put_u64(&mut w, versions.len() as u64)?;
+        for (k, v) in versions.iter().map(|&e| o.version(map, e)) {
             put_bytes(&mut w, &k)?;
             match v {
                 Owned::Rec(cluster, other) => {

@@ -398,7 +398,9 @@ impl Table {
         if b.garbage() * 8 > b.arena_len() {
             return Table::from_base(Arc::new(b)).rebuild();
         }
-        b.advise_huge_pages();
+        // No MADV_COLLAPSE here: the copy was advised for huge pages before it was written,
+        // and collapsing drains every CPU's page lists (work queued on each CPU, waited for),
+        // which stalled folds under query load for seconds.
         Ok(b)
     }
 

@@ -308,10 +308,11 @@ impl Overlay {
         Some((log, horizon))
     }
 
-    /// Every key of `map` this copy sees, with its value.
+    /// Every key of `map` this copy sees, with its value, in the order they were written
+    /// (see [`Overlay::versions_in_log_order`]: a checkpoint and its load read all of them).
     pub fn entries(&self, map: usize) -> impl Iterator<Item = (Bytes, Owned)> + '_ {
-        self.log
-            .visible_keys(map, self.horizon)
+        self.versions_in_log_order(map)
+            .into_iter()
             .map(move |e| self.log.copy_of(map, e))
     }
 
