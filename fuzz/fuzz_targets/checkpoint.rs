@@ -89,14 +89,14 @@ fn exercise(loaded: Loaded) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(loaded) = read_from(data) {
+    if let Ok(loaded) = read_from(data, data.len() as u64) {
         exercise(loaded);
     }
     if data.len() >= 4 {
         let body = &data[..data.len() - 4];
         let mut fixed = body.to_vec();
         fixed.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-        if let Ok(loaded) = read_from(&fixed[..]) {
+        if let Ok(loaded) = read_from(&fixed[..], fixed.len() as u64) {
             exercise(loaded);
         }
     }

@@ -334,13 +334,21 @@ fn advise_huge(ptr: *const u8, len: usize, collapse: bool) {
 /// before it is first written (a fold copies hundreds of megabytes: 2 MiB faults instead of
 /// 4 KiB ones, and fewer TLB misses while patching).
 fn copy_huge<T: Copy>(src: &[T], extra: usize) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(src.len() + extra);
+    let mut v = with_capacity_huge(src.len() + extra);
+    v.extend_from_slice(src);
+    v
+}
+
+/// An empty vector with room for `n` elements, in memory advised for huge pages before it is
+/// first written (for arrays of hundreds of megabytes that are then filled: 2 MiB faults
+/// instead of 4 KiB ones, and no collapsing afterwards).
+pub(crate) fn with_capacity_huge<T>(n: usize) -> Vec<T> {
+    let v: Vec<T> = Vec::with_capacity(n);
     advise_huge(
         v.as_ptr().cast(),
         v.capacity() * std::mem::size_of::<T>(),
         false,
     );
-    v.extend_from_slice(src);
     v
 }
 
