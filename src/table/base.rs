@@ -79,10 +79,9 @@ impl Index {
     pub(crate) fn with_capacity(n: usize) -> Index {
         // Load factor at most 0.7.
         let cap = (n * 10 / 7 + 1).max(16);
-        Index {
-            slots: vec![0; cap],
-            len: 0,
-        }
+        let mut slots = with_capacity_huge(cap);
+        slots.resize(cap, 0);
+        Index { slots, len: 0 }
     }
 
     /// The slot a hash starts probing at.
@@ -309,25 +308,22 @@ impl BaseBuilder {
     }
 }
 
-/// `advise_huge_pages` for the whole 2 MiB pages inside `len` bytes at `ptr`: huge pages from
-/// now on, and (with `collapse`) the ones already there merged into huge pages.
-fn advise_huge(ptr: *const u8, len: usize, collapse: bool) {
+/// `advise_huge_pages` for the whole 2 MiB pages inside `len` bytes at `ptr`.
+///
+/// MADV_HUGEPAGE only, never MADV_COLLAPSE: collapsing synchronously drains every CPU's page
+/// lists (work queued on each CPU and waited for), which stalled folds under query load for
+/// seconds and took a second of a 10M-app start-up. Arrays are advised before they are
+/// written instead (`with_capacity_huge`), and khugepaged collapses the rest in the background.
+fn advise_huge(ptr: *const u8, len: usize) {
     const HUGE: usize = 2 << 20;
     let start = (ptr as usize).next_multiple_of(HUGE);
     let end = (ptr as usize + len) / HUGE * HUGE;
     if end <= start {
         return;
     }
-    let advices: &[libc::c_int] = if collapse {
-        &[libc::MADV_HUGEPAGE, libc::MADV_COLLAPSE]
-    } else {
-        &[libc::MADV_HUGEPAGE]
-    };
-    for &advice in advices {
-        // SAFETY: [start, end) lies inside one live allocation owned by the caller; these
-        // advices change how its pages are backed, never their contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) };
-    }
+    // SAFETY: [start, end) lies inside one live allocation owned by the caller; the advice
+    // changes how its pages are backed, never their contents.
+    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
 }
 
 /// A copy of `src` with room for `extra` more elements, in memory advised for huge pages
@@ -344,11 +340,7 @@ fn copy_huge<T: Copy>(src: &[T], extra: usize) -> Vec<T> {
 /// instead of 4 KiB ones, and no collapsing afterwards).
 pub(crate) fn with_capacity_huge<T>(n: usize) -> Vec<T> {
     let v: Vec<T> = Vec::with_capacity(n);
-    advise_huge(
-        v.as_ptr().cast(),
-        v.capacity() * std::mem::size_of::<T>(),
-        false,
-    );
+    advise_huge(v.as_ptr().cast(), v.capacity() * std::mem::size_of::<T>());
     v
 }
 
@@ -359,7 +351,7 @@ impl Base {
             base: Base {
                 // Offset 0 marks an empty slot: the arena starts with one unused byte.
                 arena: {
-                    let mut a = Vec::with_capacity(1 + n * 40);
+                    let mut a = with_capacity_huge(1 + n * 40);
                     a.push(0);
                     a
                 },
@@ -587,16 +579,14 @@ impl Base {
     }
 
     /// Asks the kernel to back the large arrays (arena and indexes) with transparent huge
-    /// pages, and to collapse what is already there into them (MADV_COLLAPSE, Linux 6.1+):
-    /// lookups land at random places in tens or hundreds of megabytes, and with 2 MiB pages
-    /// most of them hit the TLB. Best effort: where the kernel says no, nothing changes.
+    /// pages: lookups land at random places in tens or hundreds of megabytes, and with 2 MiB
+    /// pages most of them hit the TLB. Best effort: where the kernel says no, nothing changes.
     pub fn advise_huge_pages(&self) {
-        advise_huge(self.arena.as_ptr(), self.arena.len(), true);
+        advise_huge(self.arena.as_ptr(), self.arena.len());
         for index in [&self.ids, &self.names, &self.users] {
             advise_huge(
                 index.slots.as_ptr().cast(),
                 std::mem::size_of_val(index.slots.as_slice()),
-                true,
             );
         }
     }
