@@ -363,6 +363,8 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
     let mut b: &[u8] = body;
     const AHEAD: usize = 8;
     let mut overlay = Overlay::for_base(base.len());
+    // The apps of base plus overlay, counted from the overlay's side as it is read.
+    let mut apps = base.len();
     for (map, what) in [
         (IDS, "overlay id"),
         (NAMES, "overlay name"),
@@ -373,13 +375,25 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
         for i in 0..count {
             while fetched < count.min(i + AHEAD) {
                 let (k, _) = get_entry(&mut ahead, map)?;
-                overlay.prefetch_home(map, hash_key(k));
+                let hash = hash_key(k);
+                overlay.prefetch_home(map, hash);
+                if map == IDS {
+                    base.prefetch_slot(Which::Ids, hash);
+                }
                 fetched += 1;
             }
             let (k, v) = get_entry(&mut b, map)?;
+            check_entry(&base, &overlay, map, k, v, clusters.len())?;
+            if map == IDS {
+                apps = apps + usize::from(matches!(v, Val::Rec { .. }))
+                    - usize::from(base.by_id(k, hash_key(k)).is_some());
+            }
             overlay
                 .put(map, k, v)
                 .map_err(|e| bad(format!("malformed {what} entry: {e}")))?;
+        }
+        if map == IDS && overlay.len() != count {
+            return Err(bad("an overlay id is listed twice"));
         }
     }
     let len = get_len(&mut b, 1 << 40, "app")?;
@@ -387,8 +401,7 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
         return Err(bad("trailing bytes"));
     }
     base.validate().map_err(bad)?;
-    check_overlay(&base, &overlay, clusters.len())?;
-    if len != app_count(&base, &overlay) {
+    if len != apps {
         return Err(bad(format!(
             "app count {len} does not match the base and the overlay"
         )));
@@ -425,87 +438,63 @@ fn is_name_key(k: &[u8]) -> bool {
     }
 }
 
-/// The overlay's keys and values must have the shapes the table relies on (it slices them by
-/// their length bytes), name clusters the checkpoint lists, and its per-user differences must
-/// leave every user with a count between 0 and the number of records (so that updates cannot
-/// overflow it). O(overlay): the base's records are not walked (that would cost start-up
-/// time in proportion to the table); base lookups are bounds-safe on their own.
-fn check_overlay(base: &Base, overlay: &Overlay, clusters: usize) -> io::Result<()> {
+/// An overlay entry must have the shape the table relies on (it slices keys by their length
+/// bytes), name a cluster the checkpoint lists, and a per-user difference must leave its user
+/// with a count between 0 and the number of records (so that updates cannot overflow it).
+/// Checked entry by entry as the overlay is read: the base's records are not walked (that
+/// would cost start-up time in proportion to the table); base lookups are bounds-safe on their
+/// own. The user entries come last, once `overlay` holds every id.
+fn check_entry(
+    base: &Base,
+    overlay: &Overlay,
+    map: usize,
+    k: &[u8],
+    v: Val<'_>,
+    clusters: usize,
+) -> io::Result<()> {
     let cluster_ok = |c: u16| usize::from(c) < clusters;
-    for (k, v) in overlay.entries(IDS) {
-        let ok = is_id_key(&k)
-            && match v {
-                Owned::Rec(c, name) => is_name_key(&name) && cluster_ok(c),
-                Owned::Gone => true,
-                Owned::Count(_) => false,
+    match map {
+        IDS => {
+            let ok = is_id_key(k)
+                && match v {
+                    Val::Rec { cluster, aux } => is_name_key(aux) && cluster_ok(cluster),
+                    Val::Gone => true,
+                    Val::Count(_) => false,
+                };
+            if !ok {
+                return Err(bad(
+                    "malformed overlay id entry (key, name, or a cluster the checkpoint does not list)",
+                ));
+            }
+        }
+        NAMES => {
+            let ok = is_name_key(k)
+                && match v {
+                    Val::Rec { cluster, aux } => is_id_key(aux) && cluster_ok(cluster),
+                    Val::Gone => true,
+                    Val::Count(_) => false,
+                };
+            if !ok {
+                return Err(bad(
+                    "malformed overlay name entry (key, id, or a cluster the checkpoint does not list)",
+                ));
+            }
+        }
+        _ => {
+            let Val::Count(delta) = v else {
+                return Err(bad("malformed overlay user entry"));
             };
-        if !ok {
-            return Err(bad(
-                "malformed overlay id entry (key, name, or a cluster the checkpoint does not list)",
-            ));
-        }
-    }
-    for (k, v) in overlay.entries(NAMES) {
-        let ok = is_name_key(&k)
-            && match v {
-                Owned::Rec(c, id) => is_id_key(&id) && cluster_ok(c),
-                Owned::Gone => true,
-                Owned::Count(_) => false,
-            };
-        if !ok {
-            return Err(bad(
-                "malformed overlay name entry (key, id, or a cluster the checkpoint does not list)",
-            ));
-        }
-    }
-    let most = (base.len() + overlay.len()) as i64;
-    for (k, v) in overlay.entries(USERS) {
-        let Owned::Count(delta) = v else {
-            return Err(bad("malformed overlay user entry"));
-        };
-        if !is_label(&k) {
-            return Err(bad("malformed overlay user entry"));
-        }
-        let count = i64::from(base.user_apps(&k, hash_key(&k))).saturating_add(delta);
-        if !(0..=most).contains(&count) {
-            return Err(bad(format!("overlay user count {count} is implausible")));
+            if !is_label(k) {
+                return Err(bad("malformed overlay user entry"));
+            }
+            let most = (base.len() + overlay.len()) as i64;
+            let count = i64::from(base.user_apps(k, hash_key(k))).saturating_add(delta);
+            if !(0..=most).contains(&count) {
+                return Err(bad(format!("overlay user count {count} is implausible")));
+            }
         }
     }
     Ok(())
-}
-
-/// The number of apps of base plus overlay, from the overlay's side: the base's records,
-/// less the ids the overlay replaces or deletes, plus the ids it holds. O(overlay).
-///
-/// For a damaged base whose index hides records from lookups this can count more apps than
-/// there are, never fewer: so `len` from a checkpoint that passes this check can never
-/// underflow when apps are deleted.
-fn app_count(base: &Base, overlay: &Overlay) -> usize {
-    // Each id's base slot is fetched 16 ids ahead and its record 8 ahead: a million random
-    // lookups at 10M apps overlap their memory latency.
-    const AHEAD: usize = 8;
-    let versions = overlay.versions_in_log_order(IDS);
-    let hashes: Vec<u64> = versions
-        .iter()
-        .map(|&e| hash_key(&overlay.version_key(e)))
-        .collect();
-    let mut n = base.len();
-    for (i, &e) in versions.iter().enumerate() {
-        if let Some(&h) = hashes.get(i + 2 * AHEAD) {
-            base.prefetch_slot(Which::Ids, h);
-        }
-        if let Some(&h) = hashes.get(i + AHEAD) {
-            base.prefetch_record(Which::Ids, h);
-        }
-        let (k, v) = overlay.version(IDS, e);
-        if base.by_id(&k, hashes[i]).is_some() {
-            n -= 1;
-        }
-        if matches!(v, Owned::Rec(..)) {
-            n += 1;
-        }
-    }
-    n
 }
 
 #[cfg(test)]
@@ -581,6 +570,37 @@ mod tests {
         let crc = crc32fast::hash(&body);
         body.extend_from_slice(&crc.to_le_bytes());
         body
+    }
+
+    #[test]
+    fn an_overlay_id_listed_twice_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        let mut t = Table::default();
+        t.upsert("r1", "mark", "game", 1).unwrap();
+        write(&path, &t, Position::default(), &["a".into(), "b".into()]).unwrap();
+        let good = fs::read(&path).unwrap();
+        // The id section: a count of 1, then r1's entry (key, record flag, name, cluster 1;
+        // key and name with their lengths).
+        let entry: Vec<u8> = [
+            &b"\x03\x02r1\x01\x0a\x04game\x04mark"[..],
+            &1u16.to_le_bytes(),
+        ]
+        .concat();
+        let section = [&1u64.to_le_bytes()[..], &entry].concat();
+        let at = good
+            .windows(section.len())
+            .position(|w| w == section)
+            .expect("the id section");
+        let mut twice = good[..at].to_vec();
+        twice.extend_from_slice(&2u64.to_le_bytes());
+        twice.extend_from_slice(&entry);
+        twice.extend_from_slice(&good[at + 8..good.len() - 4]);
+        let crc = crc32fast::hash(&twice);
+        twice.extend_from_slice(&crc.to_le_bytes());
+        assert!(read_from(&good[..], good.len() as u64).is_ok());
+        let e = read_from(&twice[..], twice.len() as u64).err().unwrap();
+        assert!(e.to_string().contains("listed twice"), "{e}");
     }
 
     #[test]
