@@ -384,16 +384,19 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
             }
             let (k, v) = get_entry(&mut b, map)?;
             check_entry(&base, &overlay, map, k, v, clusters.len())?;
-            if map == IDS {
-                apps = apps + usize::from(matches!(v, Val::Rec { .. }))
-                    - usize::from(base.by_id(k, hash_key(k)).is_some());
-            }
+            let ids = overlay.len();
             overlay
                 .put(map, k, v)
                 .map_err(|e| bad(format!("malformed {what} entry: {e}")))?;
-        }
-        if map == IDS && overlay.len() != count {
-            return Err(bad("an overlay id is listed twice"));
+            if map == IDS {
+                if overlay.len() == ids {
+                    return Err(bad("an overlay id is listed twice"));
+                }
+                // Each id once: the base's apps are taken off at most once each.
+                apps = (apps + usize::from(matches!(v, Val::Rec { .. })))
+                    .checked_sub(usize::from(base.by_id(k, hash_key(k)).is_some()))
+                    .ok_or_else(|| bad("app count below zero"))?;
+            }
         }
     }
     let len = get_len(&mut b, 1 << 40, "app")?;
