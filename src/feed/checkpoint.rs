@@ -455,32 +455,25 @@ fn check_entry(
     v: Val<'_>,
     clusters: usize,
 ) -> io::Result<()> {
-    let cluster_ok = |c: u16| usize::from(c) < clusters;
     match map {
-        IDS => {
-            let ok = is_id_key(k)
+        IDS | NAMES => {
+            // An id's record names its name, a name's record its id.
+            type Check = fn(&[u8]) -> bool;
+            let (key_ok, aux_ok, what, other): (Check, Check, _, _) = if map == IDS {
+                (is_id_key, is_name_key, "id", "name")
+            } else {
+                (is_name_key, is_id_key, "name", "id")
+            };
+            let ok = key_ok(k)
                 && match v {
-                    Val::Rec { cluster, aux } => is_name_key(aux) && cluster_ok(cluster),
+                    Val::Rec { cluster, aux } => aux_ok(aux) && usize::from(cluster) < clusters,
                     Val::Gone => true,
                     Val::Count(_) => false,
                 };
             if !ok {
-                return Err(bad(
-                    "malformed overlay id entry (key, name, or a cluster the checkpoint does not list)",
-                ));
-            }
-        }
-        NAMES => {
-            let ok = is_name_key(k)
-                && match v {
-                    Val::Rec { cluster, aux } => is_id_key(aux) && cluster_ok(cluster),
-                    Val::Gone => true,
-                    Val::Count(_) => false,
-                };
-            if !ok {
-                return Err(bad(
-                    "malformed overlay name entry (key, id, or a cluster the checkpoint does not list)",
-                ));
+                return Err(bad(format!(
+                    "malformed overlay {what} entry (key, {other}, or a cluster the checkpoint does not list)"
+                )));
             }
         }
         _ => {

@@ -142,16 +142,22 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_fold_catches_up_with_the_changes_sent_to_it_and_stops_at_one_that_fails() {
-        let config = config();
+    /// 100 apps in the base, and app "first" (on cluster 0) in the overlay.
+    fn table_with_first(config: &Config) -> Table {
         let mut table = Table::build(&synth::apps(100, 2, 1)).unwrap();
         apply(
             &mut table,
-            &config,
+            config,
             &upsert("first", &synth::cluster_name(0)),
         )
         .unwrap();
+        table
+    }
+
+    #[test]
+    fn a_fold_catches_up_with_the_changes_sent_to_it_and_stops_at_one_that_fails() {
+        let config = config();
+        let table = table_with_first(&config);
         let (feed, changes) = crossbeam_channel::unbounded();
         for c in [
             upsert("second", &synth::cluster_name(1)),
@@ -185,13 +191,7 @@ mod tests {
     #[test]
     fn a_finished_fold_applies_what_its_thread_left_under_the_builders_configuration() {
         let config = config();
-        let mut table = Table::build(&synth::apps(100, 2, 1)).unwrap();
-        apply(
-            &mut table,
-            &config,
-            &upsert("first", &synth::cluster_name(0)),
-        )
-        .unwrap();
+        let table = table_with_first(&config);
         let fold = RunningFold::start(table.clone(), Arc::new(config.clone())).unwrap();
         // Sent before or after the thread's look: either way the result holds them all.
         fold.send(upsert("second", &synth::cluster_name(1)));
