@@ -7,12 +7,12 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use clusterns::config::{Config, SourceConfig};
-use clusterns::feed::journal::{append, JournalReader};
+use clusterns::feed::checkpoint;
+use clusterns::feed::journal::{self, append};
 use clusterns::feed::{Builder, Change};
 use clusterns::metrics::{MetricsServer, Sources};
 use clusterns::name::Label;
 use clusterns::server::Server;
-use clusterns::table::Table;
 
 #[derive(Parser)]
 #[command(
@@ -245,7 +245,7 @@ fn check_config(path: PathBuf) -> Result<(), String> {
 }
 
 fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
-    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+    let config = Arc::new(Config::load(&config_path).map_err(|e| e.to_string())?);
     let SourceConfig::Journal { path } = &config.feed.source else {
         return Err(format!(
             "{}: the feed is PostgreSQL; change apps in the database (see sql/schema.sql)",
@@ -276,7 +276,7 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
         }
         ReplAction::Move { id, cluster } => {
             check_cluster(&cluster)?;
-            let (user, slug) = current(path, &id)?;
+            let (user, slug) = current(&config, &id)?;
             Change::Upsert {
                 id,
                 user,
@@ -285,35 +285,64 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
             }
         }
         ReplAction::Delete { id } => {
-            current(path, &id)?;
+            current(&config, &id)?;
             Change::Delete { id }
         }
     };
-    let written = append(path, &[change]).map_err(|e| format!("{}: {e}", path.display()))?;
-    for s in written {
+    // Number after the checkpoint too: a journal that lost its lines must never be numbered
+    // again from where it now ends (the server would take the new lines as already applied).
+    let floor = match &config.feed.checkpoint {
+        Some(c) if c.exists() => checkpoint::read_position(c)
+            .map_err(|e| format!("checkpoint {}: {e}", c.display()))?
+            .last_seq,
+        _ => 0,
+    };
+    if floor > 0 && journal_is_empty(path)? {
+        return Err(format!(
+            "journal {} has no changes but checkpoint {} is at sequence {floor}: the journal was \
+             deleted or rotated away. Run `clusterns journal compact --config {}` to start it \
+             again from the table (or restore it)",
+            path.display(),
+            config.feed.checkpoint.as_ref().map_or(String::new(), |c| c.display().to_string()),
+            config_path.display()
+        ));
+    }
+    let appended =
+        append(path, &[change], floor, floor == 0).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(torn) = appended.dropped {
+        eprintln!(
+            "clusterns: {}: removed an incomplete last line (no newline; a writer died): {torn}",
+            path.display()
+        );
+    }
+    for s in appended.written {
         println!("{s}");
     }
     Ok(())
 }
 
-/// The user and slug of app `id` as the journal has it now.
-fn current(journal: &std::path::Path, id: &Label) -> Result<(Label, Label), String> {
-    let mut reader = JournalReader::new(journal, 0);
-    let batch = reader
-        .read_new()
-        .map_err(|e| format!("{}: {e}", journal.display()))?;
-    let mut table = Table::default();
-    for s in &batch.changes {
-        let _ = match &s.change {
-            Change::Upsert { id, user, slug, .. } => {
-                table.upsert(id.as_str(), user.as_str(), slug.as_str(), 0)
-            }
-            Change::Delete { id } => table.delete(id.as_str()),
-        };
+/// Whether the journal is missing or holds no change (only comments, or nothing).
+fn journal_is_empty(path: &std::path::Path) -> Result<bool, String> {
+    if !path.exists() {
+        return Ok(true);
     }
-    let (user, slug, _) = table
+    let mut reader = journal::JournalReader::new(path);
+    while !reader
+        .read_new()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .at_end
+    {}
+    Ok(reader.last_seq() == 0)
+}
+
+/// The user and slug of app `id` as the feed has it now (checkpoint and journal, read as the
+/// server reads them).
+fn current(config: &Arc<Config>, id: &Label) -> Result<(Label, Label), String> {
+    let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
+    let (user, slug, _) = builder
+        .table()
         .get(id.as_str())
-        .ok_or_else(|| format!("repl {id} is not in {}", journal.display()))?;
+        .ok_or_else(|| format!("repl {id} does not exist"))?;
     let label = |s: String| s.parse::<Label>().map_err(|e| format!("journal: {e}"));
     Ok((label(user)?, label(slug)?))
 }

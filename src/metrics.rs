@@ -146,6 +146,22 @@ pub fn render(src: &Sources) -> String {
         ],
     );
 
+    counter(
+        "clusterns_feed_journal_switches_total",
+        "Times the journal became another file (rotated, replaced, truncated, rewritten, re-created) or did not continue the checkpoint.",
+        vec![(String::new(), src.feed.journal_switches.load(Relaxed))],
+    );
+    counter(
+        "clusterns_feed_gaps_total",
+        "Discontinuities in the feed where changes may be missing: a journal continuing after a jump in sequence numbers or overlapping what was applied, a PostgreSQL change log pruned past the server's position.",
+        vec![(String::new(), src.feed.gaps.load(Relaxed))],
+    );
+    counter(
+        "clusterns_feed_reloads_total",
+        "Times the whole table was rebuilt from the feed (a rewritten or compacted journal, a PostgreSQL reload after a gap).",
+        vec![(String::new(), src.feed.reloads.load(Relaxed))],
+    );
+
     let snap = src.shared.load();
     let age = SystemTime::now()
         .duration_since(snap.published)
@@ -198,6 +214,11 @@ pub fn render(src: &Sources) -> String {
         "clusterns_feed_changes_rejected_total",
         "Changes rejected (bad lines, unknown clusters, taken names) since start.",
         src.feed.rejected.load(Relaxed) as f64,
+    );
+    gauge(
+        "clusterns_feed_journal_missing",
+        "1 while the journal file does not exist (deleted or moved away; the table is served as it was).",
+        src.feed.journal_missing.load(Relaxed) as f64,
     );
     gauge(
         "clusterns_checkpoint_age_seconds",

@@ -14,7 +14,7 @@ use crate::config::{Config, SourceConfig};
 use crate::feed::change::{Change, Sequenced};
 use crate::feed::checkpoint::{self, Position};
 use crate::feed::fold::RunningFold;
-use crate::feed::journal::{JournalReader, LineError, ReadBatch};
+use crate::feed::journal::{Event, JournalReader, LineError, NoticeKind, ReadBatch};
 use crate::feed::postgres::PgSource;
 use crate::feed::status::{now_ms, FeedStatus};
 use crate::feed::watch::Watch;
@@ -67,6 +67,15 @@ pub struct Builder {
     rejected: u64,
     /// A fold running in the background.
     fold: Option<RunningFold>,
+    /// A table being rebuilt from the start of the feed (a reset: a rewritten or compacted
+    /// journal); it replaces the served one once the feed is read to its end.
+    pending: Option<Table>,
+    /// The last read reached the end of the feed.
+    caught_up: bool,
+    /// A checkpoint is due at once (the journal was switched, or went missing).
+    checkpoint_soon: bool,
+    /// The journal is another file now: the idle watch must be set again.
+    rewatch: bool,
     /// The smallest overlay that triggers a fold.
     fold_min: usize,
     dirty: bool,
@@ -248,28 +257,19 @@ impl Builder {
         let ckpt = load_checkpoint(&config);
         let from_checkpoint = ckpt.is_some();
         let (table, position, source) = match &config.feed.source {
-            SourceConfig::Journal { path } => {
-                let resumed = ckpt.and_then(|(t, p)| {
-                    match JournalReader::resume(path, p.journal_offset, p.journal_line, p.last_seq)
-                    {
-                        Ok(r) => Some((t, p, r)),
-                        Err(e) => {
-                            tracing::warn!(
-                                "checkpoint does not match the journal ({e}); replaying it all"
-                            );
-                            None
-                        }
-                    }
-                });
-                match resumed {
-                    Some((t, p, r)) => (t, p, Source::Journal(r)),
-                    None => (
-                        Table::default(),
-                        Position::default(),
-                        Source::Journal(JournalReader::new(path, 0)),
-                    ),
-                }
-            }
+            SourceConfig::Journal { path } => match ckpt {
+                // The reader checks that the journal is still the file the checkpoint left.
+                Some((t, p)) => (
+                    t,
+                    p,
+                    Source::Journal(JournalReader::resume(path, p.journal, p.last_seq)),
+                ),
+                None => (
+                    Table::default(),
+                    Position::default(),
+                    Source::Journal(JournalReader::new(path)),
+                ),
+            },
             SourceConfig::Postgres { conninfo } => {
                 let mut pg = PgSource::new(conninfo);
                 let resumed = match ckpt {
@@ -335,6 +335,10 @@ impl Builder {
             last_seq: position.last_seq,
             rejected: 0,
             fold: None,
+            pending: None,
+            caught_up: false,
+            checkpoint_soon: false,
+            rewatch: false,
             fold_min: 100_000,
             dirty: false,
             last_checkpoint: Instant::now(),
@@ -350,7 +354,7 @@ impl Builder {
                 b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
                 b.publish();
             }
-            if applied == 0 {
+            if applied == 0 && b.caught_up {
                 break;
             }
         }
@@ -402,25 +406,28 @@ impl Builder {
     /// applies it and publishes a snapshot if anything changed. Returns the number applied.
     pub fn poll_once(&mut self, wait: Duration) -> io::Result<usize> {
         const PG_BATCH: usize = 10_000;
-        let mut caught_up = true;
         let batch = match &mut self.source {
             Source::Journal(r) => r.read_new()?,
             Source::Postgres(pg) => match pg.poll(self.last_seq, wait, PG_BATCH) {
-                Ok(changes) => {
-                    caught_up = changes.len() < PG_BATCH;
-                    ReadBatch {
-                        changes,
-                        errors: Vec::new(),
-                    }
-                }
+                Ok(changes) => ReadBatch {
+                    at_end: changes.len() < PG_BATCH,
+                    events: changes
+                        .into_iter()
+                        .map(|change| Event::Change { change, line: 0 })
+                        .collect(),
+                    ..ReadBatch::default()
+                },
                 Err(e) => {
                     // Keep answering from the last snapshot; the source reconnects itself.
                     tracing::warn!("postgres: {e}");
-                    caught_up = false;
                     ReadBatch::default()
                 }
             },
         };
+        let file = self.source_name();
+        for n in &batch.notices {
+            self.notice(n.kind, &n.message);
+        }
         for e in &batch.errors {
             self.reject(e);
         }
@@ -428,46 +435,127 @@ impl Builder {
         // The keys' slots and records are fetched a few changes ahead, so that a batch's
         // lookups overlap their memory latency instead of paying it one after another.
         const AHEAD: usize = 2;
-        let lookups: Vec<[Option<Lookup>; 2]> = batch.changes.iter().map(lookups_of).collect();
-        for (i, change) in batch.changes.into_iter().enumerate() {
-            for l in lookups.get(i + 2 * AHEAD).into_iter().flatten().flatten() {
-                self.table.prefetch_change_slot(l);
-            }
-            for l in lookups.get(i + AHEAD).into_iter().flatten().flatten() {
-                self.table.prefetch_change_record(l);
-            }
+        let lookups: Vec<[Option<Lookup>; 2]> = batch
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Change { change, .. } => lookups_of(change),
+                Event::Reset { .. } => [None, None],
+            })
+            .collect();
+        for (i, event) in batch.events.into_iter().enumerate() {
+            let (change, line) = match event {
+                Event::Reset { seq } => {
+                    // Start over; the served table stays until the new one is complete.
+                    self.pending = Some(Table::default());
+                    self.fold = None;
+                    self.last_seq = seq;
+                    continue;
+                }
+                Event::Change { change, line } => (change, line),
+            };
             self.last_seq = self.last_seq.max(change.seq);
-            match apply(&mut self.table, &self.config, &change.change) {
-                Ok(()) => {
-                    applied += 1;
-                    if let Some(fold) = &self.fold {
-                        fold.send(change.change);
+            let result = match &mut self.pending {
+                Some(table) => {
+                    let r = apply(table, &self.config, &change.change);
+                    if table.overlay().len() > (1 << 18).max(table.base().len()) {
+                        *table = Table::from_base(Arc::new(table.fold().map_err(io::Error::other)?));
                     }
+                    r
                 }
-                Err(message) => {
-                    let file = match &self.source {
-                        Source::Journal(r) => r.path().to_path_buf(),
-                        Source::Postgres(_) => "postgres".into(),
-                    };
-                    self.reject(&LineError {
-                        file,
-                        line: 0,
-                        message: format!("change {change}: {message}; skipped"),
-                    })
+                None => {
+                    for l in lookups.get(i + 2 * AHEAD).into_iter().flatten().flatten() {
+                        self.table.prefetch_change_slot(l);
+                    }
+                    for l in lookups.get(i + AHEAD).into_iter().flatten().flatten() {
+                        self.table.prefetch_change_record(l);
+                    }
+                    let r = apply(&mut self.table, &self.config, &change.change);
+                    if r.is_ok() {
+                        if let Some(fold) = &self.fold {
+                            fold.send(change.change.clone());
+                        }
+                    }
+                    r
                 }
+            };
+            match result {
+                Ok(()) => applied += 1,
+                Err(message) => self.reject(&LineError {
+                    file: file.clone(),
+                    line,
+                    message: format!("change {change}: {message}; skipped"),
+                }),
             }
         }
-        if applied > 0 {
+        if batch.at_end {
+            if let Some(table) = self.pending.take() {
+                let table = if table.overlay().is_empty() {
+                    table
+                } else {
+                    Table::from_base(Arc::new(table.fold().map_err(io::Error::other)?))
+                };
+                self.table = table;
+                self.dirty = true;
+                self.checkpoint_soon = true;
+                tracing::warn!(
+                    apps = self.table.len(),
+                    last_seq = self.last_seq,
+                    "{}: the table was rebuilt from the feed and is served now",
+                    file.display()
+                );
+                applied = applied.max(1);
+            }
+        }
+        if applied > 0 && self.pending.is_none() {
             self.dirty = true;
             self.publish();
         }
         let st = &self.status;
         st.applied.fetch_add(applied as u64, Ordering::Relaxed);
         st.rejected.store(self.rejected, Ordering::Relaxed);
-        if caught_up {
+        self.caught_up = batch.at_end && self.pending.is_none();
+        if self.caught_up {
             st.caught_up_at_ms.store(now_ms(), Ordering::Relaxed);
         }
         Ok(applied)
+    }
+
+    /// Where changes come from, for messages.
+    fn source_name(&self) -> std::path::PathBuf {
+        match &self.source {
+            Source::Journal(r) => r.path().to_path_buf(),
+            Source::Postgres(_) => "postgres".into(),
+        }
+    }
+
+    /// Logs and counts something that happened to the feed's file.
+    fn notice(&mut self, kind: NoticeKind, message: &str) {
+        let st = &self.status;
+        match kind {
+            NoticeKind::Switched => {
+                st.journal_switches.fetch_add(1, Ordering::Relaxed);
+                st.journal_missing.store(0, Ordering::Relaxed);
+                self.rewatch = true;
+                self.checkpoint_soon = true;
+                tracing::warn!("{message}");
+            }
+            NoticeKind::Missing => {
+                st.journal_missing.store(1, Ordering::Relaxed);
+                self.rewatch = true;
+                self.checkpoint_soon = true;
+                tracing::error!("{message}");
+            }
+            NoticeKind::Gap => {
+                st.gaps.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("{message}");
+            }
+            NoticeKind::Reload => {
+                st.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("{message}");
+            }
+            NoticeKind::SnapshotSkipped => tracing::info!("{message}"),
+        }
     }
 
     fn reject(&mut self, e: &LineError) {
@@ -580,15 +668,13 @@ impl Builder {
         }
     }
 
-    fn position(&self) -> Position {
-        let (journal_offset, journal_line) = match &self.source {
-            Source::Journal(r) => r.position(),
-            Source::Postgres(_) => (0, 0),
-        };
+    fn position(&mut self) -> Position {
         Position {
             last_seq: self.last_seq,
-            journal_offset,
-            journal_line,
+            journal: match &mut self.source {
+                Source::Journal(r) => r.position(),
+                Source::Postgres(_) => Default::default(),
+            },
         }
     }
 
@@ -605,11 +691,14 @@ impl Builder {
                 let _ = t.join();
             }
         }
-        let due = self.last_checkpoint.elapsed()
-            >= Duration::from_secs(self.config.feed.checkpoint_interval_secs);
-        if !self.dirty || !(due || force) {
+        let due = self.checkpoint_soon
+            || self.last_checkpoint.elapsed()
+                >= Duration::from_secs(self.config.feed.checkpoint_interval_secs);
+        // Never while a rebuilt table is not complete: the position would not match.
+        if !self.dirty || !(due || force) || self.pending.is_some() {
             return;
         }
+        self.checkpoint_soon = false;
         let (table, position, clusters) = (
             self.table.clone(),
             self.position(),
@@ -717,6 +806,9 @@ impl Builder {
     /// Waits, with nothing left to read in the journal, until a writer appends (or, without a
     /// watch, for a poll interval).
     fn journal_idle(&mut self, watch: &mut JournalWatch, interval: Duration) {
+        if std::mem::take(&mut self.rewatch) {
+            *watch = JournalWatch::default();
+        }
         let Source::Journal(reader) = &self.source else {
             return;
         };

@@ -2,8 +2,9 @@
 //! the feed position it reflects, written atomically (temp file, fsync, rename, fsync of the
 //! directory) so that a restart loads it and replays only the changes after it.
 //!
-//! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, journal byte
-//! offset and line, a hash probe (to detect a different hash function), cluster names, the
+//! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, the journal's
+//! position (byte offset, line, and the file's identity: its first line's length and CRC-32,
+//! the CRC-32 of the bytes before the offset), a hash probe (to detect a different hash function), cluster names, the
 //! arena, the three indexes, user counts, the overlay's entries; a CRC-32 of all of it last.
 
 use std::fs::{self, File};
@@ -11,22 +12,23 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::feed::journal::JournalPos;
 use crate::table::base::{with_capacity_huge, Base, Index, Which};
 use crate::table::key::{UUID_KEY_LEN, UUID_MARK};
 use crate::table::overlay::{Overlay, Owned, Val, IDS, NAMES, USERS};
 use crate::table::{hash_key, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
-const VERSION: u32 = 1;
+/// Version 2 added the journal's identity to the position.
+const VERSION: u32 = 2;
 
 /// Where a checkpoint's feed position is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Position {
     /// The last change applied.
     pub last_seq: u64,
-    /// For a journal: the byte offset and line number of the first line not yet read.
-    pub journal_offset: u64,
-    pub journal_line: u64,
+    /// For a journal: where the first line not yet read is, and which file that is.
+    pub journal: JournalPos,
 }
 
 /// A loaded checkpoint.
@@ -205,7 +207,46 @@ fn get_index(r: &mut impl Read, arena_len: usize, size: u64) -> io::Result<Index
     Ok(Index { slots, len })
 }
 
-/// Writes `table` at `position` to `path` atomically.
+fn put_position(w: &mut impl Write, p: &Position) -> io::Result<()> {
+    put_u64(w, p.last_seq)?;
+    put_u64(w, p.journal.offset)?;
+    put_u64(w, p.journal.line)?;
+    put_u32(w, p.journal.head_len)?;
+    put_u32(w, p.journal.head_crc)?;
+    put_u32(w, p.journal.tail_crc)
+}
+
+fn get_position(r: &mut impl Read) -> io::Result<Position> {
+    Ok(Position {
+        last_seq: get_u64(r)?,
+        journal: JournalPos {
+            offset: get_u64(r)?,
+            line: get_u64(r)?,
+            head_len: get_u32(r)?,
+            head_crc: get_u32(r)?,
+            tail_crc: get_u32(r)?,
+        },
+    })
+}
+
+/// Reads only the position at the head of a checkpoint, without checking the rest (the
+/// `repl` CLI numbers its changes after it). A file that is not a checkpoint of this version
+/// is an error.
+pub fn read_position(path: &Path) -> io::Result<Position> {
+    let mut r = BufReader::with_capacity(256, File::open(path)?);
+    if &get::<8>(&mut r)? != MAGIC {
+        return Err(bad("not a clusterns checkpoint"));
+    }
+    let version = get_u32(&mut r)?;
+    if version != VERSION {
+        return Err(bad(format!(
+            "checkpoint version {version}, expected {VERSION}"
+        )));
+    }
+    get_position(&mut r)
+}
+
+/// Writes `table` at `position` to `path` atomically. On any error the temp file is removed.
 pub fn write(
     path: &Path,
     table: &Table,
@@ -213,16 +254,28 @@ pub fn write(
     clusters: &[String],
 ) -> io::Result<()> {
     let tmp = tmp_path(path);
-    let file = File::create(&tmp)?;
+    let result = write_to(&tmp, path, table, position, clusters);
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_to(
+    tmp: &Path,
+    path: &Path,
+    table: &Table,
+    position: Position,
+    clusters: &[String],
+) -> io::Result<()> {
+    let file = File::create(tmp)?;
     let mut w = CrcWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         crc: crc32fast::Hasher::new(),
     };
     w.write_all(MAGIC)?;
     put_u32(&mut w, VERSION)?;
-    put_u64(&mut w, position.last_seq)?;
-    put_u64(&mut w, position.journal_offset)?;
-    put_u64(&mut w, position.journal_line)?;
+    put_position(&mut w, &position)?;
     put_u64(&mut w, hash_key(b"clusterns"))?;
     put_u32(&mut w, clusters.len() as u32)?;
     for c in clusters {
@@ -264,7 +317,7 @@ pub fn write(
     let file = inner.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
-    fs::rename(&tmp, path)?;
+    fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
         let dir = if dir.as_os_str().is_empty() {
             Path::new(".")
@@ -306,11 +359,7 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
             "checkpoint version {version}, expected {VERSION}"
         )));
     }
-    let position = Position {
-        last_seq: get_u64(&mut r)?,
-        journal_offset: get_u64(&mut r)?,
-        journal_line: get_u64(&mut r)?,
-    };
+    let position = get_position(&mut r)?;
     if get_u64(&mut r)? != hash_key(b"clusterns") {
         return Err(bad("written with a different hash function"));
     }
@@ -518,17 +567,38 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename fails: the target is a non-empty directory.
+        let path = dir.path().join("t.ckpt");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("x"), "x").unwrap();
+        assert!(write(&path, &sample(), Position::default(), &["a".into()]).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("t.ckpt")]);
+    }
+
+    #[test]
     fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.ckpt");
         let t = sample();
         let pos = Position {
             last_seq: 77,
-            journal_offset: 1234,
-            journal_line: 56,
+            journal: JournalPos {
+                offset: 1234,
+                line: 56,
+                head_len: 14,
+                head_crc: 0xdead_beef,
+                tail_crc: 0x1234_5678,
+            },
         };
         let clusters = vec!["a".to_string(), "b".into(), "c".into()];
         write(&path, &t, pos, &clusters).unwrap();
+        assert_eq!(read_position(&path).unwrap(), pos);
         let l = read(&path).unwrap();
         assert_eq!(l.position, pos);
         assert_eq!(l.clusters, clusters);
@@ -622,7 +692,7 @@ mod tests {
         }
         // An arena length (after the header and the three cluster names) far beyond the
         // file: refused, not allocated.
-        let at = 8 + 4 + 3 * 8 + 8 + 4 + 3 * 2;
+        let at = 8 + 4 + 3 * 8 + 3 * 4 + 8 + 4 + 3 * 2;
         assert_eq!(
             &good[at..at + 8],
             &(t.base().arena_len() as u64).to_le_bytes()

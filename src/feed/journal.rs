@@ -6,16 +6,67 @@
 //! <seq> delete <replid>
 //! ```
 //! Fields are separated by spaces or tabs; names are labels (letters, digits, `-`, `_`),
-//! stored lower-case. Sequence numbers increase strictly; a line whose number does not is
-//! reported and skipped. A last line without its newline is incomplete (a writer may be half
-//! way through it) and is left for the next read.
+//! stored lower-case. Sequence numbers increase strictly and are at most 2^63-1; a line whose
+//! number does not increase is reported and skipped. A line counts once its newline is
+//! written: a last line without one is left for the next read (and looked at again only when
+//! the file grows). Lines longer than [`MAX_LINE`] bytes are reported and skipped without being
+//! held in memory.
+//!
+//! A compacted journal (`clusterns journal compact`) starts with a snapshot block, the whole
+//! table as of one sequence number, followed by the changes after it:
+//! ```text
+//! <seq> snapshot begin <from>
+//! <seq> app <replid> <user> <slug> <cluster>
+//! <seq> snapshot end <count>
+//! ```
+//! `<from>` is the identity (8 hex digits) of the journal it was compacted from.
+//!
+//! The reader follows the file at its path, not the file it first opened: every read checks
+//! that the path still names the file it reads, and that the bytes it has read are still
+//! there (the first line, and the bytes before its position). When the journal is rotated,
+//! replaced, truncated or rewritten, the reader finishes the old file, then reads the new one
+//! from its start, and its first entry decides how it relates to what was applied:
+//! - a change numbered after the last one applied continues the feed (a jump in numbers is
+//!   reported as a gap);
+//! - a snapshot compacted from the file just read, at the last sequence number applied, is
+//!   skipped (the table already holds it); any other snapshot replaces the table;
+//! - a change numbered at or below the last one applied means the history was rewritten: the
+//!   table is rebuilt from the new file alone.
+//!
+//! A checkpoint stores the reader's [`JournalPos`] (byte offset, line, and the identity of the
+//! file: a hash of its first line and of the bytes before the offset), so a restart resumes
+//! only in the file it left and treats any other file by the same rules.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::feed::change::{Change, Sequenced};
 use crate::name::check_label;
+
+/// The largest sequence number (PostgreSQL's bigint, and room to count past it).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// The longest line read; a longer one is reported and skipped. A change line is at most
+/// about 300 bytes.
+pub const MAX_LINE: usize = 4096;
+
+/// At most this many changes are returned by one read (the rest is read next time).
+pub const MAX_BATCH: usize = 1 << 16;
+
+/// How much of the journal one read takes at most.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The file's identity is a hash of its first line, up to this many bytes.
+const HEAD_MAX: usize = 256;
+
+/// And of up to this many bytes before the reader's position.
+const TAIL_MAX: u64 = 64;
+
+/// Names an app's id, user or slug may not take: `_acme-challenge.<name>` is answered for
+/// every app name, so an app there could never be reached.
+pub const RESERVED_LABEL: &str = "_acme-challenge";
 
 /// A bad journal line: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +82,34 @@ impl std::fmt::Display for LineError {
     }
 }
 
+/// Quotes untrusted text for a message, at most 40 characters of it.
+pub fn quote(text: &str) -> String {
+    const MAX: usize = 40;
+    if text.len() <= MAX {
+        return format!("{text:?}");
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &text[..end], text.len())
+}
+
+/// One journal line's meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A change: `set` or `delete`.
+    Change(Sequenced),
+    /// `<seq> snapshot begin <from>`: the table as of `seq` follows.
+    SnapshotBegin { seq: u64, from: u32 },
+    /// `<seq> app ...`: one app of a snapshot.
+    SnapshotApp(Sequenced),
+    /// `<seq> snapshot end <count>`.
+    SnapshotEnd { seq: u64, count: u64 },
+}
+
 /// Parses one line (without its newline). `Ok(None)` for blank lines and comments.
-pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
+pub fn parse_entry(line: &str) -> Result<Option<Entry>, String> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -41,113 +118,249 @@ pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
     let seq_text = fields.next().unwrap_or_default();
     let seq: u64 = seq_text
         .parse()
-        .map_err(|_| format!("sequence number {seq_text:?} is not a whole number"))?;
+        .map_err(|_| format!("sequence number {} is not a whole number", quote(seq_text)))?;
     if seq == 0 {
         return Err("sequence numbers start at 1".into());
+    }
+    if seq > MAX_SEQ {
+        return Err(format!("sequence number {seq} is larger than {MAX_SEQ}"));
     }
     let verb = fields.next().ok_or("missing verb (set or delete)")?;
     let mut label = |what: &str| -> Result<_, String> {
         let text = fields
             .next()
             .ok_or_else(|| format!("{verb}: missing {what}"))?;
-        check_label(text).map_err(|e| format!("{what}: {e}"))
+        let l = check_label(text).map_err(|e| format!("{what}: {e}"))?;
+        if what != "cluster" && l.as_str() == RESERVED_LABEL {
+            return Err(format!("{what} {RESERVED_LABEL} is reserved"));
+        }
+        Ok(l)
     };
-    let change = match verb {
-        "set" => Change::Upsert {
+    let mut upsert = || -> Result<Change, String> {
+        Ok(Change::Upsert {
             id: label("repl id")?,
             user: label("user")?,
             slug: label("slug")?,
             cluster: label("cluster")?,
-        },
-        "delete" => Change::Delete {
-            id: label("repl id")?,
-        },
-        other => return Err(format!("unknown verb {other:?} (expected set or delete)")),
+        })
+    };
+    let entry = match verb {
+        "set" => Entry::Change(Sequenced {
+            seq,
+            change: upsert()?,
+        }),
+        "app" => Entry::SnapshotApp(Sequenced {
+            seq,
+            change: upsert()?,
+        }),
+        "delete" => Entry::Change(Sequenced {
+            seq,
+            change: Change::Delete {
+                id: label("repl id")?,
+            },
+        }),
+        "snapshot" => {
+            let what = fields.next().unwrap_or_default();
+            let arg = fields.next().unwrap_or_default();
+            match what {
+                "begin" => Entry::SnapshotBegin {
+                    seq,
+                    from: u32::from_str_radix(arg, 16)
+                        .ok()
+                        .filter(|_| arg.len() == 8)
+                        .ok_or_else(|| {
+                            format!("snapshot begin: {} is not 8 hex digits", quote(arg))
+                        })?,
+                },
+                "end" => Entry::SnapshotEnd {
+                    seq,
+                    count: arg.parse().map_err(|_| {
+                        format!("snapshot end: count {} is not a whole number", quote(arg))
+                    })?,
+                },
+                other => {
+                    return Err(format!(
+                        "snapshot: expected begin or end, not {}",
+                        quote(other)
+                    ))
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown verb {} (expected set or delete)",
+                quote(other)
+            ))
+        }
     };
     if let Some(extra) = fields.next() {
         return Err(format!(
-            "unexpected field {extra:?} after the {verb} change"
+            "unexpected field {} after the {verb} line",
+            quote(extra)
         ));
     }
-    Ok(Some(Sequenced { seq, change }))
+    Ok(Some(entry))
 }
 
-/// Reads a journal incrementally: every call returns the complete lines added since the last.
-pub struct JournalReader {
-    path: PathBuf,
-    /// The journal, kept open between reads once it exists.
-    file: Option<File>,
-    /// Byte offset of the first unread line.
-    offset: u64,
-    /// Line number of the first unread line (1-based).
-    line: u64,
-    /// The highest sequence number accepted so far.
-    last_seq: u64,
-    /// Lines at or below this sequence number are already applied (from a checkpoint) and
-    /// are skipped without complaint.
-    skip_upto: u64,
-    /// The read buffer, kept between reads.
-    buf: Vec<u8>,
+/// Parses one change line (without its newline). `Ok(None)` for blank lines and comments;
+/// snapshot lines are errors here (they only mean something in a whole journal).
+pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
+    match parse_entry(line)? {
+        None => Ok(None),
+        Some(Entry::Change(s)) => Ok(Some(s)),
+        Some(_) => Err("a snapshot line outside a journal".into()),
+    }
+}
+
+/// Where a reader is in its journal, and which file that is: what a checkpoint stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JournalPos {
+    /// The byte offset and line number (1-based) of the first line not yet read.
+    pub offset: u64,
+    pub line: u64,
+    /// The length (at most 256) and CRC-32 of the file's first line, newline included. While
+    /// the file has no complete line, `head_len` is 0 and `head_crc` is the identity of the
+    /// file read before (its lineage), or 0.
+    pub head_len: u32,
+    pub head_crc: u32,
+    /// The CRC-32 of the (up to 64) bytes before `offset`.
+    pub tail_crc: u32,
+}
+
+/// What happened to the journal file, for the log and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// The reader moved to another file (rotated, replaced, truncated, rewritten, re-created)
+    /// or found the file does not continue a checkpoint.
+    Switched,
+    /// The journal does not exist (deleted, moved away, never created).
+    Missing,
+    /// The new file continues after a jump in sequence numbers: changes may be lost.
+    Gap,
+    /// The table is rebuilt from the journal (a [`Event::Reset`] was emitted).
+    Reload,
+    /// A snapshot that repeats what the table holds was skipped.
+    SnapshotSkipped,
+}
+
+/// Something that happened to the journal file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub message: String,
+}
+
+/// What a read produced, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A change to apply, with its line number (for reports).
+    Change { change: Sequenced, line: u64 },
+    /// Start the table over, empty, as of `seq`: the changes that follow rebuild it, and it
+    /// replaces the served table once the reader has reached the end of the journal.
+    Reset { seq: u64 },
 }
 
 /// The result of one read.
 #[derive(Debug, Default)]
 pub struct ReadBatch {
-    pub changes: Vec<Sequenced>,
+    pub events: Vec<Event>,
     pub errors: Vec<LineError>,
+    pub notices: Vec<Notice>,
+    /// Whether the read reached the end of the journal (false: more is waiting).
+    pub at_end: bool,
 }
 
-impl JournalReader {
-    /// A reader from the start of `path` that accepts only sequence numbers above `after_seq`
-    /// (lines at or below it are skipped silently: they are already applied).
-    pub fn new(path: &Path, after_seq: u64) -> JournalReader {
-        JournalReader {
-            path: path.to_path_buf(),
-            file: None,
-            offset: 0,
-            line: 1,
-            last_seq: after_seq,
-            skip_upto: after_seq,
-            buf: Vec::new(),
-        }
-    }
-
-    /// A reader that continues at byte `offset` (line number `line`), where a checkpoint at
-    /// `last_seq` left off. Fails if the journal does not match: shorter than `offset`, or
-    /// `offset` not at the start of a line.
-    pub fn resume(path: &Path, offset: u64, line: u64, last_seq: u64) -> io::Result<JournalReader> {
-        if offset > 0 {
-            let mut f = File::open(path)?;
-            if f.metadata()?.len() < offset {
-                return Err(io::Error::other(format!(
-                    "{} is shorter than the checkpoint's position {offset}",
-                    path.display()
-                )));
-            }
-            let mut b = [0u8; 1];
-            f.seek(SeekFrom::Start(offset - 1))?;
-            f.read_exact(&mut b)?;
-            if b[0] != b'\n' {
-                return Err(io::Error::other(format!(
-                    "{}: the checkpoint's position {offset} is not at the start of a line",
-                    path.display()
-                )));
-            }
-        }
-        Ok(JournalReader {
-            path: path.to_path_buf(),
-            file: None,
-            offset,
-            line,
-            last_seq,
-            skip_upto: last_seq,
-            buf: Vec::new(),
+impl ReadBatch {
+    /// The changes read, in order (resets left out).
+    pub fn changes(&self) -> impl Iterator<Item = &Sequenced> {
+        self.events.iter().filter_map(|e| match e {
+            Event::Change { change, .. } => Some(change),
+            Event::Reset { .. } => None,
         })
     }
 
-    /// The byte offset and line number of the first line not yet read.
-    pub fn position(&self) -> (u64, u64) {
-        (self.offset, self.line)
+    fn notice(&mut self, kind: NoticeKind, message: String) {
+        self.notices.push(Notice { kind, message });
+    }
+}
+
+/// A snapshot block being read.
+#[derive(Debug, Clone, Copy)]
+struct SnapState {
+    seq: u64,
+    line: u64,
+    count: u64,
+    /// Its apps are not passed on (the table already holds them, or the block is misplaced).
+    skip: bool,
+}
+
+/// Reads a journal incrementally: every call returns what was added since the last.
+pub struct JournalReader {
+    path: PathBuf,
+    /// The file being read, with its device and inode.
+    file: Option<(File, (u64, u64))>,
+    pos: JournalPos,
+    /// Bytes up to here have been looked at (beyond `pos.offset`: a line without its newline).
+    scanned: u64,
+    /// Inside a line longer than `MAX_LINE` (reported), looking for its end.
+    skipping: bool,
+    /// The highest sequence number accepted so far.
+    last_seq: u64,
+    /// At the start of a file not known to continue what was applied: its first entry decides.
+    boundary: bool,
+    /// In a file that overlaps what was applied, changes up to here are taken as applied.
+    skip_upto: u64,
+    snapshot: Option<SnapState>,
+    /// The identity of the file read before the current one (a snapshot compacted from it at
+    /// the last sequence number applied repeats the table).
+    lineage: u32,
+    /// The journal is missing (reported once).
+    missing: bool,
+    /// Size and modification time when the file's bytes were last checked.
+    checked: (u64, i64, i64),
+    buf: Vec<u8>,
+}
+
+impl JournalReader {
+    /// A reader from the start of `path`, with nothing applied yet.
+    pub fn new(path: &Path) -> JournalReader {
+        JournalReader::resume(path, JournalPos::default(), 0)
+    }
+
+    /// A reader that continues at `pos`, where a checkpoint at `last_seq` left off. Whether
+    /// the file there is still that file is checked when it is opened: if not, it is read from
+    /// its start by the rules in the module documentation.
+    pub fn resume(path: &Path, pos: JournalPos, last_seq: u64) -> JournalReader {
+        let pos = JournalPos {
+            line: pos.line.max(1),
+            ..pos
+        };
+        JournalReader {
+            path: path.to_path_buf(),
+            file: None,
+            pos,
+            scanned: pos.offset,
+            skipping: false,
+            last_seq,
+            boundary: pos.offset == 0,
+            skip_upto: 0,
+            snapshot: None,
+            lineage: pos.head_crc,
+            missing: false,
+            checked: (u64::MAX, 0, 0),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The position and identity of the file being read, as a checkpoint stores it.
+    pub fn position(&mut self) -> JournalPos {
+        self.pos
+    }
+
+    /// The identity of the journal this reader follows: its first line's hash, or the one of
+    /// the file before while it has none.
+    pub fn identity(&self) -> u32 {
+        self.pos.head_crc
     }
 
     /// The highest sequence number read so far.
@@ -155,12 +368,22 @@ impl JournalReader {
         self.last_seq
     }
 
-    /// Whether the journal holds bytes not read yet (false when it cannot tell).
+    /// Whether the journal exists (as far as the last read saw).
+    pub fn is_missing(&self) -> bool {
+        self.missing
+    }
+
+    /// Bytes at the end of the file that are not a complete line yet (a torn last line).
+    pub fn incomplete_tail(&self) -> u64 {
+        self.scanned - self.pos.offset
+    }
+
+    /// Whether the journal holds bytes not looked at yet (false when it cannot tell).
     pub fn has_unread(&self) -> bool {
         self.file
             .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .is_some_and(|m| m.len() > self.offset)
+            .and_then(|(f, _)| f.metadata().ok())
+            .is_some_and(|m| m.len() > self.scanned)
     }
 
     /// The journal's path.
@@ -168,133 +391,537 @@ impl JournalReader {
         &self.path
     }
 
-    /// Reads every complete line added since the last call. A missing file reads as empty.
+    /// Reads what was added since the last call (at most [`MAX_BATCH`] changes), after
+    /// checking that the path still names the file being read and that its bytes are still
+    /// there.
     pub fn read_new(&mut self) -> io::Result<ReadBatch> {
         let mut batch = ReadBatch::default();
-        if self.file.is_none() {
-            match open_for_tailing(&self.path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(batch),
-                Err(e) => return Err(e),
+        self.follow_path(&mut batch)?;
+        match self.file.take() {
+            Some((file, key)) => {
+                let result = self.read_lines(&file, &mut batch, true);
+                self.file = Some((file, key));
+                result?;
             }
+            None => batch.at_end = true,
         }
-        let Some(file) = self.file.take() else {
-            return Ok(batch);
-        };
-        let result = self.read_lines(&file, &mut batch);
-        self.file = Some(file);
-        result.map(|()| batch)
+        Ok(batch)
     }
 
-    /// Reads the complete lines from the current offset on, in chunks through one buffer kept
-    /// between calls (a poll of a busy journal allocates nothing for the reading).
-    fn read_lines(&mut self, file: &File, batch: &mut ReadBatch) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        if self.buf.is_empty() {
-            self.buf = vec![0; READ_CHUNK];
+    /// Makes the reader read the file its path names now, noticing rotation, deletion,
+    /// replacement, truncation and rewrites.
+    fn follow_path(&mut self, batch: &mut ReadBatch) -> io::Result<()> {
+        let Some((file, key)) = self.file.take() else {
+            return self.open(batch);
+        };
+        let now = match std::fs::metadata(&self.path) {
+            Ok(m) => Some((m.dev(), m.ino())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                self.file = Some((file, key));
+                return Err(e);
+            }
+        };
+        if now != Some(key) {
+            // Rotated, deleted or replaced: what was appended to the old file before that
+            // still counts.
+            self.read_lines(&file, batch, false)?;
+            if self.scanned > self.pos.offset {
+                batch.errors.push(self.line_error(
+                    self.pos.line,
+                    format!(
+                        "the last line of the journal that was moved away has no newline ({} bytes); dropped",
+                        self.scanned - self.pos.offset
+                    ),
+                ));
+            }
+            drop(file);
+            if now.is_some() {
+                batch.notice(
+                    NoticeKind::Switched,
+                    format!(
+                        "journal {} is another file now (rotated or replaced); the old one was read to its end, the new one is read from its start",
+                        self.path.display()
+                    ),
+                );
+            }
+            self.start_over();
+            return self.open(batch);
         }
-        loop {
-            let n = file.read_at(&mut self.buf, self.offset)?;
-            if n == 0 {
-                let len = file.metadata()?.len();
-                if len < self.offset {
-                    return Err(io::Error::other(format!(
-                        "{} shrank from {} to {len} bytes: journals are append-only",
-                        self.path.display(),
-                        self.offset
-                    )));
+        let meta = file.metadata()?;
+        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
+        if stamp != self.checked {
+            if meta.len() < self.pos.offset || !self.bytes_still_there(&file)? {
+                let what = if meta.len() < self.pos.offset {
+                    format!(
+                        "was truncated (from at least {} to {} bytes)",
+                        self.pos.offset,
+                        meta.len()
+                    )
+                } else {
+                    "was rewritten in place (the lines already read changed)".to_string()
+                };
+                batch.notice(
+                    NoticeKind::Switched,
+                    format!(
+                        "journal {} {what}; reading it again from its start",
+                        self.path.display()
+                    ),
+                );
+                self.start_over();
+            } else if meta.len() < self.scanned {
+                // Only a line without its newline went (a writer removed its torn line).
+                self.scanned = meta.len();
+                self.skipping = false;
+            }
+            self.checked = (meta.len(), meta.mtime(), meta.mtime_nsec());
+        }
+        self.file = Some((file, key));
+        Ok(())
+    }
+
+    /// Opens the file at the path, if there is one. A reader resuming at an offset checks that
+    /// the file is the one it left.
+    fn open(&mut self, batch: &mut ReadBatch) -> io::Result<()> {
+        let file = match open_for_tailing(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !self.missing {
+                    self.missing = true;
+                    batch.notice(
+                        NoticeKind::Missing,
+                        format!(
+                            "journal {} does not exist; serving the table as it is (sequence {}) until it appears",
+                            self.path.display(),
+                            self.last_seq
+                        ),
+                    );
                 }
                 return Ok(());
             }
-            let buf = std::mem::take(&mut self.buf);
-            let mut start = 0;
-            while let Some(end) = buf[start..n].iter().position(|&b| b == b'\n') {
-                let line = &buf[start..start + end];
-                start += end + 1;
-                self.offset += end as u64 + 1;
-                self.take_line(line, batch);
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        if self.missing {
+            self.missing = false;
+            batch.notice(
+                NoticeKind::Switched,
+                format!("journal {} appeared", self.path.display()),
+            );
+        }
+        if self.pos.offset > 0 && (meta.len() < self.pos.offset || !self.bytes_still_there(&file)?)
+        {
+            batch.notice(
+                NoticeKind::Switched,
+                format!(
+                    "journal {} is not the file the checkpoint left at line {} (sequence {}); reading it from its start",
+                    self.path.display(),
+                    self.pos.line,
+                    self.last_seq
+                ),
+            );
+            self.start_over();
+        }
+        self.checked = (meta.len(), meta.mtime(), meta.mtime_nsec());
+        self.file = Some((file, (meta.dev(), meta.ino())));
+        Ok(())
+    }
+
+    /// Whether the first line and the bytes before the position are still what was read.
+    fn bytes_still_there(&self, file: &File) -> io::Result<bool> {
+        let head = self.pos.head_len as usize;
+        if head > 0 && crc_at(file, 0, head)? != Some(self.pos.head_crc) {
+            return Ok(false);
+        }
+        let tail = TAIL_MAX.min(self.pos.offset);
+        Ok(tail == 0
+            || crc_at(file, self.pos.offset - tail, tail as usize)? == Some(self.pos.tail_crc))
+    }
+
+    /// Reads the file at the path from its start next, as a file of its own (the boundary
+    /// rules decide at its first entry), keeping the identity of the one before as lineage.
+    fn start_over(&mut self) {
+        self.lineage = self.pos.head_crc;
+        self.pos = JournalPos {
+            offset: 0,
+            line: 1,
+            head_len: 0,
+            head_crc: self.pos.head_crc,
+            tail_crc: 0,
+        };
+        self.scanned = 0;
+        self.skipping = false;
+        self.boundary = true;
+        self.skip_upto = 0;
+        self.snapshot = None;
+        self.checked = (u64::MAX, 0, 0);
+    }
+
+    fn line_error(&self, line: u64, message: String) -> LineError {
+        LineError {
+            file: self.path.clone(),
+            line,
+            message,
+        }
+    }
+
+    /// Reads the complete lines from the position on, through one buffer kept between calls.
+    /// With `limit`, stops after [`MAX_BATCH`] changes.
+    fn read_lines(&mut self, file: &File, batch: &mut ReadBatch, limit: bool) -> io::Result<()> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_CHUNK];
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let before = self.pos.offset;
+        let result = self.read_lines_into(file, &mut buf, batch, limit);
+        self.buf = buf;
+        if self.pos.offset != before {
+            let tail = TAIL_MAX.min(self.pos.offset);
+            if let Some(crc) = crc_at(file, self.pos.offset - tail, tail as usize)? {
+                self.pos.tail_crc = crc;
             }
-            let full = n == buf.len();
-            self.buf = buf;
-            if !full {
-                // The end of the file as it was a moment ago (perhaps with a line still being
-                // written, read next time): another read now would most likely find nothing.
+        }
+        result
+    }
+
+    fn read_lines_into(
+        &mut self,
+        file: &File,
+        buf: &mut [u8],
+        batch: &mut ReadBatch,
+        limit: bool,
+    ) -> io::Result<()> {
+        let mut changes = 0;
+        loop {
+            let from = if self.skipping {
+                self.scanned
+            } else {
+                self.pos.offset
+            };
+            let n = file.read_at(buf, from)?;
+            if n == 0 {
+                self.scanned = self.scanned.max(from);
+                batch.at_end = true;
                 return Ok(());
             }
-            if start == 0 {
-                // A line longer than the buffer: make room for it.
-                let len = self.buf.len() * 2;
-                self.buf.resize(len, 0);
+            let mut start = 0;
+            if self.skipping {
+                match memchr::memchr(b'\n', &buf[..n]) {
+                    Some(i) => {
+                        self.skipping = false;
+                        self.pos.offset = from + i as u64 + 1;
+                        self.pos.line += 1;
+                        start = i + 1;
+                    }
+                    None => {
+                        self.scanned = from + n as u64;
+                        if n < buf.len() {
+                            batch.at_end = true;
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
+            }
+            while let Some(end) = memchr::memchr(b'\n', &buf[start..n]) {
+                let line = &buf[start..start + end];
+                if self.pos.offset == 0 {
+                    let len = (end + 1).min(HEAD_MAX);
+                    self.pos.head_len = len as u32;
+                    self.pos.head_crc = crc32fast::hash(&buf[start..start + len]);
+                }
+                start += end + 1;
+                self.pos.offset += end as u64 + 1;
+                let line_no = self.pos.line;
+                self.pos.line += 1;
+                if line.len() > MAX_LINE {
+                    batch.errors.push(self.line_error(
+                        line_no,
+                        format!("line is longer than {MAX_LINE} bytes ({}); skipped", line.len()),
+                    ));
+                } else if self.take_line(line, line_no, batch) {
+                    changes += 1;
+                }
+                if limit && changes >= MAX_BATCH {
+                    self.scanned = self.pos.offset;
+                    return Ok(());
+                }
+            }
+            let rest = (n - start) as u64;
+            self.scanned = self.pos.offset + rest;
+            if rest > MAX_LINE as u64 {
+                batch.errors.push(self.line_error(
+                    self.pos.line,
+                    format!(
+                        "line is longer than {MAX_LINE} bytes and has no newline yet; skipped to its end"
+                    ),
+                ));
+                self.skipping = true;
+            }
+            if n < buf.len() {
+                batch.at_end = true;
+                return Ok(());
             }
         }
     }
 
-    /// Parses one complete line (without its newline) into `batch`.
-    fn take_line(&mut self, line: &[u8], batch: &mut ReadBatch) {
-        let line_no = self.line;
-        self.line += 1;
-        let result = match std::str::from_utf8(line) {
-            Ok(text) => parse_line(text),
+    /// Takes one complete line (without its newline) into `batch`; returns whether it was a
+    /// change passed on.
+    fn take_line(&mut self, line: &[u8], line_no: u64, batch: &mut ReadBatch) -> bool {
+        let entry = match std::str::from_utf8(line) {
+            Ok(text) => parse_entry(text),
             Err(_) => Err("line is not valid UTF-8".into()),
         };
-        match result {
-            Ok(None) => {}
-            Ok(Some(change)) if change.seq <= self.skip_upto => {}
-            Ok(Some(change)) if change.seq <= self.last_seq => {
-                batch.errors.push(LineError {
-                    file: self.path.clone(),
+        let entry = match entry {
+            Ok(Some(e)) => e,
+            Ok(None) => return false,
+            Err(message) => {
+                batch.errors.push(self.line_error(line_no, message));
+                return false;
+            }
+        };
+        if self.boundary {
+            self.decide(&entry, line_no, batch);
+        }
+        match entry {
+            Entry::SnapshotBegin { seq, .. } => {
+                if matches!(self.snapshot, Some(s) if s.line == line_no) {
+                    // Begun at the file's start: `decide` took it.
+                    return false;
+                }
+                if let Some(open) = self.snapshot {
+                    batch.errors.push(self.line_error(
+                        line_no,
+                        format!("a snapshot begins inside the one begun at line {}", open.line),
+                    ));
+                }
+                batch.errors.push(self.line_error(
+                    line_no,
+                    "a snapshot is only valid at the start of a journal; its apps are skipped"
+                        .into(),
+                ));
+                self.snapshot = Some(SnapState {
+                    seq,
                     line: line_no,
-                    message: format!(
-                        "sequence number {} does not follow {}; line skipped",
-                        change.seq, self.last_seq
+                    count: 0,
+                    skip: true,
+                });
+                false
+            }
+            Entry::SnapshotApp(s) => {
+                let Some(snap) = &mut self.snapshot else {
+                    batch.errors.push(
+                        self.line_error(line_no, "an app line outside a snapshot; skipped".into()),
+                    );
+                    return false;
+                };
+                if s.seq != snap.seq {
+                    let message = format!(
+                        "an app line numbered {} in the snapshot of sequence {}; skipped",
+                        s.seq, snap.seq
+                    );
+                    batch.errors.push(self.line_error(line_no, message));
+                    return false;
+                }
+                snap.count += 1;
+                if snap.skip {
+                    return false;
+                }
+                batch.events.push(Event::Change {
+                    change: s,
+                    line: line_no,
+                });
+                true
+            }
+            Entry::SnapshotEnd { seq, count } => {
+                match self.snapshot.take() {
+                    Some(snap) if snap.seq == seq && snap.count == count => {}
+                    Some(snap) => batch.errors.push(self.line_error(
+                        line_no,
+                        format!(
+                            "the snapshot begun at line {} (sequence {}, {} apps) ends as sequence {seq} with {count} apps: damaged",
+                            snap.line, snap.seq, snap.count
+                        ),
+                    )),
+                    None => batch.errors.push(
+                        self.line_error(line_no, "a snapshot end without its begin".into()),
                     ),
+                }
+                false
+            }
+            Entry::Change(s) => {
+                if let Some(snap) = self.snapshot.take() {
+                    batch.errors.push(self.line_error(
+                        line_no,
+                        format!(
+                            "the snapshot begun at line {} has no end before this change: damaged",
+                            snap.line
+                        ),
+                    ));
+                }
+                if s.seq <= self.skip_upto {
+                    return false;
+                }
+                if s.seq <= self.last_seq {
+                    batch.errors.push(self.line_error(
+                        line_no,
+                        format!(
+                            "sequence number {} does not follow {}; line skipped",
+                            s.seq, self.last_seq
+                        ),
+                    ));
+                    return false;
+                }
+                self.last_seq = s.seq;
+                batch.events.push(Event::Change {
+                    change: s,
+                    line: line_no,
+                });
+                true
+            }
+        }
+    }
+
+    /// The first entry of a file not known to continue what was applied decides how it does.
+    fn decide(&mut self, entry: &Entry, line_no: u64, batch: &mut ReadBatch) {
+        let path = self.path.display();
+        let last = self.last_seq;
+        match *entry {
+            Entry::SnapshotBegin { seq, from } => {
+                self.boundary = false;
+                let skip = last > 0 && seq == last && from == self.lineage;
+                if skip {
+                    batch.notice(
+                        NoticeKind::SnapshotSkipped,
+                        format!(
+                            "journal {path} was compacted at sequence {seq}, where the table is: snapshot skipped"
+                        ),
+                    );
+                } else if last > 0 {
+                    batch.notice(
+                        NoticeKind::Reload,
+                        format!(
+                            "journal {path} starts with a snapshot at sequence {seq} (compacted from {from:08x}) but the table is at sequence {last} of {:08x}: rebuilding the table from the journal",
+                            self.lineage
+                        ),
+                    );
+                    batch.events.push(Event::Reset { seq });
+                }
+                self.last_seq = seq;
+                self.snapshot = Some(SnapState {
+                    seq,
+                    line: line_no,
+                    count: 0,
+                    skip,
                 });
             }
-            Ok(Some(change)) => {
-                self.last_seq = change.seq;
-                batch.changes.push(change);
+            Entry::Change(ref s) => {
+                self.boundary = false;
+                if s.seq > last {
+                    if last > 0 && s.seq != last + 1 {
+                        batch.notice(
+                            NoticeKind::Gap,
+                            format!(
+                                "journal {path} continues at sequence {} after {last}: changes {} to {} are missing (rotated away unread?)",
+                                s.seq,
+                                last + 1,
+                                s.seq - 1
+                            ),
+                        );
+                    }
+                } else if s.seq == 1 {
+                    batch.notice(
+                        NoticeKind::Reload,
+                        format!(
+                            "journal {path} starts again at sequence 1 but {last} was already applied: its history was rewritten; rebuilding the table from it"
+                        ),
+                    );
+                    batch.events.push(Event::Reset { seq: 0 });
+                    self.last_seq = 0;
+                } else {
+                    batch.notice(
+                        NoticeKind::Gap,
+                        format!(
+                            "journal {path} starts at sequence {}, at or below {last} which was already applied: its lines up to {last} are taken as applied",
+                            s.seq
+                        ),
+                    );
+                    self.skip_upto = last;
+                }
             }
-            Err(message) => batch.errors.push(LineError {
-                file: self.path.clone(),
-                line: line_no,
-                message,
-            }),
+            // Stray snapshot lines decide nothing: the first real entry will.
+            Entry::SnapshotApp(_) | Entry::SnapshotEnd { .. } => {}
         }
     }
 }
 
-/// How much of the journal one read takes at most (longer lines get a larger buffer).
-const READ_CHUNK: usize = 256 * 1024;
-
-/// Appends changes to a journal as whole lines, under an exclusive `flock` so that concurrent
-/// writers never interleave, numbering them after the journal's last sequence number.
-pub fn append(path: &Path, changes: &[Change]) -> io::Result<Vec<Sequenced>> {
+/// Opens the journal for appending and takes the writers' exclusive `flock` on it, making
+/// sure the lock is on the file the path names (a compaction may have replaced it while this
+/// waited). `create`: whether a missing journal may be created.
+pub fn lock(path: &Path, create: bool) -> io::Result<File> {
     use std::os::unix::io::AsRawFd;
-    let mut file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)?;
-    // SAFETY: flock on a file descriptor we own; released when `file` is closed.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut reader = JournalReader::new(path, 0);
-    reader.read_new()?;
-    let last_seq = reader.last_seq();
-    // A torn last line (a writer that died mid-line) must not swallow ours: end it first.
-    let len = file.metadata()?.len();
-    let mut text = String::new();
-    if len > 0 {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))?;
-        file.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            text.push('\n');
+    for _ in 0..100 {
+        let file = OpenOptions::new()
+            .create(create)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let locked = file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(m) if (m.dev(), m.ino()) == (locked.dev(), locked.ino()) => return Ok(file),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => continue,
+            Err(e) => return Err(e),
         }
     }
+    Err(io::Error::other(format!(
+        "{} keeps being replaced; could not lock it",
+        path.display()
+    )))
+}
+
+/// What [`append`] wrote.
+#[derive(Debug)]
+pub struct Appended {
+    pub written: Vec<Sequenced>,
+    /// A last line without its newline (left by a writer that died) that was removed first,
+    /// quoted.
+    pub dropped: Option<String>,
+}
+
+/// Appends changes to a journal as whole lines, under the writers' lock (see [`lock`]),
+/// numbered after the larger of the journal's last sequence number and `floor` (a
+/// checkpoint's, so that a journal that lost its lines is never numbered again from 1). A
+/// last line without its newline was never complete: it is removed (and returned) before
+/// the new lines are written, so that it can neither swallow them nor be applied.
+pub fn append(path: &Path, changes: &[Change], floor: u64, create: bool) -> io::Result<Appended> {
+    let mut file = lock(path, create)?;
+    let mut reader = JournalReader::new(path);
+    while !reader.read_new()?.at_end {}
+    let keep = reader.pos.offset;
+    let len = file.metadata()?.len();
+    let mut dropped = None;
+    if len > keep {
+        let mut torn = vec![0u8; (len - keep).min(200) as usize];
+        file.read_exact_at(&mut torn, keep)?;
+        dropped = Some(quote(&String::from_utf8_lossy(&torn)));
+        file.set_len(keep)?;
+    }
+    let last = reader.last_seq().max(floor);
+    if changes.len() as u64 > MAX_SEQ - last {
+        return Err(io::Error::other(format!(
+            "{}: sequence number {last} leaves no room for {} more (at most {MAX_SEQ})",
+            path.display(),
+            changes.len()
+        )));
+    }
+    let mut text = String::new();
     let mut written = Vec::with_capacity(changes.len());
-    for (seq, change) in (last_seq + 1..).zip(changes) {
+    for (seq, change) in (last + 1..).zip(changes) {
         let s = Sequenced {
             seq,
             change: change.clone(),
@@ -305,7 +932,39 @@ pub fn append(path: &Path, changes: &[Change]) -> io::Result<Vec<Sequenced>> {
     }
     file.write_all(text.as_bytes())?;
     file.sync_data()?;
-    Ok(written)
+    Ok(Appended { written, dropped })
+}
+
+/// Writes a compacted journal to `w`: a comment naming where it came from, the snapshot block
+/// of `apps` (id, user, slug, cluster) as of `seq`, compacted from the journal with identity
+/// `from`. Returns the number of apps written.
+pub fn write_snapshot<'a, W: Write>(
+    w: &mut W,
+    comment: &str,
+    seq: u64,
+    from: u32,
+    apps: impl IntoIterator<Item = [&'a str; 4]>,
+) -> io::Result<u64> {
+    writeln!(w, "# {}", comment.replace('\n', " "))?;
+    writeln!(w, "{seq} snapshot begin {from:08x}")?;
+    let mut count = 0;
+    for [id, user, slug, cluster] in apps {
+        writeln!(w, "{seq} app {id} {user} {slug} {cluster}")?;
+        count += 1;
+    }
+    writeln!(w, "{seq} snapshot end {count}")?;
+    Ok(count)
+}
+
+/// The CRC-32 of `len` bytes of `file` at `at` (None if the file is shorter).
+fn crc_at(file: &File, at: u64, len: usize) -> io::Result<Option<u32>> {
+    let mut b = [0u8; HEAD_MAX];
+    let b = &mut b[..len.min(HEAD_MAX)];
+    match file.read_exact_at(b, at) {
+        Ok(()) => Ok(Some(crc32fast::hash(b))),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens a journal for reading without updating its access time on every read (O_NOATIME,
@@ -326,6 +985,29 @@ fn open_for_tailing(path: &Path) -> io::Result<File> {
 mod tests {
     use super::*;
 
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn add(path: &Path, text: &str) {
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn seqs(b: &ReadBatch) -> Vec<u64> {
+        b.changes().map(|c| c.seq).collect()
+    }
+
+    fn kinds(b: &ReadBatch) -> Vec<NoticeKind> {
+        b.notices.iter().map(|n| n.kind).collect()
+    }
+
+    fn delete(id: &str) -> Change {
+        Change::Delete {
+            id: id.parse().unwrap(),
+        }
+    }
+
     #[test]
     fn parses_lines() {
         assert_eq!(parse_line("  # comment").unwrap(), None);
@@ -337,122 +1019,380 @@ mod tests {
         assert_eq!(s.to_string(), "7 set r1 mark coolgame us-east");
         let d = parse_line("8\tdelete r1").unwrap().unwrap();
         assert_eq!(d.to_string(), "8 delete r1");
+        assert_eq!(
+            parse_entry("9 snapshot begin 0000abcd").unwrap(),
+            Some(Entry::SnapshotBegin {
+                seq: 9,
+                from: 0xabcd
+            })
+        );
+        assert_eq!(
+            parse_entry("9 snapshot end 2").unwrap(),
+            Some(Entry::SnapshotEnd { seq: 9, count: 2 })
+        );
+        assert!(matches!(
+            parse_entry("9 app a u s c").unwrap(),
+            Some(Entry::SnapshotApp(_))
+        ));
+        assert!(parse_line("9 app a u s c").is_err());
+        assert!(parse_line(&format!("{MAX_SEQ} delete a")).is_ok());
     }
 
     #[test]
-    fn reports_bad_lines() {
+    fn reports_bad_lines_briefly() {
         for (line, needle) in [
             ("x set a b c d", "not a whole number"),
             ("0 set a b c d", "start at 1"),
+            ("18446744073709551615 set a b c d", "larger than"),
+            ("9223372036854775808 delete a", "larger than"),
             ("1", "missing verb"),
             ("1 move a", "unknown verb"),
             ("1 set a b c", "missing cluster"),
             ("1 set a b.c d e", "user"),
             ("1 delete a extra", "unexpected field"),
+            ("1 set _acme-challenge u s c", "reserved"),
+            ("1 set a u _ACME-challenge c", "reserved"),
+            ("1 snapshot begin xyz", "8 hex digits"),
+            ("1 snapshot end x", "count"),
         ] {
             let e = parse_line(line).unwrap_err();
             assert!(e.contains(needle), "{line}: {e}");
         }
+        // A long field is quoted in part.
+        let long = format!("1 {} a", "v".repeat(100_000));
+        let e = parse_line(&long).unwrap_err();
+        assert!(e.len() < 200, "{e}");
+        let long = format!("{} set a u s c", "9".repeat(100_000));
+        assert!(parse_line(&long).unwrap_err().len() < 200);
     }
 
     #[test]
     fn reads_incrementally_and_reports_with_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
-        std::fs::write(
+        write(
             &path,
             "1 set a u s c\n2 bogus\n2 delete a\n1 delete a\n3 set b u",
-        )
-        .unwrap();
-        let mut r = JournalReader::new(&path, 0);
+        );
+        let mut r = JournalReader::new(&path);
         let b = r.read_new().unwrap();
-        assert_eq!(b.changes.len(), 2);
+        assert_eq!(seqs(&b), vec![1, 2]);
+        assert_eq!(
+            b.events
+                .iter()
+                .map(|e| match e {
+                    Event::Change { line, .. } => *line,
+                    Event::Reset { .. } => 0,
+                })
+                .collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         assert_eq!(b.errors.len(), 2);
-        assert_eq!(b.errors[0].line, 2);
         assert!(b.errors[0].to_string().contains("j.log:2: unknown verb"));
         assert_eq!(b.errors[1].line, 4);
         assert!(b.errors[1].message.contains("does not follow"));
-        // The torn last line is not read until it is complete.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b" s c\n4 delete b\n").unwrap();
+        assert!(b.at_end);
+        // The torn last line is not read until it is complete, and not looked at again
+        // until the file grows (an idle reader must not spin on it).
+        assert_eq!(r.incomplete_tail(), 9);
+        assert!(!r.has_unread());
+        add(&path, " s c\n4 delete b\n");
+        assert!(r.has_unread());
         let b = r.read_new().unwrap();
         assert_eq!(b.errors, vec![]);
-        assert_eq!(
-            b.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
-            vec![3, 4]
-        );
+        assert_eq!(seqs(&b), vec![3, 4]);
         assert_eq!(r.last_seq(), 4);
-        assert!(r.read_new().unwrap().changes.is_empty());
+        assert!(r.read_new().unwrap().events.is_empty());
     }
 
     #[test]
-    fn reads_across_chunks_long_lines_and_refuses_a_shrunk_file() {
+    fn long_lines_are_skipped_without_holding_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
-        // More than two chunks of lines, then a comment longer than a chunk, then one more.
+        write(&path, "1 set a u s c\n");
+        add(&path, &"#".repeat(3 * READ_CHUNK));
+        let mut r = JournalReader::new(&path);
+        let b = r.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![1]);
+        assert_eq!(b.errors.len(), 1, "{:?}", b.errors);
+        assert!(b.errors[0].message.contains("longer than"));
+        assert_eq!(b.errors[0].line, 2);
+        assert!(b.errors[0].to_string().len() < 200);
+        assert_eq!(r.buf.len(), READ_CHUNK, "the buffer never grows");
+        assert!(!r.has_unread());
+        // More garbage: nothing new reported; then its end and a good line.
+        add(&path, &"x".repeat(READ_CHUNK));
+        assert!(r.read_new().unwrap().errors.is_empty());
+        add(&path, "\n2 delete a\n");
+        let b = r.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![2]);
+        assert!(b.errors.is_empty());
+        assert_eq!(r.position().line, 4);
+        // A complete over-long line read at once is reported too.
+        add(&path, &format!("{}\n3 delete b\n", "y".repeat(MAX_LINE + 1)));
+        let b = r.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![3]);
+        assert_eq!(b.errors[0].line, 4);
+    }
+
+    #[test]
+    fn reads_across_chunks_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
         let mut text = String::new();
-        let mut seq = 0;
-        while text.len() < 2 * READ_CHUNK + 100 {
-            seq += 1;
-            text.push_str(&format!(
-                "{seq} set app{seq} user{} slug{seq} c{}\n",
-                seq % 97,
-                seq % 8
-            ));
+        let n = MAX_BATCH as u64 + 100;
+        for seq in 1..=n {
+            text.push_str(&format!("{seq} set app{seq} u{} s{seq} c\n", seq % 97));
         }
-        text.push('#');
-        text.push_str(&"x".repeat(READ_CHUNK + 7));
-        text.push('\n');
-        text.push_str(&format!("{} delete app1\n", seq + 1));
-        std::fs::write(&path, &text).unwrap();
-        let mut r = JournalReader::new(&path, 0);
+        write(&path, &text);
+        let mut r = JournalReader::new(&path);
         let b = r.read_new().unwrap();
-        assert_eq!(b.errors, vec![]);
-        assert_eq!(b.changes.len(), seq + 1);
-        assert!(b
-            .changes
-            .iter()
-            .enumerate()
-            .all(|(i, c)| c.seq == i as u64 + 1));
-        assert_eq!(r.position(), (text.len() as u64, seq as u64 + 3));
-        std::fs::write(&path, "1 delete a\n").unwrap();
-        let e = r.read_new().unwrap_err();
-        assert!(e.to_string().contains("shrank"), "{e}");
+        assert!(!b.at_end);
+        assert_eq!(b.changes().count(), MAX_BATCH);
+        let b = r.read_new().unwrap();
+        assert!(b.at_end);
+        assert_eq!(seqs(&b), (MAX_BATCH as u64 + 1..=n).collect::<Vec<_>>());
+        assert_eq!(r.position().offset, text.len() as u64);
+        assert_eq!(r.position().line, n + 1);
     }
 
     #[test]
-    fn append_numbers_and_repairs_torn_lines() {
+    fn rotation_reads_the_old_file_to_its_end_then_the_new_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
-        std::fs::write(&path, "5 set a u s c\n6 set b u").unwrap();
-        let w = append(
-            &path,
-            &[Change::Delete {
-                id: "a".parse().unwrap(),
-            }],
-        )
-        .unwrap();
-        assert_eq!(w[0].seq, 6);
-        let mut r = JournalReader::new(&path, 0);
+        write(&path, "1 set a u s c\n");
+        let mut r = JournalReader::new(&path);
+        assert_eq!(seqs(&r.read_new().unwrap()), vec![1]);
+        // A writer still holding the old file appends after the rename.
+        let mut old = OpenOptions::new().append(true).open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("j.log.1")).unwrap();
+        old.write_all(b"2 set b u t c\n").unwrap();
+        write(&path, "3 delete a\n");
         let b = r.read_new().unwrap();
-        assert_eq!(b.changes.len(), 2);
-        assert_eq!(
-            b.errors.len(),
-            1,
-            "the torn line is reported: {:?}",
-            b.errors
+        assert_eq!(seqs(&b), vec![2, 3]);
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
+        // The new file continued at 3; a later rotation that skips numbers is a gap.
+        std::fs::rename(&path, dir.path().join("j.log.2")).unwrap();
+        write(&path, "7 delete b\n");
+        let b = r.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![7]);
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched, NoticeKind::Gap]);
+        assert!(b.notices[1].message.contains("4 to 6"), "{:?}", b.notices);
+    }
+
+    #[test]
+    fn deletion_is_noticed_once_and_a_new_file_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n");
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Missing]);
+        assert!(r.is_missing());
+        assert!(r.read_new().unwrap().notices.is_empty(), "reported once");
+        write(&path, "2 delete a\n");
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
+        assert_eq!(seqs(&b), vec![2]);
+    }
+
+    #[test]
+    fn truncation_then_growth_reads_the_new_lines_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u t c\n3 set c u v c\n");
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        // copytruncate: truncated, then more lines than there were bytes before.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(0).unwrap();
+        add(&path, "4 delete a\n5 delete b\n6 delete c\n7 set d u w c\n");
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
+        assert_eq!(seqs(&b), vec![4, 5, 6, 7]);
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+        // Truncated and still short: noticed once, not at every read.
+        f.set_len(0).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
+        for _ in 0..3 {
+            assert!(r.read_new().unwrap().notices.is_empty());
+        }
+        add(&path, "8 delete d\n");
+        assert_eq!(seqs(&r.read_new().unwrap()), vec![8]);
+    }
+
+    #[test]
+    fn a_rewritten_history_resets_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u t c\n");
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        // sed -i: a new file with the history edited.
+        let tmp = dir.path().join("tmp");
+        write(&tmp, "1 set a u s d\n2 set b u t c\n");
+        std::fs::rename(&tmp, &path).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched, NoticeKind::Reload]);
+        assert_eq!(b.events[0], Event::Reset { seq: 0 });
+        assert_eq!(seqs(&b), vec![1, 2]);
+        // In place, same length, same inode: the bytes before the position changed.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"1 set a u s e", 0).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched, NoticeKind::Reload]);
+        assert_eq!(seqs(&b), vec![1, 2]);
+    }
+
+    #[test]
+    fn resume_checks_the_file_is_the_one_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u t c\n");
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        let pos = r.position();
+        add(&path, "3 delete a\n");
+        // The same file: only what follows.
+        let mut r = JournalReader::resume(&path, pos, 2);
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![]);
+        assert_eq!(seqs(&b), vec![3]);
+        // Rotated while stopped: the new file continues.
+        std::fs::rename(&path, dir.path().join("old")).unwrap();
+        write(&path, "3 delete a\n4 delete b\n");
+        let mut r = JournalReader::resume(&path, pos, 2);
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
+        assert_eq!(seqs(&b), vec![3, 4]);
+        // A journal with a rewritten history: rebuilt from it.
+        write(&path, "1 set x u s c\n");
+        let mut r = JournalReader::resume(&path, pos, 2);
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched, NoticeKind::Reload]);
+        assert_eq!(b.events[0], Event::Reset { seq: 0 });
+        // Missing: said so, and followed once it appears.
+        std::fs::remove_file(&path).unwrap();
+        let mut r = JournalReader::resume(&path, pos, 2);
+        assert_eq!(kinds(&r.read_new().unwrap()), vec![NoticeKind::Missing]);
+    }
+
+    fn compacted(seq: u64, from: u32, apps: &[[&str; 4]]) -> String {
+        let mut out = Vec::new();
+        write_snapshot(&mut out, "test", seq, from, apps.iter().copied()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_of_the_same_history_is_skipped_any_other_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u t c\n3 delete a\n");
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        let id = r.identity();
+        let tmp = dir.path().join("tmp");
+        write(
+            &tmp,
+            &(compacted(3, id, &[["b", "u", "t", "c"]]) + "4 delete b\n"),
         );
-        assert_eq!(b.changes[1].to_string(), "6 delete a");
+        std::fs::rename(&tmp, &path).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(
+            kinds(&b),
+            vec![NoticeKind::Switched, NoticeKind::SnapshotSkipped]
+        );
+        assert_eq!(seqs(&b), vec![4]);
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+        // A fresh reader loads it (no reset: nothing applied yet).
+        let mut fresh = JournalReader::new(&path);
+        let b = fresh.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![3, 4]);
+        assert_eq!(kinds(&b), vec![]);
+        // A snapshot of another history, or past the table, replaces the table.
+        let ahead = compacted(9, id, &[["z", "u", "z", "c"]]);
+        let mut r2 = JournalReader::resume(
+            &path,
+            JournalPos {
+                head_crc: id,
+                ..JournalPos::default()
+            },
+            3,
+        );
+        write(&tmp, &ahead);
+        std::fs::rename(&tmp, &path).unwrap();
+        let b = r2.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Reload]);
+        assert_eq!(b.events[0], Event::Reset { seq: 9 });
+        assert_eq!(seqs(&b), vec![9]);
+        assert_eq!(r2.last_seq(), 9);
+        // A damaged block is reported.
+        write(&path, "5 snapshot begin 00000000\n5 app a u s c\n5 snapshot end 7\n");
+        let b = JournalReader::new(&path).read_new().unwrap();
+        assert_eq!(b.errors.len(), 1);
+        assert!(b.errors[0].message.contains("damaged"));
     }
 
     #[test]
-    fn skips_already_applied() {
+    fn append_numbers_after_the_last_and_drops_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
-        std::fs::write(&path, "1 set a u s c\n2 set b u t c\n3 delete a\n").unwrap();
-        let mut r = JournalReader::new(&path, 2);
+        // A complete-looking last line without its newline was never committed.
+        write(&path, "5 set a u s c\n6 set b u t c");
+        let w = append(&path, &[delete("a")], 0, false).unwrap();
+        assert_eq!(w.written[0].seq, 6);
+        assert!(w.dropped.as_deref().unwrap().contains("6 set b"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "5 set a u s c\n6 delete a\n"
+        );
+        // The floor (a checkpoint's sequence number) wins over a shorter journal.
+        let w = append(&path, &[delete("b")], 40, false).unwrap();
+        assert_eq!(w.written[0].seq, 41);
+        // A line at the largest sequence number is refused, not wrapped past.
+        write(&path, &format!("{MAX_SEQ} delete a\n"));
+        let e = append(&path, &[delete("a")], 0, false).unwrap_err();
+        assert!(e.to_string().contains("no room"), "{e}");
+        // And the line above it is a bad line, not a block.
+        write(&path, "1 delete a\n18446744073709551615 delete a\n");
+        let w = append(&path, &[delete("a")], 0, false).unwrap();
+        assert_eq!(w.written[0].seq, 2);
+        // A missing journal is only created when asked to.
+        let missing = dir.path().join("none.log");
+        assert!(append(&missing, &[delete("a")], 0, false).is_err());
+        assert_eq!(append(&missing, &[delete("a")], 0, true).unwrap().written[0].seq, 1);
+    }
+
+    #[test]
+    fn a_file_overlapping_what_was_applied_continues_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u t c\n3 delete a\n");
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        let tmp = dir.path().join("tmp");
+        write(&tmp, "2 set b u t c\n3 delete a\n4 delete b\n");
+        std::fs::rename(&tmp, &path).unwrap();
         let b = r.read_new().unwrap();
-        assert_eq!(b.changes.len(), 1);
-        assert_eq!(b.changes[0].seq, 3);
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched, NoticeKind::Gap]);
+        assert_eq!(seqs(&b), vec![4]);
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+    }
+
+    #[test]
+    fn a_reader_does_not_mistake_a_removed_torn_line_for_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u");
+        let mut r = JournalReader::new(&path);
+        assert_eq!(seqs(&r.read_new().unwrap()), vec![1]);
+        append(&path, &[delete("a")], 0, false).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![]);
+        assert_eq!(seqs(&b), vec![2]);
+        assert!(matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a")));
     }
 }

@@ -25,6 +25,17 @@ pub struct FeedStatus {
     pub checkpoint_at_ms: AtomicU64,
     /// Apps in the table.
     pub apps: AtomicU64,
+    /// Times the journal became another file (rotated, replaced, truncated, rewritten,
+    /// re-created) or did not continue the checkpoint.
+    pub journal_switches: AtomicU64,
+    /// 1 while the journal file does not exist.
+    pub journal_missing: AtomicU64,
+    /// Discontinuities: changes that may be missing (a journal continuing after a jump in
+    /// sequence numbers, or overlapping what was applied; a pruned PostgreSQL log).
+    pub gaps: AtomicU64,
+    /// Times the table was rebuilt from the feed (a rewritten or compacted journal, a
+    /// PostgreSQL reload).
+    pub reloads: AtomicU64,
 }
 
 impl FeedStatus {
