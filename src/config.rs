@@ -47,6 +47,15 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// Where the Prometheus endpoint listens (none: no endpoint).
     pub metrics: Option<SocketAddr>,
+    /// The lines of the feed's file settings, for messages about those files.
+    pub feed_lines: FeedLines,
+}
+
+/// Lines (1-based) of the `[feed]` keys that name files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedLines {
+    pub journal: Option<usize>,
+    pub checkpoint: Option<usize>,
 }
 
 /// `[metrics]`.
@@ -152,9 +161,9 @@ pub enum SourceConfig {
 struct RawFeed {
     #[serde(default = "default_source")]
     source: Spanned<String>,
-    journal: Option<PathBuf>,
+    journal: Option<Spanned<PathBuf>>,
     postgres: Option<String>,
-    checkpoint: Option<PathBuf>,
+    checkpoint: Option<Spanned<PathBuf>>,
     #[serde(default = "default_checkpoint_interval")]
     checkpoint_interval_secs: u64,
     poll_interval_ms: Option<u64>,
@@ -370,6 +379,7 @@ impl Config {
         }
 
         let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let mut feed_lines = FeedLines::default();
         let feed = match raw.feed {
             None => {
                 return Err(err_at(
@@ -386,8 +396,9 @@ impl Config {
                                 "feed source \"journal\" needs `journal = \"<file>\"`".into(),
                             ));
                         };
+                        feed_lines.journal = Some(line_of(text, journal.span().start));
                         SourceConfig::Journal {
-                            path: base_dir.join(journal),
+                            path: base_dir.join(journal.into_inner()),
                         }
                     }
                     "postgres" => {
@@ -415,7 +426,10 @@ impl Config {
                 };
                 FeedConfig {
                     source,
-                    checkpoint: feed.checkpoint.map(|c| base_dir.join(c)),
+                    checkpoint: feed.checkpoint.map(|c| {
+                        feed_lines.checkpoint = Some(line_of(text, c.span().start));
+                        base_dir.join(c.into_inner())
+                    }),
                     checkpoint_interval_secs: feed.checkpoint_interval_secs.max(1),
                     poll_interval_ms: feed.poll_interval_ms.unwrap_or(default_poll).max(1),
                 }
@@ -560,6 +574,7 @@ impl Config {
             zones,
             clusters,
             metrics: raw.metrics.map(|m| m.listen),
+            feed_lines,
         })
     }
 

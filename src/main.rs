@@ -56,6 +56,14 @@ enum Command {
         #[arg(default_value = "A")]
         qtype: String,
     },
+    /// Maintain the journal.
+    Journal {
+        /// The configuration file (for the journal and checkpoint paths).
+        #[arg(long, short, global = true, default_value = "examples/clusterns.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: JournalAction,
+    },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).
@@ -63,6 +71,18 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: Box<ReplAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Rewrite the journal as one snapshot of the table at its last sequence number
+    /// (atomically, under the writers' lock; a running server follows without a reload).
+    /// With the journal missing, it is written from the checkpoint.
+    Compact {
+        /// Keep the old journal under this name (a hard link, in the same file system).
+        #[arg(long)]
+        keep_old: Option<PathBuf>,
     },
 }
 
@@ -103,6 +123,10 @@ fn main() -> ExitCode {
             qtype,
         } => lookup(config, &name, &qtype),
         Command::Repl { config, action } => repl(config, *action),
+        Command::Journal {
+            config,
+            action: JournalAction::Compact { keep_old },
+        } => compact(config, keep_old),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,8 +233,28 @@ fn serve(
     Ok(())
 }
 
+/// The config file's path for messages.
+fn path_for(config: &Config) -> String {
+    config.path.display().to_string()
+}
+
 fn check_config(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|e| e.to_string())?;
+    if let SourceConfig::Journal { path } = &config.feed.source {
+        if !path.is_file() {
+            return Err(format!(
+                "{}:{}: feed.journal {} {}; create it (`touch`) or fix the path",
+                path_for(&config),
+                config.feed_lines.journal.unwrap_or(0),
+                path.display(),
+                if path.exists() {
+                    "is not a file"
+                } else {
+                    "does not exist"
+                }
+            ));
+        }
+    }
     println!("{}: ok", path.display());
     for z in &config.zones {
         println!(
@@ -231,7 +275,9 @@ fn check_config(path: PathBuf) -> Result<(), String> {
         println!("cluster {} ipv4 {:?} ipv6 {:?}", c.name, c.ipv4, c.ipv6);
     }
     match &config.feed.source {
-        SourceConfig::Journal { path } => println!("feed journal {}", path.display()),
+        SourceConfig::Journal { path } => {
+            println!("feed journal {}", path.display())
+        }
         SourceConfig::Postgres { conninfo } => println!("feed postgres {conninfo}"),
     }
     if let Some(c) = &config.feed.checkpoint {
@@ -267,6 +313,7 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
             cluster,
         } => {
             check_cluster(&cluster)?;
+            check_names(&config, &id, &user, &slug)?;
             Change::Upsert {
                 id,
                 user,
@@ -292,9 +339,11 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
     // Number after the checkpoint too: a journal that lost its lines must never be numbered
     // again from where it now ends (the server would take the new lines as already applied).
     let floor = match &config.feed.checkpoint {
-        Some(c) if c.exists() => checkpoint::read_position(c)
-            .map_err(|e| format!("checkpoint {}: {e}", c.display()))?
-            .last_seq,
+        Some(c) if c.exists() => {
+            checkpoint::read_position(c)
+                .map_err(|e| format!("checkpoint {}: {e}", c.display()))?
+                .last_seq
+        }
         _ => 0,
     };
     if floor > 0 && journal_is_empty(path)? {
@@ -303,12 +352,16 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
              deleted or rotated away. Run `clusterns journal compact --config {}` to start it \
              again from the table (or restore it)",
             path.display(),
-            config.feed.checkpoint.as_ref().map_or(String::new(), |c| c.display().to_string()),
+            config
+                .feed
+                .checkpoint
+                .as_ref()
+                .map_or(String::new(), |c| c.display().to_string()),
             config_path.display()
         ));
     }
-    let appended =
-        append(path, &[change], floor, floor == 0).map_err(|e| format!("{}: {e}", path.display()))?;
+    let appended = append(path, &[change], floor, floor == 0)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(torn) = appended.dropped {
         eprintln!(
             "clusterns: {}: removed an incomplete last line (no newline; a writer died): {torn}",
@@ -317,6 +370,45 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
     }
     for s in appended.written {
         println!("{s}");
+    }
+    Ok(())
+}
+
+/// Refuses app names that could never be reached: a reserved label, or an id or user that is
+/// a configured host (or the name above one), or a zone nested in a served zone.
+fn check_names(config: &Config, id: &Label, user: &Label, slug: &Label) -> Result<(), String> {
+    use clusterns::feed::journal::RESERVED_LABEL;
+    for (what, l) in [("repl id", id), ("user", user), ("slug", slug)] {
+        if l.as_str() == RESERVED_LABEL {
+            return Err(format!("{what} {RESERVED_LABEL} is reserved"));
+        }
+    }
+    for zone in &config.zones {
+        let apex: Vec<&[u8]> = zone.apex.labels().collect();
+        // The label right below the apex of every configured name inside the zone: an app or
+        // user with that label would be answered by it.
+        let below = |name: &clusterns::name::DomainName| -> Option<Vec<u8>> {
+            let labels: Vec<&[u8]> = name.labels().collect();
+            (labels.len() > apex.len() && labels.ends_with(&apex))
+                .then(|| labels[labels.len() - apex.len() - 1].to_vec())
+        };
+        let mut taken: Vec<(Vec<u8>, String)> = zone
+            .hosts
+            .iter()
+            .filter_map(|h| Some((below(&h.name)?, format!("host {}", h.name))))
+            .collect();
+        for other in &config.zones {
+            if let Some(l) = below(&other.apex) {
+                taken.push((l, format!("zone {}", other.apex)));
+            }
+        }
+        for (what, l) in [("repl id", id), ("user", user)] {
+            if let Some((_, by)) = taken.iter().find(|(t, _)| t == l.as_str().as_bytes()) {
+                return Err(format!(
+                    "{what} {l} would be answered by the {by} in the configuration, never as an app"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -345,6 +437,20 @@ fn current(config: &Arc<Config>, id: &Label) -> Result<(Label, Label), String> {
         .ok_or_else(|| format!("repl {id} does not exist"))?;
     let label = |s: String| s.parse::<Label>().map_err(|e| format!("journal: {e}"));
     Ok((label(user)?, label(slug)?))
+}
+
+fn compact(config_path: PathBuf, keep_old: Option<PathBuf>) -> Result<(), String> {
+    let config = Arc::new(Config::load(&config_path).map_err(|e| e.to_string())?);
+    let c = clusterns::feed::compact::compact(config, keep_old.as_deref())?;
+    println!(
+        "{}: compacted to {} apps at sequence {} ({} -> {} bytes)",
+        c.path.display(),
+        c.apps,
+        c.seq,
+        c.bytes_before,
+        c.bytes_after
+    );
+    Ok(())
 }
 
 /// Answers one question from the configured feed and prints the response, dig style.

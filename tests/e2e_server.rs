@@ -309,6 +309,8 @@ fn journal_changes_reach_answers_without_restart() {
             slug: "coolgame".parse().unwrap(),
             cluster: "west".parse().unwrap(),
         }],
+        0,
+        false,
     )
     .unwrap();
     assert!(wait_for(Duration::from_secs(2), || {

@@ -289,8 +289,15 @@ fn write_checkpoint_seeds() {
     let clusters: Vec<String> = ["c0", "c1", "wide"].map(String::from).to_vec();
     let pos = Position {
         last_seq: 42,
-        journal_offset: 1234,
-        journal_line: 40,
+        journal: clusterns::feed::journal::JournalPos {
+            offset: 1234,
+            line: 40,
+            head_len: 20,
+            head_crc: 0x1234_5678,
+            tail_crc: 0x9abc_def0,
+            origin: 0,
+            first: 1,
+        },
     };
     let mut base = Table::default();
     for (id, user, slug, c) in [

@@ -23,7 +23,7 @@ use crate::table::{Base, Lookup, Table};
 
 /// Where changes come from.
 enum Source {
-    Journal(JournalReader),
+    Journal(Box<JournalReader>),
     Postgres(Box<PgSource>),
 }
 
@@ -262,12 +262,12 @@ impl Builder {
                 Some((t, p)) => (
                     t,
                     p,
-                    Source::Journal(JournalReader::resume(path, p.journal, p.last_seq)),
+                    Source::Journal(Box::new(JournalReader::resume(path, p.journal, p.last_seq))),
                 ),
                 None => (
                     Table::default(),
                     Position::default(),
-                    Source::Journal(JournalReader::new(path)),
+                    Source::Journal(Box::new(JournalReader::new(path))),
                 ),
             },
             SourceConfig::Postgres { conninfo } => {
@@ -397,6 +397,15 @@ impl Builder {
         &self.table
     }
 
+    /// The identity of the journal being followed (see `JournalReader::identity`); None for
+    /// other sources.
+    pub fn journal_identity(&self) -> Option<u32> {
+        match &self.source {
+            Source::Journal(r) => Some(r.identity()),
+            Source::Postgres(_) => None,
+        }
+    }
+
     /// The sequence number of the last change applied.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
@@ -459,7 +468,8 @@ impl Builder {
                 Some(table) => {
                     let r = apply(table, &self.config, &change.change);
                     if table.overlay().len() > (1 << 18).max(table.base().len()) {
-                        *table = Table::from_base(Arc::new(table.fold().map_err(io::Error::other)?));
+                        *table =
+                            Table::from_base(Arc::new(table.fold().map_err(io::Error::other)?));
                     }
                     r
                 }

@@ -213,7 +213,9 @@ fn put_position(w: &mut impl Write, p: &Position) -> io::Result<()> {
     put_u64(w, p.journal.line)?;
     put_u32(w, p.journal.head_len)?;
     put_u32(w, p.journal.head_crc)?;
-    put_u32(w, p.journal.tail_crc)
+    put_u32(w, p.journal.tail_crc)?;
+    put_u64(w, p.journal.origin)?;
+    put_u64(w, p.journal.first)
 }
 
 fn get_position(r: &mut impl Read) -> io::Result<Position> {
@@ -225,6 +227,8 @@ fn get_position(r: &mut impl Read) -> io::Result<Position> {
             head_len: get_u32(r)?,
             head_crc: get_u32(r)?,
             tail_crc: get_u32(r)?,
+            origin: get_u64(r)?,
+            first: get_u64(r)?,
         },
     })
 }
@@ -594,6 +598,8 @@ mod tests {
                 head_len: 14,
                 head_crc: 0xdead_beef,
                 tail_crc: 0x1234_5678,
+                origin: 9,
+                first: 10,
             },
         };
         let clusters = vec!["a".to_string(), "b".into(), "c".into()];
@@ -692,7 +698,7 @@ mod tests {
         }
         // An arena length (after the header and the three cluster names) far beyond the
         // file: refused, not allocated.
-        let at = 8 + 4 + 3 * 8 + 3 * 4 + 8 + 4 + 3 * 2;
+        let at = 8 + 4 + 5 * 8 + 3 * 4 + 8 + 4 + 3 * 2;
         assert_eq!(
             &good[at..at + 8],
             &(t.base().arena_len() as u64).to_le_bytes()

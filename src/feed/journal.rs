@@ -225,6 +225,12 @@ pub struct JournalPos {
     pub head_crc: u32,
     /// The CRC-32 of the (up to 64) bytes before `offset`.
     pub tail_crc: u32,
+    /// The last sequence number applied when this file began (0: it holds the whole history
+    /// or starts with a snapshot), and the file's first sequence number (0: none yet). A new
+    /// file that starts at or before `first` of a file with origin 0 rewrites the whole
+    /// history; otherwise what came before the file is not known, and an overlap is skipped.
+    pub origin: u64,
+    pub first: u64,
 }
 
 /// What happened to the journal file, for the log and the metrics.
@@ -250,8 +256,10 @@ pub struct Notice {
     pub message: String,
 }
 
-/// What a read produced, in order.
+/// What a read produced, in order. (Resets are rare and small; boxing the changes would
+/// allocate one per change.)
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A change to apply, with its line number (for reports).
     Change { change: Sequenced, line: u64 },
@@ -310,6 +318,9 @@ pub struct JournalReader {
     boundary: bool,
     /// In a file that overlaps what was applied, changes up to here are taken as applied.
     skip_upto: u64,
+    /// `origin` and `first` of the file read before this one.
+    prev_origin: u64,
+    prev_first: u64,
     snapshot: Option<SnapState>,
     /// The identity of the file read before the current one (a snapshot compacted from it at
     /// the last sequence number applied repeats the table).
@@ -344,6 +355,8 @@ impl JournalReader {
             last_seq,
             boundary: pos.offset == 0,
             skip_upto: 0,
+            prev_origin: pos.origin,
+            prev_first: pos.first,
             snapshot: None,
             lineage: pos.head_crc,
             missing: false,
@@ -509,7 +522,8 @@ impl JournalReader {
                 format!("journal {} appeared", self.path.display()),
             );
         }
-        if self.pos.offset > 0 && (meta.len() < self.pos.offset || !self.bytes_still_there(&file)?)
+        if self.pos.offset > 0
+            && (meta.len() < self.pos.offset || !self.bytes_still_there(&file)?)
         {
             batch.notice(
                 NoticeKind::Switched,
@@ -542,12 +556,16 @@ impl JournalReader {
     /// rules decide at its first entry), keeping the identity of the one before as lineage.
     fn start_over(&mut self) {
         self.lineage = self.pos.head_crc;
+        self.prev_origin = self.pos.origin;
+        self.prev_first = self.pos.first;
         self.pos = JournalPos {
             offset: 0,
             line: 1,
             head_len: 0,
             head_crc: self.pos.head_crc,
             tail_crc: 0,
+            origin: self.last_seq,
+            first: 0,
         };
         self.scanned = 0;
         self.skipping = false;
@@ -637,7 +655,10 @@ impl JournalReader {
                 if line.len() > MAX_LINE {
                     batch.errors.push(self.line_error(
                         line_no,
-                        format!("line is longer than {MAX_LINE} bytes ({}); skipped", line.len()),
+                        format!(
+                            "line is longer than {MAX_LINE} bytes ({}); skipped",
+                            line.len()
+                        ),
                     ));
                 } else if self.take_line(line, line_no, batch) {
                     changes += 1;
@@ -692,14 +713,19 @@ impl JournalReader {
                 if let Some(open) = self.snapshot {
                     batch.errors.push(self.line_error(
                         line_no,
-                        format!("a snapshot begins inside the one begun at line {}", open.line),
+                        format!(
+                            "a snapshot begins inside the one begun at line {}",
+                            open.line
+                        ),
                     ));
                 }
-                batch.errors.push(self.line_error(
-                    line_no,
-                    "a snapshot is only valid at the start of a journal; its apps are skipped"
-                        .into(),
-                ));
+                batch.errors.push(
+                    self.line_error(
+                        line_no,
+                        "a snapshot is only valid at the start of a journal; its apps are skipped"
+                            .into(),
+                    ),
+                );
                 self.snapshot = Some(SnapState {
                     seq,
                     line: line_no,
@@ -773,6 +799,9 @@ impl JournalReader {
                     return false;
                 }
                 self.last_seq = s.seq;
+                if self.pos.first == 0 {
+                    self.pos.first = s.seq;
+                }
                 batch.events.push(Event::Change {
                     change: s,
                     line: line_no,
@@ -808,6 +837,8 @@ impl JournalReader {
                     batch.events.push(Event::Reset { seq });
                 }
                 self.last_seq = seq;
+                self.pos.origin = 0;
+                self.pos.first = seq;
                 self.snapshot = Some(SnapState {
                     seq,
                     line: line_no,
@@ -817,6 +848,7 @@ impl JournalReader {
             }
             Entry::Change(ref s) => {
                 self.boundary = false;
+                let (origin, first) = (self.prev_origin, self.prev_first);
                 if s.seq > last {
                     if last > 0 && s.seq != last + 1 {
                         batch.notice(
@@ -829,24 +861,28 @@ impl JournalReader {
                             ),
                         );
                     }
-                } else if s.seq == 1 {
+                    self.pos.origin = last;
+                } else if origin == 0 && s.seq <= first.max(1) {
                     batch.notice(
                         NoticeKind::Reload,
                         format!(
-                            "journal {path} starts again at sequence 1 but {last} was already applied: its history was rewritten; rebuilding the table from it"
+                            "journal {path} starts at sequence {} where the journal before it began, and {last} was already applied: its history was rewritten; rebuilding the table from it",
+                            s.seq
                         ),
                     );
                     batch.events.push(Event::Reset { seq: 0 });
                     self.last_seq = 0;
+                    self.pos.origin = 0;
                 } else {
                     batch.notice(
                         NoticeKind::Gap,
                         format!(
-                            "journal {path} starts at sequence {}, at or below {last} which was already applied: its lines up to {last} are taken as applied",
+                            "journal {path} starts at sequence {}, at or below {last} which was already applied, and the table before it is not known: its lines up to {last} are taken as applied (edits to them are not seen; compact the journal before editing it)",
                             s.seq
                         ),
                     );
                     self.skip_upto = last;
+                    self.pos.origin = last;
                 }
             }
             // Stray snapshot lines decide nothing: the first real entry will.
@@ -1129,7 +1165,10 @@ mod tests {
         assert!(b.errors.is_empty());
         assert_eq!(r.position().line, 4);
         // A complete over-long line read at once is reported too.
-        add(&path, &format!("{}\n3 delete b\n", "y".repeat(MAX_LINE + 1)));
+        add(
+            &path,
+            &format!("{}\n3 delete b\n", "y".repeat(MAX_LINE + 1)),
+        );
         let b = r.read_new().unwrap();
         assert_eq!(seqs(&b), vec![3]);
         assert_eq!(b.errors[0].line, 4);
@@ -1330,7 +1369,10 @@ mod tests {
         assert_eq!(seqs(&b), vec![9]);
         assert_eq!(r2.last_seq(), 9);
         // A damaged block is reported.
-        write(&path, "5 snapshot begin 00000000\n5 app a u s c\n5 snapshot end 7\n");
+        write(
+            &path,
+            "5 snapshot begin 00000000\n5 app a u s c\n5 snapshot end 7\n",
+        );
         let b = JournalReader::new(&path).read_new().unwrap();
         assert_eq!(b.errors.len(), 1);
         assert!(b.errors[0].message.contains("damaged"));
@@ -1363,7 +1405,10 @@ mod tests {
         // A missing journal is only created when asked to.
         let missing = dir.path().join("none.log");
         assert!(append(&missing, &[delete("a")], 0, false).is_err());
-        assert_eq!(append(&missing, &[delete("a")], 0, true).unwrap().written[0].seq, 1);
+        assert_eq!(
+            append(&missing, &[delete("a")], 0, true).unwrap().written[0].seq,
+            1
+        );
     }
 
     #[test]
@@ -1393,6 +1438,8 @@ mod tests {
         let b = r.read_new().unwrap();
         assert_eq!(kinds(&b), vec![]);
         assert_eq!(seqs(&b), vec![2]);
-        assert!(matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a")));
+        assert!(
+            matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a"))
+        );
     }
 }

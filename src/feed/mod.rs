@@ -3,6 +3,7 @@
 pub mod builder;
 pub mod change;
 pub mod checkpoint;
+pub mod compact;
 pub mod fold;
 pub mod journal;
 pub mod postgres;
