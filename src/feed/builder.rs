@@ -397,6 +397,18 @@ impl Builder {
         &self.table
     }
 
+    /// Whether the last read reached the end of the feed (and no rebuilt table is pending).
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
+    /// Waits for a checkpoint being written in the background.
+    pub fn wait_checkpoint(&mut self) {
+        if let Some(t) = self.checkpointer.take() {
+            let _ = t.join();
+        }
+    }
+
     /// The identity of the journal being followed (see `JournalReader::identity`); None for
     /// other sources.
     pub fn journal_identity(&self) -> Option<u32> {
@@ -434,6 +446,11 @@ impl Builder {
             },
         };
         let file = self.source_name();
+        if !(batch.events.is_empty() && batch.errors.is_empty() && batch.notices.is_empty()) {
+            // The position moved (even if every change was rejected): a checkpoint must
+            // record it, or the CLI would number a change again.
+            self.dirty = true;
+        }
         for n in &batch.notices {
             self.notice(n.kind, &n.message);
         }

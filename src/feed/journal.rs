@@ -226,9 +226,10 @@ pub struct JournalPos {
     /// The CRC-32 of the (up to 64) bytes before `offset`.
     pub tail_crc: u32,
     /// The last sequence number applied when this file began (0: it holds the whole history
-    /// or starts with a snapshot), and the file's first sequence number (0: none yet). A new
-    /// file that starts at or before `first` of a file with origin 0 rewrites the whole
-    /// history; otherwise what came before the file is not known, and an overlap is skipped.
+    /// or starts with a snapshot), and the file's first sequence number. While the file has
+    /// no entry yet, both are the file before's (as `head_crc` is its lineage). A new file that
+    /// starts at or before `first` of a file with origin 0 rewrites the whole history;
+    /// otherwise what came before the file is not known, and an overlap is skipped.
     pub origin: u64,
     pub first: u64,
 }
@@ -564,8 +565,9 @@ impl JournalReader {
             head_len: 0,
             head_crc: self.pos.head_crc,
             tail_crc: 0,
-            origin: self.last_seq,
-            first: 0,
+            // Until this file has an entry: the file before's, as its head is the lineage.
+            origin: self.pos.origin,
+            first: self.pos.first,
         };
         self.scanned = 0;
         self.skipping = false;
@@ -799,9 +801,6 @@ impl JournalReader {
                     return false;
                 }
                 self.last_seq = s.seq;
-                if self.pos.first == 0 {
-                    self.pos.first = s.seq;
-                }
                 batch.events.push(Event::Change {
                     change: s,
                     line: line_no,
@@ -849,6 +848,7 @@ impl JournalReader {
             Entry::Change(ref s) => {
                 self.boundary = false;
                 let (origin, first) = (self.prev_origin, self.prev_first);
+                self.pos.first = s.seq;
                 if s.seq > last {
                     if last > 0 && s.seq != last + 1 {
                         batch.notice(
@@ -982,8 +982,12 @@ pub fn write_snapshot<'a, W: Write>(
     apps: impl IntoIterator<Item = [&'a str; 4]>,
 ) -> io::Result<u64> {
     writeln!(w, "# {}", comment.replace('\n', " "))?;
-    writeln!(w, "{seq} snapshot begin {from:08x}")?;
     let mut count = 0;
+    if seq == 0 {
+        // Nothing was ever applied: an empty journal says so.
+        return Ok(count);
+    }
+    writeln!(w, "{seq} snapshot begin {from:08x}")?;
     for [id, user, slug, cluster] in apps {
         writeln!(w, "{seq} app {id} {user} {slug} {cluster}")?;
         count += 1;
