@@ -300,8 +300,13 @@ impl World {
                 if floor > 0 && !has_changes {
                     return None; // the CLI refuses: see item 1's test
                 }
-                let a = journal::append(&self.journal, &[change.clone()], floor, floor == 0)
-                    .expect("append");
+                let a = journal::append(
+                    &self.journal,
+                    std::slice::from_ref(&change),
+                    floor,
+                    floor == 0,
+                )
+                .expect("append");
                 self.torn = None;
                 let s = &a.written[0];
                 self.appended(s.seq, &s.change);
@@ -414,9 +419,7 @@ impl World {
                 } else {
                     (" west\n", " east\n")
                 };
-                let Some(at) = text.find(from) else {
-                    return None;
-                };
+                let at = text.find(from)?;
                 let edited = format!("{}{to}{}", &text[..at], &text[at + from.len()..]);
                 let tmp = self.dir.path().join("sed.tmp");
                 std::fs::write(&tmp, &edited).unwrap();
