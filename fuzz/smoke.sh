@@ -30,7 +30,7 @@ fi
 dict_for() {
     case $1 in
         packet | tcp_stream) echo dict/dns.dict ;;
-        journal | pg_row) echo dict/journal.dict ;;
+        journal | journal_reader | pg_row) echo dict/journal.dict ;;
         config) echo dict/config.dict ;;
     esac
 }
