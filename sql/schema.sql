@@ -3,10 +3,12 @@
 -- The platform's database is the source of truth for which cluster every app ("repl") lives
 -- in. clusterns reads it in two ways (src/feed/postgres.rs):
 --
---   1. at start (and whenever it has fallen too far behind), one consistent REPEATABLE READ
---      read of the whole `repls` table plus the highest `repl_changes.seq` that read reflects;
+--   1. at start (and whenever changes it had not read yet were pruned), one consistent
+--      REPEATABLE READ read of the whole `repls` table plus the position that read reflects
+--      (the highest `repl_changes.seq`, or the pruning mark if higher);
 --   2. from then on, the rows of `repl_changes` with `seq` greater than the last one it
---      applied, in `seq` order, woken by NOTIFY on the channel `clusterns_changes`.
+--      applied, in `seq` order, woken by NOTIFY on the channel `clusterns_changes`, together
+--      with the pruning mark (`repl_changes_pruned`, below) in the same statement.
 --
 -- The platform only writes `repls` with plain INSERT / UPDATE / DELETE (or TRUNCATE); the
 -- triggers below append one row per change to `repl_changes` in the same transaction, so the
@@ -14,13 +16,22 @@
 --
 -- Apply it with `psql -v ON_ERROR_STOP=1 -f sql/schema.sql` or from Rust with
 -- `clusterns::feed::postgres::apply_schema`. It is idempotent (IF NOT EXISTS / OR REPLACE) and
--- runs as one transaction, so it can be applied again on every deploy. It needs PostgreSQL 14
--- or later (CREATE OR REPLACE TRIGGER). It does not GRANT anything: clusterns needs SELECT on
--- `repls` and `repl_changes`, nothing else.
+-- runs as one transaction, so it can be applied again on every deploy, and over a database set
+-- up by an older version. It needs PostgreSQL 14 or later (CREATE OR REPLACE TRIGGER). It does
+-- not GRANT anything: clusterns needs SELECT on `repls`, `repl_changes` and
+-- `repl_changes_pruned`, nothing else; whoever prunes `repl_changes` also needs UPDATE on
+-- `repl_changes_pruned` (the pruning triggers run as the pruner).
 --
--- Names (ids, users, slugs, clusters) must be DNS labels: letters, digits, '-' and '_', at most
--- 63 bytes. clusterns lower-cases them; a row it cannot use is logged and skipped, never
--- served. The table does not enforce this, so that an existing table keeps working.
+-- Names (ids, users, slugs, clusters) must be lower-case DNS labels: 1 to 63 bytes of a-z,
+-- 0-9, '-' and '_'; and no id, user or slug may be '_acme-challenge' (`_acme-challenge.<name>`
+-- is where ACME DNS-01 challenges are looked up). CHECK constraints on `repls` refuse new and
+-- updated rows that break this. They are added NOT VALID, so that an existing table that
+-- already holds such rows still takes this schema: clusterns never lower-cases a name (two
+-- rows 'DupId' and 'dupid' must not become one DNS name, where deleting one would remove the
+-- other), it logs and skips every row that is not exactly a lower-case label, and counts it as
+-- rejected. Fix or delete such rows, then, if you like, make the constraints cover old rows
+-- too: `ALTER TABLE repls VALIDATE CONSTRAINT repls_id_label` (and _user_name_, _slug_,
+-- _cluster_label).
 --
 -- Ordering: the sequence number is the position in the feed. A reader asks for
 -- `seq > last` and never looks back, so a row must never become visible after a row with a
@@ -44,11 +55,16 @@
 --
 -- Pruning: old log rows may be deleted, e.g.
 --   DELETE FROM repl_changes WHERE changed_at < now() - interval '7 days';
--- A reader whose position is older than the oldest row left (oldest seq > its last seq + 1)
--- reloads the whole table; one that is up to date is not affected.
+-- (or the log truncated). Triggers keep, in the one row of `repl_changes_pruned`, the highest
+-- seq ever deleted from the log (`pruned_upto`), in the same transaction as the deletion.
+-- Readers read it in the same snapshot as the rows they read: a reader whose position is below
+-- it has missed changes and reloads the whole table; one at or past it (deleted rows it had
+-- read already, seq numbers that rolled back) is not affected. Do not delete that row; do
+-- not let anything but the triggers write `repl_changes`.
 --
 -- Triggers do not fire with `session_replication_role = replica` (logical replication apply,
--- some restore tools): changes written that way do not reach the log.
+-- some restore tools): changes written that way do not reach the log, and log rows pruned
+-- that way do not raise the pruning mark (readers would not know what they missed).
 
 BEGIN;
 
@@ -92,6 +108,119 @@ ALTER SEQUENCE repl_changes_seq OWNED BY repl_changes.seq;
 
 -- For pruning by age.
 CREATE INDEX IF NOT EXISTS repl_changes_changed_at ON repl_changes (changed_at);
+
+-- The pruning mark: one row (its key can only be true), `pruned_upto` = the highest seq ever
+-- deleted from repl_changes, 0 if none.
+CREATE TABLE IF NOT EXISTS repl_changes_pruned (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    pruned_upto bigint NOT NULL CHECK (pruned_upto >= 0)
+);
+
+-- No pruning while the mark is set up: a DELETE that started before this transaction's
+-- triggers exist would not raise it. (Writers of repls are already kept out by the lock above.)
+LOCK TABLE repl_changes IN SHARE ROW EXCLUSIVE MODE;
+
+-- A new mark. On a new database: 0. On a database set up by an older version, the log may have
+-- been pruned already, and a gap left by pruning cannot be told from one left by a rolled-back
+-- transaction: everything below the oldest row left counts as pruned (a reader older than that
+-- reloads; none newer does), and with no row left, everything the sequence has handed out.
+INSERT INTO repl_changes_pruned (one, pruned_upto)
+SELECT true, coalesce(
+    (SELECT min(seq) - 1 FROM repl_changes),
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repl_changes_seq),
+    0)
+WHERE NOT EXISTS (SELECT FROM repl_changes_pruned);
+
+-- AFTER each DELETE statement on the log: raise the mark to the highest seq it deleted. (The
+-- WHERE keeps a statement that deleted nothing, or only rows below the mark, from writing the
+-- row; concurrent pruners serialize on it and each re-checks the latest mark.)
+CREATE OR REPLACE FUNCTION clusterns_changes_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE repl_changes_pruned AS p SET pruned_upto = d.upto
+    FROM (SELECT max(seq) AS upto FROM clusterns_deleted_changes) AS d
+    WHERE d.upto > p.pruned_upto;
+    RETURN NULL;
+END;
+$$;
+
+-- TRUNCATE of the log, BEFORE: the rows are still there (TRUNCATE holds its exclusive lock):
+-- raise the mark to the highest seq, and remember how far the sequence had gone. AFTER: if the
+-- sequence moved in between, another table's BEFORE TRUNCATE trigger in the same statement
+-- logged rows that went too (`TRUNCATE repl_changes, repls`): raise the mark to the sequence.
+-- And if it went back (`RESTART IDENTITY`), put it back: seq numbers must only grow.
+CREATE OR REPLACE FUNCTION clusterns_changes_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    handed_out bigint;
+    before_truncate bigint;
+BEGIN
+    SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO handed_out FROM repl_changes_seq;
+    IF TG_WHEN = 'BEFORE' THEN
+        UPDATE repl_changes_pruned AS p SET pruned_upto = d.upto
+        FROM (SELECT max(seq) AS upto FROM repl_changes) AS d
+        WHERE d.upto > p.pruned_upto;
+        PERFORM set_config('clusterns.seq_before_truncate', handed_out::text, true);
+        RETURN NULL;
+    END IF;
+    before_truncate := nullif(current_setting('clusterns.seq_before_truncate', true), '')::bigint;
+    IF before_truncate IS NULL THEN
+        -- Not seen by the BEFORE trigger (cannot happen): assume the worst.
+        before_truncate := 0;
+    END IF;
+    IF handed_out < before_truncate THEN
+        PERFORM setval('repl_changes_seq', before_truncate);
+    ELSIF handed_out > before_truncate THEN
+        UPDATE repl_changes_pruned SET pruned_upto = handed_out WHERE pruned_upto < handed_out;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER clusterns_changes_deleted
+    AFTER DELETE ON repl_changes
+    REFERENCING OLD TABLE AS clusterns_deleted_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_changes_deleted();
+
+CREATE OR REPLACE TRIGGER clusterns_changes_truncate_before
+    BEFORE TRUNCATE ON repl_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_changes_truncated();
+
+CREATE OR REPLACE TRIGGER clusterns_changes_truncate_after
+    AFTER TRUNCATE ON repl_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_changes_truncated();
+
+-- Names as clusterns takes them (see the top): lower-case labels, '_acme-challenge' reserved
+-- for ids, users and slugs. NOT VALID: rows already there are not checked (clusterns skips the
+-- bad ones); every row inserted or updated from now on is. The character class is spelled out
+-- (no ranges), so that no collation can widen it.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'repls'::regclass AND conname = 'repls_id_label') THEN
+        ALTER TABLE repls ADD CONSTRAINT repls_id_label
+            CHECK (id ~ '^[-_0123456789abcdefghijklmnopqrstuvwxyz]{1,63}$'
+                   AND id <> '_acme-challenge') NOT VALID;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'repls'::regclass AND conname = 'repls_user_name_label') THEN
+        ALTER TABLE repls ADD CONSTRAINT repls_user_name_label
+            CHECK (user_name ~ '^[-_0123456789abcdefghijklmnopqrstuvwxyz]{1,63}$'
+                   AND user_name <> '_acme-challenge') NOT VALID;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'repls'::regclass AND conname = 'repls_slug_label') THEN
+        ALTER TABLE repls ADD CONSTRAINT repls_slug_label
+            CHECK (slug ~ '^[-_0123456789abcdefghijklmnopqrstuvwxyz]{1,63}$'
+                   AND slug <> '_acme-challenge') NOT VALID;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'repls'::regclass AND conname = 'repls_cluster_label') THEN
+        ALTER TABLE repls ADD CONSTRAINT repls_cluster_label
+            CHECK (cluster ~ '^[-_0123456789abcdefghijklmnopqrstuvwxyz]{1,63}$') NOT VALID;
+    END IF;
+END;
+$$;
 
 -- BEFORE each statement that may change apps: take the writers' lock before any row is touched.
 -- Updates that name none of the four columns (if the platform adds columns of its own) neither

@@ -95,7 +95,7 @@ fn load_all_and_poll_follow_the_table() {
 
     let mut src = PgSource::new(&_server.conninfo());
     assert_eq!(src.load_all().unwrap(), (vec![], 0));
-    assert_eq!(src.oldest_seq().unwrap(), None);
+    assert_eq!(src.pruned_upto().unwrap(), 0);
     assert_eq!(src.poll(0, Duration::ZERO, 100).unwrap(), vec![]);
 
     db.batch_execute(
@@ -107,7 +107,7 @@ fn load_all_and_poll_follow_the_table() {
          DELETE FROM repls WHERE id = 'r3';
          UPDATE repls SET id = 'r2b' WHERE id = 'r2';                  -- new id
          UPDATE repls SET slug = slug, cluster = cluster;              -- changes nothing
-         INSERT INTO repls VALUES ('R4', 'Bob', 'Site', 'EAST');       -- stored lower-case",
+         INSERT INTO repls VALUES ('r4', 'bob', 'site', 'east');",
     )
     .unwrap();
     let expected = vec![
@@ -137,51 +137,92 @@ fn load_all_and_poll_follow_the_table() {
             upsert("r4", "bob", "site", "east"),
         ]
     );
+    assert_eq!(src.take_rejected(), 0);
 
-    assert_eq!(src.oldest_seq().unwrap(), Some(1));
+    // Pruning: a reader at 4 or later misses nothing; one before it has lost changes.
     db.batch_execute("DELETE FROM repl_changes WHERE seq < 5")
         .unwrap();
-    assert_eq!(src.oldest_seq().unwrap(), Some(5));
-    assert_eq!(src.poll(0, Duration::ZERO, 100).unwrap(), expected[4..]);
+    assert_eq!(src.pruned_upto().unwrap(), 4);
+    assert_eq!(src.poll(4, Duration::ZERO, 100).unwrap(), expected[4..]);
+    assert_gap(src.poll(0, Duration::ZERO, 100), 0, 4);
+    assert_gap(src.poll(3, Duration::ZERO, 100), 3, 4);
+    assert!(src.is_connected(), "a gap is an answer, not a failure");
+    assert_eq!(src.poll(4, Duration::ZERO, 100).unwrap(), expected[4..]);
 
-    // A row clusterns cannot use is skipped (and logged), never fatal; it is not read again.
-    db.batch_execute("INSERT INTO repls VALUES ('bad', 'no spaces allowed', 's', 'east')")
-        .unwrap();
+    // A row clusterns cannot use is skipped (and logged, and counted), never fatal; it is not
+    // read again. (The schema refuses such rows now; a table from before it may hold them.)
+    db.batch_execute(
+        "ALTER TABLE repls DROP CONSTRAINT repls_user_name_label;
+         INSERT INTO repls VALUES ('bad', 'no spaces allowed', 's', 'east')",
+    )
+    .unwrap();
     let start = Instant::now();
     assert_eq!(
         src.poll(9, Duration::from_millis(200), 100).unwrap(),
         vec![]
     );
     assert!(start.elapsed() >= Duration::from_millis(200));
+    assert_eq!(src.take_rejected(), 1);
     db.batch_execute("INSERT INTO repls VALUES ('r5', 'cy', 'x', 'west')")
         .unwrap();
     assert_eq!(
         src.poll(9, Duration::ZERO, 100).unwrap(),
         vec![set(11, "r5", "cy", "x", "west")]
     );
+    assert_eq!(src.take_rejected(), 0, "the bad row was not read again");
     // A batch made only of bad rows does not end the read.
     assert_eq!(
         src.poll(9, Duration::ZERO, 1).unwrap(),
         vec![set(11, "r5", "cy", "x", "west")]
     );
+    assert_eq!(src.take_rejected(), 1);
+    // Pruning a bad row that the reader skipped is no gap for it.
+    db.batch_execute("INSERT INTO repls VALUES ('bad2', 'x y', 's', 'east')")
+        .unwrap();
+    assert_eq!(src.poll(11, Duration::ZERO, 100).unwrap(), vec![]);
+    assert_eq!(src.take_rejected(), 1);
+    db.batch_execute("DELETE FROM repl_changes WHERE seq = 12")
+        .unwrap();
+    assert_eq!(src.poll(11, Duration::ZERO, 100).unwrap(), vec![]);
+    // A reader that had not read it has a gap.
+    assert_gap(
+        PgSource::new(&_server.conninfo()).poll(11, Duration::ZERO, 100),
+        11,
+        12,
+    );
+    // The log ends at 11 now, but the read reflects the pruned change 12.
     let (apps, seq) = src.load_all().unwrap();
-    assert_eq!(seq, 11);
-    assert_eq!(apps.len(), 4, "the bad app is left out: {apps:?}");
+    assert_eq!(seq, 12);
+    assert_eq!(apps.len(), 4, "the bad apps are left out: {apps:?}");
+    assert_eq!(src.take_rejected(), 2);
 
     // TRUNCATE bypasses row triggers; the schema logs a delete for every app (ordered by id
-    // as stored, in the C collation of this test cluster: 'R4' first).
+    // as stored, in the C collation of this test cluster).
     db.batch_execute("TRUNCATE repls").unwrap();
     assert_eq!(
-        src.poll(11, Duration::ZERO, 100).unwrap(),
+        src.poll(12, Duration::ZERO, 100).unwrap(),
         vec![
-            del(12, "r4"),
             del(13, "bad"),
-            del(14, "r1"),
-            del(15, "r2b"),
-            del(16, "r5")
+            del(14, "bad2"),
+            del(15, "r1"),
+            del(16, "r2b"),
+            del(17, "r4"),
+            del(18, "r5")
         ]
     );
-    assert_eq!(src.load_all().unwrap(), (vec![], 16));
+    assert_eq!(src.take_rejected(), 0);
+    assert_eq!(src.load_all().unwrap(), (vec![], 18));
+}
+
+/// Asserts that a poll found the gap (after, pruned_upto).
+fn assert_gap(got: Result<Vec<Sequenced>, PgError>, after: u64, pruned_upto: u64) {
+    match got {
+        Err(PgError::Gap {
+            after: a,
+            pruned_upto: p,
+        }) => assert_eq!((a, p), (after, pruned_upto)),
+        other => panic!("expected a gap after {after} up to {pruned_upto}, got {other:?}"),
+    }
 }
 
 #[test]
@@ -415,7 +456,7 @@ fn every_change_arrives_exactly_once_across_a_database_outage() {
         let n: i64 = db
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clusterns' \
-                 AND state = 'idle' AND query LIKE 'SELECT seq, op%'",
+                 AND state = 'idle' AND query LIKE 'SELECT p.pruned_upto%'",
                 &[],
             )
             .unwrap()
@@ -453,4 +494,705 @@ fn every_change_arrives_exactly_once_across_a_database_outage() {
     assert_eq!(log.len() as u64, phase2_end, "no seq should be missing");
     assert_eq!(received.len(), log.len());
     assert_eq!(received, log);
+}
+
+/// The SQLSTATE of a failed statement ("23514": a CHECK refused the row).
+fn sqlstate(e: &postgres::Error) -> &str {
+    e.code().map_or("", |c| c.code())
+}
+
+#[test]
+fn a_prune_past_a_lagging_reader_is_a_gap_at_its_next_poll() {
+    let (server, mut db) = server_or_skip!();
+    db.batch_execute(
+        "INSERT INTO repls SELECT 'app' || i, 'u' || (i % 7), 's' || i, 'east' \
+         FROM generate_series(1, 1000) AS i",
+    )
+    .unwrap();
+    let mut src = PgSource::new(&server.conninfo());
+    let (apps, mut pos) = src.load_all().unwrap();
+    assert_eq!((apps.len(), pos), (1000, 1000));
+
+    // Following along: changes, and prunes of what the reader has read, are no gap.
+    db.batch_execute("UPDATE repls SET cluster = 'west' WHERE id IN ('app1', 'app2')")
+        .unwrap();
+    let got = src.poll(pos, Duration::ZERO, 10_000).unwrap();
+    assert_eq!(got.len(), 2);
+    pos = got.last().unwrap().seq;
+    assert_eq!(pos, 1002);
+    db.batch_execute("DELETE FROM repl_changes WHERE seq <= 1002")
+        .unwrap();
+    assert_eq!(src.poll(pos, Duration::ZERO, 100).unwrap(), vec![]);
+    assert_eq!(src.pruned_upto().unwrap(), 1002);
+
+    // Paused (not polling): 795 apps move, and the log is pruned past the reader's position.
+    db.batch_execute(
+        "UPDATE repls SET cluster = 'west' \
+         WHERE id IN (SELECT 'app' || i FROM generate_series(101, 895) AS i)",
+    )
+    .unwrap();
+    assert_eq!(max_seq(&mut db), 1797);
+    db.batch_execute("DELETE FROM repl_changes WHERE seq <= 1500")
+        .unwrap();
+    // Resumed: the next poll says so, at once even with a long wait, and keeps saying so.
+    let start = Instant::now();
+    assert_gap(src.poll(pos, Duration::from_secs(20), 100), 1002, 1500);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_gap(src.poll(pos, Duration::ZERO, 100), 1002, 1500);
+    assert!(src.is_connected(), "a gap is an answer, not a failure");
+    assert_eq!(src.pruned_upto().unwrap(), 1500);
+    let text = src.poll(pos, Duration::ZERO, 100).unwrap_err().to_string();
+    assert!(
+        text.contains("after seq 1002 up to seq 1500 were pruned"),
+        "{text}"
+    );
+
+    // A reload gives the table and the position to go on from.
+    let (apps, pos) = src.load_all().unwrap();
+    assert_eq!(pos, 1797);
+    let west = apps
+        .iter()
+        .filter(|a| matches!(a, Change::Upsert { cluster, .. } if cluster.as_str() == "west"))
+        .count();
+    assert_eq!(west, 797);
+    assert_eq!(src.poll(pos, Duration::ZERO, 100).unwrap(), vec![]);
+    db.batch_execute("DELETE FROM repls WHERE id = 'app1'")
+        .unwrap();
+    assert_eq!(
+        src.poll(pos, Duration::ZERO, 100).unwrap(),
+        vec![del(1798, "app1")]
+    );
+}
+
+#[test]
+fn rollbacks_and_prunes_below_the_position_are_no_gap() {
+    let (server, mut db) = server_or_skip!();
+    let rollback = |db: &mut postgres::Client, ids: &[&str]| {
+        let mut tx = db.transaction().unwrap();
+        for id in ids {
+            tx.execute("INSERT INTO repls VALUES ($1, 'rb', $1, 'east')", &[id])
+                .unwrap();
+        }
+        tx.rollback().unwrap();
+    };
+    let mut src = PgSource::new(&server.conninfo());
+    db.batch_execute(
+        "INSERT INTO repls VALUES ('a', 'u', 'a', 'east'), ('b', 'u', 'b', 'east'), \
+         ('c', 'u', 'c', 'east')",
+    )
+    .unwrap();
+    rollback(&mut db, &["x", "y"]); // seq 4 and 5, never visible
+    let got = src.poll(0, Duration::ZERO, 100).unwrap();
+    assert_eq!(got.len(), 3);
+    let pos = 3;
+    rollback(&mut db, &["x", "y"]); // 6, 7
+    db.batch_execute("INSERT INTO repls VALUES ('d', 'u', 'd', 'east')")
+        .unwrap(); // 8
+    db.batch_execute("DELETE FROM repl_changes WHERE seq <= 3")
+        .unwrap();
+    // The oldest row left is 8, far past 3 + 1: the rule that looked only at it asked this
+    // reader to reload. Nothing it has not read was pruned.
+    assert_eq!(src.oldest_seq().unwrap(), Some(8));
+    assert_eq!(src.pruned_upto().unwrap(), 3);
+    assert_eq!(
+        src.poll(pos, Duration::ZERO, 100).unwrap(),
+        vec![set(8, "d", "u", "d", "east")]
+    );
+    let pos = 8;
+
+    // The whole log pruned after it was read, then rolled-back numbers past it.
+    db.batch_execute("DELETE FROM repl_changes").unwrap();
+    rollback(&mut db, &["z"]); // 9
+    assert_eq!(src.pruned_upto().unwrap(), 8);
+    assert_eq!(src.poll(pos, Duration::ZERO, 100).unwrap(), vec![]);
+    // A reload of an empty log reflects the pruned changes: polling on from it is no gap.
+    let (apps, seq) = src.load_all().unwrap();
+    assert_eq!((apps.len(), seq), (4, 8));
+    assert_eq!(src.poll(seq, Duration::ZERO, 100).unwrap(), vec![]);
+    rollback(&mut db, &["z", "w"]); // 10, 11
+    db.batch_execute("UPDATE repls SET cluster = 'west' WHERE id = 'a'")
+        .unwrap(); // 12
+    assert_eq!(
+        src.poll(seq, Duration::ZERO, 100).unwrap(),
+        vec![set(12, "a", "u", "a", "west")]
+    );
+    // Pruning rows in the middle of the log is a gap only for a reader before them.
+    db.batch_execute(
+        "INSERT INTO repls VALUES ('e', 'u', 'e', 'east'), ('f', 'u', 'f', 'east'), \
+         ('g', 'u', 'g', 'east');
+         DELETE FROM repl_changes WHERE seq = 14",
+    )
+    .unwrap();
+    assert_gap(src.poll(12, Duration::ZERO, 100), 12, 14);
+    assert_gap(src.poll(13, Duration::ZERO, 100), 13, 14);
+    assert_eq!(
+        src.poll(14, Duration::ZERO, 100).unwrap(),
+        vec![set(15, "g", "u", "g", "east")]
+    );
+    // A DELETE that removes nothing changes nothing.
+    db.batch_execute("DELETE FROM repl_changes WHERE seq > 1000")
+        .unwrap();
+    assert_eq!(src.pruned_upto().unwrap(), 14);
+}
+
+#[test]
+fn truncating_the_log_counts_as_pruning() {
+    let (server, mut db) = server_or_skip!();
+    let mut src = PgSource::new(&server.conninfo());
+    db.batch_execute(
+        "INSERT INTO repls SELECT 't' || i, 'u', 's' || i, 'east' FROM generate_series(1, 5) AS i",
+    )
+    .unwrap();
+    assert_eq!(src.poll(0, Duration::ZERO, 100).unwrap().len(), 5);
+    db.batch_execute("TRUNCATE repl_changes").unwrap();
+    assert_eq!(src.pruned_upto().unwrap(), 5);
+    assert_gap(src.poll(2, Duration::ZERO, 100), 2, 5);
+    assert_eq!(src.poll(5, Duration::ZERO, 100).unwrap(), vec![]);
+
+    // Numbers that rolled back after the last row are not taken for pruned rows.
+    {
+        let mut tx = db.transaction().unwrap();
+        tx.batch_execute("INSERT INTO repls VALUES ('rb', 'u', 'rb', 'east')")
+            .unwrap(); // 6
+        tx.rollback().unwrap();
+    }
+    db.batch_execute("TRUNCATE repl_changes").unwrap();
+    assert_eq!(src.pruned_upto().unwrap(), 5);
+    assert_eq!(src.poll(5, Duration::ZERO, 100).unwrap(), vec![]);
+
+    // One statement that truncates both tables: the deletes that the repls trigger logs go
+    // with the log, whichever table comes first.
+    for (round, statement) in [
+        "TRUNCATE repl_changes, repls",
+        "TRUNCATE repls, repl_changes",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        db.batch_execute(
+            "INSERT INTO repls SELECT 'n' || i, 'u', 'n' || i, 'east' FROM generate_series(1, 3) AS i",
+        )
+        .unwrap();
+        let (apps, pos) = src.load_all().unwrap();
+        db.batch_execute(statement).unwrap();
+        let deleted_to = max_seq_handed_out(&mut db);
+        assert_eq!(
+            deleted_to,
+            pos + apps.len() as u64,
+            "round {round}: a delete logged for every app"
+        );
+        assert_eq!(src.pruned_upto().unwrap(), deleted_to, "{statement}");
+        assert_gap(src.poll(pos, Duration::ZERO, 100), pos, deleted_to);
+        assert_eq!(src.load_all().unwrap(), (vec![], deleted_to));
+    }
+
+    // RESTART IDENTITY would restart the sequence that the log's seq comes from: seq numbers
+    // must never go back, or readers would skip every change up to their position.
+    db.batch_execute("INSERT INTO repls VALUES ('r', 'u', 'r', 'east')")
+        .unwrap();
+    let (_, pos) = src.load_all().unwrap();
+    db.batch_execute("TRUNCATE repl_changes RESTART IDENTITY")
+        .unwrap();
+    assert_eq!(src.pruned_upto().unwrap(), pos);
+    db.batch_execute("UPDATE repls SET cluster = 'west' WHERE id = 'r'")
+        .unwrap();
+    assert_eq!(
+        src.poll(pos, Duration::ZERO, 100).unwrap(),
+        vec![set(pos + 1, "r", "u", "r", "west")]
+    );
+}
+
+/// The last value the log's sequence handed out.
+fn max_seq_handed_out(db: &mut postgres::Client) -> u64 {
+    let v: i64 = db
+        .query_one(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repl_changes_seq",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    v as u64
+}
+
+/// Drops the name CHECKs, as in a table set up before the schema had them.
+const DROP_NAME_CHECKS: &str = "ALTER TABLE repls DROP CONSTRAINT repls_id_label, \
+     DROP CONSTRAINT repls_user_name_label, DROP CONSTRAINT repls_slug_label, \
+     DROP CONSTRAINT repls_cluster_label";
+
+#[test]
+fn names_that_differ_only_in_case_are_never_merged() {
+    let (server, mut db) = server_or_skip!();
+    db.batch_execute(DROP_NAME_CHECKS).unwrap();
+    db.batch_execute(
+        "INSERT INTO repls VALUES ('dupid', 'mark', 'game', 'east');            -- 1
+         INSERT INTO repls VALUES ('DupId', 'mark', 'game2', 'east');           -- 2
+         INSERT INTO repls VALUES ('r2', 'Mark', 'game', 'east');               -- 3
+         INSERT INTO repls VALUES ('r3', 'ann', '_acme-challenge', 'east');     -- 4
+         INSERT INTO repls VALUES ('r4', 'ann', 'ok', 'EAST');                  -- 5
+         INSERT INTO repls VALUES ('_acme-challenge', 'ann', 'x', 'east');      -- 6",
+    )
+    .unwrap();
+    // The schema still applies over them (and refuses new ones from now on).
+    apply_schema(&mut db).unwrap();
+
+    let mut src = PgSource::new(&server.conninfo());
+    let dupid = upsert("dupid", "mark", "game", "east");
+    assert_eq!(src.load_all().unwrap(), (vec![dupid.clone()], 6));
+    assert_eq!(src.take_rejected(), 5);
+    assert_eq!(src.take_rejected(), 0);
+    assert_eq!(
+        src.poll(0, Duration::ZERO, 100).unwrap(),
+        vec![set(1, "dupid", "mark", "game", "east")]
+    );
+    assert_eq!(src.take_rejected(), 5);
+
+    // Deleting the mixed-case row does not delete the lower-case one.
+    db.batch_execute("DELETE FROM repls WHERE id = 'DupId'")
+        .unwrap(); // 7
+    assert_eq!(src.poll(1, Duration::ZERO, 100).unwrap(), vec![]);
+    assert_eq!(src.take_rejected(), 1);
+    assert_eq!(src.load_all().unwrap(), (vec![dupid], 7));
+    assert_eq!(src.take_rejected(), 4);
+
+    // A bad row cannot be made worse, only fixed; fixed, it is served.
+    let err = db
+        .batch_execute("UPDATE repls SET user_name = 'MARK' WHERE id = 'dupid'")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "23514", "{err:?}");
+    db.batch_execute("UPDATE repls SET cluster = 'east' WHERE id = 'r4'")
+        .unwrap(); // 8
+    assert_eq!(
+        src.poll(7, Duration::ZERO, 100).unwrap(),
+        vec![set(8, "r4", "ann", "ok", "east")]
+    );
+
+    // Deleting the lower-case one removes it alone.
+    db.batch_execute("DELETE FROM repls WHERE id = 'dupid'")
+        .unwrap(); // 9
+    assert_eq!(
+        src.poll(8, Duration::ZERO, 100).unwrap(),
+        vec![del(9, "dupid")]
+    );
+    let (apps, _) = src.load_all().unwrap();
+    assert_eq!(apps, vec![upsert("r4", "ann", "ok", "east")]);
+    assert_eq!(
+        src.take_rejected(),
+        3,
+        "r2, r3 and _acme-challenge are still there"
+    );
+}
+
+#[test]
+fn the_schema_and_the_loader_agree_on_names() {
+    let (_server, mut db) = server_or_skip!();
+    let long = "a".repeat(63);
+    let too_long = "a".repeat(64);
+    let candidates: Vec<&str> = vec![
+        "a",
+        "app-1",
+        "_x",
+        "-",
+        "_",
+        "0",
+        "a_b-c9",
+        &long,
+        &too_long,
+        "",
+        "A",
+        "aB",
+        "a.b",
+        "a b",
+        "a\n",
+        "\na",
+        "a/b",
+        "é",
+        "\u{212a}", // KELVIN SIGN, which lower-cases to 'k' in Unicode
+        "ǅ",
+        "_acme-challenge",
+        "_ACME-challenge",
+        "_acme-challenge-2",
+        "x_acme-challenge",
+    ];
+    for col in 0..4 {
+        for &value in &candidates {
+            let mut row = ["id0", "user0", "slug0", "east"];
+            row[col] = value;
+            let mut tx = db.transaction().unwrap();
+            let stored = tx
+                .execute(
+                    "INSERT INTO repls (id, user_name, slug, cluster) VALUES ($1, $2, $3, $4)",
+                    &[&row[0], &row[1], &row[2], &row[3]],
+                )
+                .map_err(|e| {
+                    assert_eq!(sqlstate(&e), "23514", "{value:?} in column {col}: {e:?}");
+                });
+            tx.rollback().unwrap();
+            let decoded = decode_row(1, "set", row[0], Some(row[1]), Some(row[2]), Some(row[3]));
+            assert_eq!(
+                stored.is_ok(),
+                decoded.is_ok(),
+                "{value:?} in column {col}: the schema says {stored:?}, the loader {decoded:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_schema_applies_over_an_older_database() {
+    let (server, mut db) = server_or_skip!();
+    // What this version added, taken away again: the database as an older version left it.
+    let make_old = |db: &mut postgres::Client| {
+        db.batch_execute(&format!(
+            "DROP TRIGGER clusterns_changes_deleted ON repl_changes;
+             DROP TRIGGER clusterns_changes_truncate_before ON repl_changes;
+             DROP TRIGGER clusterns_changes_truncate_after ON repl_changes;
+             DROP TABLE repl_changes_pruned;
+             {DROP_NAME_CHECKS}"
+        ))
+        .unwrap()
+    };
+    make_old(&mut db);
+    db.batch_execute(
+        "INSERT INTO repls VALUES ('Old1', 'u', 'a', 'east');                  -- 1
+         INSERT INTO repls VALUES ('old2', 'u', '_acme-challenge', 'east');    -- 2
+         INSERT INTO repls VALUES ('ok1', 'u', 'b', 'east');                   -- 3",
+    )
+    .unwrap();
+    db.batch_execute("BEGIN; INSERT INTO repls VALUES ('gone', 'u', 'g', 'east'); ROLLBACK") // 4
+        .unwrap();
+    db.batch_execute(
+        "INSERT INTO repls VALUES ('ok2', 'u', 'c', 'east');                   -- 5
+         UPDATE repls SET cluster = 'west' WHERE id = 'ok1';                   -- 6
+         DELETE FROM repl_changes WHERE seq <= 3;                              -- pruned",
+    )
+    .unwrap();
+    assert_eq!(max_seq_handed_out(&mut db), 6);
+
+    // This version does not read a database without the pruning mark: it would not see gaps.
+    let conninfo = server.conninfo();
+    for err in [
+        PgSource::new(&conninfo).load_all().unwrap_err(),
+        PgSource::new(&conninfo)
+            .poll(0, Duration::ZERO, 10)
+            .unwrap_err(),
+        PgSource::new(&conninfo).pruned_upto().unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, PgError::Data(_)), "{text}");
+        assert!(
+            text.starts_with(
+                "PostgreSQL: db error: ERROR: relation \"repl_changes_pruned\" does not exist"
+            ) && text.ends_with("; apply this version's sql/schema.sql"),
+            "{text}"
+        );
+    }
+
+    apply_schema(&mut db).expect("the schema applies over old rows it would refuse now");
+    let mut src = PgSource::new(&server.conninfo());
+    // Rows below the oldest one left may have been pruned: a reader before 4 reloads.
+    assert_eq!(src.pruned_upto().unwrap(), 4);
+    assert_gap(src.poll(0, Duration::ZERO, 100), 0, 4);
+    assert_gap(src.poll(3, Duration::ZERO, 100), 3, 4);
+    assert_eq!(
+        src.poll(4, Duration::ZERO, 100).unwrap(),
+        vec![
+            set(5, "ok2", "u", "c", "east"),
+            set(6, "ok1", "u", "b", "west")
+        ]
+    );
+    let (mut apps, seq) = src.load_all().unwrap();
+    apps.sort_by_key(id_of);
+    assert_eq!(seq, 6);
+    assert_eq!(
+        apps,
+        vec![
+            upsert("ok1", "u", "b", "west"),
+            upsert("ok2", "u", "c", "east")
+        ]
+    );
+    assert_eq!(src.take_rejected(), 2);
+
+    // The old rows stay; new and updated rows are checked.
+    let checks: Vec<(String, bool)> = db
+        .query(
+            "SELECT conname::text, convalidated FROM pg_constraint \
+             WHERE conrelid = 'repls'::regclass AND contype = 'c' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        checks,
+        vec![
+            ("repls_cluster_label".to_string(), false),
+            ("repls_id_label".to_string(), false),
+            ("repls_slug_label".to_string(), false),
+            ("repls_user_name_label".to_string(), false),
+        ]
+    );
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM repls", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 4);
+    for bad in [
+        "INSERT INTO repls VALUES ('New1', 'u', 'n', 'east')",
+        "INSERT INTO repls VALUES ('new2', 'U', 'n', 'east')",
+        "INSERT INTO repls VALUES ('new3', 'u', 'N', 'east')",
+        "INSERT INTO repls VALUES ('new4', 'u', 'n', 'East')",
+        "INSERT INTO repls VALUES ('_acme-challenge', 'u', 'n', 'east')",
+        "INSERT INTO repls VALUES ('new5', '_acme-challenge', 'n', 'east')",
+        "INSERT INTO repls VALUES ('new6', 'u', '_acme-challenge', 'east')",
+        "UPDATE repls SET cluster = 'west' WHERE id = 'Old1'",
+        "UPDATE repls SET slug = 'OK' WHERE id = 'ok1'",
+    ] {
+        let err = db.batch_execute(bad).unwrap_err();
+        assert_eq!(sqlstate(&err), "23514", "{bad}: {err:?}");
+    }
+    db.batch_execute("INSERT INTO repls VALUES ('new7', 'u', 'n', 'east')")
+        .unwrap();
+    // Once the old rows are fixed or gone, the checks can cover every row.
+    db.batch_execute(
+        "DELETE FROM repls WHERE id IN ('Old1', 'old2');
+         ALTER TABLE repls VALIDATE CONSTRAINT repls_id_label,
+                           VALIDATE CONSTRAINT repls_user_name_label,
+                           VALIDATE CONSTRAINT repls_slug_label,
+                           VALIDATE CONSTRAINT repls_cluster_label;",
+    )
+    .unwrap();
+    apply_schema(&mut db).unwrap();
+
+    // An older database whose log was pruned empty: everything the sequence handed out
+    // counts as pruned.
+    make_old(&mut db);
+    db.batch_execute("DELETE FROM repl_changes").unwrap();
+    let handed_out = max_seq_handed_out(&mut db);
+    assert_eq!(handed_out, 9);
+    apply_schema(&mut db).unwrap();
+    let mut src = PgSource::new(&server.conninfo());
+    assert_eq!(src.pruned_upto().unwrap(), handed_out);
+    assert_gap(src.poll(8, Duration::ZERO, 100), 8, 9);
+    assert_eq!(src.poll(9, Duration::ZERO, 100).unwrap(), vec![]);
+    assert_eq!(src.load_all().unwrap().1, 9);
+}
+
+/// The schema's objects and the mark, as text, to compare before and after applying it again.
+fn schema_state(db: &mut postgres::Client) -> Vec<String> {
+    db.query(
+        "SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' \
+                || pg_get_constraintdef(oid) || ' ' || convalidated \
+         FROM pg_constraint \
+         WHERE conrelid IN ('repls'::regclass, 'repl_changes'::regclass, \
+                            'repl_changes_pruned'::regclass) \
+         UNION ALL SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger \
+         WHERE NOT tgisinternal \
+         UNION ALL SELECT 'function ' || proname || ' ' || md5(prosrc) FROM pg_proc \
+         WHERE proname LIKE 'clusterns%' \
+         UNION ALL SELECT 'index ' || indexrelid::regclass FROM pg_index \
+         WHERE indrelid IN ('repls'::regclass, 'repl_changes'::regclass, \
+                            'repl_changes_pruned'::regclass) \
+         UNION ALL SELECT 'table ' || relname || ' ' || relkind::text FROM pg_class \
+         WHERE relnamespace = 'public'::regnamespace \
+         UNION ALL SELECT 'mark ' || pruned_upto FROM repl_changes_pruned \
+         UNION ALL SELECT 'sequence ' || last_value FROM repl_changes_seq \
+         UNION ALL SELECT 'apps ' || count(*) FROM repls \
+         ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn applying_the_schema_again_changes_nothing() {
+    let (server, mut db) = server_or_skip!();
+    db.batch_execute(
+        "INSERT INTO repls VALUES ('a', 'u', 'a', 'east'), ('b', 'u', 'b', 'east');
+         UPDATE repls SET cluster = 'west' WHERE id = 'a';
+         DELETE FROM repl_changes WHERE seq <= 2",
+    )
+    .unwrap();
+    let before = schema_state(&mut db);
+    assert!(before.contains(&"mark 2".to_string()), "{before:#?}");
+    assert_eq!(
+        before.iter().filter(|l| l.starts_with("trigger ")).count(),
+        7,
+        "{before:#?}"
+    );
+    assert_eq!(
+        before
+            .iter()
+            .filter(|l| l.starts_with("constraint "))
+            .count(),
+        11,
+        "{before:#?}"
+    );
+    apply_schema(&mut db).unwrap();
+    apply_schema(&mut db).unwrap();
+    assert_eq!(schema_state(&mut db), before);
+
+    // And the feed goes on as before.
+    let mut src = PgSource::new(&server.conninfo());
+    assert_eq!(src.load_all().unwrap().1, 3);
+    db.batch_execute("DELETE FROM repls WHERE id = 'b'")
+        .unwrap();
+    assert_eq!(src.poll(3, Duration::ZERO, 10).unwrap(), vec![del(4, "b")]);
+}
+
+/// Apps as a reader rebuilds them: id -> (user, slug, cluster).
+type Mirror = std::collections::BTreeMap<String, (String, String, String)>;
+
+fn apply_to(mirror: &mut Mirror, change: &Change) {
+    match change {
+        Change::Upsert {
+            id,
+            user,
+            slug,
+            cluster,
+        } => {
+            mirror.insert(
+                id.to_string(),
+                (user.to_string(), slug.to_string(), cluster.to_string()),
+            );
+        }
+        Change::Delete { id } => {
+            mirror.remove(id.as_str());
+        }
+    }
+}
+
+fn db_mirror(db: &mut postgres::Client) -> Mirror {
+    db.query("SELECT id, user_name, slug, cluster FROM repls", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
+        .collect()
+}
+
+#[test]
+fn a_pruner_racing_a_reader_is_seen_exactly() {
+    let (server, mut db) = server_or_skip!();
+    db.batch_execute(
+        "INSERT INTO repls SELECT 'p' || i, 'u' || (i % 5), 's' || i, 'east' \
+         FROM generate_series(1, 50) AS i",
+    )
+    .unwrap();
+    let conninfo = server.conninfo();
+    for aggressive in [false, true] {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The reader's position, published after it applied everything up to it.
+        let reader_at = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (conninfo, done) = (conninfo.clone(), done.clone());
+            thread::spawn(move || {
+                let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+                for i in 0..300u32 {
+                    let id = format!("p{}", i % 50 + 1);
+                    let cluster = ["east", "west", "north"][(i % 3) as usize];
+                    let mut tx = c.transaction().unwrap();
+                    tx.execute(
+                        "UPDATE repls SET cluster = $2 WHERE id = $1",
+                        &[&id, &cluster],
+                    )
+                    .unwrap();
+                    if i % 7 == 0 {
+                        tx.execute("DELETE FROM repls WHERE id = $1", &[&id])
+                            .unwrap();
+                        tx.execute(
+                            "INSERT INTO repls VALUES ($1, 'again', $1, $2)",
+                            &[&id, &cluster],
+                        )
+                        .unwrap();
+                    }
+                    if i % 11 == 0 {
+                        tx.rollback().unwrap();
+                    } else {
+                        tx.commit().unwrap();
+                    }
+                }
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let pruner = {
+            let (conninfo, done, reader_at) = (conninfo.clone(), done.clone(), reader_at.clone());
+            thread::spawn(move || {
+                let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+                let mut prunes = 0;
+                while !done.load(Ordering::SeqCst) {
+                    let upto = if aggressive {
+                        // Whatever is there, read or not.
+                        let max: i64 = c
+                            .query_one("SELECT coalesce(max(seq), 0) FROM repl_changes", &[])
+                            .unwrap()
+                            .get(0);
+                        max - 2
+                    } else {
+                        reader_at.load(Ordering::SeqCst) as i64
+                    };
+                    c.execute("DELETE FROM repl_changes WHERE seq <= $1", &[&upto])
+                        .unwrap();
+                    prunes += 1;
+                    thread::sleep(Duration::from_millis(3));
+                }
+                prunes
+            })
+        };
+
+        let mut src = PgSource::new(&conninfo);
+        let (apps, mut pos) = src.load_all().unwrap();
+        let mut mirror = Mirror::new();
+        apps.iter().for_each(|a| apply_to(&mut mirror, a));
+        let mut gaps = 0;
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < end, "the reader did not catch up");
+            let finished = done.load(Ordering::SeqCst);
+            match src.poll(pos, Duration::from_millis(20), 13) {
+                Ok(batch) => {
+                    for s in &batch {
+                        assert!(s.seq > pos);
+                        apply_to(&mut mirror, &s.change);
+                        pos = s.seq;
+                    }
+                    reader_at.store(pos, Ordering::SeqCst);
+                    if batch.is_empty() && finished {
+                        break;
+                    }
+                    if aggressive {
+                        // A slow reader: the pruner gets ahead of it.
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                Err(PgError::Gap { after, pruned_upto }) => {
+                    assert!(aggressive, "a gap after {after} up to {pruned_upto}, but only rows the reader had read were pruned");
+                    assert_eq!(after, pos);
+                    gaps += 1;
+                    let (apps, seq) = src.load_all().unwrap();
+                    assert!(seq >= pruned_upto);
+                    mirror.clear();
+                    apps.iter().for_each(|a| apply_to(&mut mirror, a));
+                    pos = seq;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        writer.join().unwrap();
+        let prunes = pruner.join().unwrap();
+        assert_eq!(
+            mirror,
+            db_mirror(&mut db),
+            "aggressive pruner: {aggressive}"
+        );
+        eprintln!("aggressive pruner: {aggressive}: {prunes} prunes, {gaps} gaps, at seq {pos}");
+        if aggressive {
+            assert!(
+                gaps > 0,
+                "the aggressive pruner never got ahead of the reader"
+            );
+        }
+    }
 }

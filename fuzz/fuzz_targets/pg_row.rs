@@ -6,15 +6,32 @@
 //! `i64` is taken as the input's length, negated when it starts with `-`.
 //!
 //! Checks that it never panics; that a decoded row keeps the sequence number (positive), the
-//! operation and the columns' texts lower-cased, and prints (the journal format) to a line
-//! that `parse_line` reads back as the same change; that an error names the row.
+//! operation and the columns' texts exactly (never lower-cased: a row with a capital is
+//! rejected, not folded into another app's name), that every name it accepted is a lower-case
+//! label (1 to 63 bytes of `a`-`z`, `0`-`9`, `-`, `_`) and no id, user or slug is the reserved
+//! `_acme-challenge`, and that it prints (the journal format) to a line that `parse_line` reads
+//! back as the same change; that an error names the row and stays short (values quoted in it
+//! are cut), however long the input.
 
 #![no_main]
 
 use clusterns::feed::journal::parse_line;
-use clusterns::feed::postgres::decode_row;
+use clusterns::feed::postgres::{decode_row, RESERVED_LABEL};
 use clusterns::feed::Change;
 use libfuzzer_sys::fuzz_target;
+
+/// Whether `s` is a label exactly as clusterns stores it.
+fn is_lower_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Whether `s` may name an app (its id, user or slug).
+fn is_app_label(s: &str) -> bool {
+    is_lower_label(s) && s != RESERVED_LABEL
+}
 
 #[derive(Debug)]
 struct Row {
@@ -58,7 +75,6 @@ fuzz_target!(|data: &[u8]| {
     match decoded {
         Ok(s) => {
             assert!(row.seq > 0 && s.seq == row.seq as u64);
-            let lower = |t: &Option<String>| t.as_deref().map(str::to_ascii_lowercase);
             match &s.change {
                 Change::Upsert {
                     id,
@@ -67,19 +83,38 @@ fuzz_target!(|data: &[u8]| {
                     cluster,
                 } => {
                     assert_eq!(op, "set");
-                    assert_eq!(id.as_str(), row.id.to_ascii_lowercase());
-                    assert_eq!(Some(user.to_string()), lower(&row.user));
-                    assert_eq!(Some(slug.to_string()), lower(&row.slug));
-                    assert_eq!(Some(cluster.to_string()), lower(&row.cluster));
+                    assert_eq!(id.as_str(), row.id);
+                    assert_eq!(Some(user.as_str()), row.user.as_deref());
+                    assert_eq!(Some(slug.as_str()), row.slug.as_deref());
+                    assert_eq!(Some(cluster.as_str()), row.cluster.as_deref());
+                    assert!(is_app_label(id.as_str()), "{id:?}");
+                    assert!(is_app_label(user.as_str()), "{user:?}");
+                    assert!(is_app_label(slug.as_str()), "{slug:?}");
+                    assert!(is_lower_label(cluster.as_str()), "{cluster:?}");
                 }
                 Change::Delete { id } => {
                     assert_eq!(op, "delete");
-                    assert_eq!(id.as_str(), row.id.to_ascii_lowercase());
+                    assert_eq!(id.as_str(), row.id);
+                    assert!(is_app_label(id.as_str()), "{id:?}");
                 }
             }
             let line = s.to_string();
             assert_eq!(parse_line(&line), Ok(Some(s)), "{line:?}");
         }
-        Err(e) => assert!(e.starts_with("repl_changes seq "), "{e}"),
+        Err(e) => {
+            assert!(e.starts_with("repl_changes seq "), "{e}");
+            // At most a few quoted values of 64 bytes each (escaped: up to 10 characters a
+            // byte, as \u{10ffff}), whatever the input's size.
+            assert!(e.len() < 4096, "{} bytes", e.len());
+            // A row that breaks the rules is never taken: an upsert whose names are all
+            // labels as stored was not refused for them.
+            if row.seq > 0 && op == "set" {
+                let all = is_app_label(&row.id)
+                    && row.user.as_deref().is_some_and(is_app_label)
+                    && row.slug.as_deref().is_some_and(is_app_label)
+                    && row.cluster.as_deref().is_some_and(is_lower_label);
+                assert!(!all, "a valid row was refused: {row:?}: {e}");
+            }
+        }
     }
 });

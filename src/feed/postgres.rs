@@ -9,25 +9,37 @@
 //! - [`PgSource::poll`]: the log rows after a position, in order, woken by `NOTIFY
 //!   clusterns_changes` instead of polling the table in a tight loop.
 //!
+//! Pruning: the schema keeps, in `repl_changes_pruned`, the highest seq ever deleted from the
+//! log (raised by triggers on DELETE and TRUNCATE of `repl_changes`). Every poll reads it in the
+//! same snapshot as the rows it returns: if it is past the reader's position, rows the reader
+//! never saw are gone, and the poll fails with [`PgError::Gap`] (the caller must
+//! [`load_all`](PgSource::load_all) again). Rows pruned below the position, and seq numbers
+//! that rolled-back transactions consumed, are never taken for a gap.
+//!
 //! The `postgres` crate is synchronous over a private runtime: a `PgSource` is meant for the
 //! builder thread only, never for a query worker. Every call that meets an error drops the
 //! connection and returns the error; the server keeps answering from its last snapshot, and the
 //! next call reconnects (and LISTENs again) after an exponential backoff of 50 ms doubling up to
 //! 5 s, reset by the first call that succeeds.
 //!
-//! Rows that clusterns cannot use (a name that is not a label, an unknown op, a NULL) are logged
-//! with `tracing::warn!` and skipped; they never stop the feed.
+//! Rows that clusterns cannot use (a name that is not exactly a lower-case label, a reserved
+//! name, an unknown op, a NULL) are logged with `tracing::warn!`, counted (see
+//! [`PgSource::take_rejected`]) and skipped; they never stop the feed. Names are never
+//! lower-cased here: `DupId` and `dupid` are different rows in PostgreSQL, and folding them into
+//! one DNS name would let one of them shadow or delete the other. Values quoted in log lines
+//! and errors are cut at [`QUOTE_MAX`] bytes.
 
 use std::fmt;
 use std::str::FromStr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 
 use crate::feed::change::{Change, Sequenced};
-use crate::name::{check_label, Label};
+use crate::name::{check_label, Label, MAX_LABEL_LEN};
 
 /// The schema: tables, sequence and triggers (`sql/schema.sql`).
 pub const SCHEMA: &str = include_str!("../../sql/schema.sql");
@@ -45,12 +57,33 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many buffered notifications are discarded before a read.
 const MAX_DRAIN: usize = 4096;
 
-const CHANGES_SQL: &str = "SELECT seq, op::text, id::text, user_name::text, slug::text, \
-     cluster::text FROM repl_changes WHERE seq > $1 ORDER BY seq LIMIT $2";
-const MAX_SEQ_SQL: &str = "SELECT coalesce(max(seq), 0)::bigint FROM repl_changes";
+/// The name no app may take as its id, user or slug: `_acme-challenge.<name>` is where ACME
+/// DNS-01 challenges are looked up, so an app named so would shadow (or be shadowed by) them.
+pub const RESERVED_LABEL: &str = "_acme-challenge";
+
+/// The most bytes of a value from the database that a log line or an error quotes.
+pub const QUOTE_MAX: usize = 64;
+
+/// One poll: the pruning mark and the change rows after a position, in one statement (one
+/// snapshot, one round trip). The mark's row is always there (its primary key allows one), so
+/// the result has at least one row; with no changes, that row's change columns are NULL.
+const CHANGES_SQL: &str = "SELECT p.pruned_upto, c.seq, c.op::text, c.id::text, \
+     c.user_name::text, c.slug::text, c.cluster::text \
+     FROM repl_changes_pruned AS p LEFT JOIN LATERAL \
+     (SELECT seq, op, id, user_name, slug, cluster FROM repl_changes \
+      WHERE seq > $1 ORDER BY seq LIMIT $2) AS c ON true \
+     ORDER BY c.seq";
+/// The position a full read reflects: the highest seq in the log, and the pruning mark (the
+/// log may have been pruned empty).
+const MAX_SEQ_SQL: &str = "SELECT coalesce((SELECT max(seq) FROM repl_changes), 0)::bigint, \
+     (SELECT pruned_upto FROM repl_changes_pruned)";
 const APPS_SQL: &str =
     "SELECT id::text, user_name::text, slug::text, cluster::text FROM repls ORDER BY id";
 const OLDEST_SQL: &str = "SELECT min(seq) FROM repl_changes";
+const PRUNED_SQL: &str = "SELECT pruned_upto FROM repl_changes_pruned";
+/// Why a read found no pruning mark.
+const NO_MARK: &str =
+    "repl_changes_pruned (the pruning mark) has no row: apply this version's sql/schema.sql";
 
 /// Why a call to the database failed.
 #[derive(Debug)]
@@ -59,6 +92,17 @@ pub enum PgError {
     Db(postgres::Error),
     /// The database returned something clusterns cannot use.
     Data(String),
+    /// Changes after the caller's position were pruned from `repl_changes` before they were
+    /// read: the changes that follow cannot be applied on top of what the caller has. It must
+    /// reload the whole table ([`PgSource::load_all`]). The connection stays open and no
+    /// backoff follows.
+    Gap {
+        /// The caller's position (the last seq it read).
+        after: u64,
+        /// The highest seq pruned from the log (`repl_changes_pruned.pruned_upto`), greater
+        /// than `after`.
+        pruned_upto: u64,
+    },
     /// An earlier call failed and the backoff delay has not passed yet: no connection was
     /// attempted.
     Backoff {
@@ -85,6 +129,11 @@ impl fmt::Display for PgError {
                 Ok(())
             }
             PgError::Data(message) => write!(f, "PostgreSQL: {message}"),
+            PgError::Gap { after, pruned_upto } => write!(
+                f,
+                "PostgreSQL: the changes after seq {after} up to seq {pruned_upto} were pruned \
+                 from repl_changes before they were read; the whole table will be reloaded"
+            ),
             PgError::Backoff { retry_in, failures } => write!(
                 f,
                 "PostgreSQL unavailable after {failures} failed attempt(s); next attempt in {} ms",
@@ -109,6 +158,32 @@ impl From<postgres::Error> for PgError {
     }
 }
 
+/// An error from the database, with a hint where a table of the schema is missing (a database
+/// set up by an older `sql/schema.sql`).
+fn db_error(e: postgres::Error) -> PgError {
+    if e.code() == Some(&SqlState::UNDEFINED_TABLE) {
+        let text = PgError::Db(e).to_string();
+        let text = text.strip_prefix("PostgreSQL: ").unwrap_or(&text);
+        PgError::Data(format!("{text}; apply this version's sql/schema.sql"))
+    } else {
+        PgError::Db(e)
+    }
+}
+
+/// `value` quoted (as `{:?}` does) for a log line or an error, cut after [`QUOTE_MAX`] bytes
+/// (at a character boundary) with its length added: `"abc..."... (1048576 bytes)`. A value
+/// from the database may be of any size; a log line must not be.
+pub fn quote(value: &str) -> String {
+    if value.len() <= QUOTE_MAX {
+        return format!("{value:?}");
+    }
+    let mut end = QUOTE_MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &value[..end], value.len())
+}
+
 /// Runs the schema (`sql/schema.sql`: idempotent, one transaction) on `client`.
 pub fn apply_schema(client: &mut Client) -> Result<(), postgres::Error> {
     let result = client.batch_execute(SCHEMA);
@@ -120,10 +195,13 @@ pub fn apply_schema(client: &mut Client) -> Result<(), postgres::Error> {
     result
 }
 
-/// Decodes one `repl_changes` row, validating every name as a label (lower-cased).
+/// Decodes one `repl_changes` row. Every name must already be exactly a lower-case label (1 to
+/// 63 bytes of `a`-`z`, `0`-`9`, `-`, `_`), and the id, user and slug must not be
+/// [`RESERVED_LABEL`]; nothing is lower-cased, so a row is either taken as it is or rejected.
 ///
 /// A `set` needs `user`, `slug` and `cluster`; a `delete` uses only the id (the other fields
-/// hold the app's last values, for the record, and are ignored).
+/// hold the app's last values, for the record, and are ignored). An error names the row (its
+/// seq, op and id) and says why; the values it quotes are cut at [`QUOTE_MAX`] bytes.
 pub fn decode_row(
     seq: i64,
     op: &str,
@@ -138,12 +216,19 @@ pub fn decode_row(
         .ok_or_else(|| format!("repl_changes seq {seq}: sequence numbers start at 1"))?;
     let change = match op {
         "set" => decode_app(id, user, slug, cluster),
-        "delete" => label("id", Some(id)).map(|id| Change::Delete { id }),
-        other => Err(format!("unknown op {other:?} (expected 'set' or 'delete')")),
+        "delete" => app_label("id", Some(id)).map(|id| Change::Delete { id }),
+        other => Err(format!(
+            "unknown op {} (expected 'set' or 'delete')",
+            quote(other)
+        )),
     };
-    change
-        .map(|change| Sequenced { seq, change })
-        .map_err(|e| format!("repl_changes seq {seq} ({op} of app {id:?}): {e}"))
+    change.map(|change| Sequenced { seq, change }).map_err(|e| {
+        format!(
+            "repl_changes seq {seq} ({} of app {}): {e}",
+            quote(op),
+            quote(id)
+        )
+    })
 }
 
 /// An app's four columns as an upsert.
@@ -154,16 +239,62 @@ fn decode_app(
     cluster: Option<&str>,
 ) -> Result<Change, String> {
     Ok(Change::Upsert {
-        id: label("id", Some(id))?,
-        user: label("user_name", user)?,
-        slug: label("slug", slug)?,
+        id: app_label("id", Some(id))?,
+        user: app_label("user_name", user)?,
+        slug: app_label("slug", slug)?,
         cluster: label("cluster", cluster)?,
     })
 }
 
+/// A column that must hold a lower-case label.
 fn label(column: &str, value: Option<&str>) -> Result<Label, String> {
     let value = value.ok_or_else(|| format!("{column} is NULL"))?;
-    check_label(value).map_err(|e| format!("{column}: {e}"))
+    lower_label(value).map_err(|e| format!("{column}: {e}"))
+}
+
+/// A column that must hold a lower-case label other than [`RESERVED_LABEL`] (an app's id, user
+/// or slug: each becomes a label of the app's DNS names).
+fn app_label(column: &str, value: Option<&str>) -> Result<Label, String> {
+    let label = label(column, value)?;
+    if label.as_str() == RESERVED_LABEL {
+        return Err(format!(
+            "{column}: {RESERVED_LABEL:?} is reserved (ACME DNS challenges are looked up there)"
+        ));
+    }
+    Ok(label)
+}
+
+/// `value` as a label if it is exactly one already: lower-case letters, digits, `-` and `_`,
+/// 1 to 63 bytes (the rules of [`check_label`], without its lower-casing, which would merge
+/// `DupId` into `dupid`). The schema's CHECK constraints on `repls` say the same.
+fn lower_label(value: &str) -> Result<Label, String> {
+    if value.is_empty() {
+        return Err("empty label".into());
+    }
+    if value.len() > MAX_LABEL_LEN {
+        return Err(format!(
+            "label {} is longer than {MAX_LABEL_LEN} bytes",
+            quote(value)
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+    {
+        return Err(if c.is_ascii_uppercase() {
+            format!(
+                "label {} has upper-case letters (names must be stored lower-case; clusterns does \
+                 not fold them, so that two rows never become one DNS name)",
+                quote(value)
+            )
+        } else {
+            format!(
+                "label {} has the character {c:?} (lower-case letters, digits, '-' and '_' only)",
+                quote(value)
+            )
+        });
+    }
+    check_label(value)
 }
 
 /// An open connection, LISTENing on the channel, with the poll query prepared.
@@ -177,9 +308,11 @@ struct Conn {
 /// Backoff: after a failed call the next connection attempt waits until the backoff delay has
 /// passed (50 ms, doubling per failure in a row up to 5 s). [`poll`](PgSource::poll) waits for it
 /// within its `wait` (so that a caller polling in a loop is paced, not spinning) and returns
-/// [`PgError::Backoff`] if the delay is longer than `wait`; [`load_all`](PgSource::load_all) and
-/// [`oldest_seq`](PgSource::oldest_seq) sleep until the delay has passed (at most 5 s) and then
-/// try. The first call that succeeds resets the delay.
+/// [`PgError::Backoff`] if the delay is longer than `wait`; [`load_all`](PgSource::load_all),
+/// [`pruned_upto`](PgSource::pruned_upto) and [`oldest_seq`](PgSource::oldest_seq) sleep until
+/// the delay has passed (at most 5 s) and then try. The first call that succeeds resets the
+/// delay. [`PgError::Gap`] is an answer, not a failure: it keeps the connection and starts no
+/// backoff.
 pub struct PgSource {
     conninfo: String,
     channel: String,
@@ -191,6 +324,8 @@ pub struct PgSource {
     /// Set after a poll that skipped bad rows at its end, so that they are not read and
     /// reported again.
     resume: Option<Resume>,
+    /// Rows rejected (logged and skipped) since the last [`take_rejected`](PgSource::take_rejected).
+    rejected: u64,
 }
 
 impl fmt::Debug for PgSource {
@@ -200,6 +335,7 @@ impl fmt::Debug for PgSource {
             .field("channel", &self.channel)
             .field("connected", &self.conn.is_some())
             .field("failures", &self.failures)
+            .field("rejected", &self.rejected)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +351,7 @@ impl PgSource {
             failures: 0,
             retry_at: None,
             resume: None,
+            rejected: 0,
         }
     }
 
@@ -223,19 +360,40 @@ impl PgSource {
         self.conn.is_some()
     }
 
+    /// The number of rows rejected (logged with `tracing::warn!` and skipped: names that are
+    /// not lower-case labels, reserved names, unknown ops, NULLs) by [`load_all`] and
+    /// [`poll`] since the last call; resets the count. (After a reconnect a poll may read a
+    /// rejected row again, and count it again.)
+    ///
+    /// [`load_all`]: PgSource::load_all
+    /// [`poll`]: PgSource::poll
+    pub fn take_rejected(&mut self) -> u64 {
+        std::mem::take(&mut self.rejected)
+    }
+
     /// Consistent full read (one REPEATABLE READ transaction): every app as [`Change::Upsert`]
-    /// (ordered by id), and the highest seq in `repl_changes` (0 if empty) that the read
-    /// reflects. Apps whose names are not labels are logged and left out.
+    /// (ordered by id), and the position that the read reflects: the highest seq in
+    /// `repl_changes`, or the pruning mark if that is higher (the log may have been pruned
+    /// empty), 0 for a database that never logged a change. Polling from that position never
+    /// reports a [`PgError::Gap`] for what was pruned before the read. Apps whose names are not
+    /// exactly lower-case labels, or are reserved, are logged, counted (see
+    /// [`take_rejected`](PgSource::take_rejected)) and left out.
     pub fn load_all(&mut self) -> Result<(Vec<Change>, u64), PgError> {
         self.wait_backoff(None)?;
         let result = self.load_all_inner();
         self.finish(result)
     }
 
-    /// The changes with seq > `after`, in order (at most `limit`, at least 1). If there are none,
-    /// waits up to `wait` for a notification and reads again; returns an empty list if nothing
-    /// came. Bad rows are logged and skipped. Re-LISTENs after reconnecting. On any error the
-    /// connection is dropped and the error returned; see [`PgSource`] for the backoff.
+    /// The changes after the caller's position `after` (the last seq it applied), in order (at
+    /// most `limit`, at least 1). If there are none, waits up to `wait` for a notification and
+    /// reads again; returns an empty list if nothing came. Bad rows are logged, counted and
+    /// skipped. Re-LISTENs after reconnecting.
+    ///
+    /// Every read also reads the pruning mark, in the same snapshot: if changes after `after`
+    /// were pruned before they were read, returns [`PgError::Gap`] (and no changes); the caller
+    /// must [`load_all`](PgSource::load_all) and poll from the position that returns. On any
+    /// other error the connection is dropped and the error returned; see [`PgSource`] for the
+    /// backoff.
     pub fn poll(
         &mut self,
         after: u64,
@@ -252,11 +410,25 @@ impl PgSource {
         self.finish(result)
     }
 
-    /// The lowest seq still in `repl_changes` (None if empty). If it is greater than `after + 1`
-    /// for the caller's position `after`, rows were pruned that the caller has not read: it must
-    /// [`load_all`](PgSource::load_all) again. (A rolled-back transaction leaves a gap in seq, so
-    /// right after pruning this can also ask for a reload that was not needed; never the
-    /// reverse.)
+    /// The pruning mark: the highest seq ever deleted from `repl_changes` (by DELETE or
+    /// TRUNCATE; 0 if none). A reader whose position is below it has missed changes and must
+    /// [`load_all`](PgSource::load_all) again; one at or past it has not (rows pruned below a
+    /// position, and seq numbers that rolled-back transactions consumed, do not count).
+    /// [`poll`](PgSource::poll) checks this itself on every read; this is for a caller that
+    /// wants to know before it polls, e.g. whether a checkpoint at `last_seq` is still usable
+    /// (`pruned_upto()? <= last_seq`).
+    pub fn pruned_upto(&mut self) -> Result<u64, PgError> {
+        self.wait_backoff(None)?;
+        let result = self.pruned_inner();
+        self.finish(result)
+    }
+
+    /// The lowest seq still in `repl_changes` (None if empty).
+    ///
+    /// Superseded by [`pruned_upto`](PgSource::pruned_upto), which is exact: the old rule
+    /// "oldest > position + 1" also holds after a rolled-back transaction (a reload that was not
+    /// needed), and says nothing about rows pruned above the oldest one left. Kept until nothing
+    /// calls it.
     pub fn oldest_seq(&mut self) -> Result<Option<u64>, PgError> {
         self.wait_backoff(None)?;
         let result = self.oldest_inner();
@@ -265,43 +437,56 @@ impl PgSource {
 
     fn load_all_inner(&mut self) -> Result<(Vec<Change>, u64), PgError> {
         self.resume = None;
-        self.with_conn(|conn| {
+        let mut skipped = 0u64;
+        let result = self.with_conn(|conn| {
             let mut tx = conn
                 .client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
-            let max: i64 = tx.query_one(MAX_SEQ_SQL, &[])?.try_get(0)?;
-            let max = u64::try_from(max)
-                .map_err(|_| PgError::Data(format!("repl_changes holds a negative seq ({max})")))?;
+            let row = tx.query_one(MAX_SEQ_SQL, &[]).map_err(db_error)?;
+            let max: i64 = row.try_get(0)?;
+            let pruned: Option<i64> = row.try_get(1)?;
+            let max = seq_of(max)?;
+            let pruned = seq_of(pruned.ok_or_else(|| PgError::Data(NO_MARK.into()))?)?;
+            let seq = max.max(pruned);
             let mut apps = Vec::new();
-            let mut skipped = 0u64;
             {
-                let mut rows = tx.query_raw(APPS_SQL, std::iter::empty::<i32>())?;
+                let mut rows = tx
+                    .query_raw(APPS_SQL, std::iter::empty::<i32>())
+                    .map_err(db_error)?;
                 while let Some(row) = rows.next()? {
                     let id: Option<&str> = row.try_get(0)?;
-                    let decoded = decode_app(
-                        id.unwrap_or_default(),
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    );
+                    let id = id.unwrap_or_default();
+                    let decoded = decode_app(id, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
                     match decoded {
                         Ok(change) => apps.push(change),
                         Err(e) => {
                             skipped += 1;
-                            tracing::warn!("repls row {id:?} left out: {e}");
+                            tracing::warn!(
+                                "repls row with id {} left out (load at seq {seq}): {e}",
+                                quote(id)
+                            );
                         }
                     }
                 }
             }
             tx.commit()?;
+            Ok((apps, seq))
+        });
+        if result.is_ok() {
+            // Counted once the read is complete: a failed load is retried and would count its
+            // rows again.
+            self.rejected += skipped;
             if skipped > 0 {
-                tracing::warn!(skipped, "apps in repls left out: names that are not labels");
+                tracing::warn!(
+                    skipped,
+                    "apps in repls left out: names that are not lower-case labels, or reserved"
+                );
             }
-            Ok((apps, max))
-        })
+        }
+        result
     }
 
     fn poll_inner(
@@ -314,27 +499,41 @@ impl PgSource {
             Some((a, resume_from)) if a == after => resume_from,
             _ => after,
         };
-        let (changes, resume) =
-            self.with_conn(|conn| read_changes(conn, after, from, deadline, limit))?;
-        self.resume = resume;
-        Ok(changes)
+        let mut rejected = 0;
+        let result =
+            self.with_conn(|conn| read_changes(conn, after, from, deadline, limit, &mut rejected));
+        self.rejected += rejected;
+        match result {
+            Ok((changes, resume)) => {
+                self.resume = resume;
+                Ok(changes)
+            }
+            Err(e) => {
+                self.resume = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn pruned_inner(&mut self) -> Result<u64, PgError> {
+        self.with_conn(|conn| {
+            let row = conn.client.query_opt(PRUNED_SQL, &[]).map_err(db_error)?;
+            let pruned: i64 = row
+                .ok_or_else(|| PgError::Data(NO_MARK.into()))?
+                .try_get(0)?;
+            seq_of(pruned)
+        })
     }
 
     fn oldest_inner(&mut self) -> Result<Option<u64>, PgError> {
         self.with_conn(|conn| {
             let oldest: Option<i64> = conn.client.query_one(OLDEST_SQL, &[])?.try_get(0)?;
-            oldest
-                .map(|s| {
-                    u64::try_from(s).map_err(|_| {
-                        PgError::Data(format!("repl_changes holds a negative seq ({s})"))
-                    })
-                })
-                .transpose()
+            oldest.map(seq_of).transpose()
         })
     }
 
     /// Runs `f` on the open connection, or on a new one that LISTENs on the channel. The
-    /// connection is kept only if `f` succeeds.
+    /// connection is kept if `f` succeeds or finds a gap.
     fn with_conn<T>(
         &mut self,
         f: impl FnOnce(&mut Conn) -> Result<T, PgError>,
@@ -344,7 +543,7 @@ impl PgSource {
             None => self.connect()?,
         };
         let result = f(&mut conn);
-        if result.is_ok() {
+        if matches!(result, Ok(_) | Err(PgError::Gap { .. })) {
             self.conn = Some(conn);
         }
         result
@@ -360,7 +559,7 @@ impl PgSource {
         }
         let mut client = config.connect(NoTls)?;
         client.batch_execute(&format!("LISTEN \"{}\"", self.channel.replace('"', "\"\"")))?;
-        let changes = client.prepare(CHANGES_SQL)?;
+        let changes = client.prepare(CHANGES_SQL).map_err(db_error)?;
         if self.failures > 0 {
             tracing::info!(
                 failures = self.failures,
@@ -395,11 +594,12 @@ impl PgSource {
         Ok(())
     }
 
-    /// Records the outcome of a call: success resets the backoff; an error drops the
-    /// connection and doubles the delay before the next attempt.
+    /// Records the outcome of a call: success (or a gap, which the database answered) resets
+    /// the backoff; an error drops the connection and doubles the delay before the next
+    /// attempt.
     fn finish<T>(&mut self, result: Result<T, PgError>) -> Result<T, PgError> {
         match &result {
-            Ok(_) => {
+            Ok(_) | Err(PgError::Gap { .. }) => {
                 self.failures = 0;
                 self.retry_at = None;
             }
@@ -417,18 +617,27 @@ impl PgSource {
     }
 }
 
+/// A seq or pruning mark read from the database, which must not be negative.
+fn seq_of(value: i64) -> Result<u64, PgError> {
+    u64::try_from(value)
+        .map_err(|_| PgError::Data(format!("repl_changes holds a negative seq ({value})")))
+}
+
 /// After a poll whose last rows were bad (skipped): a call with `after == .0` goes on from `.1`.
 type Resume = (u64, u64);
 
 /// One poll on an open connection: the changes with seq > `from` (`after` is the caller's
 /// position, `from` may be past it where bad rows were skipped), waiting for a notification
-/// until `deadline` if there are none. Also returns the new resume point.
+/// until `deadline` if there are none. Also returns the new resume point. Fails with
+/// [`PgError::Gap`] if the log was pruned past `from`; adds the rows it skipped as bad to
+/// `rejected`.
 fn read_changes(
     conn: &mut Conn,
     after: u64,
     mut from: u64,
     deadline: Instant,
     limit: usize,
+    rejected: &mut u64,
 ) -> Result<(Vec<Sequenced>, Option<Resume>), PgError> {
     let limit_param = i64::try_from(limit).unwrap_or(i64::MAX);
     loop {
@@ -448,22 +657,44 @@ fn read_changes(
         let rows = conn
             .client
             .query(&conn.changes, &[&from_param, &limit_param])?;
+        // The mark and the rows come from one snapshot: a prune either happened before it
+        // (its rows are gone and the mark counts them) or after (its rows are here).
+        let Some(first) = rows.first() else {
+            return Err(PgError::Data(NO_MARK.into()));
+        };
+        let pruned = seq_of(first.try_get(0)?)?;
+        if pruned > from {
+            // Rows in (from, pruned] existed and were deleted before this reader saw them.
+            // (Those up to `from` were read, or skipped as bad, already.)
+            return Err(PgError::Gap {
+                after,
+                pruned_upto: pruned,
+            });
+        }
         let mut out = Vec::with_capacity(rows.len());
         let mut last_read = from;
+        let mut read = 0;
         for row in &rows {
-            let seq: i64 = row.try_get(0)?;
-            let op: &str = row.try_get(1)?;
-            let id: &str = row.try_get(2)?;
+            // NULL: no change after `from` (the mark's row alone).
+            let Some(seq) = row.try_get::<_, Option<i64>>(1)? else {
+                continue;
+            };
+            read += 1;
+            let op: &str = row.try_get(2)?;
+            let id: &str = row.try_get(3)?;
             match decode_row(
                 seq,
                 op,
                 id,
-                row.try_get(3)?,
                 row.try_get(4)?,
                 row.try_get(5)?,
+                row.try_get(6)?,
             ) {
                 Ok(change) => out.push(change),
-                Err(e) => tracing::warn!("change skipped: {e}"),
+                Err(e) => {
+                    *rejected += 1;
+                    tracing::warn!("change skipped: {e}");
+                }
             }
             // seq > from >= 0 here, so the conversion cannot fail.
             last_read = u64::try_from(seq).unwrap_or(last_read);
@@ -474,7 +705,7 @@ fn read_changes(
             return Ok((out, resume));
         }
         from = last_read;
-        if rows.len() == limit {
+        if read == limit {
             // A whole batch of bad rows: there may be good ones right behind it.
             continue;
         }
@@ -500,14 +731,14 @@ mod tests {
     }
 
     #[test]
-    fn decodes_set_and_lowercases() {
+    fn decodes_set_of_lower_case_labels() {
         let s = decode_row(
             7,
             "set",
-            "R-One",
-            Some("Mark"),
-            Some("Cool_Game"),
-            Some("EAST"),
+            "r-one",
+            Some("mark"),
+            Some("cool_game"),
+            Some("east"),
         )
         .unwrap();
         assert_eq!(
@@ -523,6 +754,89 @@ mod tests {
             }
         );
         assert_eq!(s.to_string(), "7 set r-one mark cool_game east");
+        // The longest label, and the reserved name where it is not an app's label.
+        let long = "a".repeat(63);
+        assert!(decode_row(8, "set", &long, Some(&long), Some(&long), Some(&long)).is_ok());
+        assert!(decode_row(9, "set", "r", Some("u"), Some("s"), Some("_acme-challenge")).is_ok());
+    }
+
+    #[test]
+    fn never_lower_cases_a_name() {
+        // Each column in turn holds a capital: the row is rejected, not folded into the
+        // lower-case app it would collide with.
+        let row = ["dupid", "mark", "game", "east"];
+        for col in 0..4 {
+            let mut r = row.map(str::to_string);
+            r[col] = r[col].replacen(|c: char| c.is_ascii_lowercase(), "X", 1);
+            let err =
+                decode_row(3, "set", &r[0], Some(&r[1]), Some(&r[2]), Some(&r[3])).unwrap_err();
+            assert!(err.contains("upper-case"), "{err}");
+            assert!(
+                err.starts_with("repl_changes seq 3 (\"set\" of app "),
+                "{err}"
+            );
+        }
+        let err = decode_row(4, "delete", "DupId", None, None, None).unwrap_err();
+        assert!(
+            err.contains("id: label \"DupId\" has upper-case letters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_acme_challenge_label_is_reserved_for_apps() {
+        for col in 0..3 {
+            let mut r = ["r", "u", "s"];
+            r[col] = RESERVED_LABEL;
+            let err = decode_row(5, "set", r[0], Some(r[1]), Some(r[2]), Some("east")).unwrap_err();
+            assert!(err.contains("\"_acme-challenge\" is reserved"), "{err}");
+        }
+        let err = decode_row(6, "delete", RESERVED_LABEL, None, None, None).unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn quotes_are_capped() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        let exact = "x".repeat(QUOTE_MAX);
+        assert_eq!(quote(&exact), format!("{exact:?}"));
+        let huge = "y".repeat(10 << 20);
+        let q = quote(&huge);
+        assert_eq!(q, format!("{:?}... (10485760 bytes)", &huge[..QUOTE_MAX]));
+        // Cut at a character boundary.
+        let wide = "é".repeat(100);
+        assert_eq!(quote(&wide), format!("{:?}... (200 bytes)", "é".repeat(32)));
+        // Every message that quotes a value keeps it short.
+        let err = decode_row(1, &huge, &huge, None, None, None).unwrap_err();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        let err = decode_row(1, "set", &huge, Some(&huge), Some(&huge), Some(&huge)).unwrap_err();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        let err = decode_row(1, "set", "r", Some(&huge), Some("s"), Some("c")).unwrap_err();
+        assert!(err.len() < 400 && err.contains("(10485760 bytes)"), "{err}");
+        let err = decode_row(
+            1,
+            "set",
+            "r",
+            Some("u"),
+            Some(&format!("a b{huge}")),
+            Some("c"),
+        )
+        .unwrap_err();
+        assert!(err.len() < 400, "{} bytes", err.len());
+    }
+
+    #[test]
+    fn a_gap_says_what_was_lost() {
+        let e = PgError::Gap {
+            after: 10,
+            pruned_upto: 795,
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("after seq 10 up to seq 795 were pruned"),
+            "{text}"
+        );
+        assert!(text.contains("reloaded"), "{text}");
     }
 
     #[test]
@@ -659,12 +973,15 @@ mod tests {
         let err = src.poll(0, Duration::MAX, 10).unwrap_err();
         assert!(matches!(err, PgError::Db(_)), "{err}");
         let mut bad = PgSource::new("this is not = a conninfo = string");
+        assert!(bad.pruned_upto().is_err());
         assert!(bad.oldest_seq().is_err());
     }
 
     #[test]
     fn schema_is_embedded() {
         assert!(SCHEMA.contains("CREATE TABLE IF NOT EXISTS repls"));
+        assert!(SCHEMA.contains("CREATE TABLE IF NOT EXISTS repl_changes_pruned"));
+        assert!(SCHEMA.contains(RESERVED_LABEL));
         assert!(SCHEMA.contains(CHANNEL));
     }
 }
