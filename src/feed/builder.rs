@@ -14,8 +14,8 @@ use crate::config::{Config, SourceConfig};
 use crate::feed::change::{Change, Sequenced};
 use crate::feed::checkpoint::{self, Position};
 use crate::feed::fold::RunningFold;
-use crate::feed::journal::{Event, JournalReader, LineError, NoticeKind, ReadBatch};
-use crate::feed::postgres::PgSource;
+use crate::feed::journal::{Event, JournalReader, LineError, Notice, NoticeKind, ReadBatch};
+use crate::feed::postgres::{PgError, PgSource};
 use crate::feed::status::{now_ms, FeedStatus};
 use crate::feed::watch::Watch;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
@@ -256,6 +256,8 @@ impl Builder {
         let started = Instant::now();
         let ckpt = load_checkpoint(&config);
         let from_checkpoint = ckpt.is_some();
+        let mut rejected_at_load = 0;
+        let mut gaps_at_load = 0;
         let (table, position, source) = match &config.feed.source {
             SourceConfig::Journal { path } => match ckpt {
                 // The reader checks that the journal is still the file the checkpoint left.
@@ -273,10 +275,15 @@ impl Builder {
             SourceConfig::Postgres { conninfo } => {
                 let mut pg = PgSource::new(conninfo);
                 let resumed = match ckpt {
-                    Some((t, p)) => match pg.oldest_seq() {
-                        Ok(oldest) if oldest.is_none_or(|o| o <= p.last_seq + 1) => Some((t, p)),
-                        Ok(_) => {
-                            tracing::warn!("the change log was pruned past the checkpoint; loading the whole table");
+                    Some((t, p)) => match pg.pruned_upto() {
+                        Ok(pruned) if pruned <= p.last_seq => Some((t, p)),
+                        Ok(pruned) => {
+                            tracing::error!(
+                                checkpoint_seq = p.last_seq,
+                                pruned_upto = pruned,
+                                "the change log was pruned past the checkpoint; loading the whole table"
+                            );
+                            gaps_at_load += 1;
                             None
                         }
                         Err(e) => {
@@ -305,8 +312,9 @@ impl Builder {
                                 t = Table::from_base(Arc::new(t.fold().map_err(io::Error::other)?));
                             }
                         }
-                        if rejected > 0 {
-                            tracing::warn!(rejected, "rows skipped");
+                        rejected_at_load += rejected + pg.take_rejected();
+                        if rejected_at_load > 0 {
+                            tracing::warn!(rejected = rejected_at_load, "rows skipped");
                         }
                         (
                             Table::from_base(Arc::new(t.fold().map_err(io::Error::other)?)),
@@ -333,7 +341,7 @@ impl Builder {
             shared,
             generation: 1,
             last_seq: position.last_seq,
-            rejected: 0,
+            rejected: rejected_at_load,
             fold: None,
             pending: None,
             caught_up: false,
@@ -344,7 +352,11 @@ impl Builder {
             last_checkpoint: Instant::now(),
             checkpointer: None,
             retired: std::collections::VecDeque::new(),
-            status: Arc::new(FeedStatus::default()),
+            status: Arc::new(FeedStatus {
+                gaps: gaps_at_load.into(),
+                reloads: gaps_at_load.into(),
+                ..FeedStatus::default()
+            }),
         };
         // Catch up with what the feed holds beyond the checkpoint, folding as we go so that a
         // long replay does not leave a huge overlay.
@@ -430,14 +442,47 @@ impl Builder {
         let batch = match &mut self.source {
             Source::Journal(r) => r.read_new()?,
             Source::Postgres(pg) => match pg.poll(self.last_seq, wait, PG_BATCH) {
-                Ok(changes) => ReadBatch {
-                    at_end: changes.len() < PG_BATCH,
-                    events: changes
-                        .into_iter()
-                        .map(|change| Event::Change { change, line: 0 })
-                        .collect(),
-                    ..ReadBatch::default()
-                },
+                Ok(changes) => {
+                    self.rejected += pg.take_rejected();
+                    ReadBatch {
+                        at_end: changes.len() < PG_BATCH,
+                        events: changes
+                            .into_iter()
+                            .map(|change| Event::Change { change, line: 0 })
+                            .collect(),
+                        ..ReadBatch::default()
+                    }
+                }
+                Err(gap @ PgError::Gap { .. }) => {
+                    // Changes the server never read were pruned: the table is reloaded whole
+                    // (aside; it replaces the served one when complete).
+                    let mut batch = ReadBatch::default();
+                    batch.notices.push(Notice {
+                        kind: NoticeKind::Gap,
+                        message: format!("postgres: {gap}"),
+                    });
+                    match pg.load_all() {
+                        Ok((apps, seq)) => {
+                            self.rejected += pg.take_rejected();
+                            batch.notices.push(Notice {
+                                kind: NoticeKind::Reload,
+                                message: format!(
+                                    "postgres: reloading the whole table ({} apps at sequence {seq})",
+                                    apps.len()
+                                ),
+                            });
+                            batch.events.reserve(apps.len() + 1);
+                            batch.events.push(Event::Reset { seq });
+                            batch.events.extend(apps.into_iter().map(|change| Event::Change {
+                                change: Sequenced { seq, change },
+                                line: 0,
+                            }));
+                            batch.at_end = true;
+                        }
+                        Err(e) => tracing::warn!("postgres: reloading after a gap: {e}"),
+                    }
+                    batch
+                }
                 Err(e) => {
                     // Keep answering from the last snapshot; the source reconnects itself.
                     tracing::warn!("postgres: {e}");
