@@ -72,6 +72,8 @@ pub struct Builder {
     pending: Option<Table>,
     /// The last read reached the end of the feed.
     caught_up: bool,
+    /// The last read failed (the database is away): loading stops waiting for the end.
+    source_failed: bool,
     /// A checkpoint is due at once (the journal was switched, or went missing).
     checkpoint_soon: bool,
     /// The journal is another file now: the idle watch must be set again.
@@ -345,6 +347,7 @@ impl Builder {
             fold: None,
             pending: None,
             caught_up: false,
+            source_failed: false,
             checkpoint_soon: false,
             rewatch: false,
             fold_min: 100_000,
@@ -366,7 +369,7 @@ impl Builder {
                 b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
                 b.publish();
             }
-            if applied == 0 && b.caught_up {
+            if applied == 0 && (b.caught_up || b.source_failed) {
                 break;
             }
         }
@@ -439,6 +442,7 @@ impl Builder {
     /// applies it and publishes a snapshot if anything changed. Returns the number applied.
     pub fn poll_once(&mut self, wait: Duration) -> io::Result<usize> {
         const PG_BATCH: usize = 10_000;
+        self.source_failed = false;
         let batch = match &mut self.source {
             Source::Journal(r) => r.read_new()?,
             Source::Postgres(pg) => match pg.poll(self.last_seq, wait, PG_BATCH) {
@@ -486,6 +490,7 @@ impl Builder {
                 Err(e) => {
                     // Keep answering from the last snapshot; the source reconnects itself.
                     tracing::warn!("postgres: {e}");
+                    self.source_failed = true;
                     ReadBatch::default()
                 }
             },
