@@ -207,13 +207,30 @@ impl Ord for Label {
     }
 }
 
+/// How much of an untrusted value a message quotes.
+pub const QUOTE_MAX: usize = 64;
+
+/// `value` quoted (as `{:?}` does) for a log line or an error, cut after [`QUOTE_MAX`] bytes
+/// (at a character boundary) with its length added: `"abc..."... (1048576 bytes)`. A value
+/// from a feed or a file may be of any size; a log line must not be.
+pub fn quote(value: &str) -> String {
+    if value.len() <= QUOTE_MAX {
+        return format!("{value:?}");
+    }
+    let mut end = QUOTE_MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &value[..end], value.len())
+}
+
 /// Checks that `s` is a label clusterns can store, lower-casing it.
 pub fn check_label(s: &str) -> Result<Label, String> {
     if s.is_empty() {
         return Err("empty label".into());
     }
     if s.len() > MAX_LABEL_LEN {
-        return Err(format!("label {s:?} is longer than 63 bytes"));
+        return Err(format!("label {} is longer than 63 bytes", quote(s)));
     }
     if let Some(c) = s
         .bytes()
@@ -221,7 +238,8 @@ pub fn check_label(s: &str) -> Result<Label, String> {
         .and_then(|at| s[at..].chars().next())
     {
         return Err(format!(
-            "label {s:?} has the character {c:?} (letters, digits, '-' and '_' only)"
+            "label {} has the character {c:?} (letters, digits, '-' and '_' only)",
+            quote(s)
         ));
     }
     let mut bytes = [0u8; MAX_LABEL_LEN];

@@ -22,35 +22,9 @@ struct Served {
 
 impl Served {
     fn start(s: &Setup) -> Served {
-        use std::io::BufRead;
         let log = s.dir.path().join(format!("server-{}.log", now_ns()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clusterns"))
-            .args(["serve", "--config", path_str(&s.config_path)])
-            .env("CLUSTERNS_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut read_addr = |prefix: &str| -> std::net::SocketAddr {
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            line.trim()
-                .strip_prefix(prefix)
-                .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-                .parse()
-                .unwrap()
-        };
-        let addr = read_addr("clusterns: listening on ");
-        let metrics = Some(read_addr("clusterns: metrics on "));
-        Served {
-            child: Child {
-                child,
-                addr,
-                metrics,
-            },
-            log,
-        }
+        let child = spawn_binary_logged(&s.config_path, true, Some(&log));
+        Served { child, log }
     }
 
     fn log(&self) -> String {
@@ -136,15 +110,6 @@ fn cli(s: &Setup, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn append_raw(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// Replaces the journal with `text` as `sed -i` or an editor does (a new file renamed over).

@@ -16,7 +16,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use std::time::Duration;
 use clusterns::config::Config;
 use clusterns::feed::journal::{self, parse_entry, Entry};
 use clusterns::feed::{Builder, Change};
+use common::append_raw;
 
 /// xorshift64*: small, seedable, good enough to pick operations.
 struct Rng(u64);
@@ -161,15 +161,6 @@ fn settle(b: &mut Builder) {
         }
     }
     panic!("the builder never caught up");
-}
-
-fn append_raw(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
 }
 
 fn random_change(rng: &mut Rng) -> Change {

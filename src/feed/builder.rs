@@ -477,10 +477,12 @@ impl Builder {
                             });
                             batch.events.reserve(apps.len() + 1);
                             batch.events.push(Event::Reset { seq });
-                            batch.events.extend(apps.into_iter().map(|change| Event::Change {
-                                change: Sequenced { seq, change },
-                                line: 0,
-                            }));
+                            batch
+                                .events
+                                .extend(apps.into_iter().map(|change| Event::Change {
+                                    change: Sequenced { seq, change },
+                                    line: 0,
+                                }));
                             batch.at_end = true;
                         }
                         Err(e) => tracing::warn!("postgres: reloading after a gap: {e}"),

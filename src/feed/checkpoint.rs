@@ -218,6 +218,20 @@ fn put_position(w: &mut impl Write, p: &Position) -> io::Result<()> {
     put_u64(w, p.journal.first)
 }
 
+/// Reads the magic, the version (only this one) and the position.
+fn get_header(r: &mut impl Read) -> io::Result<Position> {
+    if &get::<8>(r)? != MAGIC {
+        return Err(bad("not a clusterns checkpoint"));
+    }
+    let version = get_u32(r)?;
+    if version != VERSION {
+        return Err(bad(format!(
+            "checkpoint version {version}, expected {VERSION}"
+        )));
+    }
+    get_position(r)
+}
+
 fn get_position(r: &mut impl Read) -> io::Result<Position> {
     Ok(Position {
         last_seq: get_u64(r)?,
@@ -238,16 +252,7 @@ fn get_position(r: &mut impl Read) -> io::Result<Position> {
 /// is an error.
 pub fn read_position(path: &Path) -> io::Result<Position> {
     let mut r = BufReader::with_capacity(256, File::open(path)?);
-    if &get::<8>(&mut r)? != MAGIC {
-        return Err(bad("not a clusterns checkpoint"));
-    }
-    let version = get_u32(&mut r)?;
-    if version != VERSION {
-        return Err(bad(format!(
-            "checkpoint version {version}, expected {VERSION}"
-        )));
-    }
-    get_position(&mut r)
+    get_header(&mut r)
 }
 
 /// Writes `table` at `position` to `path` atomically. On any error the temp file is removed.
@@ -354,16 +359,7 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
         inner: r,
         crc: crc32fast::Hasher::new(),
     };
-    if &get::<8>(&mut r)? != MAGIC {
-        return Err(bad("not a clusterns checkpoint"));
-    }
-    let version = get_u32(&mut r)?;
-    if version != VERSION {
-        return Err(bad(format!(
-            "checkpoint version {version}, expected {VERSION}"
-        )));
-    }
-    let position = get_position(&mut r)?;
+    let position = get_header(&mut r)?;
     if get_u64(&mut r)? != hash_key(b"clusterns") {
         return Err(bad("written with a different hash function"));
     }

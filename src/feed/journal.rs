@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use crate::feed::change::{Change, Sequenced};
 use crate::name::check_label;
+pub use crate::name::quote;
 
 /// The largest sequence number (PostgreSQL's bigint, and room to count past it).
 pub const MAX_SEQ: u64 = i64::MAX as u64;
@@ -80,19 +81,6 @@ impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
     }
-}
-
-/// Quotes untrusted text for a message, at most 40 characters of it.
-pub fn quote(text: &str) -> String {
-    const MAX: usize = 40;
-    if text.len() <= MAX {
-        return format!("{text:?}");
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}... ({} bytes)", &text[..end], text.len())
 }
 
 /// One journal line's meaning.

@@ -61,8 +61,7 @@ const MAX_DRAIN: usize = 4096;
 /// DNS-01 challenges are looked up, so an app named so would shadow (or be shadowed by) them.
 pub const RESERVED_LABEL: &str = "_acme-challenge";
 
-/// The most bytes of a value from the database that a log line or an error quotes.
-pub const QUOTE_MAX: usize = 64;
+pub use crate::name::QUOTE_MAX;
 
 /// One poll: the pruning mark and the change rows after a position, in one statement (one
 /// snapshot, one round trip). The mark's row is always there (its primary key allows one), so
@@ -170,19 +169,7 @@ fn db_error(e: postgres::Error) -> PgError {
     }
 }
 
-/// `value` quoted (as `{:?}` does) for a log line or an error, cut after [`QUOTE_MAX`] bytes
-/// (at a character boundary) with its length added: `"abc..."... (1048576 bytes)`. A value
-/// from the database may be of any size; a log line must not be.
-pub fn quote(value: &str) -> String {
-    if value.len() <= QUOTE_MAX {
-        return format!("{value:?}");
-    }
-    let mut end = QUOTE_MAX;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}... ({} bytes)", &value[..end], value.len())
-}
+pub use crate::name::quote;
 
 /// Runs the schema (`sql/schema.sql`: idempotent, one transaction) on `client`.
 pub fn apply_schema(client: &mut Client) -> Result<(), postgres::Error> {

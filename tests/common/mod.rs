@@ -241,12 +241,24 @@ impl Child {
 
 /// Starts `clusterns serve --config <config>` and reads the addresses it prints.
 pub fn spawn_binary(config: &Path, expect_metrics: bool) -> Child {
+    spawn_binary_logged(config, expect_metrics, None)
+}
+
+/// The same, with its log (at `info`) written to `log` when given (else at `warn`, dropped).
+pub fn spawn_binary_logged(config: &Path, expect_metrics: bool, log: Option<&Path>) -> Child {
     use std::io::BufRead;
+    let (level, stderr) = match log {
+        Some(p) => (
+            "info",
+            std::process::Stdio::from(std::fs::File::create(p).unwrap()),
+        ),
+        None => ("warn", std::process::Stdio::null()),
+    };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clusterns"))
         .args(["serve", "--config", path_str(config)])
-        .env("CLUSTERNS_LOG", "warn")
+        .env("CLUSTERNS_LOG", level)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -266,6 +278,16 @@ pub fn spawn_binary(config: &Path, expect_metrics: bool) -> Child {
         addr,
         metrics,
     }
+}
+
+/// Appends `text` to `path` as a writer by hand would (creating it).
+pub fn append_raw(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// GETs `path` from an HTTP server and returns the body.
