@@ -25,6 +25,8 @@ pub struct FeedStatus {
     pub checkpoint_at_ms: AtomicU64,
     /// Apps in the table.
     pub apps: AtomicU64,
+    /// Apps on a cluster the running configuration does not have (they answer SERVFAIL).
+    pub apps_unknown_cluster: AtomicU64,
 }
 
 impl FeedStatus {
