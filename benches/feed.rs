@@ -693,11 +693,11 @@ fn run(n: usize, secs: u64) -> Row {
         let mut folds: Vec<Background> = (0..rounds)
             .map(|_| {
                 under_load("fold", &queries, || {
-                    let running = RunningFold::start(t.clone(), config.clone()).unwrap();
+                    let running = RunningFold::start(t.clone()).unwrap();
                     while !running.is_finished() {
                         std::thread::sleep(Duration::from_micros(200));
                     }
-                    let folded = running.finish(&config).unwrap();
+                    let folded = running.finish().unwrap();
                     assert_eq!(folded.len(), n);
                     assert!(folded.overlay().is_empty());
                 })

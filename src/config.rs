@@ -578,12 +578,19 @@ impl Config {
         })
     }
 
-    /// The index of the cluster called `name`.
+    /// The index of the cluster called `name` in this configuration's list (not what the
+    /// table's cluster indexes refer to: those index the table's registry of the names the
+    /// feed has used).
     pub fn cluster_index(&self, name: &str) -> Option<u16> {
         self.clusters
             .iter()
             .position(|c| c.name.as_str() == name)
             .map(|i| i as u16)
+    }
+
+    /// The cluster called `name`, if this configuration has it.
+    pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.name.as_str() == name)
     }
 }
 

@@ -212,13 +212,18 @@ pub fn render(src: &Sources) -> String {
     );
     gauge(
         "clusterns_feed_changes_rejected_total",
-        "Changes rejected (bad lines, unknown clusters, taken names) since start.",
+        "Changes rejected (bad lines, taken names, unknown ids) since start.",
         src.feed.rejected.load(Relaxed) as f64,
     );
     gauge(
         "clusterns_feed_journal_missing",
         "1 while the journal file does not exist (deleted or moved away; the table is served as it was).",
         src.feed.journal_missing.load(Relaxed) as f64,
+    );
+    gauge(
+        "clusterns_feed_apps_unknown_cluster",
+        "Apps on a cluster the running configuration does not have: they answer SERVFAIL until a configuration with it is loaded.",
+        src.feed.apps_unknown_cluster.load(Relaxed) as f64,
     );
     gauge(
         "clusterns_checkpoint_age_seconds",

@@ -45,7 +45,8 @@ pub enum Outcome<'s> {
     NotImp,
     /// A query type that cannot be asked (OPT).
     FormErr,
-    /// The table names a cluster the configuration does not have.
+    /// The app's cluster is not in the configuration (a change named a cluster that is not
+    /// configured yet, or not any more).
     ServFail,
 }
 
@@ -125,8 +126,8 @@ fn exists(snap: &Snapshot, zone: &Zone, rel: &[u8]) -> bool {
 #[inline]
 fn app(zone: &Zone, cluster: u16, qtype: u16) -> Outcome<'_> {
     match zone.clusters.get(usize::from(cluster)) {
-        Some(c) => addresses(zone, &c.a, &c.aaaa, qtype),
-        None => Outcome::ServFail,
+        Some(Some(c)) => addresses(zone, &c.a, &c.aaaa, qtype),
+        _ => Outcome::ServFail,
     }
 }
 

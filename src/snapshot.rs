@@ -3,12 +3,17 @@
 //! A snapshot pairs what the configuration serves (zones with their pre-encoded records and
 //! per-cluster answers) with the app table. The two parts are shared `Arc`s so that a table
 //! update does not re-encode zones and a config reload does not rebuild the table.
+//!
+//! The table's apps hold indexes into its cluster registry (the names the feed has used, in
+//! the order it first used them), so the per-cluster answers are laid out in that order:
+//! [`Served::for_registry`]. The builder builds them again when the registry grows or the
+//! configuration is reloaded.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
+use crate::config::{ClusterConfig, Config};
 use crate::name::Label;
 use crate::table::Table;
 use crate::zone::Zone;
@@ -17,22 +22,37 @@ use crate::zone::Zone;
 #[derive(Debug)]
 pub struct Served {
     pub zones: Vec<Zone>,
-    /// Cluster names by index (the table stores indexes).
+    /// Cluster names by index (the table stores indexes): the registry these answers were
+    /// built for.
     pub cluster_names: Vec<Label>,
     /// The EDNS UDP payload size this server advertises and the largest UDP answer it sends.
     pub udp_payload: u16,
 }
 
 impl Served {
-    /// Pre-encodes everything a configuration serves.
+    /// Pre-encodes everything a configuration serves, for a table whose cluster indexes are
+    /// the configuration's own order (its registry is the configured cluster names; for
+    /// tables built by hand: the builder uses [`Served::for_registry`]).
     pub fn from_config(cfg: &Config) -> Served {
+        let names: Vec<Label> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
+        Served::for_registry(cfg, &names)
+    }
+
+    /// Pre-encodes everything a configuration serves, for a table whose cluster indexes refer
+    /// to `registry`: each zone's answers by registry index, `None` (SERVFAIL) for a name
+    /// the configuration does not have.
+    pub fn for_registry(cfg: &Config, registry: &[Label]) -> Served {
+        let clusters: Vec<Option<&ClusterConfig>> = registry
+            .iter()
+            .map(|name| cfg.cluster(name.as_str()))
+            .collect();
         Served {
             zones: cfg
                 .zones
                 .iter()
-                .map(|z| Zone::build(z, &cfg.clusters))
+                .map(|z| Zone::build(z, &clusters))
                 .collect(),
-            cluster_names: cfg.clusters.iter().map(|c| c.name.clone()).collect(),
+            cluster_names: registry.to_vec(),
             udp_payload: cfg.server.udp_payload,
         }
     }

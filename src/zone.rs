@@ -45,8 +45,10 @@ pub struct Zone {
     pub host_ancestors: Vec<Box<[u8]>>,
     /// `_acme-challenge.<name>` -> `<name>.<acme_zone>`.
     pub acme_zone: Option<DomainName>,
-    /// Per cluster (by index): the A and AAAA answers for an app's name, with this zone's TTL.
-    pub clusters: Vec<ClusterSets>,
+    /// Per cluster, by the table's cluster index (its registry's order): the A and AAAA
+    /// answers for an app's name, with this zone's TTL; `None` for a cluster the
+    /// configuration does not have (its apps answer SERVFAIL).
+    pub clusters: Vec<Option<ClusterSets>>,
 }
 
 /// A cluster's answer records, owned by the query name.
@@ -76,8 +78,9 @@ pub enum Shape<'q> {
 }
 
 impl Zone {
-    /// Pre-encodes a zone from its configuration and the clusters' addresses.
-    pub fn build(cfg: &ZoneConfig, clusters: &[ClusterConfig]) -> Zone {
+    /// Pre-encodes a zone from its configuration and the clusters' addresses, by cluster index
+    /// (`None`: a cluster index with no configured cluster).
+    pub fn build(cfg: &ZoneConfig, clusters: &[Option<&ClusterConfig>]) -> Zone {
         let apex = cfg.apex.clone();
         let soa_ttl = cfg.soa.ttl;
         let mname = cfg.soa.mname.clone().unwrap_or_else(|| cfg.ns[0].clone());
@@ -178,9 +181,11 @@ impl Zone {
             acme_zone: cfg.acme_validation_zone.clone(),
             clusters: clusters
                 .iter()
-                .map(|c| ClusterSets {
-                    a: RrSet::a(&c.ipv4, ttl, Owner::Query),
-                    aaaa: RrSet::aaaa(&c.ipv6, ttl, Owner::Query),
+                .map(|c| {
+                    c.map(|c| ClusterSets {
+                        a: RrSet::a(&c.ipv4, ttl, Owner::Query),
+                        aaaa: RrSet::aaaa(&c.ipv6, ttl, Owner::Query),
+                    })
                 })
                 .collect(),
         }
@@ -256,7 +261,8 @@ ipv4 = ["203.0.113.1"]
 
     fn zone() -> Zone {
         let c = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
-        Zone::build(&c.zones[0], &c.clusters)
+        let clusters: Vec<_> = c.clusters.iter().map(Some).collect();
+        Zone::build(&c.zones[0], &clusters)
     }
 
     #[test]
@@ -275,6 +281,16 @@ ipv4 = ["203.0.113.1"]
         assert_eq!(&neg[6..10], &30u32.to_be_bytes());
         assert_eq!(&neg[neg.len() - 4..], &30u32.to_be_bytes());
         assert_eq!(&z.soa.bytes[6..10], &600u32.to_be_bytes());
+    }
+
+    #[test]
+    fn cluster_answers_follow_the_index_order_given() {
+        let c = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+        let z = Zone::build(&c.zones[0], &[None, Some(&c.clusters[0])]);
+        assert_eq!(z.clusters.len(), 2);
+        assert!(z.clusters[0].is_none(), "no configured cluster: no answers");
+        let c1 = z.clusters[1].as_ref().unwrap();
+        assert_eq!((c1.a.count, c1.aaaa.count), (1, 0));
     }
 
     #[test]

@@ -208,18 +208,24 @@ fn fold_patching_a_damaged_base_record_does_not_panic() {
 /// builder: a checkpoint (checksum correct: written by `checkpoint::write`) whose base has
 /// an app on cluster 5 while it lists 3 clusters, loaded under a configuration that orders
 /// the clusters differently. `load_checkpoint` (src/feed/builder.rs) renumbered with
-/// `map[usize::from(c)]`: index out of bounds, a panic at start-up. Correct: the checkpoint is
-/// damage (replay the feed). The reader checks the overlay's clusters but, to keep start-up
-/// fast, not every base record's.
+/// `map[usize::from(c)]`: index out of bounds, a panic at start-up. Now the checkpoint's list
+/// is the table's cluster registry, used as it is (nothing renumbered), and an index beyond it
+/// is still damage: the feed is replayed. The reader checks the overlay's clusters; the base's
+/// are checked by the builder (`Base::max_cluster`, a prefetched pass over the id index).
+/// The same checkpoint without that app loads, under the configuration's other order.
 #[test]
 fn builder_refuses_checkpoint_with_an_unknown_cluster_index() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = Table::default();
-    t.upsert("r1", "mark", "game", 5).unwrap();
-    t.upsert("r2", "ann", "site", 1).unwrap();
-    let t = Table::from_base(Arc::new(t.fold().unwrap()));
-    let names: Vec<String> = ["c0", "c1", "c2"].map(String::from).to_vec();
-    checkpoint::write(&dir.path().join("t.ckpt"), &t, Position::default(), &names).unwrap();
+    let write = |bad: bool| {
+        let mut t = Table::default();
+        if bad {
+            t.upsert("r1", "mark", "game", 5).unwrap();
+        }
+        t.upsert("r2", "ann", "site", 1).unwrap();
+        let t = Table::from_base(Arc::new(t.fold().unwrap()));
+        let names: Vec<String> = ["c0", "c1", "c2"].map(String::from).to_vec();
+        checkpoint::write(&dir.path().join("t.ckpt"), &t, Position::default(), &names).unwrap();
+    };
     std::fs::write(dir.path().join("j.log"), "").unwrap();
     let cfg = r#"
 [feed]
@@ -239,10 +245,28 @@ ipv4 = ["203.0.113.1"]
 name = "c0"
 ipv4 = ["203.0.113.3"]
 "#;
-    let cfg = Config::parse(&dir.path().join("c.toml"), cfg).unwrap();
-    let b = clusterns::feed::Builder::load(Arc::new(cfg)).unwrap();
+    let cfg = Arc::new(Config::parse(&dir.path().join("c.toml"), cfg).unwrap());
+    write(true);
+    let b = clusterns::feed::Builder::load(cfg.clone()).unwrap();
     // The checkpoint was refused: the (empty) journal replayed.
     assert_eq!(b.table().len(), 0);
+    drop(b);
+    write(false);
+    let b = clusterns::feed::Builder::load(cfg).unwrap();
+    assert_eq!(b.table().len(), 1, "loaded from the checkpoint");
+    let names: Vec<&str> = b
+        .table()
+        .clusters()
+        .names()
+        .iter()
+        .map(|l| l.as_str())
+        .collect();
+    assert_eq!(names, ["c0", "c1", "c2"]);
+    assert_eq!(b.table().get("r2").map(|a| a.2), Some(1), "not renumbered");
+    let snap = b.shared().load_full();
+    let z = &snap.served.zones[0];
+    let c1 = z.clusters[1].as_ref().expect("c1 is configured");
+    assert_eq!(c1.a.bytes[c1.a.bytes.len() - 4..], [203, 0, 113, 1]);
 }
 
 /// config: a NUL inside a comment. `toml` reports it with an empty message, so

@@ -1,42 +1,38 @@
 //! Fuzzes the journal: arbitrary bytes as journal text, parsed line by line with
 //! `clusterns::feed::journal::parse_line` and replayed as the builder does (sequence numbers
-//! must increase; `clusterns::feed::builder::apply` into a `Table`, with the fuzz
-//! configuration's clusters), folding the overlay into a new base now and then.
+//! must increase; `clusterns::feed::builder::apply` into a `Table`), folding the overlay into
+//! a new base now and then (`Table::folded`, as the builder does).
 //!
 //! Checks that nothing panics and that
 //! - a parsed line prints back (`Sequenced`'s `Display`, the journal format) to a line that
 //!   parses to the same change;
 //! - `apply` accepts and refuses exactly what a plain model of the table does (a name held by
-//!   another app, an unknown id to delete, an unknown cluster), and the table ends equal to
-//!   the model: `apps()` sorted with unique ids and unique `<slug>.<user>` names, `len()`
-//!   their number, every app found by id, by name and under its user;
-//! - folding into a new base changes nothing.
+//!   another app, an unknown id to delete, a new cluster name once the registry is full; a
+//!   cluster the configuration lacks is no reason: the table does not depend on it), and the
+//!   table ends equal to the model: `apps()` sorted with unique ids and unique `<slug>.<user>`
+//!   names, `len()` their number, every app found by id, by name and under its user, and the
+//!   cluster registry the names in the order the accepted changes first used them;
+//! - folding into a new base changes nothing (the registry included).
 
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
-use clusterns::config::Config;
 use clusterns::feed::builder::apply;
 use clusterns::feed::journal::parse_line;
 use clusterns::feed::Change;
 use clusterns::table::key::name_key_of;
-use clusterns::table::{One, Table};
+use clusterns::table::{One, Table, MAX_CLUSTERS};
 use libfuzzer_sys::fuzz_target;
 
-fn config() -> &'static Config {
-    static CFG: OnceLock<Config> = OnceLock::new();
-    CFG.get_or_init(|| {
-        Config::parse(Path::new("fuzz.toml"), &clusterns_fuzz::config()).expect("fuzz config")
-    })
+/// The model: id -> (user, slug, cluster index), and the cluster registry (names by index).
+#[derive(Default)]
+struct Model {
+    apps: BTreeMap<String, (String, String, u16)>,
+    clusters: Vec<String>,
 }
 
-/// The model: id -> (user, slug, cluster).
-type Model = BTreeMap<String, (String, String, u16)>;
-
-fn model_apply(m: &mut Model, cfg: &Config, change: &Change) -> Result<(), ()> {
+fn model_apply(m: &mut Model, change: &Change) -> Result<(), ()> {
     match change {
         Change::Upsert {
             id,
@@ -44,17 +40,26 @@ fn model_apply(m: &mut Model, cfg: &Config, change: &Change) -> Result<(), ()> {
             slug,
             cluster,
         } => {
-            let c = cfg.cluster_index(cluster.as_str()).ok_or(())?;
             let (id, user, slug) = (id.as_str(), user.as_str(), slug.as_str());
-            if m.iter()
+            if m.apps
+                .iter()
                 .any(|(other, (u, s, _))| other != id && u == user && s == slug)
             {
                 return Err(());
             }
-            m.insert(id.into(), (user.into(), slug.into(), c));
+            let c = match m.clusters.iter().position(|n| n == cluster.as_str()) {
+                Some(c) => c,
+                None if m.clusters.len() < MAX_CLUSTERS => {
+                    m.clusters.push(cluster.as_str().into());
+                    m.clusters.len() - 1
+                }
+                None => return Err(()),
+            };
+            m.apps
+                .insert(id.into(), (user.into(), slug.into(), c as u16));
             Ok(())
         }
-        Change::Delete { id } => m.remove(id.as_str()).map(|_| ()).ok_or(()),
+        Change::Delete { id } => m.apps.remove(id.as_str()).map(|_| ()).ok_or(()),
     }
 }
 
@@ -66,9 +71,17 @@ fn label(text: &str) -> Vec<u8> {
 
 /// Checks `table` against the model.
 fn check(table: &Table, m: &Model) {
+    let registry: Vec<&str> = table
+        .clusters()
+        .names()
+        .iter()
+        .map(|l| l.as_str())
+        .collect();
+    assert_eq!(registry, m.clusters, "the registry is the model's");
     let apps = table.apps();
     assert_eq!(apps.len(), table.len(), "len() is the number of apps");
     let expected: Vec<_> = m
+        .apps
         .iter()
         .map(|(id, (u, s, c))| (id.clone(), u.clone(), s.clone(), *c))
         .collect();
@@ -85,7 +98,7 @@ fn check(table: &Table, m: &Model) {
         assert_eq!(table.lookup_one(&label(id)), One::App(*c), "by id {id}");
         assert_eq!(table.lookup_two(&name_key_of(slug, user)), Some(*c));
         let by_user = table.lookup_one(&label(user));
-        if m.contains_key(user.as_str()) {
+        if m.apps.contains_key(user.as_str()) {
             assert!(matches!(by_user, One::App(_)), "an id shadows a user");
         } else {
             assert_eq!(by_user, One::User, "user {user}");
@@ -94,9 +107,8 @@ fn check(table: &Table, m: &Model) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let cfg = config();
     let mut table = Table::default();
-    let mut model = Model::new();
+    let mut model = Model::default();
     let mut last_seq = 0;
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         let Ok(text) = std::str::from_utf8(line) else {
@@ -115,8 +127,8 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         last_seq = change.seq;
-        let got = apply(&mut table, cfg, &change.change);
-        let want = model_apply(&mut model, cfg, &change.change);
+        let got = apply(&mut table, &change.change);
+        let want = model_apply(&mut model, &change.change);
         assert_eq!(
             got.is_ok(),
             want.is_ok(),
@@ -125,11 +137,10 @@ fuzz_target!(|data: &[u8]| {
         );
         // Fold now and then (lines whose number is a multiple of 8), as the builder does.
         if i % 8 == 7 {
-            let base = table.fold().expect("a consistent table folds");
-            table = Table::from_base(Arc::new(base));
+            table = table.folded().expect("a consistent table folds");
         }
     }
     check(&table, &model);
-    let folded = Table::from_base(Arc::new(table.fold().expect("a consistent table folds")));
+    let folded = table.folded().expect("a consistent table folds");
     check(&folded, &model);
 });

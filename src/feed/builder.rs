@@ -19,7 +19,7 @@ use crate::feed::postgres::{PgError, PgSource};
 use crate::feed::status::{now_ms, FeedStatus};
 use crate::feed::watch::Watch;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
-use crate::table::{Base, Lookup, Table};
+use crate::table::{Clusters, Lookup, Moved, Table};
 
 /// Where changes come from.
 enum Source {
@@ -27,21 +27,21 @@ enum Source {
     Postgres(Box<PgSource>),
 }
 
-/// Applies one change to `table`, numbering clusters as `config` does.
-pub fn apply(table: &mut Table, config: &Config, change: &Change) -> Result<(), String> {
+/// Applies one change to `table`. An upsert's cluster is looked up in the table's cluster
+/// registry, and added to it when new, whether or not the configuration has it: what the table
+/// holds depends on the feed alone (an app on a cluster the configuration lacks answers
+/// SERVFAIL until a configuration with it is loaded). Refused: a name another app holds, an
+/// unknown id to delete, a new cluster name once the registry is full. Returns what the change
+/// did to the app's cluster, for the caller to count and report.
+pub fn apply(table: &mut Table, change: &Change) -> Result<Moved, String> {
     match change {
         Change::Upsert {
             id,
             user,
             slug,
             cluster,
-        } => {
-            let Some(c) = config.cluster_index(cluster.as_str()) else {
-                return Err(format!("cluster {cluster} is not in the configuration"));
-            };
-            table.upsert(id.as_str(), user.as_str(), slug.as_str(), c)
-        }
-        Change::Delete { id } => table.delete(id.as_str()),
+        } => table.upsert_named(id.as_str(), user.as_str(), slug.as_str(), cluster),
+        Change::Delete { id } => table.delete_moved(id.as_str()),
     }
 }
 
@@ -58,8 +58,14 @@ fn lookups_of(change: &Sequenced) -> [Option<Lookup>; 2] {
 /// Owns the table and the feed.
 pub struct Builder {
     config: Arc<Config>,
+    /// The configuration's answers, laid out by the table's cluster registry (built again
+    /// when the registry grows or the configuration changes).
     served: Arc<Served>,
     table: Table,
+    /// Per index of the table's cluster registry: `None` for a cluster the running
+    /// configuration has; for one it lacks, the number of apps on it (kept up as changes
+    /// apply, counted again when a reload drops a cluster).
+    unconfigured: Vec<Option<u64>>,
     source: Source,
     shared: SharedSnapshot,
     generation: u64,
@@ -172,17 +178,77 @@ impl Drop for BuilderHandle {
     }
 }
 
-/// The cluster names of a config, in index order.
-fn cluster_names(config: &Config) -> Vec<String> {
-    config
-        .clusters
+/// The cluster names a table's indexes refer to (its registry), in index order: what a
+/// checkpoint lists.
+fn cluster_names(table: &Table) -> Vec<String> {
+    table
+        .clusters()
+        .names()
         .iter()
-        .map(|c| c.name.as_str().to_string())
+        .map(|c| c.as_str().to_string())
         .collect()
 }
 
-/// Loads a checkpoint if one is configured and usable: its table (clusters renumbered to the
-/// config's) and position.
+/// The cluster registry a checkpoint lists, or why it is damaged: a name that is not a label
+/// or is listed twice, too many names, or an app of its base on an index beyond the list
+/// (the reader checks the overlay's).
+fn registry_of(loaded: &checkpoint::Loaded) -> Result<Clusters, String> {
+    let mut names = Vec::with_capacity(loaded.clusters.len());
+    for name in &loaded.clusters {
+        match crate::name::check_label(name) {
+            Ok(l) if l.as_str() == name => names.push(l),
+            _ => return Err(format!("cluster name {name:?} is not a label")),
+        }
+    }
+    let clusters = Clusters::from_names(names)?;
+    if let Some(c) = loaded.table.base().max_cluster() {
+        if usize::from(c) >= clusters.len() {
+            return Err(format!(
+                "an app refers to cluster #{c}, which it does not list"
+            ));
+        }
+    }
+    Ok(clusters)
+}
+
+/// Per index of `table`'s cluster registry: `None` where `config` has the cluster, else the
+/// apps on it, taken from `known` where it has them already (counts kept for clusters the
+/// previous configuration lacked too) and otherwise counted by one walk of the table (only
+/// when some cluster needs it).
+fn count_unconfigured(table: &Table, config: &Config, known: &[Option<u64>]) -> Vec<Option<u64>> {
+    let names = table.clusters().names();
+    let mut out: Vec<Option<u64>> = Vec::with_capacity(names.len());
+    // The indexes to count.
+    let mut walk = vec![false; names.len()];
+    for (i, name) in names.iter().enumerate() {
+        if config.cluster(name.as_str()).is_some() {
+            out.push(None);
+        } else if let Some(&Some(n)) = known.get(i) {
+            out.push(Some(n));
+        } else {
+            out.push(Some(0));
+            walk[i] = true;
+        }
+    }
+    if walk.contains(&true) {
+        let started = Instant::now();
+        table.for_each_record(|_, _, c| {
+            let c = usize::from(c);
+            if walk.get(c) == Some(&true) {
+                if let Some(Some(n)) = out.get_mut(c) {
+                    *n += 1;
+                }
+            }
+        });
+        slow_step("counting the apps of clusters not configured", started);
+    }
+    out
+}
+
+/// Loads a checkpoint if one is configured and usable: its table, whose cluster registry is
+/// the checkpoint's list of cluster names whatever the configuration has (nothing is
+/// renumbered: a cluster the configuration lacks only makes its apps answer SERVFAIL), and
+/// its position.
 fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
     let path = config.feed.checkpoint.as_ref()?;
     if !path.exists() {
@@ -199,46 +265,15 @@ fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
             return None;
         }
     };
-    let mut map = Vec::with_capacity(loaded.clusters.len());
-    for name in &loaded.clusters {
-        match config.cluster_index(name) {
-            Some(i) => map.push(i),
-            None => {
-                tracing::warn!(
-                    "checkpoint {}: cluster {name} is no longer configured; replaying the whole feed",
-                    path.display()
-                );
-                return None;
-            }
-        }
-    }
-    let table = if map.iter().enumerate().all(|(i, &c)| usize::from(c) == i) {
-        loaded.table
-    } else {
-        let mut b = Base::builder(loaded.table.len());
-        let mut problem = None;
-        loaded.table.for_each_record(|id, name, c| {
-            if problem.is_some() {
-                return;
-            }
-            // A cluster the checkpoint does not list is damage: replay the feed instead.
-            match map.get(usize::from(c)) {
-                Some(&to) => problem = b.push(id, name, to).err().map(|e| e.to_string()),
-                None => {
-                    problem = Some(format!(
-                        "an app refers to cluster #{c}, which it does not list"
-                    ))
-                }
-            }
-        });
-        if let Some(p) = problem {
+    let table = match registry_of(&loaded) {
+        Ok(clusters) => loaded.table.with_clusters(clusters),
+        Err(p) => {
             tracing::warn!(
                 "checkpoint {}: {p}; replaying the whole feed",
                 path.display()
             );
             return None;
         }
-        Table::from_base(Arc::new(b.finish()))
     };
     tracing::info!(
         apps = table.len(),
@@ -254,7 +289,6 @@ impl Builder {
     /// Loads the table (checkpoint plus the changes after it, or the whole feed) and publishes
     /// the first snapshot.
     pub fn load(config: Arc<Config>) -> io::Result<Builder> {
-        let served = Arc::new(Served::from_config(&config));
         let started = Instant::now();
         let ckpt = load_checkpoint(&config);
         let from_checkpoint = ckpt.is_some();
@@ -306,12 +340,12 @@ impl Builder {
                         let mut t = Table::default();
                         let mut rejected = 0;
                         for (i, change) in apps.iter().enumerate() {
-                            if let Err(e) = apply(&mut t, &config, change) {
+                            if let Err(e) = apply(&mut t, change) {
                                 rejected += 1;
                                 tracing::warn!("postgres row {change:?}: {e}; skipped");
                             }
                             if i % (1 << 20) == (1 << 20) - 1 {
-                                t = Table::from_base(Arc::new(t.fold().map_err(io::Error::other)?));
+                                t = t.folded().map_err(io::Error::other)?;
                             }
                         }
                         rejected_at_load += rejected + pg.take_rejected();
@@ -319,7 +353,7 @@ impl Builder {
                             tracing::warn!(rejected = rejected_at_load, "rows skipped");
                         }
                         (
-                            Table::from_base(Arc::new(t.fold().map_err(io::Error::other)?)),
+                            t.folded().map_err(io::Error::other)?,
                             Position {
                                 last_seq: seq,
                                 ..Position::default()
@@ -330,6 +364,8 @@ impl Builder {
                 (t, p, Source::Postgres(Box::new(pg)))
             }
         };
+        let served = Arc::new(Served::for_registry(&config, table.clusters().names()));
+        let unconfigured = count_unconfigured(&table, &config, &[]);
         let shared = snapshot::shared(Snapshot::new(
             served.clone(),
             Arc::new(table.clone()),
@@ -339,6 +375,7 @@ impl Builder {
             config,
             served,
             table,
+            unconfigured,
             source,
             shared,
             generation: 1,
@@ -366,7 +403,7 @@ impl Builder {
         loop {
             let applied = b.poll_once(Duration::ZERO)?;
             if b.table.overlay().len() > (1 << 18).max(b.table.base().len()) {
-                b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
+                b.table = b.table.folded().map_err(io::Error::other)?;
                 b.publish();
             }
             if applied == 0 && (b.caught_up || b.source_failed) {
@@ -376,9 +413,10 @@ impl Builder {
         // The first checkpoint is due as soon as the table did not come from one.
         b.dirty = b.dirty || !from_checkpoint;
         if !b.table.overlay().is_empty() && b.table.base().is_empty() {
-            b.table = Table::from_base(Arc::new(b.table.fold().map_err(io::Error::other)?));
+            b.table = b.table.folded().map_err(io::Error::other)?;
         }
         b.publish();
+        b.report_unconfigured();
         // Nothing reads the replaced snapshots yet: free them, and what the replay left.
         b.retired.clear();
         release_free_memory();
@@ -535,12 +573,12 @@ impl Builder {
             self.last_seq = self.last_seq.max(change.seq);
             let result = match &mut self.pending {
                 Some(table) => {
-                    let r = apply(table, &self.config, &change.change);
+                    let r = apply(table, &change.change);
                     if table.overlay().len() > (1 << 18).max(table.base().len()) {
-                        *table =
-                            Table::from_base(Arc::new(table.fold().map_err(io::Error::other)?));
+                        *table = table.folded().map_err(io::Error::other)?;
                     }
-                    r
+                    // Its clusters are counted when it is swapped in.
+                    r.map(|_| None)
                 }
                 None => {
                     for l in lookups.get(i + 2 * AHEAD).into_iter().flatten().flatten() {
@@ -549,17 +587,22 @@ impl Builder {
                     for l in lookups.get(i + AHEAD).into_iter().flatten().flatten() {
                         self.table.prefetch_change_record(l);
                     }
-                    let r = apply(&mut self.table, &self.config, &change.change);
+                    let r = apply(&mut self.table, &change.change);
                     if r.is_ok() {
                         if let Some(fold) = &self.fold {
                             fold.send(change.change.clone());
                         }
                     }
-                    r
+                    r.map(Some)
                 }
             };
             match result {
-                Ok(()) => applied += 1,
+                Ok(moved) => {
+                    applied += 1;
+                    if let Some(moved) = moved {
+                        self.count_move(&change, line, moved);
+                    }
+                }
                 Err(message) => self.reject(&LineError {
                     file: file.clone(),
                     line,
@@ -572,9 +615,16 @@ impl Builder {
                 let table = if table.overlay().is_empty() {
                     table
                 } else {
-                    Table::from_base(Arc::new(table.fold().map_err(io::Error::other)?))
+                    table.folded().map_err(io::Error::other)?
                 };
                 self.table = table;
+                // A registry of its own: the answers are laid out again, its clusters counted.
+                self.served = Arc::new(Served::for_registry(
+                    &self.config,
+                    self.table.clusters().names(),
+                ));
+                self.unconfigured = count_unconfigured(&self.table, &self.config, &[]);
+                self.report_unconfigured();
                 self.dirty = true;
                 self.checkpoint_soon = true;
                 tracing::warn!(
@@ -637,6 +687,57 @@ impl Builder {
         }
     }
 
+    /// Keeps the counts of apps on clusters the configuration lacks, and warns of a change
+    /// that put an app on one (taken: its app answers SERVFAIL until a configuration with the
+    /// cluster is loaded).
+    fn count_move(&mut self, change: &Sequenced, line: u64, moved: Moved) {
+        let names = self.table.clusters().names();
+        if moved.new_cluster {
+            for name in &names[self.unconfigured.len().min(names.len())..] {
+                let lacks = self.config.cluster(name.as_str()).is_none();
+                self.unconfigured.push(lacks.then_some(0));
+            }
+        }
+        if let Some(Some(n)) = moved
+            .from
+            .and_then(|c| self.unconfigured.get_mut(usize::from(c)))
+        {
+            *n = n.saturating_sub(1);
+        }
+        let Some(to) = moved.to else {
+            return;
+        };
+        if let Some(Some(n)) = self.unconfigured.get_mut(usize::from(to)) {
+            *n += 1;
+            let cluster = names.get(usize::from(to)).map_or("?", |l| l.as_str());
+            let at = match line {
+                0 => self.source_name().display().to_string(),
+                n => format!("{}:{n}", self.source_name().display()),
+            };
+            tracing::warn!(
+                "{at}: change {change}: cluster {cluster} is not in the configuration; applied: the app answers SERVFAIL until a configuration with that cluster is loaded"
+            );
+        }
+    }
+
+    /// Logs the clusters that apps are on but the configuration lacks (they answer SERVFAIL).
+    fn report_unconfigured(&self) {
+        let names = self.table.clusters().names();
+        for (name, n) in names.iter().zip(&self.unconfigured) {
+            if let Some(n) = n.filter(|&n| n > 0) {
+                tracing::warn!(
+                    apps = n,
+                    "cluster {name} is not in the configuration: its apps answer SERVFAIL until a configuration with it is loaded"
+                );
+            }
+        }
+    }
+
+    /// Apps on clusters the running configuration lacks.
+    pub fn apps_on_unconfigured_clusters(&self) -> u64 {
+        self.unconfigured.iter().flatten().sum()
+    }
+
     fn reject(&mut self, e: &LineError) {
         self.rejected += 1;
         if e.line == 0 {
@@ -647,6 +748,13 @@ impl Builder {
     }
 
     fn publish(&mut self) {
+        // Registries only grow: a longer one has names the answers are not laid out for yet.
+        if self.served.cluster_names.len() != self.table.clusters().len() {
+            self.served = Arc::new(Served::for_registry(
+                &self.config,
+                self.table.clusters().names(),
+            ));
+        }
         self.generation += 1;
         let snap = Snapshot {
             generation: self.generation,
@@ -662,6 +770,9 @@ impl Builder {
         self.status
             .apps
             .store(self.table.len() as u64, Ordering::Relaxed);
+        self.status
+            .apps_unknown_cluster
+            .store(self.apps_on_unconfigured_clusters(), Ordering::Relaxed);
     }
 
     /// Drops the replaced snapshots that no reader can still be using (unless it stalled for
@@ -725,7 +836,7 @@ impl Builder {
                 return;
             }
             let f = self.fold.take().expect("checked above");
-            match f.finish(&self.config) {
+            match f.finish() {
                 Ok(table) => {
                     self.table = table;
                     self.publish();
@@ -740,7 +851,7 @@ impl Builder {
         // fill the log without adding ids).
         let overlay = self.table.overlay();
         if overlay.len() > self.fold_threshold() || overlay.fill() > FOLD_AT_FILL {
-            match RunningFold::start(self.table.clone(), self.config.clone()) {
+            match RunningFold::start(self.table.clone()) {
                 Ok(f) => self.fold = Some(f),
                 Err(e) => tracing::error!("cannot start a fold: {e}"),
             }
@@ -781,7 +892,7 @@ impl Builder {
         let (table, position, clusters) = (
             self.table.clone(),
             self.position(),
-            cluster_names(&self.config),
+            cluster_names(&self.table),
         );
         self.dirty = false;
         self.last_checkpoint = Instant::now();
@@ -816,27 +927,20 @@ impl Builder {
     }
 
     /// Switches to a new configuration: zones, clusters and TTLs take effect in the next
-    /// snapshot. Refused, leaving everything as it was, when a cluster that apps still use is
-    /// gone. Listener and feed settings take effect at the next restart.
+    /// snapshot. The table is left as it is (its cluster indexes refer to its own registry,
+    /// not to the configuration's order): apps on a cluster the configuration now has answer
+    /// with its addresses at once. Refused, leaving everything as it was, when a cluster that
+    /// apps still use is gone. Listener and feed settings take effect at the next restart.
     pub fn reload(&mut self, config: Arc<Config>) -> Result<(), String> {
-        let old = cluster_names(&self.config);
-        let mut in_use = vec![0u64; old.len()];
-        self.table.for_each_record(|_, _, c| {
-            if let Some(n) = in_use.get_mut(usize::from(c)) {
-                *n += 1;
-            }
-        });
-        let mut map = Vec::with_capacity(old.len());
-        for (i, name) in old.iter().enumerate() {
-            match config.cluster_index(name) {
-                Some(j) => map.push(j),
-                None if in_use[i] > 0 => {
-                    return Err(format!(
-                        "cluster {name} is gone from the new configuration but {} apps still use it; move them first",
-                        in_use[i]
-                    ))
-                }
-                None => map.push(u16::MAX),
+        let counts = count_unconfigured(&self.table, &config, &self.unconfigured);
+        let names = self.table.clusters().names();
+        for (i, name) in names.iter().enumerate() {
+            // Configured until now (no count kept), and used.
+            let was_configured = matches!(self.unconfigured.get(i), Some(None));
+            if let Some(n) = counts[i].filter(|&n| n > 0 && was_configured) {
+                return Err(format!(
+                    "cluster {name} is gone from the new configuration but {n} apps still use it; move them first"
+                ));
             }
         }
         if config.server.listen != self.config.server.listen
@@ -845,27 +949,8 @@ impl Builder {
         {
             tracing::warn!("listener and feed settings change at the next restart");
         }
-        if map
-            .iter()
-            .enumerate()
-            .any(|(i, &j)| usize::from(j) != i && in_use[i] > 0)
-        {
-            let mut b = Base::builder(self.table.len());
-            let mut failed = None;
-            self.table.for_each_record(|id, name, c| {
-                if failed.is_none() {
-                    failed = b.push(id, name, map[usize::from(c)]).err();
-                }
-            });
-            if let Some(e) = failed {
-                return Err(format!("renumbering clusters: {e}"));
-            }
-            self.table = Table::from_base(Arc::new(b.finish()));
-            // A running fold is of the old numbering: let it go.
-            self.fold = None;
-            self.dirty = true;
-        }
-        self.served = Arc::new(Served::from_config(&config));
+        self.served = Arc::new(Served::for_registry(&config, names));
+        self.unconfigured = counts;
         self.config = config;
         self.publish();
         tracing::info!(
@@ -874,6 +959,7 @@ impl Builder {
             generation = self.generation,
             "configuration reloaded"
         );
+        self.report_unconfigured();
         Ok(())
     }
 

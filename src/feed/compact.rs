@@ -47,11 +47,7 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let seq = builder.last_seq();
     let from = builder.journal_identity().unwrap_or(0);
-    let names: Vec<String> = config
-        .clusters
-        .iter()
-        .map(|c| c.name.as_str().to_string())
-        .collect();
+    let names = builder.table().clusters().names().to_vec();
     let apps = builder.table().apps();
     let tmp = sibling(&path, ".compact.tmp");
     let written = (|| -> io::Result<u64> {

@@ -3,6 +3,11 @@
 //! meanwhile. The builder installs the result and replays only what arrived after the fold
 //! thread's last look.
 //!
+//! `apply` depends on the table and the change alone (not on the configuration), so the
+//! changes the builder applied apply again, in the same order, on the folded copy of the same
+//! state: to the same apps, and with the same cluster names entering the cluster registry at
+//! the same indexes.
+//!
 //! The fold thread runs at a raised priority where the process may raise it (root or
 //! CAP_SYS_NICE): a fold costs the query threads mostly while it runs (it streams the whole
 //! base through the shared cache), so a short fold costs them less than a long, polite one.
@@ -11,7 +16,6 @@ use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::config::Config;
 use crate::feed::builder::apply;
 use crate::feed::change::Change;
 use crate::table::{BuildError, Table};
@@ -25,21 +29,21 @@ pub const FOLD_NICE: i32 = -5;
 /// A fold in the background, and the channel on which the builder sends it the changes it
 /// applies meanwhile.
 pub struct RunningFold {
-    thread: JoinHandle<Result<(Table, Option<Change>), BuildError>>,
+    thread: JoinHandle<Result<Table, BuildError>>,
     feed: crossbeam_channel::Sender<Change>,
     left: crossbeam_channel::Receiver<Change>,
 }
 
 impl RunningFold {
     /// Starts folding `table` (a copy of the builder's) on a thread of its own.
-    pub fn start(table: Table, config: Arc<Config>) -> io::Result<RunningFold> {
+    pub fn start(table: Table) -> io::Result<RunningFold> {
         let (feed, left) = crossbeam_channel::unbounded::<Change>();
         let changes = left.clone();
         let thread = std::thread::Builder::new()
             .name("fold".into())
             .spawn(move || {
                 raise_priority(FOLD_NICE);
-                fold_and_catch_up(table, &config, &changes)
+                fold_and_catch_up(table, &changes)
             })?;
         Ok(RunningFold { thread, feed, left })
     }
@@ -55,15 +59,13 @@ impl RunningFold {
         self.thread.is_finished()
     }
 
-    /// Waits for the fold, then applies the changes it had not applied yet: the one it
-    /// stopped at (if one failed under its configuration) and whatever is still queued, under
-    /// `config` (the builder's, which may be newer). Those were accepted once on the same
-    /// state and apply again.
-    pub fn finish(self, config: &Config) -> Result<Table, String> {
+    /// Waits for the fold, then applies the changes still queued (accepted once by the
+    /// builder on the same state, they apply again).
+    pub fn finish(self) -> Result<Table, String> {
         match self.thread.join() {
-            Ok(Ok((mut table, stopped_at))) => {
-                for change in stopped_at.into_iter().chain(self.left.try_iter()) {
-                    let _ = apply(&mut table, config, &change);
+            Ok(Ok(mut table)) => {
+                for change in self.left.try_iter() {
+                    reapply(&mut table, &change);
                 }
                 Ok(table)
             }
@@ -95,28 +97,30 @@ pub fn raise_priority(nice: i32) -> bool {
     }
 }
 
-/// The fold thread: folds `table`'s overlay into a new base, then applies on top of it the
-/// changes the builder has applied since (sent on `changes`) until none is waiting (or one
-/// fails to apply under the configuration the fold started with). Building the new table's
-/// overlay (page faults in fresh maps included) happens here, not on the builder, which only
-/// replays what arrives after. Returns the table and the change it stopped at, if one failed.
+/// Applies again a change the builder applied. It cannot fail (the same change on the same
+/// state); if it did, the fold's table would differ from the builder's: say so.
+fn reapply(table: &mut Table, change: &Change) {
+    if let Err(e) = apply(table, change) {
+        tracing::error!("fold: a change the builder applied does not apply again: {change:?}: {e}");
+    }
+}
+
+/// The fold thread: folds `table`'s overlay into a new base (the cluster registry kept), then
+/// applies on top of it the changes the builder has applied since (sent on `changes`) until
+/// none is waiting. Building the new table's overlay (page faults in fresh maps included)
+/// happens here, not on the builder, which only replays what arrives after.
 fn fold_and_catch_up(
     table: Table,
-    config: &Config,
     changes: &crossbeam_channel::Receiver<Change>,
-) -> Result<(Table, Option<Change>), BuildError> {
+) -> Result<Table, BuildError> {
     let base = table.fold()?;
+    let clusters = table.clusters().clone();
     drop(table);
-    let mut table = Table::from_base(Arc::new(base));
+    let mut table = Table::from_base(Arc::new(base)).with_clusters(clusters);
     while let Ok(change) = changes.try_recv() {
-        // Accepted once by the builder on the same state, it applies again, unless the
-        // builder's configuration changed since (a cluster added by a reload): then the
-        // builder applies this change and the rest itself.
-        if apply(&mut table, config, &change).is_err() {
-            return Ok((table, Some(change)));
-        }
+        reapply(&mut table, &change);
     }
-    Ok((table, None))
+    Ok(table)
 }
 
 #[cfg(test)]
@@ -134,72 +138,82 @@ mod tests {
         }
     }
 
-    fn config() -> Config {
-        Config::parse(
-            std::path::Path::new("clusterns.toml"),
-            &synth::config_toml(2, "journal.log"),
-        )
-        .unwrap()
-    }
-
-    /// 100 apps in the base, and app "first" (on cluster 0) in the overlay.
-    fn table_with_first(config: &Config) -> Table {
-        let mut table = Table::build(&synth::apps(100, 2, 1)).unwrap();
-        apply(
-            &mut table,
-            config,
-            &upsert("first", &synth::cluster_name(0)),
-        )
-        .unwrap();
+    /// 100 apps in the base (on clusters 0 and 1 of a registry of two), and app "first" (on
+    /// cluster 0) in the overlay.
+    fn table_with_first() -> Table {
+        let names = (0..2).map(|i| check_label(&synth::cluster_name(i)).unwrap());
+        let clusters = crate::table::Clusters::from_names(names.collect()).unwrap();
+        let mut table = Table::build(&synth::apps(100, 2, 1))
+            .unwrap()
+            .with_clusters(clusters);
+        apply(&mut table, &upsert("first", &synth::cluster_name(0))).unwrap();
         table
     }
 
-    #[test]
-    fn a_fold_catches_up_with_the_changes_sent_to_it_and_stops_at_one_that_fails() {
-        let config = config();
-        let table = table_with_first(&config);
-        let (feed, changes) = crossbeam_channel::unbounded();
-        for c in [
+    /// Changes the builder applies during a fold: moves, a new app on a cluster name the
+    /// registry does not have yet (a configuration may not have it either), another after it.
+    fn during() -> Vec<Change> {
+        vec![
             upsert("second", &synth::cluster_name(1)),
             upsert("first", &synth::cluster_name(1)),
-            // Not a cluster of this configuration (one a reload would have added).
             upsert("third", "elsewhere"),
             upsert("fourth", &synth::cluster_name(0)),
-        ] {
-            feed.send(c).unwrap();
-        }
-        let (folded, stopped_at) = fold_and_catch_up(table.clone(), &config, &changes).unwrap();
-        assert_eq!(
-            stopped_at,
-            Some(upsert("third", "elsewhere")),
-            "stops at the change it cannot apply"
-        );
-        assert_eq!(
-            folded.overlay().len(),
-            2,
-            "the base holds the folded overlay"
-        );
-        assert_eq!(folded.len(), 102);
-        assert_eq!(folded.get("first").map(|a| a.2), Some(1));
-        assert_eq!(folded.get("second").map(|a| a.2), Some(1));
-        assert_eq!(folded.get("third"), None);
-        assert_eq!(folded.get("fourth"), None);
-        // The rest stays queued for the builder, which applies it when it installs the fold.
-        assert_eq!(changes.len(), 1);
+            upsert("fifth", "later"),
+        ]
     }
 
     #[test]
-    fn a_finished_fold_applies_what_its_thread_left_under_the_builders_configuration() {
-        let config = config();
-        let table = table_with_first(&config);
-        let fold = RunningFold::start(table.clone(), Arc::new(config.clone())).unwrap();
-        // Sent before or after the thread's look: either way the result holds them all.
-        fold.send(upsert("second", &synth::cluster_name(1)));
-        fold.send(upsert("first", &synth::cluster_name(1)));
-        let folded = fold.finish(&config).unwrap();
-        assert_eq!(folded.len(), 102);
+    fn a_fold_catches_up_with_the_changes_sent_to_it_as_the_builder_applied_them() {
+        let table = table_with_first();
+        let mut builders = table.clone();
+        let (feed, changes) = crossbeam_channel::unbounded();
+        for c in during() {
+            apply(&mut builders, &c).unwrap();
+            feed.send(c).unwrap();
+        }
+        let folded = fold_and_catch_up(table.clone(), &changes).unwrap();
+        assert!(changes.is_empty(), "every change applied");
+        assert_eq!(
+            folded.base().len(),
+            101,
+            "the base holds the folded overlay"
+        );
+        assert_eq!(folded.overlay().len(), 5);
+        assert_eq!(folded.len(), 105);
+        assert_eq!(folded.apps(), builders.apps());
+        // The same names at the same indexes as the builder's registry.
+        assert_eq!(folded.clusters(), builders.clusters());
+        let names: Vec<&str> = folded
+            .clusters()
+            .names()
+            .iter()
+            .map(|l| l.as_str())
+            .collect();
+        assert_eq!(names, ["c0", "c1", "elsewhere", "later"]);
         assert_eq!(folded.get("first").map(|a| a.2), Some(1));
-        assert_eq!(folded.get("second").map(|a| a.2), Some(1));
+        assert_eq!(folded.get("third").map(|a| a.2), Some(2));
+        assert_eq!(folded.get("fifth").map(|a| a.2), Some(3));
+        assert_eq!(
+            table.clusters().len(),
+            2,
+            "the builder's older copy is unchanged"
+        );
+    }
+
+    #[test]
+    fn a_finished_fold_applies_what_its_thread_left() {
+        let table = table_with_first();
+        let mut builders = table.clone();
+        let fold = RunningFold::start(table.clone()).unwrap();
+        // Sent before or after the thread's look: either way the result holds them all.
+        for c in during() {
+            apply(&mut builders, &c).unwrap();
+            fold.send(c);
+        }
+        let folded = fold.finish().unwrap();
+        assert_eq!(folded.len(), 105);
+        assert_eq!(folded.apps(), builders.apps());
+        assert_eq!(folded.clusters(), builders.clusters());
         assert_eq!(
             folded.base().len(),
             101,
@@ -207,7 +221,7 @@ mod tests {
         );
         assert_eq!(
             folded.overlay().len(),
-            2,
+            5,
             "and the overlay what came during it"
         );
     }

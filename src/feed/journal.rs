@@ -438,7 +438,11 @@ impl JournalReader {
                 ));
             }
             drop(file);
-            if now.is_some() {
+            self.start_over();
+            self.open(batch)?;
+            // The path may have been missing a moment ago and be there now: either way the
+            // file is another one (`open` said so if there is none).
+            if self.file.is_some() {
                 batch.notice(
                     NoticeKind::Switched,
                     format!(
@@ -447,8 +451,7 @@ impl JournalReader {
                     ),
                 );
             }
-            self.start_over();
-            return self.open(batch);
+            return Ok(());
         }
         let meta = file.metadata()?;
         let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
@@ -1433,5 +1436,24 @@ mod tests {
         assert!(
             matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a"))
         );
+    }
+
+    #[test]
+    fn a_read_between_the_rename_and_the_new_file_reports_both_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        std::fs::write(&path, "1 set a u s c\n").unwrap();
+        let mut r = JournalReader::new(&path);
+        r.read_new().unwrap();
+        let mut old = OpenOptions::new().append(true).open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("j.log.1")).unwrap();
+        old.write_all(b"2 set b u t c\n").unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Missing]);
+        assert_eq!(seqs(&b), vec![2]);
+        std::fs::write(&path, "3 delete a\n").unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
+        assert_eq!(seqs(&b), vec![3]);
     }
 }

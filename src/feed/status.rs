@@ -36,6 +36,8 @@ pub struct FeedStatus {
     /// Times the table was rebuilt from the feed (a rewritten or compacted journal, a
     /// PostgreSQL reload).
     pub reloads: AtomicU64,
+    /// Apps on a cluster the running configuration does not have (they answer SERVFAIL).
+    pub apps_unknown_cluster: AtomicU64,
 }
 
 impl FeedStatus {

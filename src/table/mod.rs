@@ -6,6 +6,7 @@
 //! snapshot) and, when the overlay grows, folds it into a new base in the background.
 
 pub mod base;
+pub mod clusters;
 pub mod key;
 pub mod overlay;
 pub mod versions;
@@ -13,6 +14,7 @@ pub mod versions;
 use std::sync::Arc;
 
 pub use base::{Base, BuildError, Which};
+pub use clusters::{Clusters, MAX_CLUSTERS};
 pub use key::hash_key;
 pub use overlay::Overlay;
 
@@ -25,7 +27,7 @@ pub struct App {
     pub id: crate::name::Label,
     pub user: crate::name::Label,
     pub slug: crate::name::Label,
-    /// Index into the configuration's clusters.
+    /// Index into the table's cluster registry ([`Table::clusters`]).
     pub cluster: u16,
 }
 
@@ -54,12 +56,25 @@ fn overlay_map(which: Which) -> usize {
     }
 }
 
-/// The table of apps: base plus overlay.
+/// The table of apps: base plus overlay, and the registry of cluster names its apps' cluster
+/// indexes refer to.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
     base: Arc<Base>,
     overlay: Overlay,
     len: usize,
+    clusters: Clusters,
+}
+
+/// What a change did to an app's cluster (indexes into the table's registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    /// The app's cluster before the change (`None`: it did not exist).
+    pub from: Option<u16>,
+    /// Its cluster after the change (`None`: deleted).
+    pub to: Option<u16>,
+    /// Whether `to`'s name entered the registry with this change.
+    pub new_cluster: bool,
 }
 
 impl Table {
@@ -77,20 +92,44 @@ impl Table {
         Ok(Table::from_base(Arc::new(b.finish())))
     }
 
-    /// A table that is `base` with no change on top.
+    /// A table that is `base` with no change on top (and an empty cluster registry: see
+    /// [`Table::with_clusters`]).
     pub fn from_base(base: Arc<Base>) -> Table {
         let len = base.len();
         Table {
             overlay: Overlay::for_base(len),
             base,
             len,
+            clusters: Clusters::default(),
         }
     }
 
     /// A table from its parts (as read from a checkpoint; the overlay made with
-    /// `Overlay::for_base(base.len())`).
+    /// `Overlay::for_base(base.len())`; the registry set with [`Table::with_clusters`]).
     pub fn from_parts(base: Arc<Base>, overlay: Overlay, len: usize) -> Table {
-        Table { base, overlay, len }
+        Table {
+            base,
+            overlay,
+            len,
+            clusters: Clusters::default(),
+        }
+    }
+
+    /// This table with `clusters` as its cluster registry (the names its indexes refer to).
+    pub fn with_clusters(mut self, clusters: Clusters) -> Table {
+        self.clusters = clusters;
+        self
+    }
+
+    /// The cluster names this table's cluster indexes refer to, by index.
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
+    }
+
+    /// A table of this one's apps with the overlay folded into a new base (see
+    /// [`Table::fold`]) and the same cluster registry.
+    pub fn folded(&self) -> Result<Table, BuildError> {
+        Ok(Table::from_base(Arc::new(self.fold()?)).with_clusters(self.clusters.clone()))
     }
 
     /// The base.
@@ -260,9 +299,54 @@ impl Table {
         Ok((idk, name))
     }
 
-    /// Creates or replaces app `id` (texts are lower-case labels). A new user or slug renames
-    /// it; its old name is freed.
+    /// Creates or replaces app `id` on the cluster called `cluster`, which enters the
+    /// registry if it is not there yet (only when the change is taken: a refused change
+    /// leaves the registry as it was). Refused, besides `upsert`'s reasons, when the registry
+    /// is full.
+    pub fn upsert_named(
+        &mut self,
+        id: &str,
+        user: &str,
+        slug: &str,
+        cluster: &crate::name::Label,
+    ) -> Result<Moved, String> {
+        let (c, new_cluster) = self.clusters.slot_for(cluster)?;
+        let from = self.upsert_from(id, user, slug, c)?;
+        if new_cluster {
+            self.clusters.push(cluster.clone());
+        }
+        Ok(Moved {
+            from,
+            to: Some(c),
+            new_cluster,
+        })
+    }
+
+    /// Removes app `id`, saying which cluster it was on.
+    pub fn delete_moved(&mut self, id: &str) -> Result<Moved, String> {
+        let from = self.delete_from(id)?;
+        Ok(Moved {
+            from: Some(from),
+            to: None,
+            new_cluster: false,
+        })
+    }
+
+    /// Creates or replaces app `id` (texts are lower-case labels) on cluster index `cluster`.
+    /// A new user or slug renames it; its old name is freed.
     pub fn upsert(&mut self, id: &str, user: &str, slug: &str, cluster: u16) -> Result<(), String> {
+        self.upsert_from(id, user, slug, cluster).map(|_| ())
+    }
+
+    /// `upsert`, returning the app's cluster before (`None`: a new app). A refusal changes
+    /// nothing.
+    fn upsert_from(
+        &mut self,
+        id: &str,
+        user: &str,
+        slug: &str,
+        cluster: u16,
+    ) -> Result<Option<u16>, String> {
         let (idk, name) = Self::keys_of(id, user, slug)?;
         // Each key is looked up once, and its version replaced from there. What is compared
         // is compared in place; only a rename or a refusal copies a key out.
@@ -284,16 +368,21 @@ impl Table {
             ));
         }
         let id_at = self.overlay.at(IDS, &idk);
-        // The app's name until now: `None` for a new app, else whether it changes.
-        let renamed_from = match self.overlay.state(&id_at) {
-            Some(Some(e)) => Some((!self.overlay.aux_is(e, &name)).then(|| self.overlay.aux(e))),
+        // The app's cluster and name until now: `None` for a new app, else its cluster and
+        // whether its name changes.
+        let was = match self.overlay.state(&id_at) {
+            Some(Some(e)) => Some((
+                self.overlay.cluster_of(e).unwrap_or(cluster),
+                (!self.overlay.aux_is(e, &name)).then(|| self.overlay.aux(e)),
+            )),
             Some(None) => None,
-            None => self.base.by_id(&idk, id_at.hash).map(|(_, off)| {
+            None => self.base.by_id(&idk, id_at.hash).map(|(c, off)| {
                 let old = self.base.part(off, base::Part::Name);
-                (*old != name[..]).then(|| Bytes::from(old))
+                (c, (*old != name[..]).then(|| Bytes::from(old)))
             }),
         };
-        match renamed_from {
+        let from = was.as_ref().map(|(c, _)| *c);
+        match was.map(|(_, renamed_from)| renamed_from) {
             Some(Some(old)) => {
                 self.add_user(&old, -1)?;
                 self.add_user(&name, 1)?;
@@ -315,20 +404,26 @@ impl Table {
                 cluster,
                 aux: &name,
             },
-        )
+        )?;
+        Ok(from)
     }
 
     /// Removes app `id`.
     pub fn delete(&mut self, id: &str) -> Result<(), String> {
+        self.delete_from(id).map(|_| ())
+    }
+
+    /// `delete`, returning the cluster the app was on.
+    fn delete_from(&mut self, id: &str) -> Result<u16, String> {
         let (idk, _) = Self::keys_of(id, "", "")?;
-        let Some((old, _)) = self.current(&idk) else {
+        let Some((old, cluster)) = self.current(&idk) else {
             return Err(format!("repl {id} does not exist"));
         };
         self.add_user(&old, -1)?;
         self.overlay.put(NAMES, &old, Val::Gone)?;
         self.overlay.put(IDS, &idk, Val::Gone)?;
         self.len -= 1;
-        Ok(())
+        Ok(cluster)
     }
 
     /// App `id`'s user, slug and cluster.

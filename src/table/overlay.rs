@@ -223,6 +223,11 @@ impl Overlay {
         self.log.aux_is(e, bytes)
     }
 
+    /// Version `e`'s cluster (of a record; `None` when it says the key is gone).
+    pub(crate) fn cluster_of(&self, e: u32) -> Option<u16> {
+        self.log.cluster(e)
+    }
+
     /// Version `e`'s other key (of a record).
     pub(crate) fn aux(&self, e: u32) -> Bytes {
         self.log
