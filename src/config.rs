@@ -578,6 +578,43 @@ impl Config {
         })
     }
 
+    /// What in this configuration answers `<label>.<apex>` (and the names below it) in some
+    /// zone instead of an app or user called `label`: a host (`ns1`, or `infra` for a host
+    /// `ns2.infra`) or a nested zone. None when nothing does.
+    pub fn answered_elsewhere(&self, label: &str) -> Option<String> {
+        self.labels_answered_elsewhere()
+            .into_iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(label))
+            .map(|(_, by)| by)
+    }
+
+    /// Every label right below a zone apex that a host or a nested zone answers, with what
+    /// answers it (see [`Config::answered_elsewhere`]).
+    pub fn labels_answered_elsewhere(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for zone in &self.zones {
+            let apex: Vec<&[u8]> = zone.apex.labels().collect();
+            let below = |name: &DomainName| -> Option<String> {
+                let labels: Vec<&[u8]> = name.labels().collect();
+                (labels.len() > apex.len() && labels.ends_with(&apex)).then(|| {
+                    String::from_utf8_lossy(labels[labels.len() - apex.len() - 1])
+                        .to_ascii_lowercase()
+                })
+            };
+            for h in &zone.hosts {
+                if let Some(l) = below(&h.name) {
+                    out.push((l, format!("host {}", h.name)));
+                }
+            }
+            for z in &self.zones {
+                if let Some(l) = below(&z.apex) {
+                    out.push((l, format!("zone {}", z.apex)));
+                }
+            }
+        }
+        out
+    }
+
     /// The index of the cluster called `name` in this configuration's list (not what the
     /// table's cluster indexes refer to: those index the table's registry of the names the
     /// feed has used).

@@ -383,31 +383,11 @@ fn check_names(config: &Config, id: &Label, user: &Label, slug: &Label) -> Resul
             return Err(format!("{what} {RESERVED_LABEL} is reserved"));
         }
     }
-    for zone in &config.zones {
-        let apex: Vec<&[u8]> = zone.apex.labels().collect();
-        // The label right below the apex of every configured name inside the zone: an app or
-        // user with that label would be answered by it.
-        let below = |name: &clusterns::name::DomainName| -> Option<Vec<u8>> {
-            let labels: Vec<&[u8]> = name.labels().collect();
-            (labels.len() > apex.len() && labels.ends_with(&apex))
-                .then(|| labels[labels.len() - apex.len() - 1].to_vec())
-        };
-        let mut taken: Vec<(Vec<u8>, String)> = zone
-            .hosts
-            .iter()
-            .filter_map(|h| Some((below(&h.name)?, format!("host {}", h.name))))
-            .collect();
-        for other in &config.zones {
-            if let Some(l) = below(&other.apex) {
-                taken.push((l, format!("zone {}", other.apex)));
-            }
-        }
-        for (what, l) in [("repl id", id), ("user", user)] {
-            if let Some((_, by)) = taken.iter().find(|(t, _)| t == l.as_str().as_bytes()) {
-                return Err(format!(
-                    "{what} {l} would be answered by the {by} in the configuration, never as an app"
-                ));
-            }
+    for (what, l) in [("repl id", id), ("user", user)] {
+        if let Some(by) = config.answered_elsewhere(l.as_str()) {
+            return Err(format!(
+                "{what} {l} would be answered by the {by} in the configuration, never as an app"
+            ));
         }
     }
     Ok(())

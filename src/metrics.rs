@@ -152,6 +152,11 @@ pub fn render(src: &Sources) -> String {
         vec![(String::new(), src.feed.journal_switches.load(Relaxed))],
     );
     counter(
+        "clusterns_feed_changes_shadowed_total",
+        "Changes applied whose app id or user is a name the configuration answers itself (a host such as ns1, a nested zone): the app cannot be reached by that name.",
+        vec![(String::new(), src.feed.shadowed.load(Relaxed))],
+    );
+    counter(
         "clusterns_feed_gaps_total",
         "Discontinuities in the feed where changes may be missing: a journal continuing after a jump in sequence numbers or overlapping what was applied, a PostgreSQL change log pruned past the server's position.",
         vec![(String::new(), src.feed.gaps.load(Relaxed))],

@@ -448,6 +448,25 @@ fn item11_names_that_could_never_answer_are_refused_at_the_source() {
         .log()
         .contains("journal.log:4: slug _acme-challenge is reserved")));
     assert_eq!(srv.metric("clusterns_feed_changes_rejected_total"), 1.0);
+    // A name the config answers itself, written by hand (or from a database, which cannot
+    // know the config): taken, but said loudly.
+    append_raw(&s.journal_path, "5 set ns1 ann x east\n");
+    assert!(wait_for(Duration::from_secs(5), || srv
+        .metric("clusterns_feed_changes_shadowed_total")
+        == 1.0));
+    assert!(
+        srv.log().contains("journal.log:5: change 5 set ns1"),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(
+        udp_ask(srv.child.addr, "ns1.repl.co", RecordType::A).answers()[0]
+            .data()
+            .and_then(|d| d.as_a())
+            .map(|a| a.to_string()),
+        Some("192.0.2.53".to_string()),
+        "the host still answers"
+    );
     srv.stop();
 }
 

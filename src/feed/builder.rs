@@ -80,6 +80,8 @@ pub struct Builder {
     caught_up: bool,
     /// The last read failed (the database is away): loading stops waiting for the end.
     source_failed: bool,
+    /// Labels the configuration answers itself (hosts, nested zones), with what answers them.
+    shadowed: Vec<(String, String)>,
     /// A checkpoint is due at once (the journal was switched, or went missing).
     checkpoint_soon: bool,
     /// The journal is another file now: the idle watch must be set again.
@@ -371,6 +373,7 @@ impl Builder {
             Arc::new(table.clone()),
             position.last_seq,
         ));
+        let shadowed = config.labels_answered_elsewhere();
         let mut b = Builder {
             config,
             served,
@@ -385,6 +388,7 @@ impl Builder {
             pending: None,
             caught_up: false,
             source_failed: false,
+            shadowed,
             checkpoint_soon: false,
             rewatch: false,
             fold_min: 100_000,
@@ -602,6 +606,7 @@ impl Builder {
                     if let Some(moved) = moved {
                         self.count_move(&change, line, moved);
                     }
+                    self.warn_if_shadowed(&change, line);
                 }
                 Err(message) => self.reject(&LineError {
                     file: file.clone(),
@@ -717,6 +722,27 @@ impl Builder {
             tracing::warn!(
                 "{at}: change {change}: cluster {cluster} is not in the configuration; applied: the app answers SERVFAIL until a configuration with that cluster is loaded"
             );
+        }
+    }
+
+    /// Warns of a change that put an app where the configuration answers otherwise (an id or
+    /// user `ns1` under a host `ns1`): taken, but unreachable by that name. The `repl` CLI
+    /// refuses such names; PostgreSQL cannot know the configuration.
+    fn warn_if_shadowed(&mut self, change: &Sequenced, line: u64) {
+        let Change::Upsert { id, user, .. } = &change.change else {
+            return;
+        };
+        for (what, l) in [("repl id", id), ("user", user)] {
+            if let Some((_, by)) = self.shadowed.iter().find(|(s, _)| s == l.as_str()) {
+                self.status.shadowed.fetch_add(1, Ordering::Relaxed);
+                let at = match line {
+                    0 => self.source_name().display().to_string(),
+                    n => format!("{}:{n}", self.source_name().display()),
+                };
+                tracing::warn!(
+                    "{at}: change {change}: {what} {l} is answered by the {by} in the configuration; the app cannot be reached by that name"
+                );
+            }
         }
     }
 
@@ -951,6 +977,7 @@ impl Builder {
         }
         self.served = Arc::new(Served::for_registry(&config, names));
         self.unconfigured = counts;
+        self.shadowed = config.labels_answered_elsewhere();
         self.config = config;
         self.publish();
         tracing::info!(

@@ -36,6 +36,9 @@ pub struct FeedStatus {
     /// Times the table was rebuilt from the feed (a rewritten or compacted journal, a
     /// PostgreSQL reload).
     pub reloads: AtomicU64,
+    /// Changes that put an app id or user where the configuration answers otherwise (a host
+    /// or a nested zone of that name).
+    pub shadowed: AtomicU64,
     /// Apps on a cluster the running configuration does not have (they answer SERVFAIL).
     pub apps_unknown_cluster: AtomicU64,
 }
