@@ -1017,6 +1017,9 @@ impl Builder {
                     w.wait(IDLE_WAIT);
                 }
             }
+            // No file to watch: a missing journal is looked for at the idle pace, not the
+            // busy one.
+            None if reader.is_missing() => std::thread::sleep(IDLE_WAIT),
             None => std::thread::sleep(interval),
         }
     }

@@ -78,7 +78,6 @@ const MAX_SEQ_SQL: &str = "SELECT coalesce((SELECT max(seq) FROM repl_changes), 
      (SELECT pruned_upto FROM repl_changes_pruned)";
 const APPS_SQL: &str =
     "SELECT id::text, user_name::text, slug::text, cluster::text FROM repls ORDER BY id";
-const OLDEST_SQL: &str = "SELECT min(seq) FROM repl_changes";
 const PRUNED_SQL: &str = "SELECT pruned_upto FROM repl_changes_pruned";
 /// Why a read found no pruning mark.
 const NO_MARK: &str =
@@ -296,7 +295,7 @@ struct Conn {
 /// passed (50 ms, doubling per failure in a row up to 5 s). [`poll`](PgSource::poll) waits for it
 /// within its `wait` (so that a caller polling in a loop is paced, not spinning) and returns
 /// [`PgError::Backoff`] if the delay is longer than `wait`; [`load_all`](PgSource::load_all),
-/// [`pruned_upto`](PgSource::pruned_upto) and [`oldest_seq`](PgSource::oldest_seq) sleep until
+/// [`pruned_upto`](PgSource::pruned_upto) sleep until
 /// the delay has passed (at most 5 s) and then try. The first call that succeeds resets the
 /// delay. [`PgError::Gap`] is an answer, not a failure: it keeps the connection and starts no
 /// backoff.
@@ -410,18 +409,6 @@ impl PgSource {
         self.finish(result)
     }
 
-    /// The lowest seq still in `repl_changes` (None if empty).
-    ///
-    /// Superseded by [`pruned_upto`](PgSource::pruned_upto), which is exact: the old rule
-    /// "oldest > position + 1" also holds after a rolled-back transaction (a reload that was not
-    /// needed), and says nothing about rows pruned above the oldest one left. Kept until nothing
-    /// calls it.
-    pub fn oldest_seq(&mut self) -> Result<Option<u64>, PgError> {
-        self.wait_backoff(None)?;
-        let result = self.oldest_inner();
-        self.finish(result)
-    }
-
     fn load_all_inner(&mut self) -> Result<(Vec<Change>, u64), PgError> {
         self.resume = None;
         let mut skipped = 0u64;
@@ -509,13 +496,6 @@ impl PgSource {
                 .ok_or_else(|| PgError::Data(NO_MARK.into()))?
                 .try_get(0)?;
             seq_of(pruned)
-        })
-    }
-
-    fn oldest_inner(&mut self) -> Result<Option<u64>, PgError> {
-        self.with_conn(|conn| {
-            let oldest: Option<i64> = conn.client.query_one(OLDEST_SQL, &[])?.try_get(0)?;
-            oldest.map(seq_of).transpose()
         })
     }
 
@@ -961,7 +941,6 @@ mod tests {
         assert!(matches!(err, PgError::Db(_)), "{err}");
         let mut bad = PgSource::new("this is not = a conninfo = string");
         assert!(bad.pruned_upto().is_err());
-        assert!(bad.oldest_seq().is_err());
     }
 
     #[test]
