@@ -174,3 +174,67 @@ fn starts_from_a_checkpoint_and_catches_up() {
         "two.ann.repl.co"
     ) == Some("west")));
 }
+
+/// Issue 13 item 7, against the real binary: changes pruned while the server is stopped
+/// (SIGSTOP) are never read, and the server notices at its next read, reloads, answers right,
+/// and says so in its log and metrics.
+#[test]
+fn a_prune_past_a_paused_server_is_noticed_and_reloaded_loudly() {
+    let Some(mut db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
+    let values: Vec<String> = (0..800)
+        .map(|i| format!("('a{i}', 'u{}', 's{i}', 'east')", i % 7))
+        .collect();
+    sql(
+        &mut client,
+        &format!("INSERT INTO repls VALUES {}", values.join(",")),
+    );
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        &format!(
+            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\npoll_interval_ms = 100\ncheckpoint = \"table.ckpt\"",
+            db.conninfo()
+        ),
+    );
+    std::fs::write(
+        &s.config_path,
+        format!("{text}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let log = s.dir.path().join("server.log");
+    let c = spawn_binary_logged(&s.config_path, true, Some(&log));
+    let metrics = |name: &str| metric(&http_get(c.metrics.unwrap(), "/metrics"), name, &[]);
+    assert_eq!(cluster_of(c.addr, "a5.repl.co"), Some("east"));
+    c.signal(libc::SIGSTOP);
+    sql(
+        &mut client,
+        "UPDATE repls SET cluster = 'west' WHERE id IN (SELECT 'a' || g FROM generate_series(0, 794) g)",
+    );
+    sql(&mut client, "DELETE FROM repl_changes");
+    c.signal(libc::SIGCONT);
+    assert!(wait_for(Duration::from_secs(10), || {
+        cluster_of(c.addr, "a5.repl.co") == Some("west")
+            && cluster_of(c.addr, "a794.repl.co") == Some("west")
+    }));
+    assert_eq!(cluster_of(c.addr, "a795.repl.co"), Some("east"));
+    assert_eq!(cluster_of(c.addr, "s799.u1.repl.co"), Some("east"));
+    assert!(metrics("clusterns_feed_gaps_total") >= 1.0);
+    assert!(metrics("clusterns_feed_reloads_total") >= 1.0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("ERROR"), "{text}");
+    assert!(text.contains("pruned"), "{text}");
+    // Every app answers as the database says.
+    for i in (0..800).step_by(37) {
+        let want = if i < 795 { "west" } else { "east" };
+        assert_eq!(
+            cluster_of(c.addr, &format!("a{i}.repl.co")),
+            Some(want),
+            "a{i}"
+        );
+    }
+}
