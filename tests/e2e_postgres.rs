@@ -180,7 +180,7 @@ fn starts_from_a_checkpoint_and_catches_up() {
 /// and says so in its log and metrics.
 #[test]
 fn a_prune_past_a_paused_server_is_noticed_and_reloaded_loudly() {
-    let Some(mut db) = pg::PgServer::start_new() else {
+    let Some(db) = pg::PgServer::start_new() else {
         println!("{}", pg::SKIP);
         return;
     };
