@@ -10,8 +10,8 @@
 //! Needs `CLUSTERNS_TEST_PG=<PostgreSQL bin dir>` (else it prints a note and passes). The seed
 //! is random and printed; `CLUSTERNS_PROP_SEED=<seed>` replays one. About 20 s at most.
 //!
-//! The builder must reload the whole table when its source reports `PgError::Gap` (changes it
-//! had not read were pruned); until it does, the steps with such prunes fail here.
+//! When its source reports `PgError::Gap` (changes it had not read were pruned), the builder
+//! reloads the whole table; the steps with such prunes check that.
 
 mod pg;
 
