@@ -354,9 +354,28 @@ impl JournalReader {
         }
     }
 
-    /// The position and identity of the file being read, as a checkpoint stores it.
+    /// The position and identity of the file being read, as a checkpoint stores it. While the
+    /// file has had no entry yet (only comments or bad lines), that is its start, with the
+    /// identity, origin and first number of the file before: a reader resumed there decides
+    /// again at its first entry, as this one will.
     pub fn position(&mut self) -> JournalPos {
+        if self.boundary {
+            return JournalPos {
+                offset: 0,
+                line: 1,
+                head_len: 0,
+                head_crc: self.lineage,
+                tail_crc: 0,
+                origin: self.prev_origin,
+                first: self.prev_first,
+            };
+        }
         self.pos
+    }
+
+    /// The byte offset of the first line not read yet.
+    pub fn offset(&self) -> u64 {
+        self.pos.offset
     }
 
     /// The identity of the journal this reader follows: its first line's hash, or the one of
@@ -1455,5 +1474,25 @@ mod tests {
         let b = r.read_new().unwrap();
         assert_eq!(kinds(&b), vec![NoticeKind::Switched]);
         assert_eq!(seqs(&b), vec![3]);
+    }
+
+    #[test]
+    fn a_reader_resumed_before_the_first_entry_still_decides_at_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "garbage\n# comment\n");
+        let mut r = JournalReader::new(&path);
+        assert_eq!(r.read_new().unwrap().errors.len(), 1);
+        let pos = r.position();
+        assert_eq!(pos.offset, 0, "no entry yet: the start");
+        add(
+            &path,
+            "5 snapshot begin 0000abcd\n5 app a u s c\n5 snapshot end 1\n",
+        );
+        let mut resumed = JournalReader::resume(&path, pos, r.last_seq());
+        let b = resumed.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![5], "{:?}", b.errors);
+        let b = r.read_new().unwrap();
+        assert_eq!(seqs(&b), vec![5], "{:?}", b.errors);
     }
 }
