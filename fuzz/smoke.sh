@@ -57,7 +57,7 @@ for t in "${targets[@]}"; do
     fi
     last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
     rate=$(grep -E 'stat::average_exec_per_sec' "$log" | awk '{print $2}' || true)
-    summary+=("$(printf '%-13s %-6s exec/s %-6s %s' "$t" "$status" "${rate:-?}" "$(grep -oE 'cov: [0-9]+ ft: [0-9]+' <<<"$last" || true)")")
+    summary+=("$(printf '%-15s %-6s exec/s %-6s %s' "$t" "$status" "${rate:-?}" "$(grep -oE 'cov: [0-9]+ ft: [0-9]+' <<<"$last" || true)")")
 done
 
 echo
