@@ -537,3 +537,29 @@ fn compaction_concurrent_with_writers_loses_and_repeats_nothing() {
     }
     assert_eq!(reader.last_seq(), 123);
 }
+
+#[test]
+fn no_checkpoint_is_taken_inside_a_snapshot_block() {
+    let s = setup_ckpt();
+    std::fs::write(
+        &s.journal_path,
+        "# compacted\n5 snapshot begin 00000000\n5 app r-one mark coolgame east\n",
+    )
+    .unwrap();
+    let config = std::sync::Arc::new(clusterns::config::Config::load(&s.config_path).unwrap());
+    let mut b = clusterns::feed::Builder::load(config.clone()).unwrap();
+    let ckpt = s.dir.path().join("table.ckpt");
+    b.checkpoint_now();
+    assert!(!ckpt.exists(), "a checkpoint inside the block");
+    append_raw(
+        &s.journal_path,
+        "5 snapshot end 1\n6 set r-two mark notes west\n",
+    );
+    b.poll_once(Duration::ZERO).unwrap();
+    b.checkpoint_now();
+    assert!(ckpt.exists());
+    drop(b);
+    let b = clusterns::feed::Builder::load(config).unwrap();
+    assert_eq!(b.table().len(), 2);
+    assert_eq!(b.last_seq(), 6);
+}

@@ -910,8 +910,10 @@ impl Builder {
         let due = self.checkpoint_soon
             || self.last_checkpoint.elapsed()
                 >= Duration::from_secs(self.config.feed.checkpoint_interval_secs);
-        // Never while a rebuilt table is not complete: the position would not match.
-        if !self.dirty || !(due || force) || self.pending.is_some() {
+        // Never while a rebuilt table is not complete, nor inside a snapshot block: the
+        // position would not match what a restart can resume from.
+        let in_snapshot = matches!(&self.source, Source::Journal(r) if r.in_snapshot());
+        if !self.dirty || !(due || force) || self.pending.is_some() || in_snapshot {
             return;
         }
         self.checkpoint_soon = false;

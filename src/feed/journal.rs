@@ -373,6 +373,12 @@ impl JournalReader {
         self.pos
     }
 
+    /// Whether the reader is inside a snapshot block (begun, not ended): a position there is
+    /// not one to checkpoint (a reader resumed there would not know it is in a block).
+    pub fn in_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     /// The byte offset of the first line not read yet.
     pub fn offset(&self) -> u64 {
         self.pos.offset
