@@ -454,7 +454,9 @@ impl World {
 
 /// The first sequence number in a journal's text (a snapshot's, or the first change's).
 fn first_seq(text: &str) -> Option<u64> {
-    text.lines().find_map(|l| match parse_entry(l) {
+    // Complete lines only: a torn last line does not count.
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    complete.lines().find_map(|l| match parse_entry(l) {
         Ok(Some(Entry::SnapshotBegin { seq, .. })) => Some(seq),
         Ok(Some(Entry::Change(s))) => Some(s.seq),
         _ => None,

@@ -615,6 +615,12 @@ impl Builder {
                 }),
             }
         }
+        if let Source::Journal(r) = &self.source {
+            // The reader knows the position best: a snapshot with no app (an empty table
+            // compacted) moves it without a change.
+            self.dirty |= r.last_seq() != self.last_seq;
+            self.last_seq = r.last_seq();
+        }
         if batch.at_end {
             if let Some(table) = self.pending.take() {
                 let table = if table.overlay().is_empty() {
