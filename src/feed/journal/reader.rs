@@ -1,57 +1,15 @@
-//! The journal: an append-only text file of changes, one per line, the embedded default feed.
-//!
-//! ```text
-//! # comments and blank lines are ignored
-//! <seq> set <replid> <user> <slug> <cluster>
-//! <seq> delete <replid>
-//! ```
-//! Fields are separated by spaces or tabs; names are labels (letters, digits, `-`, `_`),
-//! stored lower-case. Sequence numbers increase strictly and are at most 2^63-1; a line whose
-//! number does not increase is reported and skipped. A line counts once its newline is
-//! written: a last line without one is left for the next read (and looked at again only when
-//! the file grows). Lines longer than [`MAX_LINE`] bytes are reported and skipped without being
-//! held in memory.
-//!
-//! A compacted journal (`clusterns journal compact`) starts with a snapshot block, the whole
-//! table as of one sequence number, followed by the changes after it:
-//! ```text
-//! <seq> snapshot begin <from>
-//! <seq> app <replid> <user> <slug> <cluster>
-//! <seq> snapshot end <count>
-//! ```
-//! `<from>` is the identity (8 hex digits) of the journal it was compacted from.
-//!
-//! The reader follows the file at its path, not the file it first opened: every read checks
-//! that the path still names the file it reads, and that the bytes it has read are still
-//! there (the first line, and the bytes before its position). When the journal is rotated,
-//! replaced, truncated or rewritten, the reader finishes the old file, then reads the new one
-//! from its start, and its first entry decides how it relates to what was applied:
-//! - a change numbered after the last one applied continues the feed (a jump in numbers is
-//!   reported as a gap);
-//! - a snapshot compacted from the file just read, at the last sequence number applied, is
-//!   skipped (the table already holds it); any other snapshot replaces the table;
-//! - a change numbered at or below the last one applied means the history was rewritten: the
-//!   table is rebuilt from the new file alone.
-//!
-//! A checkpoint stores the reader's [`JournalPos`] (byte offset, line, and the identity of the
-//! file: a hash of its first line and of the bytes before the offset), so a restart resumes
-//! only in the file it left and treats any other file by the same rules.
+//! Reading a journal while it is written, rotated, truncated, replaced or deleted: the
+//! reader follows its path, checks at every read that the bytes it read are still there, and
+//! decides at the first entry of every new file how it relates to what was applied (see the
+//! module above). No parsing here (`format`), no writing (`writer`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::feed::change::{Change, Sequenced};
-use crate::name::check_label;
-pub use crate::name::quote;
-
-/// The largest sequence number (PostgreSQL's bigint, and room to count past it).
-pub const MAX_SEQ: u64 = i64::MAX as u64;
-
-/// The longest line read; a longer one is reported and skipped. A change line is at most
-/// about 300 bytes.
-pub const MAX_LINE: usize = 4096;
+use super::format::{parse_entry, Entry, LineError, MAX_LINE};
+use crate::feed::change::Sequenced;
 
 /// At most this many changes are returned by one read (the rest is read next time).
 pub const MAX_BATCH: usize = 1 << 16;
@@ -64,141 +22,6 @@ const HEAD_MAX: usize = 256;
 
 /// And of up to this many bytes before the reader's position.
 const TAIL_MAX: u64 = 64;
-
-/// Names an app's id, user or slug may not take: `_acme-challenge.<name>` is answered for
-/// every app name, so an app there could never be reached.
-pub const RESERVED_LABEL: &str = "_acme-challenge";
-
-/// A bad journal line: where and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
-    pub file: PathBuf,
-    pub line: u64,
-    pub message: String,
-}
-
-impl std::fmt::Display for LineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
-    }
-}
-
-/// One journal line's meaning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
-    /// A change: `set` or `delete`.
-    Change(Sequenced),
-    /// `<seq> snapshot begin <from>`: the table as of `seq` follows.
-    SnapshotBegin { seq: u64, from: u32 },
-    /// `<seq> app ...`: one app of a snapshot.
-    SnapshotApp(Sequenced),
-    /// `<seq> snapshot end <count>`.
-    SnapshotEnd { seq: u64, count: u64 },
-}
-
-/// Parses one line (without its newline). `Ok(None)` for blank lines and comments.
-pub fn parse_entry(line: &str) -> Result<Option<Entry>, String> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return Ok(None);
-    }
-    let mut fields = line.split_ascii_whitespace();
-    let seq_text = fields.next().unwrap_or_default();
-    let seq: u64 = seq_text
-        .parse()
-        .map_err(|_| format!("sequence number {} is not a whole number", quote(seq_text)))?;
-    if seq == 0 {
-        return Err("sequence numbers start at 1".into());
-    }
-    if seq > MAX_SEQ {
-        return Err(format!("sequence number {seq} is larger than {MAX_SEQ}"));
-    }
-    let verb = fields.next().ok_or("missing verb (set or delete)")?;
-    let mut label = |what: &str| -> Result<_, String> {
-        let text = fields
-            .next()
-            .ok_or_else(|| format!("{verb}: missing {what}"))?;
-        let l = check_label(text).map_err(|e| format!("{what}: {e}"))?;
-        if what != "cluster" && l.as_str() == RESERVED_LABEL {
-            return Err(format!("{what} {RESERVED_LABEL} is reserved"));
-        }
-        Ok(l)
-    };
-    let mut upsert = || -> Result<Change, String> {
-        Ok(Change::Upsert {
-            id: label("repl id")?,
-            user: label("user")?,
-            slug: label("slug")?,
-            cluster: label("cluster")?,
-        })
-    };
-    let entry = match verb {
-        "set" => Entry::Change(Sequenced {
-            seq,
-            change: upsert()?,
-        }),
-        "app" => Entry::SnapshotApp(Sequenced {
-            seq,
-            change: upsert()?,
-        }),
-        "delete" => Entry::Change(Sequenced {
-            seq,
-            change: Change::Delete {
-                id: label("repl id")?,
-            },
-        }),
-        "snapshot" => {
-            let what = fields.next().unwrap_or_default();
-            let arg = fields.next().unwrap_or_default();
-            match what {
-                "begin" => Entry::SnapshotBegin {
-                    seq,
-                    from: u32::from_str_radix(arg, 16)
-                        .ok()
-                        .filter(|_| arg.len() == 8)
-                        .ok_or_else(|| {
-                            format!("snapshot begin: {} is not 8 hex digits", quote(arg))
-                        })?,
-                },
-                "end" => Entry::SnapshotEnd {
-                    seq,
-                    count: arg.parse().map_err(|_| {
-                        format!("snapshot end: count {} is not a whole number", quote(arg))
-                    })?,
-                },
-                other => {
-                    return Err(format!(
-                        "snapshot: expected begin or end, not {}",
-                        quote(other)
-                    ))
-                }
-            }
-        }
-        other => {
-            return Err(format!(
-                "unknown verb {} (expected set or delete)",
-                quote(other)
-            ))
-        }
-    };
-    if let Some(extra) = fields.next() {
-        return Err(format!(
-            "unexpected field {} after the {verb} line",
-            quote(extra)
-        ));
-    }
-    Ok(Some(entry))
-}
-
-/// Parses one change line (without its newline). `Ok(None)` for blank lines and comments;
-/// snapshot lines are errors here (they only mean something in a whole journal).
-pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
-    match parse_entry(line)? {
-        None => Ok(None),
-        Some(Entry::Change(s)) => Ok(Some(s)),
-        Some(_) => Err("a snapshot line outside a journal".into()),
-    }
-}
 
 /// Where a reader is in its journal, and which file that is: what a checkpoint stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -907,111 +730,6 @@ impl JournalReader {
     }
 }
 
-/// Opens the journal for appending and takes the writers' exclusive `flock` on it, making
-/// sure the lock is on the file the path names (a compaction may have replaced it while this
-/// waited). `create`: whether a missing journal may be created.
-pub fn lock(path: &Path, create: bool) -> io::Result<File> {
-    use std::os::unix::io::AsRawFd;
-    for _ in 0..100 {
-        let file = OpenOptions::new()
-            .create(create)
-            .read(true)
-            .append(true)
-            .open(path)?;
-        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let locked = file.metadata()?;
-        match std::fs::metadata(path) {
-            Ok(m) if (m.dev(), m.ino()) == (locked.dev(), locked.ino()) => return Ok(file),
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other(format!(
-        "{} keeps being replaced; could not lock it",
-        path.display()
-    )))
-}
-
-/// What [`append`] wrote.
-#[derive(Debug)]
-pub struct Appended {
-    pub written: Vec<Sequenced>,
-    /// A last line without its newline (left by a writer that died) that was removed first,
-    /// quoted.
-    pub dropped: Option<String>,
-}
-
-/// Appends changes to a journal as whole lines, under the writers' lock (see [`lock`]),
-/// numbered after the larger of the journal's last sequence number and `floor` (a
-/// checkpoint's, so that a journal that lost its lines is never numbered again from 1). A
-/// last line without its newline was never complete: it is removed (and returned) before
-/// the new lines are written, so that it can neither swallow them nor be applied.
-pub fn append(path: &Path, changes: &[Change], floor: u64, create: bool) -> io::Result<Appended> {
-    let mut file = lock(path, create)?;
-    let mut reader = JournalReader::new(path);
-    while !reader.read_new()?.at_end {}
-    let keep = reader.pos.offset;
-    let len = file.metadata()?.len();
-    let mut dropped = None;
-    if len > keep {
-        let mut torn = vec![0u8; (len - keep).min(200) as usize];
-        file.read_exact_at(&mut torn, keep)?;
-        dropped = Some(quote(&String::from_utf8_lossy(&torn)));
-        file.set_len(keep)?;
-    }
-    let last = reader.last_seq().max(floor);
-    if changes.len() as u64 > MAX_SEQ - last {
-        return Err(io::Error::other(format!(
-            "{}: sequence number {last} leaves no room for {} more (at most {MAX_SEQ})",
-            path.display(),
-            changes.len()
-        )));
-    }
-    let mut text = String::new();
-    let mut written = Vec::with_capacity(changes.len());
-    for (seq, change) in (last + 1..).zip(changes) {
-        let s = Sequenced {
-            seq,
-            change: change.clone(),
-        };
-        text.push_str(&s.to_string());
-        text.push('\n');
-        written.push(s);
-    }
-    file.write_all(text.as_bytes())?;
-    file.sync_data()?;
-    Ok(Appended { written, dropped })
-}
-
-/// Writes a compacted journal to `w`: a comment naming where it came from, the snapshot block
-/// of `apps` (id, user, slug, cluster) as of `seq`, compacted from the journal with identity
-/// `from`. Returns the number of apps written.
-pub fn write_snapshot<'a, W: Write>(
-    w: &mut W,
-    comment: &str,
-    seq: u64,
-    from: u32,
-    apps: impl IntoIterator<Item = [&'a str; 4]>,
-) -> io::Result<u64> {
-    writeln!(w, "# {}", comment.replace('\n', " "))?;
-    let mut count = 0;
-    if seq == 0 {
-        // Nothing was ever applied: an empty journal says so.
-        return Ok(count);
-    }
-    writeln!(w, "{seq} snapshot begin {from:08x}")?;
-    for [id, user, slug, cluster] in apps {
-        writeln!(w, "{seq} app {id} {user} {slug} {cluster}")?;
-        count += 1;
-    }
-    writeln!(w, "{seq} snapshot end {count}")?;
-    Ok(count)
-}
-
 /// The CRC-32 of `len` bytes of `file` at `at` (None if the file is shorter).
 fn crc_at(file: &File, at: u64, len: usize) -> io::Result<Option<u32>> {
     let mut b = [0u8; HEAD_MAX];
@@ -1040,6 +758,8 @@ fn open_for_tailing(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feed::journal::writer::write_snapshot;
+    use std::io::Write;
 
     fn write(path: &Path, text: &str) {
         std::fs::write(path, text).unwrap();
@@ -1056,70 +776,6 @@ mod tests {
 
     fn kinds(b: &ReadBatch) -> Vec<NoticeKind> {
         b.notices.iter().map(|n| n.kind).collect()
-    }
-
-    fn delete(id: &str) -> Change {
-        Change::Delete {
-            id: id.parse().unwrap(),
-        }
-    }
-
-    #[test]
-    fn parses_lines() {
-        assert_eq!(parse_line("  # comment").unwrap(), None);
-        assert_eq!(parse_line("").unwrap(), None);
-        let s = parse_line("7 set R1 Mark coolgame us-east")
-            .unwrap()
-            .unwrap();
-        assert_eq!(s.seq, 7);
-        assert_eq!(s.to_string(), "7 set r1 mark coolgame us-east");
-        let d = parse_line("8\tdelete r1").unwrap().unwrap();
-        assert_eq!(d.to_string(), "8 delete r1");
-        assert_eq!(
-            parse_entry("9 snapshot begin 0000abcd").unwrap(),
-            Some(Entry::SnapshotBegin {
-                seq: 9,
-                from: 0xabcd
-            })
-        );
-        assert_eq!(
-            parse_entry("9 snapshot end 2").unwrap(),
-            Some(Entry::SnapshotEnd { seq: 9, count: 2 })
-        );
-        assert!(matches!(
-            parse_entry("9 app a u s c").unwrap(),
-            Some(Entry::SnapshotApp(_))
-        ));
-        assert!(parse_line("9 app a u s c").is_err());
-        assert!(parse_line(&format!("{MAX_SEQ} delete a")).is_ok());
-    }
-
-    #[test]
-    fn reports_bad_lines_briefly() {
-        for (line, needle) in [
-            ("x set a b c d", "not a whole number"),
-            ("0 set a b c d", "start at 1"),
-            ("18446744073709551615 set a b c d", "larger than"),
-            ("9223372036854775808 delete a", "larger than"),
-            ("1", "missing verb"),
-            ("1 move a", "unknown verb"),
-            ("1 set a b c", "missing cluster"),
-            ("1 set a b.c d e", "user"),
-            ("1 delete a extra", "unexpected field"),
-            ("1 set _acme-challenge u s c", "reserved"),
-            ("1 set a u _ACME-challenge c", "reserved"),
-            ("1 snapshot begin xyz", "8 hex digits"),
-            ("1 snapshot end x", "count"),
-        ] {
-            let e = parse_line(line).unwrap_err();
-            assert!(e.contains(needle), "{line}: {e}");
-        }
-        // A long field is quoted in part.
-        let long = format!("1 {} a", "v".repeat(100_000));
-        let e = parse_line(&long).unwrap_err();
-        assert!(e.len() < 200, "{e}");
-        let long = format!("{} set a u s c", "9".repeat(100_000));
-        assert!(parse_line(&long).unwrap_err().len() < 200);
     }
 
     #[test]
@@ -1399,39 +1055,6 @@ mod tests {
     }
 
     #[test]
-    fn append_numbers_after_the_last_and_drops_a_torn_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.log");
-        // A complete-looking last line without its newline was never committed.
-        write(&path, "5 set a u s c\n6 set b u t c");
-        let w = append(&path, &[delete("a")], 0, false).unwrap();
-        assert_eq!(w.written[0].seq, 6);
-        assert!(w.dropped.as_deref().unwrap().contains("6 set b"));
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "5 set a u s c\n6 delete a\n"
-        );
-        // The floor (a checkpoint's sequence number) wins over a shorter journal.
-        let w = append(&path, &[delete("b")], 40, false).unwrap();
-        assert_eq!(w.written[0].seq, 41);
-        // A line at the largest sequence number is refused, not wrapped past.
-        write(&path, &format!("{MAX_SEQ} delete a\n"));
-        let e = append(&path, &[delete("a")], 0, false).unwrap_err();
-        assert!(e.to_string().contains("no room"), "{e}");
-        // And the line above it is a bad line, not a block.
-        write(&path, "1 delete a\n18446744073709551615 delete a\n");
-        let w = append(&path, &[delete("a")], 0, false).unwrap();
-        assert_eq!(w.written[0].seq, 2);
-        // A missing journal is only created when asked to.
-        let missing = dir.path().join("none.log");
-        assert!(append(&missing, &[delete("a")], 0, false).is_err());
-        assert_eq!(
-            append(&missing, &[delete("a")], 0, true).unwrap().written[0].seq,
-            1
-        );
-    }
-
-    #[test]
     fn a_file_overlapping_what_was_applied_continues_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
@@ -1445,22 +1068,6 @@ mod tests {
         assert_eq!(kinds(&b), vec![NoticeKind::Switched, NoticeKind::Gap]);
         assert_eq!(seqs(&b), vec![4]);
         assert!(b.errors.is_empty(), "{:?}", b.errors);
-    }
-
-    #[test]
-    fn a_reader_does_not_mistake_a_removed_torn_line_for_a_rewrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.log");
-        write(&path, "1 set a u s c\n2 set b u");
-        let mut r = JournalReader::new(&path);
-        assert_eq!(seqs(&r.read_new().unwrap()), vec![1]);
-        append(&path, &[delete("a")], 0, false).unwrap();
-        let b = r.read_new().unwrap();
-        assert_eq!(kinds(&b), vec![]);
-        assert_eq!(seqs(&b), vec![2]);
-        assert!(
-            matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a"))
-        );
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! Writing a journal: appending changes under the writers' lock (numbered after the journal
+//! and a floor, a torn last line removed first), and the snapshot block a compaction writes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use super::format::{quote, MAX_SEQ};
+use super::reader::JournalReader;
+use crate::feed::change::{Change, Sequenced};
+
+/// Opens the journal for appending and takes the writers' exclusive `flock` on it, making
+/// sure the lock is on the file the path names (a compaction may have replaced it while this
+/// waited). `create`: whether a missing journal may be created.
+pub fn lock(path: &Path, create: bool) -> io::Result<File> {
+    use std::os::unix::io::AsRawFd;
+    for _ in 0..100 {
+        let file = OpenOptions::new()
+            .create(create)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let locked = file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(m) if (m.dev(), m.ino()) == (locked.dev(), locked.ino()) => return Ok(file),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} keeps being replaced; could not lock it",
+        path.display()
+    )))
+}
+
+/// What [`append`] wrote.
+#[derive(Debug)]
+pub struct Appended {
+    pub written: Vec<Sequenced>,
+    /// A last line without its newline (left by a writer that died) that was removed first,
+    /// quoted.
+    pub dropped: Option<String>,
+}
+
+/// Appends changes to a journal as whole lines, under the writers' lock (see [`lock`]),
+/// numbered after the larger of the journal's last sequence number and `floor` (a
+/// checkpoint's, so that a journal that lost its lines is never numbered again from 1). A
+/// last line without its newline was never complete: it is removed (and returned) before
+/// the new lines are written, so that it can neither swallow them nor be applied.
+pub fn append(path: &Path, changes: &[Change], floor: u64, create: bool) -> io::Result<Appended> {
+    let mut file = lock(path, create)?;
+    let mut reader = JournalReader::new(path);
+    while !reader.read_new()?.at_end {}
+    let keep = reader.offset();
+    let len = file.metadata()?.len();
+    let mut dropped = None;
+    if len > keep {
+        let mut torn = vec![0u8; (len - keep).min(200) as usize];
+        file.read_exact_at(&mut torn, keep)?;
+        dropped = Some(quote(&String::from_utf8_lossy(&torn)));
+        file.set_len(keep)?;
+    }
+    let last = reader.last_seq().max(floor);
+    if changes.len() as u64 > MAX_SEQ - last {
+        return Err(io::Error::other(format!(
+            "{}: sequence number {last} leaves no room for {} more (at most {MAX_SEQ})",
+            path.display(),
+            changes.len()
+        )));
+    }
+    let mut text = String::new();
+    let mut written = Vec::with_capacity(changes.len());
+    for (seq, change) in (last + 1..).zip(changes) {
+        let s = Sequenced {
+            seq,
+            change: change.clone(),
+        };
+        text.push_str(&s.to_string());
+        text.push('\n');
+        written.push(s);
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_data()?;
+    Ok(Appended { written, dropped })
+}
+
+/// Writes a compacted journal to `w`: a comment naming where it came from, the snapshot block
+/// of `apps` (id, user, slug, cluster) as of `seq`, compacted from the journal with identity
+/// `from`. Returns the number of apps written.
+pub fn write_snapshot<'a, W: Write>(
+    w: &mut W,
+    comment: &str,
+    seq: u64,
+    from: u32,
+    apps: impl IntoIterator<Item = [&'a str; 4]>,
+) -> io::Result<u64> {
+    writeln!(w, "# {}", comment.replace('\n', " "))?;
+    let mut count = 0;
+    if seq == 0 {
+        // Nothing was ever applied: an empty journal says so.
+        return Ok(count);
+    }
+    writeln!(w, "{seq} snapshot begin {from:08x}")?;
+    for [id, user, slug, cluster] in apps {
+        writeln!(w, "{seq} app {id} {user} {slug} {cluster}")?;
+        count += 1;
+    }
+    writeln!(w, "{seq} snapshot end {count}")?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::journal::reader::{Event, NoticeKind, ReadBatch};
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn seqs(b: &ReadBatch) -> Vec<u64> {
+        b.changes().map(|c| c.seq).collect()
+    }
+
+    fn kinds(b: &ReadBatch) -> Vec<NoticeKind> {
+        b.notices.iter().map(|n| n.kind).collect()
+    }
+
+    fn delete(id: &str) -> Change {
+        Change::Delete {
+            id: id.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn append_numbers_after_the_last_and_drops_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        // A complete-looking last line without its newline was never committed.
+        write(&path, "5 set a u s c\n6 set b u t c");
+        let w = append(&path, &[delete("a")], 0, false).unwrap();
+        assert_eq!(w.written[0].seq, 6);
+        assert!(w.dropped.as_deref().unwrap().contains("6 set b"));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "5 set a u s c\n6 delete a\n"
+        );
+        // The floor (a checkpoint's sequence number) wins over a shorter journal.
+        let w = append(&path, &[delete("b")], 40, false).unwrap();
+        assert_eq!(w.written[0].seq, 41);
+        // A line at the largest sequence number is refused, not wrapped past.
+        write(&path, &format!("{MAX_SEQ} delete a\n"));
+        let e = append(&path, &[delete("a")], 0, false).unwrap_err();
+        assert!(e.to_string().contains("no room"), "{e}");
+        // And the line above it is a bad line, not a block.
+        write(&path, "1 delete a\n18446744073709551615 delete a\n");
+        let w = append(&path, &[delete("a")], 0, false).unwrap();
+        assert_eq!(w.written[0].seq, 2);
+        // A missing journal is only created when asked to.
+        let missing = dir.path().join("none.log");
+        assert!(append(&missing, &[delete("a")], 0, false).is_err());
+        assert_eq!(
+            append(&missing, &[delete("a")], 0, true).unwrap().written[0].seq,
+            1
+        );
+    }
+
+    #[test]
+    fn a_reader_does_not_mistake_a_removed_torn_line_for_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u");
+        let mut r = JournalReader::new(&path);
+        assert_eq!(seqs(&r.read_new().unwrap()), vec![1]);
+        append(&path, &[delete("a")], 0, false).unwrap();
+        let b = r.read_new().unwrap();
+        assert_eq!(kinds(&b), vec![]);
+        assert_eq!(seqs(&b), vec![2]);
+        assert!(
+            matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a"))
+        );
+    }
+}
