@@ -9,9 +9,10 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::feed::durable;
 use crate::feed::journal::JournalPos;
 use crate::table::base::{with_capacity_huge, Base, Index, Which};
 use crate::table::key::{UUID_KEY_LEN, UUID_MARK};
@@ -262,7 +263,7 @@ pub fn write(
     position: Position,
     clusters: &[String],
 ) -> io::Result<()> {
-    let tmp = tmp_path(path);
+    let tmp = durable::beside(path, ".tmp");
     let result = write_to(&tmp, path, table, position, clusters);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -327,21 +328,7 @@ fn write_to(
     file.sync_all()?;
     drop(file);
     fs::rename(tmp, path)?;
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    durable::sync_dir_of(path)
 }
 
 /// Reads a checkpoint. Any damage (truncation, a bad checksum, an inconsistent index, a

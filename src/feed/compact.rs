@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Config, SourceConfig};
-use crate::feed::journal;
 use crate::feed::Builder;
+use crate::feed::{durable, journal};
 
 /// What a compaction did.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
     let from = builder.journal_identity().unwrap_or(0);
     let names = builder.table().clusters().names().to_vec();
     let apps = builder.table().apps();
-    let tmp = sibling(&path, ".compact.tmp");
+    let tmp = durable::beside(&path, ".compact.tmp");
     let written = (|| -> io::Result<u64> {
         let file = File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -81,7 +81,7 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
             fs::hard_link(&tmp, &path)?;
             fs::remove_file(&tmp)?;
         }
-        sync_dir(&path)?;
+        durable::sync_dir_of(&path)?;
         Ok(n)
     });
     if result.is_err() {
@@ -97,18 +97,4 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
         bytes_before,
         bytes_after,
     })
-}
-
-/// `path` with `suffix` added to its file name.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
-fn sync_dir(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => File::open(d)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
-    }
 }

@@ -4,6 +4,7 @@ pub mod builder;
 pub mod change;
 pub mod checkpoint;
 pub mod compact;
+pub mod durable;
 pub mod fold;
 pub mod journal;
 pub mod postgres;
