@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use clusterns::config::{Config, SourceConfig};
 use clusterns::feed::checkpoint;
-use clusterns::feed::journal::{self, append};
+use clusterns::feed::journal::append;
 use clusterns::feed::{Builder, Change};
 use clusterns::metrics::{MetricsServer, Sources};
 use clusterns::name::Label;
@@ -233,18 +233,13 @@ fn serve(
     Ok(())
 }
 
-/// The config file's path for messages.
-fn path_for(config: &Config) -> String {
-    config.path.display().to_string()
-}
-
 fn check_config(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|e| e.to_string())?;
     if let SourceConfig::Journal { path } = &config.feed.source {
         if !path.is_file() {
             return Err(format!(
                 "{}:{}: feed.journal {} {}; create it (`touch`) or fix the path",
-                path_for(&config),
+                config.path.display(),
                 config.feed_lines.journal.unwrap_or(0),
                 path.display(),
                 if path.exists() {
@@ -346,22 +341,24 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
         }
         _ => 0,
     };
-    if floor > 0 && journal_is_empty(path)? {
-        return Err(format!(
-            "journal {} has no changes but checkpoint {} is at sequence {floor}: the journal was \
-             deleted or rotated away. Run `clusterns journal compact --config {}` to start it \
-             again from the table (or restore it)",
-            path.display(),
-            config
-                .feed
-                .checkpoint
-                .as_ref()
-                .map_or(String::new(), |c| c.display().to_string()),
-            config_path.display()
-        ));
-    }
-    let appended = append(path, &[change], floor, floor == 0)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let appended = append(path, &[change], floor, floor == 0).map_err(|e| {
+        if floor > 0 && e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "journal {} has no changes but checkpoint {} is at sequence {floor}: the journal \
+                 was deleted or rotated away. Run `clusterns journal compact --config {}` to \
+                 start it again from the table (or restore it)",
+                path.display(),
+                config
+                    .feed
+                    .checkpoint
+                    .as_ref()
+                    .map_or(String::new(), |c| c.display().to_string()),
+                config_path.display()
+            )
+        } else {
+            format!("{}: {e}", path.display())
+        }
+    })?;
     if let Some(torn) = appended.dropped {
         eprintln!(
             "clusterns: {}: removed an incomplete last line (no newline; a writer died): {torn}",
@@ -391,20 +388,6 @@ fn check_names(config: &Config, id: &Label, user: &Label, slug: &Label) -> Resul
         }
     }
     Ok(())
-}
-
-/// Whether the journal is missing or holds no change (only comments, or nothing).
-fn journal_is_empty(path: &std::path::Path) -> Result<bool, String> {
-    if !path.exists() {
-        return Ok(true);
-    }
-    let mut reader = journal::JournalReader::new(path);
-    while !reader
-        .read_new()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .at_end
-    {}
-    Ok(reader.last_seq() == 0)
 }
 
 /// The user and slug of app `id` as the feed has it now (checkpoint and journal, read as the

@@ -608,11 +608,10 @@ impl Builder {
                     }
                     self.warn_if_shadowed(&change, line);
                 }
-                Err(message) => self.reject(&LineError {
-                    file: file.clone(),
-                    line,
-                    message: format!("change {change}: {message}; skipped"),
-                }),
+                Err(message) => {
+                    let e = self.at_change(line, format!("change {change}: {message}; skipped"));
+                    self.reject(&e);
+                }
             }
         }
         if let Source::Journal(r) = &self.source {
@@ -721,13 +720,11 @@ impl Builder {
         if let Some(Some(n)) = self.unconfigured.get_mut(usize::from(to)) {
             *n += 1;
             let cluster = names.get(usize::from(to)).map_or("?", |l| l.as_str());
-            let at = match line {
-                0 => self.source_name().display().to_string(),
-                n => format!("{}:{n}", self.source_name().display()),
-            };
-            tracing::warn!(
-                "{at}: change {change}: cluster {cluster} is not in the configuration; applied: the app answers SERVFAIL until a configuration with that cluster is loaded"
+            let e = self.at_change(
+                line,
+                format!("change {change}: cluster {cluster} is not in the configuration; applied: the app answers SERVFAIL until a configuration with that cluster is loaded"),
             );
+            tracing::warn!("{e}");
         }
     }
 
@@ -741,13 +738,11 @@ impl Builder {
         for (what, l) in [("repl id", id), ("user", user)] {
             if let Some((_, by)) = self.shadowed.iter().find(|(s, _)| s == l.as_str()) {
                 self.status.shadowed.fetch_add(1, Ordering::Relaxed);
-                let at = match line {
-                    0 => self.source_name().display().to_string(),
-                    n => format!("{}:{n}", self.source_name().display()),
-                };
-                tracing::warn!(
-                    "{at}: change {change}: {what} {l} is answered by the {by} in the configuration; the app cannot be reached by that name"
+                let e = self.at_change(
+                    line,
+                    format!("change {change}: {what} {l} is answered by the {by} in the configuration; the app cannot be reached by that name"),
                 );
+                tracing::warn!("{e}");
             }
         }
     }
@@ -772,10 +767,15 @@ impl Builder {
 
     fn reject(&mut self, e: &LineError) {
         self.rejected += 1;
-        if e.line == 0 {
-            tracing::warn!("{}: {}", e.file.display(), e.message);
-        } else {
-            tracing::warn!("{e}");
+        tracing::warn!("{e}");
+    }
+
+    /// Where a change came from and what about it, as a rejection says it.
+    fn at_change(&self, line: u64, message: String) -> LineError {
+        LineError {
+            file: self.source_name(),
+            line,
+            message,
         }
     }
 
@@ -890,10 +890,10 @@ impl Builder {
         }
     }
 
-    fn position(&mut self) -> Position {
+    fn position(&self) -> Position {
         Position {
             last_seq: self.last_seq,
-            journal: match &mut self.source {
+            journal: match &self.source {
                 Source::Journal(r) => r.position(),
                 Source::Postgres(_) => Default::default(),
             },

@@ -18,7 +18,7 @@ pub const MAX_LINE: usize = 4096;
 /// every app name, so an app there could never be reached.
 pub const RESERVED_LABEL: &str = "_acme-challenge";
 
-/// A bad journal line: where and why.
+/// A bad journal line (or a change of another source, at line 0): where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
     pub file: PathBuf,
@@ -28,7 +28,11 @@ pub struct LineError {
 
 impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        // Line 0: about the feed as a whole, or a source without lines (PostgreSQL).
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            n => write!(f, "{}:{n}: {}", self.file.display(), self.message),
+        }
     }
 }
 

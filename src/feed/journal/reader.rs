@@ -130,9 +130,6 @@ pub struct JournalReader {
     boundary: bool,
     /// In a file that overlaps what was applied, changes up to here are taken as applied.
     skip_upto: u64,
-    /// `origin` and `first` of the file read before this one.
-    prev_origin: u64,
-    prev_first: u64,
     snapshot: Option<SnapState>,
     /// The identity of the file read before the current one (a snapshot compacted from it at
     /// the last sequence number applied repeats the table).
@@ -167,8 +164,6 @@ impl JournalReader {
             last_seq,
             boundary: pos.offset == 0,
             skip_upto: 0,
-            prev_origin: pos.origin,
-            prev_first: pos.first,
             snapshot: None,
             lineage: pos.head_crc,
             missing: false,
@@ -181,7 +176,7 @@ impl JournalReader {
     /// file has had no entry yet (only comments or bad lines), that is its start, with the
     /// identity, origin and first number of the file before: a reader resumed there decides
     /// again at its first entry, as this one will.
-    pub fn position(&mut self) -> JournalPos {
+    pub fn position(&self) -> JournalPos {
         if self.boundary {
             return JournalPos {
                 offset: 0,
@@ -189,8 +184,9 @@ impl JournalReader {
                 head_len: 0,
                 head_crc: self.lineage,
                 tail_crc: 0,
-                origin: self.prev_origin,
-                first: self.prev_first,
+                // Until this file's first entry, still those of the file before.
+                origin: self.pos.origin,
+                first: self.pos.first,
             };
         }
         self.pos
@@ -302,8 +298,7 @@ impl JournalReader {
             return Ok(());
         }
         let meta = file.metadata()?;
-        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec());
-        if stamp != self.checked {
+        if stamp(&meta) != self.checked {
             if meta.len() < self.pos.offset || !self.bytes_still_there(&file)? {
                 let what = if meta.len() < self.pos.offset {
                     format!(
@@ -327,7 +322,7 @@ impl JournalReader {
                 self.scanned = meta.len();
                 self.skipping = false;
             }
-            self.checked = (meta.len(), meta.mtime(), meta.mtime_nsec());
+            self.checked = stamp(&meta);
         }
         self.file = Some((file, key));
         Ok(())
@@ -376,7 +371,7 @@ impl JournalReader {
             );
             self.start_over();
         }
-        self.checked = (meta.len(), meta.mtime(), meta.mtime_nsec());
+        self.checked = stamp(&meta);
         self.file = Some((file, (meta.dev(), meta.ino())));
         Ok(())
     }
@@ -387,17 +382,19 @@ impl JournalReader {
         if head > 0 && crc_at(file, 0, head)? != Some(self.pos.head_crc) {
             return Ok(false);
         }
+        Ok(self.pos.offset == 0 || self.tail_crc(file)? == Some(self.pos.tail_crc))
+    }
+
+    /// The CRC-32 of the (up to `TAIL_MAX`) bytes before the position in `file`.
+    fn tail_crc(&self, file: &File) -> io::Result<Option<u32>> {
         let tail = TAIL_MAX.min(self.pos.offset);
-        Ok(tail == 0
-            || crc_at(file, self.pos.offset - tail, tail as usize)? == Some(self.pos.tail_crc))
+        crc_at(file, self.pos.offset - tail, tail as usize)
     }
 
     /// Reads the file at the path from its start next, as a file of its own (the boundary
     /// rules decide at its first entry), keeping the identity of the one before as lineage.
     fn start_over(&mut self) {
         self.lineage = self.pos.head_crc;
-        self.prev_origin = self.pos.origin;
-        self.prev_first = self.pos.first;
         self.pos = JournalPos {
             offset: 0,
             line: 1,
@@ -435,8 +432,7 @@ impl JournalReader {
         let result = self.read_lines_into(file, &mut buf, batch, limit);
         self.buf = buf;
         if self.pos.offset != before {
-            let tail = TAIL_MAX.min(self.pos.offset);
-            if let Some(crc) = crc_at(file, self.pos.offset - tail, tail as usize)? {
+            if let Some(crc) = self.tail_crc(file)? {
                 self.pos.tail_crc = crc;
             }
         }
@@ -686,7 +682,8 @@ impl JournalReader {
             }
             Entry::Change(ref s) => {
                 self.boundary = false;
-                let (origin, first) = (self.prev_origin, self.prev_first);
+                // Until now, those of the file before (see `start_over`).
+                let (origin, first) = (self.pos.origin, self.pos.first);
                 self.pos.first = s.seq;
                 if s.seq > last {
                     if last > 0 && s.seq != last + 1 {
@@ -728,6 +725,11 @@ impl JournalReader {
             Entry::SnapshotApp(_) | Entry::SnapshotEnd { .. } => {}
         }
     }
+}
+
+/// What tells a file's content changed without reading it: size and modification time.
+fn stamp(meta: &std::fs::Metadata) -> (u64, i64, i64) {
+    (meta.len(), meta.mtime(), meta.mtime_nsec())
 }
 
 /// The CRC-32 of `len` bytes of `file` at `at` (None if the file is shorter).

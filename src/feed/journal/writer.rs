@@ -51,12 +51,25 @@ pub struct Appended {
 /// Appends changes to a journal as whole lines, under the writers' lock (see [`lock`]),
 /// numbered after the larger of the journal's last sequence number and `floor` (a
 /// checkpoint's, so that a journal that lost its lines is never numbered again from 1). A
+/// journal that holds no change while `floor` is above 0 is refused (`NotFound`, as a missing
+/// one is when `create` is false). A
 /// last line without its newline was never complete: it is removed (and returned) before
 /// the new lines are written, so that it can neither swallow them nor be applied.
 pub fn append(path: &Path, changes: &[Change], floor: u64, create: bool) -> io::Result<Appended> {
     let mut file = lock(path, create)?;
     let mut reader = JournalReader::new(path);
     while !reader.read_new()?.at_end {}
+    if floor > 0 && reader.last_seq() == 0 {
+        // Changes were applied (the floor says so) but the journal holds none: it was
+        // deleted or rotated away, and its numbers would start again below the floor.
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} holds no change but changes up to sequence {floor} were applied",
+                path.display()
+            ),
+        ));
+    }
     let keep = reader.offset();
     let len = file.metadata()?.len();
     let mut dropped = None;
@@ -184,6 +197,25 @@ mod tests {
         assert_eq!(seqs(&b), vec![2]);
         assert!(
             matches!(&b.events[0], Event::Change { change, .. } if change.change == delete("a"))
+        );
+    }
+
+    #[test]
+    fn append_refuses_a_journal_with_no_change_below_a_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "# rotated: nothing yet\n4 set a u s");
+        let e = append(&path, &[delete("a")], 7, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# rotated: nothing yet\n4 set a u s",
+            "nothing written, the torn line left"
+        );
+        // Without a floor it is a journal like any.
+        assert_eq!(
+            append(&path, &[delete("a")], 0, false).unwrap().written[0].seq,
+            1
         );
     }
 }
