@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=$1
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --bins --quiet
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --bins --features synth --quiet
 
 missing=()
 for c in dnsperf nsd knotd dig bc ss; do command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || missing+=("$c"); done

@@ -8,7 +8,7 @@
 # What it does, in order:
 #   1. installs dnsperf, nsd, knot and dig from Debian's packages if missing (apt-get), and
 #      stops and disables the system instances the packages start (they must not hold :53);
-#   2. builds clusterns (cargo build --release --bins; honours CARGO_TARGET_DIR);
+#   2. builds clusterns (cargo build --release --bins --features synth; honours CARGO_TARGET_DIR);
 #   3. generates the data with clusterns-gen into perf/out/data (clusterns.toml, journal.log,
 #      zone.txt, queries.txt; kept between runs for the same N);
 #   4. writes NSD and Knot configs into perf/out and starts the four servers, each on its own
@@ -537,8 +537,8 @@ if pgrep -x 'nsd|knotd' >/dev/null; then
 fi
 
 if [ "$SKIP_BUILD" != 1 ]; then
-    log "building (cargo build --release --bins, target $TARGET)"
-    cargo build --release --bins --quiet || die "cargo build failed"
+    log "building (cargo build --release --bins --features synth, target $TARGET)"
+    cargo build --release --bins --features synth --quiet || die "cargo build failed"
 fi
 for b in clusterns clusterns-gen clusterns-floor; do [ -x "$BIN/$b" ] || die "$BIN/$b is missing"; done
 

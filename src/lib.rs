@@ -13,7 +13,11 @@ pub mod resolve;
 pub mod rrset;
 pub mod server;
 pub mod snapshot;
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod table;
+#[cfg(any(test, feature = "testkit"))]
+#[doc(hidden)]
+pub mod testkit;
 pub mod wire;
 pub mod zone;
