@@ -177,6 +177,6 @@ mod tests {
     fn the_fixture_parses_and_answers() {
         let snap = snapshot();
         assert_eq!(parse(&config_text()).clusters.len(), 4);
-        assert!(snap.served.find_zone(b"\x05x\x04repl\x02co\x00").is_some());
+        assert!(snap.served.find_zone(b"\x01x\x04repl\x02co\x00").is_some());
     }
 }
