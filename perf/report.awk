@@ -128,6 +128,22 @@ END {
     printf "| start to first answer, s | %s | %s | %s | %s | %s |\n", f(ready["clusterns"], "%.1f"), f(ready["nsd"], "%.1f"), f(ready["knot"], "%.1f"),
         ratio(ready["clusterns"], ready["nsd"], "%.2f"), ratio(ready["clusterns"], ready["knot"], "%.2f")
 
+    if ("before" in rss) {
+        print "\n### clusterns / clusterns before (the same config, the earlier binary)\n"
+        print "| figure | clusterns | before | clusterns/before |"
+        print "|---|---:|---:|---:|"
+        for (pass = 1; pass <= 2; pass++) {
+            kind = pass == 1 ? "sat" : "rate"
+            if (!ran[kind]) continue
+            for (j = 1; j <= 6; j++) {
+                c = median("clusterns" SUBSEP kind SUBSEP figs[j])
+                a = median("before" SUBSEP kind SUBSEP figs[j])
+                printf "| %s, %s | %s | %s | %s |\n", names[j], kind, f(c, "%.2f"), f(a, "%.2f"), ratio(c, a, "%.3f")
+            }
+        }
+        printf "| PSS MiB after loading | %s | %s | %s |\n", f(pss["clusterns"], "%.0f"), f(pss["before"], "%.0f"), ratio(pss["clusterns"], pss["before"], "%.3f")
+    }
+
     print "\n### Loading\n"
     print "| server | start to first answer, s | VmRSS MiB | PSS MiB | processes | threads |"
     print "|---|---:|---:|---:|---:|---:|"

@@ -40,7 +40,11 @@
 #                         give SERVER_CPU a list (e.g. THREADS=2 SERVER_CPU=0,1 CLIENT_CPU=0,1
 #                         on a 2-core machine, where the servers then share cores with dnsperf)
 #   PORT_BASE [15301]     floor, clusterns, NSD, Knot use PORT_BASE+0..3
-#   SERVERS ["floor clusterns nsd knot"]             which to run (the floor is needed for x floor)
+#   SERVERS ["floor clusterns nsd knot"]             which to run (the floor is needed for x floor);
+#                         add "before" to run a second clusterns binary beside this one
+#   BEFORE_BIN []         the folder holding that binary (an earlier build's target/release):
+#                         server "before", on PORT_BASE+4, same config and flags, for a
+#                         before/after comparison of a change in one run
 #   COALESCE_US [clusterns's default]  receive coalescing wait for clusterns AND the floor
 #                         (server.udp_coalesce_us / clusterns-floor --coalesce-us)
 #   P99_SAT [0]           1: also run dnsperf -v at saturation for a p99 there (costs dnsperf
@@ -107,7 +111,8 @@ DATA=$OUT/data
 HZ=$(getconf CLK_TCK)
 T0=$(date +%s)
 
-declare -A PORT=([floor]=$PORT_BASE [clusterns]=$((PORT_BASE + 1)) [nsd]=$((PORT_BASE + 2)) [knot]=$((PORT_BASE + 3)))
+declare -A PORT=([floor]=$PORT_BASE [clusterns]=$((PORT_BASE + 1)) [nsd]=$((PORT_BASE + 2)) [knot]=$((PORT_BASE + 3)) [before]=$((PORT_BASE + 4)))
+BEFORE_BIN=${BEFORE_BIN:-}
 declare -A PID=()
 
 log() { printf '[perf %3ss] %s\n' $(($(date +%s) - T0)) "$*" >&2; }
@@ -210,13 +215,13 @@ trap 'exit 130' INT TERM
 install_missing() {
     local pkgs=() before p
     command -v dnsperf >/dev/null || pkgs+=(dnsperf)
-    command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || pkgs+=(nsd)
-    command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || pkgs+=(knot)
+    case " $SERVERS " in *" nsd "*) command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || pkgs+=(nsd) ;; esac
+    case " $SERVERS " in *" knot "*) command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || pkgs+=(knot) ;; esac
     command -v dig >/dev/null || pkgs+=(dnsutils)
     command -v taskset >/dev/null || pkgs+=(util-linux)
     [ ${#pkgs[@]} -gt 0 ] || return 0
     log "installing ${pkgs[*]}"
-    before=" $(pgrep -x 'nsd|knotd' | tr '\n' ' ') "
+    before=" $(pgrep -x 'nsd|knotd' | tr '\n' ' ' || true) "
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y "${pkgs[@]}" >"$OUT/apt.log" 2>&1 ||
         { apt-get update >>"$OUT/apt.log" 2>&1 && apt-get install -y "${pkgs[@]}" >>"$OUT/apt.log" 2>&1; } ||
@@ -310,6 +315,7 @@ start_server() {
     case $s in
     floor) cmd=("$BIN/clusterns-floor" --listen "127.0.0.1:$port" --threads "$THREADS" --coalesce-us "$FLOOR_COALESCE") ;;
     clusterns) cmd=("$BIN/clusterns" serve --config "$CLUSTERNS_CONFIG" --listen "127.0.0.1:$port" --threads "$THREADS") ;;
+    before) cmd=("$BEFORE_BIN/clusterns" serve --config "$CLUSTERNS_CONFIG" --listen "127.0.0.1:$port" --threads "$THREADS") ;;
     nsd) cmd=(nsd -d -c "$OUT/nsd/nsd.conf") ;;
     knot) cmd=(knotd -c "$OUT/knot/knot.conf") ;;
     esac
@@ -523,6 +529,7 @@ log "mode $MODE: N=$N SECS=$SECS ROUNDS=$ROUNDS RATE=$RATE; $(uptime)"
 install_missing
 command -v bc >/dev/null || die "bc is missing (apt-get install bc)"
 for s in $SERVERS; do [ -n "${PORT[$s]:-}" ] || die "unknown server $s in SERVERS"; done
+case " $SERVERS " in *" before "*) [ -x "$BEFORE_BIN/clusterns" ] || die "server before needs BEFORE_BIN (a folder with the earlier clusterns)" ;; esac
 for kind in $KINDS; do case $kind in sat | rate) ;; *) die "unknown kind $kind in KINDS (sat, rate)" ;; esac; done
 [ "$CLIENTS" -ge "$DNSPERF_THREADS" ] || die "CLIENTS ($CLIENTS) must be at least DNSPERF_THREADS ($DNSPERF_THREADS)"
 
@@ -613,8 +620,8 @@ COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 DIRTY=""
 git diff --quiet HEAD -- src tools Cargo.toml 2>/dev/null || DIRTY=" (plus uncommitted changes in src/, tools/ or Cargo.toml)"
 [ -z "$(git ls-files --others --exclude-standard -- src tools 2>/dev/null)" ] || DIRTY=" (plus uncommitted changes in src/, tools/ or Cargo.toml)"
-NSD_V=$(nsd -v 2>&1 | awk 'NR == 1 { print $3 }')
-KNOT_V=$(knotd --version 2>&1 | awk '{ print $NF }')
+NSD_V=$(nsd -v 2>&1 | awk 'NR == 1 { print $3 }' || true)
+KNOT_V=$(knotd --version 2>&1 | awk '{ print $NF }' || true)
 DNSPERF_V=$(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }')
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 

@@ -5,6 +5,7 @@
 function label(s) {
     if (s == "nsd") return "NSD"
     if (s == "knot") return "Knot"
+    if (s == "before") return "clusterns before"
     return s
 }
 
