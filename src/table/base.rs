@@ -1,11 +1,11 @@
 //! The base table: an immutable, compact store of apps built in one pass, with three
-//! open-addressing indexes (repl id, `<slug>.<user>`, user; see [`super::index`]) into one
+//! open-addressing indexes (repl id, `<slug>.<user>`, user; see `table::index`) into one
 //! byte arena.
 //!
 //! Each app is one record in the arena: `cluster (u16 LE) | id key | slug label | user label`.
 //! The user index keeps a count of apps per user beside each slot. The layout is plain
 //! integers so that a checkpoint is the arena and the slot arrays written out as they are
-//! (see [`super::persist`]).
+//! (see `table::persist`).
 
 use crate::table::index::{part_range, Index, Part};
 use crate::table::key::hash_key;
