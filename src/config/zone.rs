@@ -127,7 +127,8 @@ fn default_negative_ttl() -> u32 {
     60
 }
 
-/// Checks every `[[zone]]` (at least one; each located at its table).
+/// Checks every `[[zone]]` (at least one; each located at its table, or at the value at
+/// fault).
 pub(super) fn validate(
     raw: Vec<Spanned<RawZone>>,
     at: &ConfigText<'_>,
@@ -145,62 +146,9 @@ pub(super) fn validate(
         if z.ns.is_empty() {
             return Err(at.err(Some(span), format!("zone {} needs at least one ns", z.apex)));
         }
-        for txt in &z.txt {
-            if txt.get_ref().len() > 255 * 8 {
-                return Err(at.err(Some(txt.span()), "txt record too long".into()));
-            }
-        }
-        for caa in &z.caa {
-            // RFC 8659: a tag is 1 to 15 letters and digits.
-            let tag = &caa.get_ref().tag;
-            if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(at.err(
-                    Some(caa.span()),
-                    format!("caa tag {tag:?} must be 1 to 15 letters and digits"),
-                ));
-            }
-            if caa.get_ref().value.len() > 255 * 8 {
-                return Err(at.err(Some(caa.span()), "caa value too long".into()));
-            }
-        }
-        let mut hosts: Vec<HostConfig> = Vec::new();
-        for h in z.host {
-            let hspan = h.span();
-            let h = h.into_inner();
-            if h.name.is_root() {
-                return Err(at.err(Some(hspan), "host name must not be empty".into()));
-            }
-            if hosts.iter().any(|o| o.name == h.name) {
-                return Err(at.err(Some(hspan), format!("duplicate host {}", h.name)));
-            }
-            if h.a.is_empty() && h.aaaa.is_empty() {
-                return Err(at.err(
-                    Some(hspan),
-                    format!("host {} needs an a or aaaa address", h.name),
-                ));
-            }
-            let full = h
-                .name
-                .join(&z.apex)
-                .map_err(|m| at.err(Some(hspan.clone()), m))?;
-            hosts.push(HostConfig {
-                name: full,
-                a: h.a,
-                aaaa: h.aaaa,
-            });
-        }
-        let mut ns = Vec::with_capacity(z.ns.len());
-        for n in z.ns {
-            let nspan = n.span();
-            let n = n.into_inner();
-            if n.ends_with(&z.apex) && !hosts.iter().any(|h| h.name == n) {
-                return Err(at.err(
-                    Some(nspan),
-                    format!("name server {n} is inside zone {} but has no [[zone.host]] with its address (glue)", z.apex),
-                ));
-            }
-            ns.push(n);
-        }
+        check_records(&z, at)?;
+        let hosts = hosts(z.host, &z.apex, at)?;
+        let ns = name_servers(z.ns, &z.apex, &hosts, at)?;
         let soa = z.soa;
         let txt = z.txt.into_iter().map(|t| t.into_inner()).collect();
         zones.push(ZoneConfig {
@@ -222,4 +170,84 @@ pub(super) fn validate(
         return Err(at.err(None, "no [[zone]] defined".into()));
     }
     Ok(zones)
+}
+
+/// Checks a zone's TXT and CAA records: their sizes, and CAA tags.
+fn check_records(z: &RawZone, at: &ConfigText<'_>) -> Result<(), ConfigError> {
+    for txt in &z.txt {
+        if txt.get_ref().len() > 255 * 8 {
+            return Err(at.err(Some(txt.span()), "txt record too long".into()));
+        }
+    }
+    for caa in &z.caa {
+        // RFC 8659: a tag is 1 to 15 letters and digits.
+        let tag = &caa.get_ref().tag;
+        if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(at.err(
+                Some(caa.span()),
+                format!("caa tag {tag:?} must be 1 to 15 letters and digits"),
+            ));
+        }
+        if caa.get_ref().value.len() > 255 * 8 {
+            return Err(at.err(Some(caa.span()), "caa value too long".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a zone's `[[zone.host]]` tables and makes their names absolute under `apex`.
+fn hosts(
+    raw: Vec<Spanned<HostConfig>>,
+    apex: &DomainName,
+    at: &ConfigText<'_>,
+) -> Result<Vec<HostConfig>, ConfigError> {
+    let mut hosts: Vec<HostConfig> = Vec::new();
+    for h in raw {
+        let hspan = h.span();
+        let h = h.into_inner();
+        if h.name.is_root() {
+            return Err(at.err(Some(hspan), "host name must not be empty".into()));
+        }
+        if hosts.iter().any(|o| o.name == h.name) {
+            return Err(at.err(Some(hspan), format!("duplicate host {}", h.name)));
+        }
+        if h.a.is_empty() && h.aaaa.is_empty() {
+            return Err(at.err(
+                Some(hspan),
+                format!("host {} needs an a or aaaa address", h.name),
+            ));
+        }
+        let full = h
+            .name
+            .join(apex)
+            .map_err(|m| at.err(Some(hspan.clone()), m))?;
+        hosts.push(HostConfig {
+            name: full,
+            a: h.a,
+            aaaa: h.aaaa,
+        });
+    }
+    Ok(hosts)
+}
+
+/// Checks a zone's name servers: one inside the zone needs a host with its address (glue).
+fn name_servers(
+    raw: Vec<Spanned<DomainName>>,
+    apex: &DomainName,
+    hosts: &[HostConfig],
+    at: &ConfigText<'_>,
+) -> Result<Vec<DomainName>, ConfigError> {
+    let mut ns = Vec::with_capacity(raw.len());
+    for n in raw {
+        let nspan = n.span();
+        let n = n.into_inner();
+        if n.ends_with(apex) && !hosts.iter().any(|h| h.name == n) {
+            return Err(at.err(
+                Some(nspan),
+                format!("name server {n} is inside zone {apex} but has no [[zone.host]] with its address (glue)"),
+            ));
+        }
+        ns.push(n);
+    }
+    Ok(ns)
 }
