@@ -1,23 +1,22 @@
-//! Checkpoints: the whole table (base arena and index slots as they are, plus the overlay) and
-//! the feed position it reflects, written atomically (temp file, fsync, rename, fsync of the
-//! directory) so that a restart loads it and replays only the changes after it.
+//! Checkpoints: the whole table (its on-disk form: see `table::persist`) and the feed
+//! position it reflects, written atomically (temp file, fsync, rename, fsync of the
+//! directory, through `feed::durable`) so that a restart loads it and replays only the
+//! changes after it.
 //!
 //! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, the journal's
 //! position (byte offset, line, and the file's identity: its first line's length and CRC-32,
-//! the CRC-32 of the bytes before the offset), a hash probe (to detect a different hash function), cluster names, the
-//! arena, the three indexes, user counts, the overlay's entries; a CRC-32 of all of it last.
+//! the CRC-32 of the bytes before the offset), the table (a hash probe, cluster names, the
+//! arena, the three indexes, user counts, the overlay's entries, the app count); a CRC-32 of
+//! all of it last.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::feed::durable;
 use crate::feed::journal::JournalPos;
-use crate::table::base::{with_capacity_huge, Base, Index, Which};
-use crate::table::key::{UUID_KEY_LEN, UUID_MARK};
-use crate::table::overlay::{Overlay, Owned, Val, IDS, NAMES, USERS};
-use crate::table::{hash_key, Table};
+use crate::table::le::{bad, get, get_u32, get_u64, put_u32, put_u64};
+use crate::table::{persist, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
 /// Version 2 added the journal's identity to the position.
@@ -67,145 +66,6 @@ impl<R: Read> Read for CrcReader<R> {
         self.crc.update(&buf[..n]);
         Ok(n)
     }
-}
-
-fn put_u8(w: &mut impl Write, v: u8) -> io::Result<()> {
-    w.write_all(&[v])
-}
-fn put_u16(w: &mut impl Write, v: u16) -> io::Result<()> {
-    w.write_all(&v.to_le_bytes())
-}
-fn put_u32(w: &mut impl Write, v: u32) -> io::Result<()> {
-    w.write_all(&v.to_le_bytes())
-}
-fn put_u64(w: &mut impl Write, v: u64) -> io::Result<()> {
-    w.write_all(&v.to_le_bytes())
-}
-fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
-    put_u8(w, b.len() as u8)?;
-    w.write_all(b)
-}
-
-fn put_index(w: &mut impl Write, index: &Index) -> io::Result<()> {
-    put_u64(w, index.slots.len() as u64)?;
-    put_u64(w, index.len as u64)?;
-    let mut chunk = Vec::with_capacity(64 * 1024);
-    for s in index.slots.chunks(8 * 1024) {
-        chunk.clear();
-        for v in s {
-            chunk.extend_from_slice(&v.to_le_bytes());
-        }
-        w.write_all(&chunk)?;
-    }
-    Ok(())
-}
-
-fn bad(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
-}
-
-fn get<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
-    let mut b = [0u8; N];
-    r.read_exact(&mut b)?;
-    Ok(b)
-}
-fn get_u8(r: &mut impl Read) -> io::Result<u8> {
-    Ok(get::<1>(r)?[0])
-}
-fn get_u16(r: &mut impl Read) -> io::Result<u16> {
-    Ok(u16::from_le_bytes(get(r)?))
-}
-fn get_u32(r: &mut impl Read) -> io::Result<u32> {
-    Ok(u32::from_le_bytes(get(r)?))
-}
-fn get_u64(r: &mut impl Read) -> io::Result<u64> {
-    Ok(u64::from_le_bytes(get(r)?))
-}
-fn get_len(r: &mut impl Read, limit: u64, what: &str) -> io::Result<usize> {
-    let n = get_u64(r)?;
-    if n > limit {
-        return Err(bad(format!("{what} count {n} is implausible")));
-    }
-    Ok(n as usize)
-}
-/// Reads exactly `n` bytes (`n` at most `size`, the input's length: a hostile length cannot
-/// allocate more than the input holds), into memory advised for huge pages before it is
-/// written, so that the base needs no collapsing afterwards.
-fn get_vec(r: &mut impl Read, n: usize, size: u64) -> io::Result<Vec<u8>> {
-    if n as u64 > size {
-        return Err(bad(format!(
-            "{n} bytes announced in a {size}-byte checkpoint"
-        )));
-    }
-    let mut v = with_capacity_huge(n);
-    r.take(n as u64).read_to_end(&mut v)?;
-    if v.len() != n {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(v)
-}
-
-fn get_bytes(r: &mut impl Read) -> io::Result<Vec<u8>> {
-    let n = usize::from(get_u8(r)?);
-    let mut v = vec![0u8; n];
-    r.read_exact(&mut v)?;
-    Ok(v)
-}
-
-/// A length-prefixed byte string, borrowed from the input.
-fn get_slice<'a>(b: &mut &'a [u8]) -> io::Result<&'a [u8]> {
-    let n = usize::from(get_u8(b)?);
-    if b.len() < n {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    let (head, tail) = b.split_at(n);
-    *b = tail;
-    Ok(head)
-}
-
-/// One overlay entry of `map`: its key and value, borrowed from the input.
-fn get_entry<'a>(b: &mut &'a [u8], map: usize) -> io::Result<(&'a [u8], Val<'a>)> {
-    let key = get_slice(b)?;
-    let val = if map == USERS {
-        Val::Count(get_u64(b)? as i64)
-    } else if get_u8(b)? == 0 {
-        Val::Gone
-    } else {
-        let aux = get_slice(b)?;
-        Val::Rec {
-            aux,
-            cluster: get_u16(b)?,
-        }
-    };
-    Ok((key, val))
-}
-
-fn get_index(r: &mut impl Read, arena_len: usize, size: u64) -> io::Result<Index> {
-    // The count comes from the file: no more slots than the input has bytes for.
-    let n = get_len(r, size / 8, "slot")?;
-    if n == 0 {
-        return Err(bad("empty index"));
-    }
-    let len = get_len(r, n as u64, "entry")?;
-    let mut slots = with_capacity_huge(n);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = n;
-    while left > 0 {
-        let take = left.min(buf.len() / 8);
-        r.read_exact(&mut buf[..take * 8])?;
-        for c in buf[..take * 8].chunks_exact(8) {
-            let v = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
-            if (v >> 32) as usize >= arena_len {
-                return Err(bad("index slot points outside the arena"));
-            }
-            slots.push(v);
-        }
-        left -= take;
-    }
-    if slots.iter().filter(|&&s| s != 0).count() != len {
-        return Err(bad("index entry count does not match its slots"));
-    }
-    Ok(Index { slots, len })
 }
 
 fn put_position(w: &mut impl Write, p: &Position) -> io::Result<()> {
@@ -286,41 +146,7 @@ fn write_to(
     w.write_all(MAGIC)?;
     put_u32(&mut w, VERSION)?;
     put_position(&mut w, &position)?;
-    put_u64(&mut w, hash_key(b"clusterns"))?;
-    put_u32(&mut w, clusters.len() as u32)?;
-    for c in clusters {
-        put_bytes(&mut w, c.as_bytes())?;
-    }
-    let base = table.base();
-    put_u64(&mut w, base.arena.len() as u64)?;
-    w.write_all(&base.arena)?;
-    put_index(&mut w, &base.ids)?;
-    put_index(&mut w, &base.names)?;
-    put_index(&mut w, &base.users)?;
-    put_u64(&mut w, base.user_counts.len() as u64)?;
-    for c in &base.user_counts {
-        put_u32(&mut w, *c)?;
-    }
-    let o = table.overlay();
-    for map in [IDS, NAMES, USERS] {
-        // In the order they were written: a walk forward through the log, where the slots'
-        // order jumps about it (a million cache misses at 10M apps).
-        let versions = o.versions_in_log_order(map);
-        put_u64(&mut w, versions.len() as u64)?;
-        for (k, v) in versions.iter().map(|&e| o.version(map, e)) {
-            put_bytes(&mut w, &k)?;
-            match v {
-                Owned::Rec(cluster, other) => {
-                    put_u8(&mut w, 1)?;
-                    put_bytes(&mut w, &other)?;
-                    put_u16(&mut w, cluster)?;
-                }
-                Owned::Gone => put_u8(&mut w, 0)?,
-                Owned::Count(n) => put_u64(&mut w, n as u64)?,
-            }
-        }
-    }
-    put_u64(&mut w, table.len() as u64)?;
+    persist::write(&mut w, table, clusters)?;
     let crc = w.crc.clone().finalize();
     let mut inner = w.inner;
     inner.write_all(&crc.to_le_bytes())?;
@@ -347,44 +173,9 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
         crc: crc32fast::Hasher::new(),
     };
     let position = get_header(&mut r)?;
-    if get_u64(&mut r)? != hash_key(b"clusterns") {
-        return Err(bad("written with a different hash function"));
-    }
-    let n = get_u32(&mut r)?;
-    if n > u32::from(u16::MAX) {
-        return Err(bad("too many clusters"));
-    }
-    let mut clusters = Vec::with_capacity((n as usize).min(1024));
-    for _ in 0..n {
-        clusters.push(
-            String::from_utf8(get_bytes(&mut r)?.to_vec())
-                .map_err(|_| bad("cluster name is not UTF-8"))?,
-        );
-    }
-    let arena_len = get_len(&mut r, u64::from(u32::MAX), "arena byte")?;
-    let arena = get_vec(&mut r, arena_len, size)?;
-    let ids = get_index(&mut r, arena_len, size)?;
-    let names = get_index(&mut r, arena_len, size)?;
-    let users = get_index(&mut r, arena_len, size)?;
-    let nc = get_len(&mut r, users.slots.len() as u64, "user count")?;
-    if nc != users.slots.len() {
-        return Err(bad("user counts do not match the user index"));
-    }
-    let mut user_counts = Vec::with_capacity(nc);
-    for _ in 0..nc {
-        user_counts.push(get_u32(&mut r)?);
-    }
-    let base = Base {
-        arena,
-        ids,
-        names,
-        users,
-        user_counts,
-        garbage: 0,
-    };
+    let head = persist::read_head(&mut r, size)?;
     // The rest: the overlay, the app count, and the CRC of everything before it, read at once
-    // and checked before it is parsed; parsed from memory, with each entry's slot fetched a
-    // few entries ahead (a million random inserts at 10M apps).
+    // and checked before it is parsed.
     let mut rest = Vec::new();
     (&mut r.inner).take(size).read_to_end(&mut rest)?;
     let Some(body_len) = rest.len().checked_sub(4) else {
@@ -396,56 +187,7 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
     if r.crc.clone().finalize() != stored {
         return Err(bad("checksum mismatch"));
     }
-    let mut b: &[u8] = body;
-    const AHEAD: usize = 8;
-    let mut overlay = Overlay::for_base(base.len());
-    // The apps of base plus overlay, counted from the overlay's side as it is read.
-    let mut apps = base.len();
-    for (map, what) in [
-        (IDS, "overlay id"),
-        (NAMES, "overlay name"),
-        (USERS, "overlay user"),
-    ] {
-        let count = get_len(&mut b, 1 << 32, what)?;
-        let (mut ahead, mut fetched) = (b, 0);
-        for i in 0..count {
-            while fetched < count.min(i + AHEAD) {
-                let (k, _) = get_entry(&mut ahead, map)?;
-                let hash = hash_key(k);
-                overlay.prefetch_home(map, hash);
-                if map == IDS {
-                    base.prefetch_slot(Which::Ids, hash);
-                }
-                fetched += 1;
-            }
-            let (k, v) = get_entry(&mut b, map)?;
-            check_entry(&base, &overlay, map, k, v, clusters.len())?;
-            let ids = overlay.len();
-            overlay
-                .put(map, k, v)
-                .map_err(|e| bad(format!("malformed {what} entry: {e}")))?;
-            if map == IDS {
-                if overlay.len() == ids {
-                    return Err(bad("an overlay id is listed twice"));
-                }
-                // Each id once: the base's apps are taken off at most once each.
-                apps = (apps + usize::from(matches!(v, Val::Rec { .. })))
-                    .checked_sub(usize::from(base.by_id(k, hash_key(k)).is_some()))
-                    .ok_or_else(|| bad("app count below zero"))?;
-            }
-        }
-    }
-    let len = get_len(&mut b, 1 << 40, "app")?;
-    if !b.is_empty() {
-        return Err(bad("trailing bytes"));
-    }
-    base.validate().map_err(bad)?;
-    if len != apps {
-        return Err(bad(format!(
-            "app count {len} does not match the base and the overlay"
-        )));
-    }
-    let table = Table::from_parts(Arc::new(base), overlay, len);
+    let (table, clusters) = head.finish(body)?;
     Ok(Loaded {
         table,
         position,
@@ -453,84 +195,10 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
     })
 }
 
-/// Whether `k` is an id key: a label of 1 to 63 bytes, or a compressed UUID.
-fn is_id_key(k: &[u8]) -> bool {
-    match k.first() {
-        Some(&UUID_MARK) => k.len() == UUID_KEY_LEN,
-        _ => is_label(k),
-    }
-}
-
-/// Whether `k` is one label of 1 to 63 bytes in wire form.
-fn is_label(k: &[u8]) -> bool {
-    matches!(k.first(), Some(&n) if (1..=63).contains(&n) && k.len() == usize::from(n) + 1)
-}
-
-/// Whether `k` is a name key: two labels.
-fn is_name_key(k: &[u8]) -> bool {
-    match k.first() {
-        Some(&n) if usize::from(n) < k.len() => {
-            let split = usize::from(n) + 1;
-            is_label(&k[..split]) && is_label(&k[split..])
-        }
-        _ => false,
-    }
-}
-
-/// An overlay entry must have the shape the table relies on (it slices keys by their length
-/// bytes), name a cluster the checkpoint lists, and a per-user difference must leave its user
-/// with a count between 0 and the number of records (so that updates cannot overflow it).
-/// Checked entry by entry as the overlay is read: the base's records are not walked (that
-/// would cost start-up time in proportion to the table); base lookups are bounds-safe on their
-/// own. The user entries come last, once `overlay` holds every id.
-fn check_entry(
-    base: &Base,
-    overlay: &Overlay,
-    map: usize,
-    k: &[u8],
-    v: Val<'_>,
-    clusters: usize,
-) -> io::Result<()> {
-    match map {
-        IDS | NAMES => {
-            // An id's record names its name, a name's record its id.
-            type Check = fn(&[u8]) -> bool;
-            let (key_ok, aux_ok, what, other): (Check, Check, _, _) = if map == IDS {
-                (is_id_key, is_name_key, "id", "name")
-            } else {
-                (is_name_key, is_id_key, "name", "id")
-            };
-            let ok = key_ok(k)
-                && match v {
-                    Val::Rec { cluster, aux } => aux_ok(aux) && usize::from(cluster) < clusters,
-                    Val::Gone => true,
-                    Val::Count(_) => false,
-                };
-            if !ok {
-                return Err(bad(format!(
-                    "malformed overlay {what} entry (key, {other}, or a cluster the checkpoint does not list)"
-                )));
-            }
-        }
-        _ => {
-            let Val::Count(delta) = v else {
-                return Err(bad("malformed overlay user entry"));
-            };
-            if !is_label(k) {
-                return Err(bad("malformed overlay user entry"));
-            }
-            let most = (base.len() + overlay.len()) as i64;
-            let count = i64::from(base.user_apps(k, hash_key(k))).saturating_add(delta);
-            if !(0..=most).contains(&count) {
-                return Err(bad(format!("overlay user count {count} is implausible")));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn sample() -> Table {
@@ -551,6 +219,81 @@ mod tests {
         t.upsert("r6", "renamed", "x", 1).unwrap();
         t.upsert("r900", "new", "y", 0).unwrap();
         t
+    }
+
+    /// A checkpoint written by the code before the table's on-disk form moved to
+    /// `table::persist` (the table of [`small`] at the position of `round_trip`).
+    const FIXTURE: &str = concat!(
+        "434c4e53434b5031020000004d00000000000000d20400000000000038000000000000000e000000efbeadde78563412",
+        "09000000000000000a00000000000000185519ae6b626353020000000161016260000000000000000000000272300273",
+        "300275300100027231027331027531000002723202733202753001000272330273330275310000027234027334027530",
+        "01000272350273350275310100ff3f2b9c1e0b7a4c1e9a531d2e3f4a5b6c0467616d65046d61726b1000000000000000",
+        "07000000000000000000000000000000d683094301000000000000000000000000000000000000000000000000000000",
+        "00000000000000009c0bf75c0c0000009dedbb331700000016639ab6220000009e4b338d380000000000000000000000",
+        "000000000000000000000000000000009c43688d2d000000e4cfb0004300000000000000000000001000000000000000",
+        "07000000000000008a9d09b0380000000000000000000000000000000000000000000000000000000000000000000000",
+        "d20f8ca80100000053101a102d00000029a77f5843000000700fea840c00000000000000000000000000000000000000",
+        "fe956f6e22000000000000000000000000000000000000004af0efc21700000000000000000000001000000000000000",
+        "030000000000000000000000000000000000000000000000000000000000000000000000000000002add51840c000000",
+        "a7a0f96f0100000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000000d83a96b7430000001000000000000000",
+        "000000000000000000000000000000000300000003000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000000010000000300000000000000030272310003027232010a01780772656e616d6564010003",
+        "02723901060179036e657700000400000000000000060273310275310006027332027530000a01780772656e616d6564",
+        "01030272320100060179036e657701030272390000040000000000000003027531ffffffffffffffff03027530ffffff",
+        "ffffffffff080772656e616d6564010000000000000004036e65770100000000000000070000000000000033b09ff9"
+    );
+
+    fn small() -> Table {
+        let mut t = Table::default();
+        for i in 0..6 {
+            t.upsert(
+                &format!("r{i}"),
+                &format!("u{}", i % 2),
+                &format!("s{i}"),
+                (i % 2) as u16,
+            )
+            .unwrap();
+        }
+        t.upsert("3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c", "mark", "game", 1)
+            .unwrap();
+        let mut t = Table::from_base(Arc::new(t.fold().unwrap()));
+        t.delete("r1").unwrap();
+        t.upsert("r2", "renamed", "x", 1).unwrap();
+        t.upsert("r9", "new", "y", 0).unwrap();
+        t
+    }
+
+    #[test]
+    fn the_format_is_unchanged() {
+        let old: Vec<u8> = (0..FIXTURE.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&FIXTURE[i..i + 2], 16).unwrap())
+            .collect();
+        let pos = Position {
+            last_seq: 77,
+            journal: JournalPos {
+                offset: 1234,
+                line: 56,
+                head_len: 14,
+                head_crc: 0xdead_beef,
+                tail_crc: 0x1234_5678,
+                origin: 9,
+                first: 10,
+            },
+        };
+        let clusters = vec!["a".to_string(), "b".into()];
+        let l = read_from(&old[..], old.len() as u64).unwrap();
+        assert_eq!(l.position, pos);
+        assert_eq!(l.clusters, clusters);
+        let t = small();
+        assert_eq!(l.table.apps(), t.apps());
+        assert_eq!(l.table.len(), 7);
+        // And the same table written now gives the same bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        write(&path, &t, pos, &clusters).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), old);
     }
 
     #[test]

@@ -1,53 +1,15 @@
 //! The base table: an immutable, compact store of apps built in one pass, with three
-//! open-addressing indexes (repl id, `<slug>.<user>`, user) into one byte arena.
+//! open-addressing indexes (repl id, `<slug>.<user>`, user; see `table::index`) into one
+//! byte arena.
 //!
 //! Each app is one record in the arena: `cluster (u16 LE) | id key | slug label | user label`.
-//! An index slot is a `u64`: the record's offset (high 32 bits, 0 = empty) and the low 32 bits
-//! of the key's hash as a tag. The home slot comes from the hash's high bits by multiply-shift,
-//! so an index can have any size (load factor 0.7 without rounding up to a power of two).
-//! Lookups probe linearly, comparing tags before keys. The user index keeps
-//! a count of apps per user beside each slot. The layout is plain integers so that a checkpoint
-//! is the arena and the slot arrays written out as they are.
+//! The user index keeps a count of apps per user beside each slot. The layout is plain
+//! integers so that a checkpoint is the arena and the slot arrays written out as they are
+//! (see `table::persist`).
 
+use crate::table::index::{part_range, Index, Part};
 use crate::table::key::hash_key;
-
-/// Which part of a record an index is keyed on.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Part {
-    Id,
-    Name,
-    User,
-}
-
-/// The byte range of `part` in the record at `off`. Total: a malformed record (only possible
-/// in a damaged checkpoint) gives an empty or clipped range, never a panic.
-#[inline]
-pub(crate) fn part_range(arena: &[u8], off: usize, part: Part) -> (usize, usize) {
-    let len_at = |pos: usize| arena.get(pos).map(|&l| usize::from(l) + 1);
-    let id = off + 2;
-    let id_len = match arena.get(id) {
-        Some(&crate::table::key::UUID_MARK) => crate::table::key::UUID_KEY_LEN,
-        Some(&l) => usize::from(l) + 1,
-        None => return (0, 0),
-    };
-    let clip = |a: usize, b: usize| (a.min(arena.len()), b.min(arena.len()));
-    if part == Part::Id {
-        return clip(id, id + id_len);
-    }
-    let slug = id + id_len;
-    let Some(slug_len) = len_at(slug) else {
-        return (0, 0);
-    };
-    let user = slug + slug_len;
-    let Some(user_len) = len_at(user) else {
-        return (0, 0);
-    };
-    let end = user + user_len;
-    match part {
-        Part::Name => clip(slug, end),
-        _ => clip(user, end),
-    }
-}
+use crate::table::memory::{advise_huge, copy_huge, prefetch, with_capacity_huge};
 
 /// Which index a lookup starts in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,174 +17,6 @@ pub enum Which {
     Ids,
     Names,
 }
-
-/// Asks the CPU to bring the cache line at `p` closer (a hint: no effect on correctness).
-#[inline]
-pub(crate) fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// An open-addressing index of record offsets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Index {
-    pub(crate) slots: Vec<u64>,
-    pub(crate) len: usize,
-}
-
-impl Index {
-    pub(crate) fn with_capacity(n: usize) -> Index {
-        // Load factor at most 0.7.
-        let cap = (n * 10 / 7 + 1).max(16);
-        let mut slots = with_capacity_huge(cap);
-        slots.resize(cap, 0);
-        Index { slots, len: 0 }
-    }
-
-    /// The slot a hash starts probing at.
-    #[inline]
-    fn home(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
-    }
-
-    /// The slot after `i`, wrapping around.
-    #[inline]
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.slots.len() {
-            0
-        } else {
-            i + 1
-        }
-    }
-
-    /// The first slot on `hash`'s probe path whose entry has `hash`'s tag and whose record
-    /// offset satisfies `hit`: its index and that offset.
-    #[inline]
-    fn probe(&self, hash: u64, mut hit: impl FnMut(usize) -> bool) -> Option<(usize, usize)> {
-        let tag = hash & 0xffff_ffff;
-        let mut i = self.home(hash);
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if s & 0xffff_ffff == tag {
-                let off = (s >> 32) as usize;
-                if hit(off) {
-                    return Some((i, off));
-                }
-            }
-            i = self.next(i);
-        }
-    }
-
-    /// The slot index and record offset of `key`.
-    #[inline]
-    pub(crate) fn find(
-        &self,
-        arena: &[u8],
-        part: Part,
-        key: &[u8],
-        hash: u64,
-    ) -> Option<(usize, usize)> {
-        self.probe(hash, |off| {
-            let (a, b) = part_range(arena, off, part);
-            &arena[a..b] == key
-        })
-    }
-
-    /// Whether one more entry would pass the load factor.
-    fn full(&self) -> bool {
-        (self.len + 1) * 10 > self.slots.len() * 7
-    }
-
-    /// Places the record at `off` whose key hashes to `hash` (known to be absent).
-    fn insert_new(&mut self, off: usize, hash: u64) -> usize {
-        let mut i = self.home(hash);
-        while self.slots[i] != 0 {
-            i = self.next(i);
-        }
-        self.slots[i] = (off as u64) << 32 | (hash & 0xffff_ffff);
-        self.len += 1;
-        i
-    }
-
-    /// Doubles the slot array, re-placing every entry; `counts` (if any) moves along.
-    fn grow(&mut self, arena: &[u8], part: Part, counts: Option<&mut Vec<u32>>) {
-        let old = std::mem::take(&mut self.slots);
-        let old_counts = counts.as_ref().map(|c| c.to_vec());
-        self.slots = vec![0; old.len() * 3 / 2 + 1];
-        self.len = 0;
-        let mut new_counts = vec![0; self.slots.len()];
-        for (i, &s) in old.iter().enumerate() {
-            if s == 0 {
-                continue;
-            }
-            let off = (s >> 32) as usize;
-            let (a, b) = part_range(arena, off, part);
-            let slot = self.insert_new(off, hash_key(&arena[a..b]));
-            if let Some(oc) = &old_counts {
-                new_counts[slot] = oc[i];
-            }
-        }
-        if let Some(c) = counts {
-            *c = new_counts;
-        }
-    }
-
-    /// The slot holding the record at `off` under a key with hash `hash`.
-    fn slot_of(&self, hash: u64, off: usize) -> Option<usize> {
-        self.probe(hash, |o| o == off).map(|(i, _)| i)
-    }
-
-    /// Empties slot `i`, moving later entries of its probe run back so that every entry stays
-    /// reachable from its home slot (backward-shift deletion); `counts` (if any) move along.
-    fn remove_slot(&mut self, arena: &[u8], part: Part, i: usize, mut counts: Option<&mut [u32]>) {
-        let mut hole = i;
-        let mut j = i;
-        loop {
-            j = self.next(j);
-            let s = self.slots[j];
-            if s == 0 {
-                break;
-            }
-            let (a, b) = part_range(arena, (s >> 32) as usize, part);
-            let home = self.home(hash_key(&arena[a..b]));
-            // The entry at `j` stays unless its home lies outside (hole, j], cyclically.
-            let stays = if hole <= j {
-                hole < home && home <= j
-            } else {
-                hole < home || home <= j
-            };
-            if !stays {
-                self.slots[hole] = s;
-                if let Some(c) = counts.as_deref_mut() {
-                    c[hole] = c[j];
-                }
-                hole = j;
-            }
-        }
-        self.slots[hole] = 0;
-        if let Some(c) = counts {
-            c[hole] = 0;
-        }
-        self.len = self.len.saturating_sub(1);
-    }
-
-    /// Offsets of every record in the index.
-    pub(crate) fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        self.slots
-            .iter()
-            .filter(|&&s| s != 0)
-            .map(|&s| (s >> 32) as usize)
-    }
-}
-
 /// Why a table could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildError {
@@ -249,15 +43,15 @@ impl std::error::Error for BuildError {}
 /// The immutable base table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Base {
-    pub(crate) arena: Vec<u8>,
-    pub(crate) ids: Index,
-    pub(crate) names: Index,
-    pub(crate) users: Index,
+    arena: Vec<u8>,
+    ids: Index,
+    names: Index,
+    users: Index,
     /// Apps per user, beside each user slot.
-    pub(crate) user_counts: Vec<u32>,
+    user_counts: Vec<u32>,
     /// Arena bytes of records no index leads to any more (left by patches; not saved in
     /// checkpoints, so 0 after a load).
-    pub(crate) garbage: usize,
+    garbage: usize,
 }
 
 impl Default for Base {
@@ -302,46 +96,12 @@ impl BaseBuilder {
     /// The finished table.
     pub fn finish(mut self) -> Base {
         self.base.arena.shrink_to_fit();
-        self.base.user_counts.resize(self.base.users.slots.len(), 0);
+        self.base
+            .user_counts
+            .resize(self.base.users.slots().len(), 0);
         self.base.advise_huge_pages();
         self.base
     }
-}
-
-/// `advise_huge_pages` for the whole 2 MiB pages inside `len` bytes at `ptr`.
-///
-/// MADV_HUGEPAGE only, never MADV_COLLAPSE: collapsing synchronously drains every CPU's page
-/// lists (work queued on each CPU and waited for), which stalled folds under query load for
-/// seconds and took a second of a 10M-app start-up. Arrays are advised before they are
-/// written instead (`with_capacity_huge`), and khugepaged collapses the rest in the background.
-fn advise_huge(ptr: *const u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (ptr as usize).next_multiple_of(HUGE);
-    let end = (ptr as usize + len) / HUGE * HUGE;
-    if end <= start {
-        return;
-    }
-    // SAFETY: [start, end) lies inside one live allocation owned by the caller; the advice
-    // changes how its pages are backed, never their contents.
-    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-}
-
-/// A copy of `src` with room for `extra` more elements, in memory advised for huge pages
-/// before it is first written (a fold copies hundreds of megabytes: 2 MiB faults instead of
-/// 4 KiB ones, and fewer TLB misses while patching).
-fn copy_huge<T: Copy>(src: &[T], extra: usize) -> Vec<T> {
-    let mut v = with_capacity_huge(src.len() + extra);
-    v.extend_from_slice(src);
-    v
-}
-
-/// An empty vector with room for `n` elements, in memory advised for huge pages before it is
-/// first written (for arrays of hundreds of megabytes that are then filled: 2 MiB faults
-/// instead of 4 KiB ones, and no collapsing afterwards).
-pub(crate) fn with_capacity_huge<T>(n: usize) -> Vec<T> {
-    let v: Vec<T> = Vec::with_capacity(n);
-    advise_huge(v.as_ptr().cast(), v.capacity() * std::mem::size_of::<T>());
-    v
 }
 
 impl Base {
@@ -358,7 +118,7 @@ impl Base {
                 ids: Index::with_capacity(n),
                 names: Index::with_capacity(n),
                 users: Index::with_capacity(n / 4),
-                user_counts: vec![0; Index::with_capacity(n / 4).slots.len()],
+                user_counts: vec![0; Index::with_capacity(n / 4).slots().len()],
                 garbage: 0,
             },
         }
@@ -383,8 +143,8 @@ impl Base {
                     self.users
                         .grow(&self.arena, Part::User, Some(&mut self.user_counts));
                 }
-                if self.user_counts.len() != self.users.slots.len() {
-                    self.user_counts.resize(self.users.slots.len(), 0);
+                if self.user_counts.len() != self.users.slots().len() {
+                    self.user_counts.resize(self.users.slots().len(), 0);
                 }
                 self.users.insert_new(off, user_hash)
             }
@@ -394,15 +154,11 @@ impl Base {
 
     /// A copy of this base with room for `extra` more arena bytes, to patch.
     pub fn copy_with_room(&self, extra: usize) -> Base {
-        let index = |i: &Index| Index {
-            slots: copy_huge(&i.slots, 0),
-            len: i.len,
-        };
         Base {
             arena: copy_huge(&self.arena, extra),
-            ids: index(&self.ids),
-            names: index(&self.names),
-            users: index(&self.users),
+            ids: self.ids.copy_huge(),
+            names: self.names.copy_huge(),
+            users: self.users.copy_huge(),
             user_counts: copy_huge(&self.user_counts, 0),
             garbage: self.garbage,
         }
@@ -475,6 +231,33 @@ impl Base {
         Ok(off)
     }
 
+    /// A base of the parts a checkpoint holds (see [`Base::raw_parts`]), no garbage counted.
+    /// Unchecked: the caller calls [`Base::validate`] before any lookup.
+    pub(crate) fn from_raw_parts(
+        arena: Vec<u8>,
+        [ids, names, users]: [Index; 3],
+        user_counts: Vec<u32>,
+    ) -> Base {
+        Base {
+            arena,
+            ids,
+            names,
+            users,
+            user_counts,
+            garbage: 0,
+        }
+    }
+
+    /// What a checkpoint saves of this base: the arena, the id, name and user indexes, and the
+    /// apps per user beside each user slot.
+    pub(crate) fn raw_parts(&self) -> (&[u8], [&Index; 3], &[u32]) {
+        (
+            &self.arena,
+            [&self.ids, &self.names, &self.users],
+            &self.user_counts,
+        )
+    }
+
     /// Arena bytes no record uses.
     pub fn garbage(&self) -> usize {
         self.garbage
@@ -488,8 +271,7 @@ impl Base {
     /// Asks the CPU to fetch the home slot of `hash` in the index `which`.
     #[inline]
     pub(crate) fn prefetch_slot(&self, which: Which, hash: u64) {
-        let index = self.index(which);
-        if let Some(slot) = index.slots.get(index.home(hash)) {
+        if let Some(slot) = self.index(which).home_slot(hash) {
             prefetch(slot as *const u64 as *const u8);
         }
     }
@@ -498,8 +280,7 @@ impl Base {
     /// its tag matches.
     #[inline]
     pub(crate) fn prefetch_record(&self, which: Which, hash: u64) {
-        let index = self.index(which);
-        let Some(&s) = index.slots.get(index.home(hash)) else {
+        let Some(&s) = self.index(which).home_slot(hash) else {
             return;
         };
         if s != 0 && s & 0xffff_ffff == hash & 0xffff_ffff {
@@ -573,7 +354,7 @@ impl Base {
 
     /// `max_cluster`, with at most `part` slots per thread.
     fn max_cluster_in_parts(&self, part: usize) -> Option<u16> {
-        let slots = &self.ids.slots;
+        let slots = self.ids.slots();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8)
@@ -629,7 +410,7 @@ impl Base {
 
     /// The number of apps.
     pub fn len(&self) -> usize {
-        self.ids.len
+        self.ids.len()
     }
 
     /// Whether there is no app.
@@ -639,7 +420,7 @@ impl Base {
 
     /// The number of distinct users.
     pub fn user_count(&self) -> usize {
-        self.users.len
+        self.users.len()
     }
 
     /// Asks the kernel to back the large arrays (arena and indexes) with transparent huge
@@ -649,8 +430,8 @@ impl Base {
         advise_huge(self.arena.as_ptr(), self.arena.len());
         for index in [&self.ids, &self.names, &self.users] {
             advise_huge(
-                index.slots.as_ptr().cast(),
-                std::mem::size_of_val(index.slots.as_slice()),
+                index.slots().as_ptr().cast(),
+                std::mem::size_of_val(index.slots()),
             );
         }
     }
@@ -665,7 +446,7 @@ impl Base {
             ("name", &self.names),
             ("user", &self.users),
         ] {
-            if index.len >= index.slots.len() {
+            if index.len() >= index.slots().len() {
                 return Err(format!("{name} index is full"));
             }
             let mut used = 0;
@@ -677,14 +458,14 @@ impl Base {
             }
             // Probes stop at an empty slot: there must be one, and the count that decides
             // when the index grows must be the true one.
-            if used != index.len {
+            if used != index.len() {
                 return Err(format!(
                     "{name} index holds {used} entries but says {}",
-                    index.len
+                    index.len()
                 ));
             }
         }
-        if self.user_counts.len() != self.users.slots.len() {
+        if self.user_counts.len() != self.users.slots().len() {
             return Err("user counts do not match the user index".into());
         }
         Ok(())
@@ -693,9 +474,9 @@ impl Base {
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity()
-            + 8 * (self.ids.slots.capacity()
-                + self.names.slots.capacity()
-                + self.users.slots.capacity())
+            + 8 * (self.ids.slots_capacity()
+                + self.names.slots_capacity()
+                + self.users.slots_capacity())
             + 4 * self.user_counts.capacity()
     }
 }

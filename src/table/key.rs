@@ -140,6 +140,30 @@ pub fn label_text(label: &[u8]) -> String {
     String::from_utf8_lossy(label.get(1..).unwrap_or_default()).into_owned()
 }
 
+/// Whether `k` has the shape of an id key: a label of 1 to 63 bytes, or a compressed UUID.
+pub(crate) fn is_id_key(k: &[u8]) -> bool {
+    match k.first() {
+        Some(&UUID_MARK) => k.len() == UUID_KEY_LEN,
+        _ => is_label(k),
+    }
+}
+
+/// Whether `k` is one label of 1 to 63 bytes in wire form.
+pub(crate) fn is_label(k: &[u8]) -> bool {
+    matches!(k.first(), Some(&n) if (1..=63).contains(&n) && k.len() == usize::from(n) + 1)
+}
+
+/// Whether `k` has the shape of a name key: two labels.
+pub(crate) fn is_name_key(k: &[u8]) -> bool {
+    match k.first() {
+        Some(&n) if usize::from(n) < k.len() => {
+            let split = usize::from(n) + 1;
+            is_label(&k[..split]) && is_label(&k[split..])
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,7 @@ impl Overlay {
     pub fn prefetch_filter(&self, hash: u64) {
         let (word, _) = self.filter.bit(hash);
         if let Some(w) = self.filter.words.get(word) {
-            super::base::prefetch(w as *const AtomicU64 as *const u8);
+            super::memory::prefetch(w as *const AtomicU64 as *const u8);
         }
     }
 

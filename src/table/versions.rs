@@ -10,9 +10,15 @@
 //! name key + cluster, or gone), `NAMES` (name key -> id key + cluster, or gone) and `USERS`
 //! (user label -> difference of its app count to the base). Each map is an open-addressing
 //! table of slots, `tag << 32 | newest version + 1`; a version links to the key's previous
-//! one, and a reader walks that chain down to its horizon. Everything is atomics: no `unsafe`.
-//! The writer stores a version's words first and links it into its slot with `Release`; a
-//! reader loads slots with `Acquire`, so whatever a slot leads to is complete.
+//! one, and a reader walks that chain down to its horizon. Sharing is by atomics only: the
+//! writer stores a version's words first and links it into its slot with `Release`; a reader
+//! loads slots with `Acquire`, so whatever a slot leads to is complete.
+//!
+//! One `unsafe` block, in `zeroed`: a zeroed `Box<[u64]>` reinterpreted as `[AtomicU64]` (same
+//! size, alignment and bit validity), so that the slot and word arrays come from the
+//! allocator's zeroed pages instead of being written element by element (untouched pages then
+//! cost no resident memory). Its prefetch hints go through `memory::prefetch`, whose `unsafe`
+//! is there.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -252,7 +258,7 @@ impl Log {
     pub fn prefetch_home(&self, map: usize, hash: u64) {
         let slots = &self.slots[map];
         if let Some(s) = slots.get(hash as usize & self.mask) {
-            super::base::prefetch(s as *const AtomicU64 as *const u8);
+            super::memory::prefetch(s as *const AtomicU64 as *const u8);
         }
     }
 
@@ -267,7 +273,7 @@ impl Log {
         if s != 0 && s >> 32 == hash >> 32 {
             let head = (s as u32 - 1) as usize;
             if let Some(e) = self.entries.get(head * ENTRY_WORDS) {
-                super::base::prefetch(e as *const AtomicU64 as *const u8);
+                super::memory::prefetch(e as *const AtomicU64 as *const u8);
             }
         }
     }

@@ -1,0 +1,125 @@
+//! `[feed]`: the change source and the checkpoint, with their defaults and checks.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, ConfigText};
+
+/// `[feed]`: where the table of apps comes from, and where its checkpoints go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConfig {
+    pub source: SourceConfig,
+    /// The checkpoint file; none: no checkpoints (start-up replays the whole feed).
+    pub checkpoint: Option<PathBuf>,
+    /// Seconds between checkpoints while changes arrive (one is also written at shutdown).
+    pub checkpoint_interval_secs: u64,
+    /// How often the journal is checked for new lines, or the database read when no
+    /// notification came (milliseconds).
+    pub poll_interval_ms: u64,
+}
+
+/// The change source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// The embedded default: an append-only journal file of changes.
+    Journal { path: PathBuf },
+    /// PostgreSQL (see `sql/schema.sql`): a libpq-style connection string.
+    Postgres { conninfo: String },
+}
+
+/// `[feed]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeed {
+    #[serde(default = "default_source")]
+    source: Spanned<String>,
+    journal: Option<Spanned<PathBuf>>,
+    postgres: Option<String>,
+    checkpoint: Option<Spanned<PathBuf>>,
+    #[serde(default = "default_checkpoint_interval")]
+    checkpoint_interval_secs: u64,
+    poll_interval_ms: Option<u64>,
+}
+
+fn default_checkpoint_interval() -> u64 {
+    300
+}
+
+fn default_source() -> Spanned<String> {
+    Spanned::new(0..0, "journal".to_string())
+}
+
+/// Lines (1-based) of the `[feed]` keys that name files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedLines {
+    pub journal: Option<usize>,
+    pub checkpoint: Option<usize>,
+}
+
+/// Checks `[feed]` (required) and resolves its file names against `base_dir`, the
+/// configuration's directory; also says on which lines those names are.
+pub(super) fn validate(
+    raw: Option<RawFeed>,
+    base_dir: &Path,
+    at: &ConfigText<'_>,
+) -> Result<(FeedConfig, FeedLines), ConfigError> {
+    let mut feed_lines = FeedLines::default();
+    let feed = match raw {
+        None => {
+            return Err(at.err(
+                None,
+                "missing [feed] section (source = \"journal\", journal = \"<file>\")".into(),
+            ))
+        }
+        Some(feed) => {
+            let source = match feed.source.get_ref().as_str() {
+                "journal" => {
+                    let Some(journal) = feed.journal else {
+                        return Err(at.err(
+                            Some(feed.source.span()),
+                            "feed source \"journal\" needs `journal = \"<file>\"`".into(),
+                        ));
+                    };
+                    feed_lines.journal = Some(at.line(journal.span().start));
+                    SourceConfig::Journal {
+                        path: base_dir.join(journal.into_inner()),
+                    }
+                }
+                "postgres" => {
+                    let Some(conninfo) = feed.postgres else {
+                        return Err(at.err(
+                            Some(feed.source.span()),
+                            "feed source \"postgres\" needs `postgres = \"host=... dbname=...\"`"
+                                .into(),
+                        ));
+                    };
+                    SourceConfig::Postgres { conninfo }
+                }
+                other => {
+                    return Err(at.err(
+                        Some(feed.source.span()),
+                        format!(
+                            "unknown feed source {other:?} (expected \"journal\" or \"postgres\")"
+                        ),
+                    ))
+                }
+            };
+            let default_poll = match source {
+                SourceConfig::Journal { .. } => 2,
+                SourceConfig::Postgres { .. } => 1000,
+            };
+            FeedConfig {
+                source,
+                checkpoint: feed.checkpoint.map(|c| {
+                    feed_lines.checkpoint = Some(at.line(c.span().start));
+                    base_dir.join(c.into_inner())
+                }),
+                checkpoint_interval_secs: feed.checkpoint_interval_secs.max(1),
+                poll_interval_ms: feed.poll_interval_ms.unwrap_or(default_poll).max(1),
+            }
+        }
+    };
+    Ok((feed, feed_lines))
+}
