@@ -1,6 +1,7 @@
 //! Tests of `postgres`.
 
 use super::*;
+use crate::name::{check_label, Label};
 
 fn l(s: &str) -> Label {
     check_label(s).unwrap()

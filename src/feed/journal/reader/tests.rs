@@ -1,6 +1,7 @@
 //! Tests of `reader`.
 
 use super::*;
+use crate::feed::batch::Event;
 use crate::feed::journal::writer::write_snapshot;
 use std::io::Write;
 
