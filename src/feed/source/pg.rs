@@ -27,6 +27,8 @@ pub struct PgFeed {
     label: PathBuf,
     /// A whole-table load not handed out yet.
     loading: Option<Loading>,
+    /// The most apps of a load per batch ([`LOAD_BATCH`]).
+    load_batch: usize,
 }
 
 /// The rest of a whole-table load.
@@ -47,6 +49,7 @@ impl PgFeed {
             pg: PgSource::new(conninfo),
             label: PathBuf::from("postgres"),
             loading: None,
+            load_batch: LOAD_BATCH,
         };
         let mut head = ReadBatch::default();
         if let Some((table, position)) = checkpoint {
@@ -100,7 +103,7 @@ impl PgFeed {
         let loading = self.loading.as_mut()?;
         let seq = loading.seq;
         let mut batch = std::mem::take(&mut loading.head);
-        let n = loading.apps.len().min(LOAD_BATCH);
+        let n = loading.apps.len().min(self.load_batch);
         batch.events.reserve(n);
         batch
             .events
@@ -169,5 +172,74 @@ impl Source for PgFeed {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::check_label;
+
+    fn feed(load_batch: usize) -> PgFeed {
+        PgFeed {
+            // Never connects: nothing here calls the database.
+            pg: PgSource::new("host=/nonexistent"),
+            label: PathBuf::from("postgres"),
+            loading: None,
+            load_batch,
+        }
+    }
+
+    fn app(id: &str) -> Change {
+        let l = |s: &str| check_label(s).unwrap();
+        Change::Upsert {
+            id: l(id),
+            user: l("u"),
+            slug: l(id),
+            cluster: l("c"),
+        }
+    }
+
+    fn seqs(b: &ReadBatch) -> Vec<Option<u64>> {
+        b.events
+            .iter()
+            .map(|e| match e {
+                Event::Change { change, .. } => Some(change.seq),
+                Event::Reset { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_load_is_handed_out_in_batches_head_first_and_ends_at_its_last() {
+        let mut f = feed(2);
+        let mut head = ReadBatch::default();
+        head.notice(NoticeKind::Reload, reloading(5, 9));
+        head.events.push(Event::Reset { seq: 9 });
+        let apps = ["a", "b", "c", "d", "e"].map(app).to_vec();
+        f.start_loading(head, apps.clone(), 9);
+        let mut got = Vec::new();
+        let first = f.next_loaded().unwrap();
+        assert_eq!(first.notices.len(), 1);
+        assert_eq!(seqs(&first), [None, Some(9), Some(9)]);
+        assert!(!first.at_end);
+        got.extend(first.changes().map(|s| s.change.clone()));
+        let second = f.next_loaded().unwrap();
+        assert!(second.notices.is_empty() && !second.at_end);
+        got.extend(second.changes().map(|s| s.change.clone()));
+        let last = f.next_loaded().unwrap();
+        assert!(last.at_end);
+        got.extend(last.changes().map(|s| s.change.clone()));
+        assert_eq!(got, apps);
+        assert!(f.next_loaded().is_none(), "then the source polls again");
+    }
+
+    #[test]
+    fn an_empty_load_is_one_batch_at_its_end() {
+        let mut f = feed(LOAD_BATCH);
+        f.start_loading(ReadBatch::default(), Vec::new(), 4);
+        let b = f.next_loaded().unwrap();
+        assert!(b.events.is_empty() && b.at_end);
+        assert!(f.next_loaded().is_none());
     }
 }
