@@ -12,7 +12,7 @@ use crate::name::{check_label, Label, MAX_LABEL_LEN};
 ///
 /// A `set` needs `user`, `slug` and `cluster`; a `delete` uses only the id (the other fields
 /// hold the app's last values, for the record, and are ignored). An error names the row (its
-/// seq, op and id) and says why; the values it quotes are cut at [`QUOTE_MAX`] bytes.
+/// seq, op and id) and says why; the values it quotes are cut at [`QUOTE_MAX`](super::QUOTE_MAX) bytes.
 pub fn decode_row(
     seq: i64,
     op: &str,
