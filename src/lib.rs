@@ -7,6 +7,7 @@ pub mod config;
 pub mod feed;
 pub mod metrics;
 pub mod name;
+pub mod os;
 pub mod prefetch;
 pub mod privs;
 pub mod resolve;

@@ -143,11 +143,7 @@ fn main() -> ExitCode {
 /// where fresh pages are only resident once used (measured after loading 1M apps from a
 /// journal: VmRSS 88 MiB without this, 72 MiB with it).
 fn fixed_mmap_threshold() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's tuning; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
+    clusterns::os::set_mmap_threshold(256 * 1024);
 }
 
 fn serve(

@@ -238,3 +238,93 @@ fn a_prune_past_a_paused_server_is_noticed_and_reloaded_loudly() {
         );
     }
 }
+
+/// The whole-table loads (at start-up, and after a prune past the builder: running, and past
+/// its checkpoint while stopped) come in batches; a table larger than one batch arrives whole,
+/// at the load's sequence number, and the gaps and reloads are counted once each.
+#[test]
+fn a_table_larger_than_a_batch_loads_and_reloads_whole() {
+    let Some(db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
+    const N: usize = 150_000;
+    sql(
+        &mut client,
+        &format!(
+            "INSERT INTO repls SELECT 'a' || g, 'u' || (g % 97), 's' || g, 'east' \
+             FROM generate_series(0, {}) g",
+            N - 1
+        ),
+    );
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        &format!(
+            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\ncheckpoint = \"table.ckpt\"",
+            db.conninfo()
+        ),
+    );
+    std::fs::write(&s.config_path, text).unwrap();
+    let config = Arc::new(clusterns::config::Config::load(&s.config_path).unwrap());
+    let head = |client: &mut postgres::Client| -> u64 {
+        let seq: i64 = client
+            .query_one("SELECT max(seq) FROM repl_changes", &[])
+            .unwrap()
+            .get(0);
+        seq as u64
+    };
+    let clusters = |b: &clusterns::feed::Builder| {
+        let names = b.table().clusters().names().to_vec();
+        let mut west = 0;
+        for (_, _, _, c) in b.table().apps() {
+            west += usize::from(names[usize::from(c)].as_str() == "west");
+        }
+        west
+    };
+
+    let mut b = clusterns::feed::Builder::load(config.clone()).unwrap();
+    assert_eq!(b.table().len(), N);
+    assert_eq!(b.last_seq(), head(&mut client));
+    assert!(b.caught_up());
+    assert_eq!(b.status().gaps.load(Ordering::Relaxed), 0);
+
+    // Running: changes pruned before they are read.
+    sql(
+        &mut client,
+        "UPDATE repls SET cluster = 'west' WHERE id IN (SELECT 'a' || g FROM generate_series(0, 99999) g)",
+    );
+    let seq = head(&mut client);
+    sql(&mut client, "DELETE FROM repl_changes");
+    for _ in 0..100 {
+        b.poll_once(Duration::ZERO).unwrap();
+        if b.caught_up() {
+            break;
+        }
+    }
+    assert!(b.caught_up());
+    assert_eq!(b.last_seq(), seq);
+    assert_eq!(b.table().len(), N);
+    assert_eq!(clusters(&b), 100_000);
+    assert_eq!(b.status().gaps.load(Ordering::Relaxed), 1);
+    assert_eq!(b.status().reloads.load(Ordering::Relaxed), 1);
+    b.checkpoint_now();
+    b.wait_checkpoint();
+    drop(b);
+
+    // Stopped: pruned past the checkpoint.
+    sql(
+        &mut client,
+        "UPDATE repls SET cluster = 'west' WHERE id IN (SELECT 'a' || g FROM generate_series(100000, 109999) g)",
+    );
+    let seq = head(&mut client);
+    sql(&mut client, "DELETE FROM repl_changes");
+    let b = clusterns::feed::Builder::load(config).unwrap();
+    assert_eq!(b.last_seq(), seq);
+    assert_eq!(b.table().len(), N);
+    assert_eq!(clusters(&b), 110_000);
+    assert_eq!(b.status().gaps.load(Ordering::Relaxed), 1);
+    assert_eq!(b.status().reloads.load(Ordering::Relaxed), 1);
+}

@@ -21,8 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clusterns::config::Config;
+use clusterns::feed::change::{ChangeTarget, UpsertRef};
 use clusterns::feed::journal::{self, parse_entry, Entry};
 use clusterns::feed::{Builder, Change};
+use clusterns::name::Label;
 use common::append_raw;
 
 /// xorshift64*: small, seedable, good enough to pick operations.
@@ -65,29 +67,36 @@ impl Model {
             return;
         }
         self.last = seq;
-        match change {
-            Change::Upsert {
-                id,
-                user,
-                slug,
-                cluster,
-            } => {
-                let taken = self.apps.iter().any(|(other, (u, s, _))| {
-                    other != id.as_str() && u == user.as_str() && s == slug.as_str()
-                });
-                if !taken {
-                    self.apps.insert(
-                        id.to_string(),
-                        (user.to_string(), slug.to_string(), cluster.to_string()),
-                    );
-                }
-            }
-            Change::Delete { id } => {
-                self.apps.remove(id.as_str());
-            }
+        change.apply_to(self);
+    }
+}
+
+/// The table's rules, written out plainly.
+impl ChangeTarget for Model {
+    type Outcome = ();
+
+    fn upsert(&mut self, app: UpsertRef<'_>) {
+        let taken = self.apps.iter().any(|(other, (u, s, _))| {
+            other != app.id.as_str() && u == app.user.as_str() && s == app.slug.as_str()
+        });
+        if !taken {
+            self.apps.insert(
+                app.id.to_string(),
+                (
+                    app.user.to_string(),
+                    app.slug.to_string(),
+                    app.cluster.to_string(),
+                ),
+            );
         }
     }
 
+    fn delete(&mut self, id: &Label) {
+        self.apps.remove(id.as_str());
+    }
+}
+
+impl Model {
     /// The table a fresh reader builds from `text` alone: a snapshot block at the start sets
     /// the table, then the changes in order; an incomplete last line does not count.
     fn replay(text: &str) -> Model {

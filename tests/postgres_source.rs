@@ -11,9 +11,10 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clusterns::feed::change::{ChangeTarget, UpsertRef};
 use clusterns::feed::postgres::{apply_schema, decode_row, PgError, PgSource};
 use clusterns::feed::{Change, Sequenced};
-use clusterns::name::check_label;
+use clusterns::name::{check_label, Label};
 
 /// Starts a private server with the schema applied, or skips the test.
 macro_rules! server_or_skip {
@@ -1048,33 +1049,35 @@ fn applying_the_schema_again_changes_nothing() {
 }
 
 /// Apps as a reader rebuilds them: id -> (user, slug, cluster).
-type Mirror = std::collections::BTreeMap<String, (String, String, String)>;
+#[derive(Debug, Default, PartialEq)]
+struct Mirror(std::collections::BTreeMap<String, (String, String, String)>);
 
-fn apply_to(mirror: &mut Mirror, change: &Change) {
-    match change {
-        Change::Upsert {
-            id,
-            user,
-            slug,
-            cluster,
-        } => {
-            mirror.insert(
-                id.to_string(),
-                (user.to_string(), slug.to_string(), cluster.to_string()),
-            );
-        }
-        Change::Delete { id } => {
-            mirror.remove(id.as_str());
-        }
+/// Every change taken as it comes (the database keeps the names unique).
+impl ChangeTarget for Mirror {
+    type Outcome = ();
+
+    fn upsert(&mut self, app: UpsertRef<'_>) {
+        let value = (
+            app.user.to_string(),
+            app.slug.to_string(),
+            app.cluster.to_string(),
+        );
+        self.0.insert(app.id.to_string(), value);
+    }
+
+    fn delete(&mut self, id: &Label) {
+        self.0.remove(id.as_str());
     }
 }
 
 fn db_mirror(db: &mut postgres::Client) -> Mirror {
-    db.query("SELECT id, user_name, slug, cluster FROM repls", &[])
+    let apps = db
+        .query("SELECT id, user_name, slug, cluster FROM repls", &[])
         .unwrap()
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
-        .collect()
+        .collect();
+    Mirror(apps)
 }
 
 #[test]
@@ -1148,8 +1151,8 @@ fn a_pruner_racing_a_reader_is_seen_exactly() {
 
         let mut src = PgSource::new(&conninfo);
         let (apps, mut pos) = src.load_all().unwrap();
-        let mut mirror = Mirror::new();
-        apps.iter().for_each(|a| apply_to(&mut mirror, a));
+        let mut mirror = Mirror::default();
+        apps.iter().for_each(|a| a.apply_to(&mut mirror));
         let mut gaps = 0;
         let end = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1159,7 +1162,7 @@ fn a_pruner_racing_a_reader_is_seen_exactly() {
                 Ok(batch) => {
                     for s in &batch {
                         assert!(s.seq > pos);
-                        apply_to(&mut mirror, &s.change);
+                        s.change.apply_to(&mut mirror);
                         pos = s.seq;
                     }
                     reader_at.store(pos, Ordering::SeqCst);
@@ -1177,8 +1180,8 @@ fn a_pruner_racing_a_reader_is_seen_exactly() {
                     gaps += 1;
                     let (apps, seq) = src.load_all().unwrap();
                     assert!(seq >= pruned_upto);
-                    mirror.clear();
-                    apps.iter().for_each(|a| apply_to(&mut mirror, a));
+                    mirror.0.clear();
+                    apps.iter().for_each(|a| a.apply_to(&mut mirror));
                     pos = seq;
                 }
                 Err(e) => panic!("{e}"),

@@ -1,12 +1,12 @@
 //! Fuzzes the journal: arbitrary bytes as journal text, parsed line by line with
 //! `clusterns::feed::journal::parse_line` and replayed as the builder does (sequence numbers
-//! must increase; `clusterns::feed::builder::apply` into a `Table`), folding the overlay into
-//! a new base now and then (`Table::folded`, as the builder does).
+//! must increase; `Change::apply_to` into a `Table`), folding the overlay into a new base now
+//! and then (`Table::folded`, as the builder does).
 //!
 //! Checks that nothing panics and that
 //! - a parsed line prints back (`Sequenced`'s `Display`, the journal format) to a line that
 //!   parses to the same change;
-//! - `apply` accepts and refuses exactly what a plain model of the table does (a name held by
+//! - `apply_to` accepts and refuses exactly what a plain model of the table does (a name held by
 //!   another app, an unknown id to delete, a new cluster name once the registry is full; a
 //!   cluster the configuration lacks is no reason: the table does not depend on it), and the
 //!   table ends equal to the model: `apps()` sorted with unique ids and unique `<slug>.<user>`
@@ -18,9 +18,9 @@
 
 use std::collections::BTreeMap;
 
-use clusterns::feed::builder::apply;
+use clusterns::feed::change::{ChangeTarget, UpsertRef};
 use clusterns::feed::journal::parse_line;
-use clusterns::feed::Change;
+use clusterns::name::Label;
 use clusterns::table::key::name_key_of;
 use clusterns::table::{One, Table, MAX_CLUSTERS};
 use libfuzzer_sys::fuzz_target;
@@ -32,34 +32,34 @@ struct Model {
     clusters: Vec<String>,
 }
 
-fn model_apply(m: &mut Model, change: &Change) -> Result<(), ()> {
-    match change {
-        Change::Upsert {
-            id,
-            user,
-            slug,
-            cluster,
-        } => {
-            let (id, user, slug) = (id.as_str(), user.as_str(), slug.as_str());
-            if m.apps
-                .iter()
-                .any(|(other, (u, s, _))| other != id && u == user && s == slug)
-            {
-                return Err(());
-            }
-            let c = match m.clusters.iter().position(|n| n == cluster.as_str()) {
-                Some(c) => c,
-                None if m.clusters.len() < MAX_CLUSTERS => {
-                    m.clusters.push(cluster.as_str().into());
-                    m.clusters.len() - 1
-                }
-                None => return Err(()),
-            };
-            m.apps
-                .insert(id.into(), (user.into(), slug.into(), c as u16));
-            Ok(())
+/// The table's rules, written out plainly.
+impl ChangeTarget for Model {
+    type Outcome = Result<(), ()>;
+
+    fn upsert(&mut self, app: UpsertRef<'_>) -> Result<(), ()> {
+        let (id, user, slug) = (app.id.as_str(), app.user.as_str(), app.slug.as_str());
+        if self
+            .apps
+            .iter()
+            .any(|(other, (u, s, _))| other != id && u == user && s == slug)
+        {
+            return Err(());
         }
-        Change::Delete { id } => m.apps.remove(id.as_str()).map(|_| ()).ok_or(()),
+        let c = match self.clusters.iter().position(|n| n == app.cluster.as_str()) {
+            Some(c) => c,
+            None if self.clusters.len() < MAX_CLUSTERS => {
+                self.clusters.push(app.cluster.as_str().into());
+                self.clusters.len() - 1
+            }
+            None => return Err(()),
+        };
+        self.apps
+            .insert(id.into(), (user.into(), slug.into(), c as u16));
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &Label) -> Result<(), ()> {
+        self.apps.remove(id.as_str()).map(|_| ()).ok_or(())
     }
 }
 
@@ -127,8 +127,8 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         last_seq = change.seq;
-        let got = apply(&mut table, &change.change);
-        let want = model_apply(&mut model, &change.change);
+        let got = change.change.apply_to(&mut table);
+        let want = change.change.apply_to(&mut model);
         assert_eq!(
             got.is_ok(),
             want.is_ok(),

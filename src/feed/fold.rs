@@ -3,28 +3,23 @@
 //! meanwhile. The builder installs the result and replays only what arrived after the fold
 //! thread's last look.
 //!
-//! `apply` depends on the table and the change alone (not on the configuration), so the
-//! changes the builder applied apply again, in the same order, on the folded copy of the same
-//! state: to the same apps, and with the same cluster names entering the cluster registry at
-//! the same indexes.
+//! Applying a change (`Change::apply_to`) depends on the table and the change alone (not on
+//! the configuration), so the changes the builder applied apply again, in the same order, on
+//! the folded copy of the same state: to the same apps, and with the same cluster names
+//! entering the cluster registry at the same indexes.
 //!
-//! The fold thread runs at a raised priority where the process may raise it (root or
-//! CAP_SYS_NICE): a fold costs the query threads mostly while it runs (it streams the whole
-//! base through the shared cache), so a short fold costs them less than a long, polite one.
+//! The fold thread runs at a raised priority (`os::FOLD_NICE`) where the process may raise it
+//! (root or CAP_SYS_NICE): a fold costs the query threads mostly while it runs (it streams the
+//! whole base through the shared cache), so a short fold costs them less than a long, polite
+//! one.
 
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::feed::builder::apply;
 use crate::feed::change::Change;
+use crate::os;
 use crate::table::{BuildError, Table};
-
-/// The nice value of the fold thread, when the process may set it. Measured on 2 CPUs with a
-/// query thread on each: at nice -5 a fold at 1M apps took a third to a half of its time at
-/// nice 0 and cost the query threads about a third less in all (perf/RESULTS.md); a higher
-/// priority would starve the query thread that shares its CPU for longer slices.
-pub const FOLD_NICE: i32 = -5;
 
 /// A fold in the background, and the channel on which the builder sends it the changes it
 /// applies meanwhile.
@@ -42,7 +37,12 @@ impl RunningFold {
         let thread = std::thread::Builder::new()
             .name("fold".into())
             .spawn(move || {
-                raise_priority(FOLD_NICE);
+                if !os::set_thread_nice(os::FOLD_NICE) {
+                    tracing::debug!(
+                        "fold thread: cannot set nice {}; it runs at the default",
+                        os::FOLD_NICE
+                    );
+                }
                 fold_and_catch_up(table, &changes)
             })?;
         Ok(RunningFold { thread, feed, left })
@@ -75,32 +75,10 @@ impl RunningFold {
     }
 }
 
-/// Sets the calling thread's nice value to `nice`, if the process may (root or
-/// CAP_SYS_NICE); otherwise the thread keeps its priority. Returns whether it was set.
-pub fn raise_priority(nice: i32) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions; setpriority only reads its arguments and
-        // applies to this thread alone (Linux nice values are per thread).
-        let ok = unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) == 0
-        };
-        if !ok {
-            tracing::debug!("fold thread: cannot set nice {nice}; it runs at the default");
-        }
-        ok
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = nice;
-        false
-    }
-}
-
 /// Applies again a change the builder applied. It cannot fail (the same change on the same
 /// state); if it did, the fold's table would differ from the builder's: say so.
 fn reapply(table: &mut Table, change: &Change) {
-    if let Err(e) = apply(table, change) {
+    if let Err(e) = change.apply_to(table) {
         tracing::error!("fold: a change the builder applied does not apply again: {change:?}: {e}");
     }
 }
@@ -146,7 +124,9 @@ mod tests {
         let mut table = Table::build(&synth::apps(100, 2, 1))
             .unwrap()
             .with_clusters(clusters);
-        apply(&mut table, &upsert("first", &synth::cluster_name(0))).unwrap();
+        upsert("first", &synth::cluster_name(0))
+            .apply_to(&mut table)
+            .unwrap();
         table
     }
 
@@ -168,7 +148,7 @@ mod tests {
         let mut builders = table.clone();
         let (feed, changes) = crossbeam_channel::unbounded();
         for c in during() {
-            apply(&mut builders, &c).unwrap();
+            c.apply_to(&mut builders).unwrap();
             feed.send(c).unwrap();
         }
         let folded = fold_and_catch_up(table.clone(), &changes).unwrap();
@@ -207,7 +187,7 @@ mod tests {
         let fold = RunningFold::start(table.clone()).unwrap();
         // Sent before or after the thread's look: either way the result holds them all.
         for c in during() {
-            apply(&mut builders, &c).unwrap();
+            c.apply_to(&mut builders).unwrap();
             fold.send(c);
         }
         let folded = fold.finish().unwrap();
@@ -224,20 +204,5 @@ mod tests {
             5,
             "and the overlay what came during it"
         );
-    }
-
-    #[test]
-    fn raising_priority_is_refused_or_applied_to_this_thread_alone() {
-        let nice_here = || {
-            // SAFETY: gettid has no preconditions; getpriority only reads its arguments.
-            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
-        };
-        let before = nice_here();
-        let want = before - 1;
-        let (set, now) = std::thread::spawn(move || (raise_priority(want), nice_here()))
-            .join()
-            .unwrap();
-        assert_eq!(now, if set { want } else { before });
-        assert_eq!(nice_here(), before, "the caller's thread is unchanged");
     }
 }

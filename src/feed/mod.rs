@@ -1,5 +1,6 @@
 //! Change feeds and the builder thread that turns them into published snapshots.
 
+pub mod batch;
 pub mod builder;
 pub mod change;
 pub mod checkpoint;
@@ -8,6 +9,7 @@ pub mod durable;
 pub mod fold;
 pub mod journal;
 pub mod postgres;
+pub mod source;
 pub mod status;
 pub mod watch;
 

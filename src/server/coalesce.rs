@@ -18,9 +18,7 @@ impl Coalescer {
     /// to a tenth of that, so the waits are about as long as asked.
     pub fn new(wait_us: u32) -> Coalescer {
         if wait_us > 0 {
-            let slack_ns = u64::from(wait_us) * 100;
-            // SAFETY: PR_SET_TIMERSLACK takes an integer and only affects the calling thread.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, slack_ns as libc::c_ulong, 0, 0, 0) };
+            crate::os::set_timer_slack(u64::from(wait_us) * 100);
         }
         Coalescer {
             wait: Duration::from_micros(u64::from(wait_us)),

@@ -1,8 +1,6 @@
 //! The journal's line format: one change per line, and the snapshot block of a compacted
 //! journal (see the module above). Parsing is pure: bytes in, an entry or a short error out.
 
-use std::path::PathBuf;
-
 use crate::feed::change::{Change, Sequenced};
 use crate::name::check_label;
 pub use crate::name::quote;
@@ -17,24 +15,6 @@ pub const MAX_LINE: usize = 4096;
 /// Names an app's id, user or slug may not take: `_acme-challenge.<name>` is answered for
 /// every app name, so an app there could never be reached.
 pub const RESERVED_LABEL: &str = "_acme-challenge";
-
-/// A bad journal line (or a change of another source, at line 0): where and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
-    pub file: PathBuf,
-    pub line: u64,
-    pub message: String,
-}
-
-impl std::fmt::Display for LineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Line 0: about the feed as a whole, or a source without lines (PostgreSQL).
-        match self.line {
-            0 => write!(f, "{}: {}", self.file.display(), self.message),
-            n => write!(f, "{}:{n}: {}", self.file.display(), self.message),
-        }
-    }
-}
 
 /// One journal line's meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,8 +47,7 @@ mod format;
 mod reader;
 mod writer;
 
-pub use format::{
-    parse_entry, parse_line, quote, Entry, LineError, MAX_LINE, MAX_SEQ, RESERVED_LABEL,
-};
-pub use reader::{Event, JournalPos, JournalReader, Notice, NoticeKind, ReadBatch, MAX_BATCH};
+pub use crate::feed::batch::{Event, LineError, Notice, NoticeKind, ReadBatch};
+pub use format::{parse_entry, parse_line, quote, Entry, MAX_LINE, MAX_SEQ, RESERVED_LABEL};
+pub use reader::{JournalPos, JournalReader, MAX_BATCH};
 pub use writer::{append, lock, write_snapshot, Appended};

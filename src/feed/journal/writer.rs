@@ -14,17 +14,13 @@ use crate::feed::change::{Change, Sequenced};
 /// sure the lock is on the file the path names (a compaction may have replaced it while this
 /// waited). `create`: whether a missing journal may be created.
 pub fn lock(path: &Path, create: bool) -> io::Result<File> {
-    use std::os::unix::io::AsRawFd;
     for _ in 0..100 {
         let file = OpenOptions::new()
             .create(create)
             .read(true)
             .append(true)
             .open(path)?;
-        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::os::lock_exclusive(&file)?;
         let locked = file.metadata()?;
         match std::fs::metadata(path) {
             Ok(m) if (m.dev(), m.ino()) == (locked.dev(), locked.ino()) => return Ok(file),
@@ -131,7 +127,7 @@ pub fn write_snapshot<'a, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::journal::reader::{Event, NoticeKind, ReadBatch};
+    use crate::feed::batch::{Event, NoticeKind, ReadBatch};
 
     fn write(path: &Path, text: &str) {
         std::fs::write(path, text).unwrap();
