@@ -100,6 +100,19 @@ fn semantic_errors_are_reported() {
     assert!(e.message.contains("duplicate cluster"), "{e}");
     assert!(e.line.unwrap() > 20, "{e}");
 
+    // Two hosts of one name (the check once compared absolute names with a relative one).
+    let twice = GOOD.replace(
+        "[[zone.host]]\nname = \"ns1\"\n",
+        "[[zone.host]]\nname = \"ns1\"\na = [\"192.0.2.9\"]\n[[zone.host]]\nname = \"NS1\"\n",
+    );
+    assert_ne!(twice, GOOD);
+    let e = err(&twice);
+    assert!(e.message.contains("duplicate host"), "{e}");
+    assert_eq!(
+        e.line,
+        Some(line_of(&twice, twice.rfind("[[zone.host]]").unwrap()))
+    );
+
     let noglue = GOOD.replace("name = \"ns1\"", "name = \"ns9\"");
     let e = err(&noglue);
     assert!(e.message.contains("glue"), "{e}");

@@ -208,9 +208,6 @@ fn hosts(
         if h.name.is_root() {
             return Err(at.err(Some(hspan), "host name must not be empty".into()));
         }
-        if hosts.iter().any(|o| o.name == h.name) {
-            return Err(at.err(Some(hspan), format!("duplicate host {}", h.name)));
-        }
         if h.a.is_empty() && h.aaaa.is_empty() {
             return Err(at.err(
                 Some(hspan),
@@ -221,6 +218,10 @@ fn hosts(
             .name
             .join(apex)
             .map_err(|m| at.err(Some(hspan.clone()), m))?;
+        // `hosts` holds absolute names: compare the absolute name.
+        if hosts.iter().any(|o| o.name == full) {
+            return Err(at.err(Some(hspan), format!("duplicate host {}", h.name)));
+        }
         hosts.push(HostConfig {
             name: full,
             a: h.a,
