@@ -19,8 +19,7 @@ use crate::name::MAX_NAME_LEN;
 use crate::resolve::{resolve, Outcome, Question};
 use crate::snapshot::Snapshot;
 use crate::wire::header::HEADER_LEN;
-use crate::wire::{decode, encode, encode_error, lowercase, ErrorHeader, Request};
-use policy::Action;
+use crate::wire::{decode, encode, encode_error, lowercase, Decoded, ErrorHeader, Request};
 
 /// The kind of a response, for response rate limiting and metrics (Knot's RRL classes, those
 /// this server sends).
@@ -83,10 +82,12 @@ impl Response {
 /// 65535 for full TCP answers).
 #[inline]
 pub fn respond(snap: &Snapshot, pkt: &[u8], out: &mut [u8], transport: Transport) -> Response {
-    match policy::admit(decode(pkt)) {
-        Action::Answer(req) => answer(snap, &req, out, transport),
-        Action::Error(h, rcode) => error(out, &h, rcode),
-        Action::Drop => Response::DROPPED,
+    match decode(pkt) {
+        Decoded::Query(req) => answer(snap, &req, out, transport),
+        other => match policy::reject(&other) {
+            Some((h, rcode)) => error(out, &h, rcode),
+            None => Response::DROPPED,
+        },
     }
 }
 

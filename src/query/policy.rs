@@ -6,27 +6,18 @@
 use domain::base::iana::{Class, Rcode, Rtype};
 
 use crate::resolve::{Outcome, Question};
-use crate::wire::{Decoded, ErrorHeader, Request};
+use crate::wire::{Decoded, ErrorHeader};
 
-/// What to do with a decoded packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action<'a> {
-    /// Answer the query.
-    Answer(Request<'a>),
-    /// Send a header-only error.
-    Error(ErrorHeader, Rcode),
-    /// Send nothing.
-    Drop,
-}
-
-/// The header checks.
+/// The header checks, for a packet that is not a well-formed query (`Decoded::Query` is
+/// answered and passes through `None`, as does what is dropped): the header-only error to
+/// send, or `None` to send nothing. (The query itself is not moved through here: copying it
+/// costs more than the check.)
 #[inline]
-pub fn admit(decoded: Decoded<'_>) -> Action<'_> {
-    match decoded {
-        Decoded::Query(req) => Action::Answer(req),
-        Decoded::Malformed(h) => Action::Error(h, Rcode::FORMERR),
-        Decoded::OtherOpcode(h) => Action::Error(h, Rcode::NOTIMP),
-        Decoded::Response | Decoded::Runt => Action::Drop,
+pub fn reject(decoded: &Decoded<'_>) -> Option<(ErrorHeader, Rcode)> {
+    match *decoded {
+        Decoded::Malformed(h) => Some((h, Rcode::FORMERR)),
+        Decoded::OtherOpcode(h) => Some((h, Rcode::NOTIMP)),
+        Decoded::Query(_) | Decoded::Response | Decoded::Runt => None,
     }
 }
 

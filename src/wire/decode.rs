@@ -6,6 +6,7 @@
 //! broken records, OPT in the wrong place or twice, trailing bytes) is [`Decoded::Malformed`].
 
 use domain::base::iana::{Class, Opcode, Rtype};
+use domain::base::name::ToLabelIter;
 use domain::base::Message;
 
 use crate::name::MAX_NAME_LEN;
@@ -83,8 +84,9 @@ pub fn decode(pkt: &[u8]) -> Decoded<'_> {
 
 /// The question name of a packet as it is there (wire form, case kept, with its root label),
 /// when it is uncompressed and at most [`MAX_NAME_LEN`] long; the rest of the packet is not
-/// looked at. `decode` requires exactly this of a query's name; the workers' prefetch pass
-/// reads names with it before decoding.
+/// looked at. `decode` requires exactly this of a query's name (it checks it on the name
+/// `domain` parsed, which costs less than reading it twice); the workers' prefetch pass and
+/// the query log read names with it without decoding.
 #[inline]
 pub fn question_name(pkt: &[u8]) -> Option<&[u8]> {
     let mut at = HEADER_LEN;
@@ -111,9 +113,10 @@ fn parse(msg: &Message<[u8]>, err: ErrorHeader) -> Option<Request<'_>> {
     let mut questions = msg.question();
     let question = questions.next()?.ok()?;
     let qend = questions.pos();
-    // The question name must be uncompressed: it ends where the question's fixed part starts.
-    let name = question_name(pkt)?;
-    if qend != HEADER_LEN + name.len() + QUESTION_FIXED_LEN {
+    // The question name must be uncompressed: its length in the packet equals its length
+    // (what [`question_name`] reads; `domain` has parsed it already, so its length is used).
+    let name_len = usize::from(question.qname().compose_len());
+    if qend != HEADER_LEN + name_len + QUESTION_FIXED_LEN || name_len > MAX_NAME_LEN {
         return None;
     }
     let mut section = questions.answer().ok()?;

@@ -110,7 +110,7 @@ impl Writer<'_> {
 ///
 /// `limit` is the largest response allowed (the transport's and the client's limit, at least
 /// 512). `out` must hold at least `limit` bytes and at least [`MIN_BUFFER`].
-#[inline]
+#[inline(always)]
 pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize) -> Encoded {
     let opt_len = if reply.opt.is_some() { OPT_LEN } else { 0 };
     let limit = limit.min(out.len()).max(MIN_BUFFER.min(out.len()));
