@@ -3,6 +3,7 @@
 
 use domain::base::iana::OptRcode;
 
+use crate::wire::header::CLASSIC_UDP_LIMIT;
 use crate::wire::{Edns, Request, ResponseOpt, Transport};
 
 /// The largest response allowed for `req` over `transport` when this server's UDP payload
@@ -13,8 +14,11 @@ pub fn size_limit(req: &Request<'_>, transport: Transport, payload: u16) -> usiz
     match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => match req.edns {
-            Some(e) => usize::from(e.udp_size.clamp(512, payload.max(512))),
-            None => 512,
+            Some(e) => usize::from(
+                e.udp_size
+                    .clamp(CLASSIC_UDP_LIMIT, payload.max(CLASSIC_UDP_LIMIT)),
+            ),
+            None => usize::from(CLASSIC_UDP_LIMIT),
         },
     }
 }

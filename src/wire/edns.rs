@@ -5,7 +5,7 @@
 use domain::base::opt::Opt;
 use domain::base::ParsedRecord;
 
-use crate::wire::header::{EXT_RCODE_SHIFT, OPT_DO};
+use crate::wire::header::{EXT_RCODE_SHIFT, OPT_DO, OPT_VERSION_SHIFT};
 
 /// The EDNS(0) parameters of a query. Options (client subnet, cookies, padding) are not read
 /// yet; they will be fields here.
@@ -27,7 +27,7 @@ impl Edns {
         let ttl = record.ttl().as_secs();
         Some(Edns {
             udp_size: record.class().to_int(),
-            version: (ttl >> 16) as u8,
+            version: (ttl >> OPT_VERSION_SHIFT) as u8,
             dnssec_ok: ttl & (u32::from(OPT_DO) << 8) != 0,
         })
     }

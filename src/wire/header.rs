@@ -47,7 +47,13 @@ pub const COMPRESSED_QNAME: [u8; 2] = (POINTER | HEADER_LEN as u16).to_be_bytes(
 /// Bytes of the OPT record this server appends: root owner, type, class (the UDP payload),
 /// TTL (extended rcode, version, flags) and an empty rdata.
 pub const OPT_LEN: usize = 1 + RR_FIXED_LEN;
+/// The shift of the EDNS version in the OPT TTL (extended rcode, version, flags).
+pub const OPT_VERSION_SHIFT: u32 = 16;
 /// The DO bit (DNSSEC OK, RFC 3225) in the OPT TTL's flags (its high byte there).
 pub const OPT_DO: u8 = 0x80;
 /// Bits of an extended rcode that go into the header; the rest go into the OPT TTL.
 pub const EXT_RCODE_SHIFT: u16 = 4;
+
+/// The largest UDP response without EDNS, and the smallest payload size EDNS may announce
+/// (RFC 1035 2.3.4, RFC 6891 6.2.3).
+pub const CLASSIC_UDP_LIMIT: u16 = 512;
