@@ -84,19 +84,6 @@ impl<'s> Outcome<'s> {
         )
     }
 
-    /// The zone whose records answer, if any.
-    #[inline]
-    pub fn zone(&self) -> Option<&'s Zone> {
-        match *self {
-            Outcome::Hit { zone, .. }
-            | Outcome::AcmeCname { zone, .. }
-            | Outcome::NoData { zone }
-            | Outcome::YxDomain { zone }
-            | Outcome::NxDomain { zone } => Some(zone),
-            Outcome::Refused | Outcome::NotImp | Outcome::FormErr | Outcome::ServFail => None,
-        }
-    }
-
     /// For [`Outcome::AcmeCname`], the CNAME target of the lower-cased query name `qname`, in
     /// two pieces: the labels before the validation zone (the query name without
     /// `_acme-challenge` and without its root label), then the validation zone.
