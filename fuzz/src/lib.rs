@@ -278,11 +278,11 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
     assert_eq!(handled.class, class, "the response class");
     // The rate limiter's slip: the same response cut to its header and question.
     let mut cut = resp.to_vec();
-    let cut_len = wire::truncate(&mut cut, handled.question_end);
+    let cut_len = wire::truncate(&mut cut, usize::from(handled.question_end));
     let c = parse(&cut[..cut_len]);
     assert!(c.tc, "a cut response has TC");
     assert_eq!(c.counts, [p.counts[0], 0, 0, 0]);
-    assert_eq!(cut[12..cut_len], resp[12..handled.question_end]);
+    assert_eq!(cut[12..cut_len], resp[12..usize::from(handled.question_end)]);
     assert_eq!(handled.truncated, p.tc);
     assert!(!(p.tc && transport == Transport::Tcp), "no TC over TCP");
     if p.tc {

@@ -63,7 +63,7 @@ pub struct Response {
     pub class: ResponseClass,
     /// Where the response's question ends (12 for a header-only response): the length of its
     /// truncated form ([`crate::wire::truncate`]).
-    pub question_end: usize,
+    pub question_end: u16,
 }
 
 impl Response {
@@ -129,7 +129,7 @@ fn answer(snap: &Snapshot, req: &Request<'_>, out: &mut [u8], transport: Transpo
         qtype: Some(req.qtype),
         truncated: encoded.truncated,
         class: ResponseClass::of(header_rcode, encoded.answers),
-        question_end: HEADER_LEN + req.question.len(),
+        question_end: (HEADER_LEN + req.question.len()) as u16,
     }
 }
 
@@ -139,7 +139,8 @@ fn error(out: &mut [u8], h: &ErrorHeader, rcode: Rcode) -> Response {
         rcode: Some(OptRcode::from_rcode(rcode)),
         qtype: None,
         truncated: false,
-        class: ResponseClass::of(rcode, 0),
-        question_end: HEADER_LEN,
+        // FORMERR, NOTIMP.
+        class: ResponseClass::Error,
+        question_end: HEADER_LEN as u16,
     }
 }

@@ -137,7 +137,7 @@ fn exchange(q: &Message, transport: Transport) -> (Message, Vec<u8>) {
     assert_eq!(h.class, class, "response class");
     // The question: the name (uncompressed) and its type and class.
     let qname_len = q.queries()[0].name().to_bytes().unwrap().len();
-    assert_eq!(h.question_end, 12 + qname_len + 4);
+    assert_eq!(usize::from(h.question_end), 12 + qname_len + 4);
     (resp, out)
 }
 

@@ -96,7 +96,7 @@ pub fn run(
                         Verdict::Send => {}
                         Verdict::Slip => {
                             bump(&stats.rate_limited);
-                            len = truncate(&mut b.tx[out], handled.question_end);
+                            len = truncate(&mut b.tx[out], usize::from(handled.question_end));
                         }
                         Verdict::Drop => {
                             bump(&stats.rate_limited);

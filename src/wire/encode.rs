@@ -14,8 +14,7 @@ use crate::wire::decode::{ErrorHeader, Request};
 use crate::wire::edns::ResponseOpt;
 use crate::wire::header::{
     AA, ANCOUNT, ARCOUNT, CD, COMPRESSED_QNAME, FLAGS_HI, FLAGS_LO, HEADER_LEN, NSCOUNT,
-    OPCODE_MASK, OPCODE_SHIFT, OPT_LEN, QDCOUNT, QR, QUESTION_FIXED_LEN, RCODE_MASK, RD,
-    RR_FIXED_LEN, TC,
+    OPCODE_MASK, OPCODE_SHIFT, OPT_LEN, QR, QUESTION_FIXED_LEN, RCODE_MASK, RD, RR_FIXED_LEN, TC,
 };
 
 /// The smallest buffer `encode` may be given: a header, the longest question and an OPT.
@@ -117,10 +116,10 @@ pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize
     let mut w = Writer { out, pos: 0 };
     // Header: the counts but QDCOUNT are filled in below.
     w.put(&req.id.to_be_bytes());
-    let mut rest = [0u8; HEADER_LEN - FLAGS_HI];
-    rest[0] = QR | if req.rd { RD } else { 0 } | if reply.authoritative { AA } else { 0 };
-    rest[FLAGS_LO - FLAGS_HI] = reply.rcode.to_int() | if req.cd { CD } else { 0 };
-    rest[QDCOUNT + 1 - FLAGS_HI] = 1;
+    let flags_hi = QR | if req.rd { RD } else { 0 } | if reply.authoritative { AA } else { 0 };
+    let flags_lo = reply.rcode.to_int() | if req.cd { CD } else { 0 };
+    // The flags, then QDCOUNT 1 and the other counts 0 (filled in at the end).
+    let rest: [u8; HEADER_LEN - FLAGS_HI] = [flags_hi, flags_lo, 0, 1, 0, 0, 0, 0, 0, 0];
     w.put(&rest);
     w.put(req.question);
     let after_question = w.pos;
