@@ -24,9 +24,9 @@ use clusterns::config::Config;
 use clusterns::feed::checkpoint::{self, Position};
 use clusterns::feed::fold::RunningFold;
 use clusterns::feed::Builder;
+use clusterns::query::{respond, Transport};
 use clusterns::synth;
 use clusterns::table::Table;
-use clusterns::wire::{respond, Transport};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -1,6 +1,6 @@
 //! clusterns: a cluster-aware authoritative DNS responder.
 //!
-//! The query path is `wire::respond` (decode, resolve, encode) over an immutable
+//! The query path is `query::respond` (decode, resolve, encode) over an immutable
 //! [`snapshot::Snapshot`]; `server` runs it on sockets, `feed` keeps the snapshot current.
 
 pub mod config;
@@ -10,6 +10,7 @@ pub mod name;
 pub mod os;
 pub mod prefetch;
 pub mod privs;
+pub mod query;
 pub mod resolve;
 pub mod rrset;
 pub mod server;

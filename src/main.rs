@@ -429,7 +429,7 @@ fn lookup(config_path: PathBuf, name: &str, qtype: &str) -> Result<(), String> {
     let snap = builder.shared().load_full();
     let mut out = vec![0u8; 65535];
     let handled =
-        clusterns::wire::respond(&snap, &query, &mut out, clusterns::wire::Transport::Tcp);
+        clusterns::query::respond(&snap, &query, &mut out, clusterns::query::Transport::Tcp);
     let response = domain::base::Message::from_octets(&out[..handled.len])
         .map_err(|e| format!("response: {e}"))?;
     print!("{}", response.display_dig_style());

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use crate::feed::status::FeedStatus;
 use crate::server::stats::{bucket_floor, WorkerStats, BUCKETS, QTYPES, RCODE_NAMES};
 use crate::snapshot::SharedSnapshot;
+use crate::wire::Transport;
 
 /// What a scrape reads.
 #[derive(Clone)]
@@ -23,7 +24,7 @@ pub struct Sources {
     pub feed: Arc<FeedStatus>,
 }
 
-fn sum(workers: &[Arc<WorkerStats>], transport: &str, f: impl Fn(&WorkerStats) -> u64) -> u64 {
+fn sum(workers: &[Arc<WorkerStats>], transport: Transport, f: impl Fn(&WorkerStats) -> u64) -> u64 {
     workers
         .iter()
         .filter(|w| w.transport == transport)
@@ -41,12 +42,12 @@ pub fn render(src: &Sources) -> String {
             let _ = writeln!(out, "{name}{labels} {v}");
         }
     };
-    let transports = ["udp", "tcp"];
+    let transports = [Transport::Udp, Transport::Tcp];
     counter(
         "clusterns_packets_received_total",
         "Packets (UDP datagrams, TCP messages) received.",
         transports
-            .iter()
+            .into_iter()
             .map(|t| {
                 (
                     format!("{{transport=\"{t}\"}}"),
@@ -83,7 +84,7 @@ pub fn render(src: &Sources) -> String {
         "clusterns_malformed_total",
         "Queries answered FORMERR.",
         transports
-            .iter()
+            .into_iter()
             .map(|t| {
                 (
                     format!("{{transport=\"{t}\"}}"),
@@ -96,7 +97,7 @@ pub fn render(src: &Sources) -> String {
         "clusterns_dropped_total",
         "Packets dropped without an answer (too short for a header, or not a query).",
         transports
-            .iter()
+            .into_iter()
             .map(|t| {
                 (
                     format!("{{transport=\"{t}\"}}"),
@@ -108,14 +109,17 @@ pub fn render(src: &Sources) -> String {
     counter(
         "clusterns_truncated_total",
         "UDP responses sent with TC set.",
-        vec![(String::new(), sum(w, "udp", |s| s.truncated.load(Relaxed)))],
+        vec![(
+            String::new(),
+            sum(w, Transport::Udp, |s| s.truncated.load(Relaxed)),
+        )],
     );
     counter(
         "clusterns_rate_limited_total",
         "Responses dropped or truncated by response rate limiting.",
         vec![(
             String::new(),
-            sum(w, "udp", |s| s.rate_limited.load(Relaxed)),
+            sum(w, Transport::Udp, |s| s.rate_limited.load(Relaxed)),
         )],
     );
     counter(
@@ -123,13 +127,16 @@ pub fn render(src: &Sources) -> String {
         "Responses the kernel refused to send.",
         vec![(
             String::new(),
-            sum(w, "udp", |s| s.send_errors.load(Relaxed)),
+            sum(w, Transport::Udp, |s| s.send_errors.load(Relaxed)),
         )],
     );
     counter(
         "clusterns_oversized_total",
         "Datagrams longer than the receive buffer.",
-        vec![(String::new(), sum(w, "udp", |s| s.oversized.load(Relaxed)))],
+        vec![(
+            String::new(),
+            sum(w, Transport::Udp, |s| s.oversized.load(Relaxed)),
+        )],
     );
     counter(
         "clusterns_tcp_connections_total",
@@ -137,11 +144,11 @@ pub fn render(src: &Sources) -> String {
         vec![
             (
                 "{result=\"accepted\"}".into(),
-                sum(w, "tcp", |s| s.tcp_accepted.load(Relaxed)),
+                sum(w, Transport::Tcp, |s| s.tcp_accepted.load(Relaxed)),
             ),
             (
                 "{result=\"refused\"}".into(),
-                sum(w, "tcp", |s| s.tcp_refused.load(Relaxed)),
+                sum(w, Transport::Tcp, |s| s.tcp_refused.load(Relaxed)),
             ),
         ],
     );
@@ -178,7 +185,7 @@ pub fn render(src: &Sources) -> String {
     gauge(
         "clusterns_tcp_connections_open",
         "TCP connections open now.",
-        sum(w, "tcp", |s| s.tcp_open.load(Relaxed)) as f64,
+        sum(w, Transport::Tcp, |s| s.tcp_open.load(Relaxed)) as f64,
     );
     gauge(
         "clusterns_snapshot_generation",

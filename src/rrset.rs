@@ -6,28 +6,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use domain::base::iana::{Class, Rtype};
+
 use crate::name::DomainName;
-
-/// Record types this server knows by name.
-pub mod rtype {
-    pub const A: u16 = 1;
-    pub const NS: u16 = 2;
-    pub const CNAME: u16 = 5;
-    pub const SOA: u16 = 6;
-    pub const MX: u16 = 15;
-    pub const TXT: u16 = 16;
-    pub const AAAA: u16 = 28;
-    pub const OPT: u16 = 41;
-    pub const IXFR: u16 = 251;
-    pub const AXFR: u16 = 252;
-    pub const MAILB: u16 = 253;
-    pub const MAILA: u16 = 254;
-    pub const ANY: u16 = 255;
-    pub const CAA: u16 = 257;
-}
-
-/// The IN class.
-pub const CLASS_IN: u16 = 1;
+use crate::wire::header::{COMPRESSED_QNAME, POINTER, RR_FIXED_LEN};
 
 /// How the owner of every record in a set is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +25,7 @@ pub enum Owner {
 /// One RRset in wire form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrSet {
-    pub rtype: u16,
+    pub rtype: Rtype,
     pub count: u16,
     pub owner: Owner,
     /// The records: each starts with a 2-byte pointer placeholder (for `Query` and `Apex`) or
@@ -54,7 +36,7 @@ pub struct RrSet {
 impl RrSet {
     /// Starts an empty set of `rtype` owned by `owner` (`Inline` sets name it with
     /// [`RrSetBuilder::push_named`]).
-    pub fn builder(rtype: u16, owner: Owner) -> RrSetBuilder {
+    pub fn builder(rtype: Rtype, owner: Owner) -> RrSetBuilder {
         RrSetBuilder {
             rtype,
             owner,
@@ -65,7 +47,7 @@ impl RrSet {
 
     /// An A set for the query name.
     pub fn a(addrs: &[Ipv4Addr], ttl: u32, owner: Owner) -> RrSet {
-        let mut b = RrSet::builder(rtype::A, owner);
+        let mut b = RrSet::builder(Rtype::A, owner);
         for a in addrs {
             b.push(ttl, &a.octets());
         }
@@ -74,7 +56,7 @@ impl RrSet {
 
     /// An AAAA set for the query name.
     pub fn aaaa(addrs: &[Ipv6Addr], ttl: u32, owner: Owner) -> RrSet {
-        let mut b = RrSet::builder(rtype::AAAA, owner);
+        let mut b = RrSet::builder(Rtype::AAAA, owner);
         for a in addrs {
             b.push(ttl, &a.octets());
         }
@@ -100,19 +82,21 @@ impl RrSet {
         if self.owner == Owner::Inline {
             return;
         }
-        let ptr = (0xC000 | owner_ptr).to_be_bytes();
+        let ptr = (POINTER | owner_ptr).to_be_bytes();
+        // Each record: the 2-byte owner pointer, the fixed fields, the rdata.
         let mut pos = 0;
-        while pos + 12 <= out.len() {
+        while pos + 2 + RR_FIXED_LEN <= out.len() {
             out[pos..pos + 2].copy_from_slice(&ptr);
-            let rdlen = usize::from(u16::from_be_bytes([out[pos + 10], out[pos + 11]]));
-            pos += 12 + rdlen;
+            let rdlen_at = pos + 2 + RR_FIXED_LEN - 2;
+            let rdlen = usize::from(u16::from_be_bytes([out[rdlen_at], out[rdlen_at + 1]]));
+            pos += 2 + RR_FIXED_LEN + rdlen;
         }
     }
 }
 
 /// Accumulates the records of one set.
 pub struct RrSetBuilder {
-    rtype: u16,
+    rtype: Rtype,
     owner: Owner,
     count: u16,
     bytes: Vec<u8>,
@@ -122,7 +106,7 @@ impl RrSetBuilder {
     /// Adds a record whose owner is a pointer.
     pub fn push(&mut self, ttl: u32, rdata: &[u8]) {
         debug_assert!(self.owner != Owner::Inline);
-        self.bytes.extend_from_slice(&[0xC0, 0x0C]);
+        self.bytes.extend_from_slice(&COMPRESSED_QNAME);
         self.push_tail(ttl, rdata);
     }
 
@@ -134,8 +118,10 @@ impl RrSetBuilder {
     }
 
     fn push_tail(&mut self, ttl: u32, rdata: &[u8]) {
-        self.bytes.extend_from_slice(&self.rtype.to_be_bytes());
-        self.bytes.extend_from_slice(&CLASS_IN.to_be_bytes());
+        self.bytes
+            .extend_from_slice(&self.rtype.to_int().to_be_bytes());
+        self.bytes
+            .extend_from_slice(&Class::IN.to_int().to_be_bytes());
         self.bytes.extend_from_slice(&ttl.to_be_bytes());
         self.bytes
             .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
@@ -194,7 +180,7 @@ mod tests {
     #[test]
     fn inline_owner_is_kept() {
         let name: DomainName = "ns1.repl.co".parse().unwrap();
-        let mut b = RrSet::builder(rtype::A, Owner::Inline);
+        let mut b = RrSet::builder(Rtype::A, Owner::Inline);
         b.push_named(&name, 300, &[1, 2, 3, 4]);
         let set = b.finish();
         let mut out = vec![0u8; set.wire_len()];

@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::name::check_label;
-use crate::rrset::rtype;
 use crate::table::App;
+use domain::base::iana::{Rcode, Rtype};
 
 /// The zone the synthetic configuration serves.
 pub const ZONE: &str = "repl.co";
@@ -275,10 +275,10 @@ impl Kind {
     ];
 
     /// The response code the query should get.
-    pub fn rcode(self) -> u8 {
+    pub fn rcode(self) -> Rcode {
         match self {
-            Kind::NxDomain => 3,
-            _ => 0,
+            Kind::NxDomain => Rcode::NXDOMAIN,
+            _ => Rcode::NOERROR,
         }
     }
 
@@ -296,20 +296,20 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub name: String,
-    pub qtype: u16,
+    pub qtype: Rtype,
     pub kind: Kind,
 }
 
 /// The mnemonic of the query types this module generates (`TYPE<n>` for others).
-pub fn qtype_name(qtype: u16) -> String {
+pub fn qtype_name(qtype: Rtype) -> String {
     match qtype {
-        rtype::A => "A".into(),
-        rtype::AAAA => "AAAA".into(),
-        rtype::MX => "MX".into(),
-        rtype::TXT => "TXT".into(),
-        rtype::NS => "NS".into(),
-        rtype::SOA => "SOA".into(),
-        other => format!("TYPE{other}"),
+        Rtype::A => "A".into(),
+        Rtype::AAAA => "AAAA".into(),
+        Rtype::MX => "MX".into(),
+        Rtype::TXT => "TXT".into(),
+        Rtype::NS => "NS".into(),
+        Rtype::SOA => "SOA".into(),
+        other => format!("TYPE{}", other.to_int()),
     }
 }
 
@@ -386,10 +386,10 @@ pub fn query(kind: Kind, apps: &[App], zone: &str, rng: &mut Rng) -> Query {
     let name_form = |app: &App| format!("{}.{}.{zone}", app.slug, app.user);
     let id_form = |app: &App| format!("{}.{zone}", app.id);
     let (name, qtype) = match kind {
-        Kind::NameA => (name_form(app), rtype::A),
-        Kind::IdA => (id_form(app), rtype::A),
-        Kind::Aaaa if rng.percent(50) => (name_form(app), rtype::AAAA),
-        Kind::Aaaa => (id_form(app), rtype::AAAA),
+        Kind::NameA => (name_form(app), Rtype::A),
+        Kind::IdA => (id_form(app), Rtype::A),
+        Kind::Aaaa if rng.percent(50) => (name_form(app), Rtype::AAAA),
+        Kind::Aaaa => (id_form(app), Rtype::AAAA),
         Kind::NxDomain => {
             let r = rng.next_u64();
             let name = match r % 4 {
@@ -402,14 +402,14 @@ pub fn query(kind: Kind, apps: &[App], zone: &str, rng: &mut Rng) -> Query {
                 // Below an app: nothing is.
                 _ => format!("www.{}.{}.{zone}", app.slug, app.user),
             };
-            (name, rtype::A)
+            (name, Rtype::A)
         }
         Kind::NoData => match rng.below(4) {
-            0 => (name_form(app), rtype::MX),
-            1 => (id_form(app), rtype::TXT),
-            2 => (name_form(app), rtype::TXT),
+            0 => (name_form(app), Rtype::MX),
+            1 => (id_form(app), Rtype::TXT),
+            2 => (name_form(app), Rtype::TXT),
             // A user is an empty non-terminal.
-            _ => (format!("{}.{zone}", app.user), rtype::A),
+            _ => (format!("{}.{zone}", app.user), Rtype::A),
         },
     };
     Query { name, qtype, kind }
@@ -436,9 +436,9 @@ mod tests {
     use crate::config::{Config, SourceConfig};
     use crate::name::DomainName;
     use crate::resolve::{resolve, Outcome, Question};
-    use crate::rrset::CLASS_IN;
     use crate::snapshot::{Served, Snapshot};
     use crate::table::Table;
+    use domain::base::iana::Class;
     use std::collections::HashSet;
     use std::path::Path;
     use std::sync::Arc;
@@ -545,16 +545,16 @@ mod tests {
             let question = Question {
                 name: name.wire(),
                 qtype: q.qtype,
-                qclass: CLASS_IN,
+                qclass: Class::IN,
             };
             let outcome = resolve(&snap, &question);
             assert_eq!(outcome.rcode(), q.kind.rcode(), "{q:?}: {outcome:?}");
             match (q.kind, outcome) {
                 (Kind::NameA | Kind::IdA, Outcome::Hit { answer, .. }) => {
-                    assert_eq!((answer.rtype, answer.count), (rtype::A, 2), "{q:?}")
+                    assert_eq!((answer.rtype, answer.count), (Rtype::A, 2), "{q:?}")
                 }
                 (Kind::Aaaa, Outcome::Hit { answer, .. }) => {
-                    assert_eq!((answer.rtype, answer.count), (rtype::AAAA, 1), "{q:?}")
+                    assert_eq!((answer.rtype, answer.count), (Rtype::AAAA, 1), "{q:?}")
                 }
                 (Kind::NoData, Outcome::NoData { .. }) => {}
                 (Kind::NxDomain, Outcome::NxDomain { .. }) => {}
@@ -582,9 +582,9 @@ mod tests {
             assert_eq!(q.kind, kind);
             assert!(q.name.ends_with(".repl.co"), "{q:?}");
         }
-        assert_eq!(qtype_name(rtype::AAAA), "AAAA");
-        assert_eq!(qtype_name(rtype::TXT), "TXT");
-        assert_eq!(qtype_name(99), "TYPE99");
+        assert_eq!(qtype_name(Rtype::AAAA), "AAAA");
+        assert_eq!(qtype_name(Rtype::TXT), "TXT");
+        assert_eq!(qtype_name(Rtype::from_int(99)), "TYPE99");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 
 use crate::config::{ClusterConfig, ZoneConfig};
 use crate::name::DomainName;
-use crate::rrset::{rtype, txt_rdata, Owner, RrSet};
+use domain::base::iana::Rtype;
+
+use crate::rrset::{txt_rdata, Owner, RrSet};
 
 /// The first label of a DNS-01 challenge name, in wire form.
 pub const ACME_LABEL: &[u8] = b"\x0f_acme-challenge";
@@ -69,10 +71,10 @@ pub enum Shape<'q> {
     },
     Host(usize),
     HostAncestor,
-    /// One label: a repl id or a user.
-    One(&'q [u8]),
+    /// One label: a repl id or a user name (the table tells which).
+    IdOrUser(&'q [u8]),
     /// Two labels: `<slug>.<user>`.
-    Two(&'q [u8]),
+    SlugUser(&'q [u8]),
     /// Deeper than anything that can exist.
     Deep,
 }
@@ -93,7 +95,7 @@ impl Zone {
         soa_rdata.extend_from_slice(&cfg.soa.expire.to_be_bytes());
         soa_rdata.extend_from_slice(&cfg.negative_ttl.to_be_bytes());
         let soa_set = |ttl| {
-            let mut b = RrSet::builder(rtype::SOA, Owner::Apex);
+            let mut b = RrSet::builder(Rtype::SOA, Owner::Apex);
             b.push(ttl, &soa_rdata);
             b.finish()
         };
@@ -102,14 +104,14 @@ impl Zone {
 
         let ttl = cfg.ttl;
         let mut apex_sets = Vec::new();
-        let mut ns = RrSet::builder(rtype::NS, Owner::Apex);
+        let mut ns = RrSet::builder(Rtype::NS, Owner::Apex);
         for n in &cfg.ns {
             ns.push(ttl.max(soa_ttl), n.wire());
         }
         apex_sets.push(ns.finish());
         apex_sets.push(RrSet::a(&cfg.a, ttl, Owner::Apex));
         apex_sets.push(RrSet::aaaa(&cfg.aaaa, ttl, Owner::Apex));
-        let mut caa = RrSet::builder(rtype::CAA, Owner::Apex);
+        let mut caa = RrSet::builder(Rtype::CAA, Owner::Apex);
         for c in &cfg.caa {
             let mut rd = vec![c.flags, c.tag.len() as u8];
             rd.extend_from_slice(c.tag.as_bytes());
@@ -117,12 +119,12 @@ impl Zone {
             caa.push(ttl, &rd);
         }
         apex_sets.push(caa.finish());
-        let mut txt = RrSet::builder(rtype::TXT, Owner::Apex);
+        let mut txt = RrSet::builder(Rtype::TXT, Owner::Apex);
         for t in &cfg.txt {
             txt.push(ttl, &txt_rdata(t));
         }
         apex_sets.push(txt.finish());
-        let mut mx = RrSet::builder(rtype::MX, Owner::Apex);
+        let mut mx = RrSet::builder(Rtype::MX, Owner::Apex);
         for m in &cfg.mx {
             let mut rd = m.preference.to_be_bytes().to_vec();
             rd.extend_from_slice(m.exchange.wire());
@@ -147,11 +149,11 @@ impl Zone {
                 pos += usize::from(rel[pos]) + 1;
             }
             if cfg.ns.contains(&h.name) {
-                let mut a = RrSet::builder(rtype::A, Owner::Inline);
+                let mut a = RrSet::builder(Rtype::A, Owner::Inline);
                 for addr in &h.a {
                     a.push_named(&h.name, ttl.max(soa_ttl), &addr.octets());
                 }
-                let mut aaaa = RrSet::builder(rtype::AAAA, Owner::Inline);
+                let mut aaaa = RrSet::builder(Rtype::AAAA, Owner::Inline);
                 for addr in &h.aaaa {
                     aaaa.push_named(&h.name, ttl.max(soa_ttl), &addr.octets());
                 }
@@ -192,8 +194,8 @@ impl Zone {
     }
 
     /// The apex RRset of `rtype`, if the zone has one.
-    pub fn apex_set(&self, rtype: u16) -> Option<&RrSet> {
-        if rtype == rtype::SOA {
+    pub fn apex_set(&self, rtype: Rtype) -> Option<&RrSet> {
+        if rtype == Rtype::SOA {
             return Some(&self.soa);
         }
         self.apex_sets.iter().find(|s| s.rtype == rtype)
@@ -220,11 +222,11 @@ impl Zone {
         }
         let first = usize::from(rel[0]) + 1;
         if first == rel.len() {
-            return Shape::One(rel);
+            return Shape::IdOrUser(rel);
         }
         let second = first + usize::from(rel[first]) + 1;
         if second == rel.len() {
-            return Shape::Two(rel);
+            return Shape::SlugUser(rel);
         }
         Shape::Deep
     }
@@ -268,12 +270,12 @@ ipv4 = ["203.0.113.1"]
     #[test]
     fn builds_apex_records() {
         let z = zone();
-        assert_eq!(z.apex_set(rtype::NS).unwrap().count, 3);
-        assert_eq!(z.apex_set(rtype::A).unwrap().count, 1);
-        assert!(z.apex_set(rtype::AAAA).is_none());
-        assert!(z.apex_set(rtype::MX).is_none());
-        assert_eq!(z.apex_set(rtype::TXT).unwrap().count, 1);
-        assert_eq!(z.apex_set(rtype::SOA).unwrap().count, 1);
+        assert_eq!(z.apex_set(Rtype::NS).unwrap().count, 3);
+        assert_eq!(z.apex_set(Rtype::A).unwrap().count, 1);
+        assert!(z.apex_set(Rtype::AAAA).is_none());
+        assert!(z.apex_set(Rtype::MX).is_none());
+        assert_eq!(z.apex_set(Rtype::TXT).unwrap().count, 1);
+        assert_eq!(z.apex_set(Rtype::SOA).unwrap().count, 1);
         // ns1 has A and AAAA glue, ns2.infra has A glue.
         assert_eq!(z.glue.len(), 3);
         // Negative SOA TTL is min(600, 30), and the MINIMUM field is 30.
@@ -300,8 +302,8 @@ ipv4 = ["203.0.113.1"]
         assert_eq!(z.classify(b"\x03ns1"), Shape::Host(0));
         assert_eq!(z.classify(b"\x03ns2\x05infra"), Shape::Host(1));
         assert_eq!(z.classify(b"\x05infra"), Shape::HostAncestor);
-        assert_eq!(z.classify(b"\x04abcd"), Shape::One(b"\x04abcd"));
-        assert_eq!(z.classify(b"\x01s\x01u"), Shape::Two(b"\x01s\x01u"));
+        assert_eq!(z.classify(b"\x04abcd"), Shape::IdOrUser(b"\x04abcd"));
+        assert_eq!(z.classify(b"\x01s\x01u"), Shape::SlugUser(b"\x01s\x01u"));
         assert_eq!(z.classify(b"\x01x\x01s\x01u"), Shape::Deep);
         assert_eq!(
             z.classify(b"\x0f_acme-challenge\x01s\x01u"),

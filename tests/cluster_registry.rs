@@ -19,8 +19,9 @@ use clusterns::config::Config;
 use clusterns::feed::Builder;
 use clusterns::name::DomainName;
 use clusterns::resolve::{resolve, Outcome, Question};
-use clusterns::rrset::{rtype, Owner, RrSet, CLASS_IN};
+use clusterns::rrset::{Owner, RrSet};
 use clusterns::table::MAX_CLUSTERS;
+use domain::base::iana::{Class, Rtype};
 
 /// The addresses of every cluster any test configures.
 fn addresses(cluster: &str) -> Ipv4Addr {
@@ -69,8 +70,8 @@ fn ask(b: &Builder, name: &str) -> Answer {
     let wire: DomainName = name.parse().unwrap();
     let q = Question {
         name: wire.wire(),
-        qtype: rtype::A,
-        qclass: CLASS_IN,
+        qtype: Rtype::A,
+        qclass: Class::IN,
     };
     match resolve(&snap, &q) {
         Outcome::Hit { answer, zone, .. } => {

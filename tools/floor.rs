@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use clusterns::server::batch::{Batch, BATCH};
+use clusterns::server::batch::{Datagrams, BATCH};
 use clusterns::server::coalesce::Coalescer;
 use clusterns::server::udp_socket;
 
@@ -66,7 +66,7 @@ const RESPONSE: [u8; 63] = [
 /// Answers datagrams on `sock` until `stop` is set; adds the number answered to `answered`.
 fn worker(sock: UdpSocket, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>, coalesce_us: u32) {
     let fd = sock.as_raw_fd();
-    let mut b = Batch::new();
+    let mut b = Datagrams::new();
     for tx in &mut b.tx {
         tx[..RESPONSE.len()].copy_from_slice(&RESPONSE);
     }

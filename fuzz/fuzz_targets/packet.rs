@@ -1,4 +1,4 @@
-//! Fuzzes the packet path: raw bytes in, through `clusterns::wire::respond` over UDP and TCP,
+//! Fuzzes the packet path: raw bytes in, through `clusterns::query::respond` over UDP and TCP,
 //! with the checks of `clusterns_fuzz::check` (the crate's `src/lib.rs`).
 
 #![no_main]

@@ -20,7 +20,7 @@
 use clusterns::server::stats::WorkerStats;
 use clusterns::server::tcp::{Close, Framer, WRITE_BACKLOG};
 use clusterns::snapshot::Snapshot;
-use clusterns::wire::{respond, Transport};
+use clusterns::query::{respond, Transport};
 use clusterns_fuzz::{parse, snapshot, with_out};
 use libfuzzer_sys::fuzz_target;
 
@@ -31,7 +31,7 @@ type Outcome = (Vec<u8>, Option<Close>);
 /// backlog is reached; after each chunk `drain[i]` (a fraction of 255) of the pending answers
 /// is written. At the end everything is written and the framer goes on until it is done.
 fn run(snap: &Snapshot, chunks: &[&[u8]], drain: &[u8], scratch: &mut [u8]) -> Outcome {
-    let stats = WorkerStats::new("tcp");
+    let stats = WorkerStats::new(Transport::Tcp);
     let mut f = Framer::new();
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {

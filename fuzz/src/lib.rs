@@ -1,16 +1,19 @@
 //! What the fuzz targets share: the snapshot they answer from and the checks every response
 //! of the packet path must pass (used by `packet`, `query_struct` and `tcp_stream`).
 //!
-//! [`check`] checks that `respond` never panics and that every response
+//! [`check`] checks that `query::respond` never panics and that every response
 //! - parses with the `domain` crate, every section and every record's data to the end, with no
 //!   byte left over;
 //! - is a response (QR) with the query's ID, at most one OPT record (owned by the root);
 //! - fits the UDP limit (512 bytes without EDNS, else the client's size clamped to 512..=the
 //!   server's payload size) over UDP, and is never truncated over TCP;
 //! - for a well-formed query: echoes the question byte for byte, and has the rcode (and AA) that
-//!   `clusterns::resolve::resolve` gives for the same question over the same snapshot.
+//!   `clusterns::query::outcome` gives for the same question over the same snapshot;
+//! - says what it is: the response class (for rate limiting) matches the header's rcode and
+//!   answer count, and its truncated form (`wire::truncate`, the rate limiter's slip) parses
+//!   and keeps the question.
 //!
-//! Nothing is sent for exactly the packets `decode` drops.
+//! Nothing is sent for exactly the packets `decode` finds to be responses or runts.
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -18,10 +21,11 @@ use std::sync::{Arc, OnceLock};
 
 use clusterns::config::Config;
 use clusterns::name::MAX_NAME_LEN;
-use clusterns::resolve::{resolve, Outcome, Question};
+use clusterns::query::{ResponseClass, Transport};
+use clusterns::resolve::{Outcome, Question};
 use clusterns::snapshot::{Served, Snapshot};
 use clusterns::table::{App, Table};
-use clusterns::wire::{self, Decoded, Transport};
+use clusterns::wire::{self, Decoded};
 use domain::base::{Message, ParsedName};
 use domain::rdata::AllRecordData;
 
@@ -172,7 +176,7 @@ pub fn query(name: &[u8], qtype: u16, edns: Option<u16>) -> Vec<u8> {
 pub fn check_packet(data: &[u8]) {
     let snap = snapshot();
     // The workers' prefetch pass reads the same untrusted bytes first.
-    let fetch = clusterns::prefetch::Batch::start(snap, std::iter::once(data));
+    let fetch = clusterns::prefetch::BatchLookups::start(snap, std::iter::once(data));
     fetch.record(snap, 0);
     with_out(|out| {
         check(snap, data, out, Transport::Udp);
@@ -238,18 +242,16 @@ pub fn parse(resp: &[u8]) -> Parsed {
 /// module's documentation). Returns the response's length (0: nothing sent).
 pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport) -> usize {
     out[..2048].fill(0xA5);
-    let handled = wire::respond(snap, data, out, transport);
+    let handled = clusterns::query::respond(snap, data, out, transport);
     let decoded = wire::decode(data);
+    let dropped = matches!(decoded, Decoded::Response | Decoded::Runt);
     if handled.len == 0 {
-        assert_eq!(
-            decoded,
-            Decoded::Drop,
-            "only dropped packets get no response"
-        );
+        assert!(dropped, "only dropped packets get no response: {decoded:?}");
         assert!(data.len() < 12 || data[2] & 0x80 != 0);
+        assert_eq!(handled.class, ResponseClass::Dropped);
         return 0;
     }
-    assert_ne!(decoded, Decoded::Drop);
+    assert!(!dropped);
     let resp = &out[..handled.len];
     assert_eq!(resp[..2], data[..2], "the query's ID");
     let payload = usize::from(snap.served.udp_payload);
@@ -263,18 +265,32 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
     assert!(resp.len() <= limit, "{} bytes over {limit}", resp.len());
     let p = parse(resp);
     assert_eq!(
-        handled.rcode,
+        handled.rcode.map(|r| r.to_int()),
         Some(p.rcode),
-        "Handled.rcode is the rcode sent"
+        "Response.rcode is the rcode sent"
     );
+    let class = match (resp[3] & 0x0f, p.counts[1]) {
+        (0, n) if n > 0 => ResponseClass::Answer,
+        (0, _) => ResponseClass::NoData,
+        (3, _) => ResponseClass::NxDomain,
+        _ => ResponseClass::Error,
+    };
+    assert_eq!(handled.class, class, "the response class");
+    // The rate limiter's slip: the same response cut to its header and question.
+    let mut cut = resp.to_vec();
+    let cut_len = wire::truncate(&mut cut, usize::from(handled.question_end));
+    let c = parse(&cut[..cut_len]);
+    assert!(c.tc, "a cut response has TC");
+    assert_eq!(c.counts, [p.counts[0], 0, 0, 0]);
+    assert_eq!(cut[12..cut_len], resp[12..usize::from(handled.question_end)]);
     assert_eq!(handled.truncated, p.tc);
     assert!(!(p.tc && transport == Transport::Tcp), "no TC over TCP");
     if p.tc {
         assert_eq!(p.counts[1..3], [0, 0], "TC responses carry no records");
     }
     match decoded {
-        Decoded::FormErr(_) | Decoded::NotImp(_) => {
-            let rcode = if matches!(decoded, Decoded::FormErr(_)) {
+        Decoded::Malformed(_) | Decoded::OtherOpcode(_) => {
+            let rcode = if matches!(decoded, Decoded::Malformed(_)) {
                 1
             } else {
                 4
@@ -294,7 +310,7 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
             assert_eq!(resp[3] & 0x10, data[3] & 0x10, "CD copied");
             let mut buf = [0u8; MAX_NAME_LEN];
             let name = wire::lowercase(req.qname(), &mut buf);
-            let outcome = resolve(
+            let outcome = clusterns::query::outcome(
                 snap,
                 &Question {
                     name,
@@ -306,10 +322,10 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
             let expected = if badvers {
                 16
             } else {
-                u16::from(outcome.rcode())
+                u16::from(outcome.rcode().to_int())
             };
             assert_eq!(p.rcode, expected, "rcode of {outcome:?}");
-            assert_eq!(p.aa, !badvers && wire::is_authoritative(&outcome));
+            assert_eq!(p.aa, !badvers && outcome.is_authoritative());
             // Additional records: the OPT when the query had one, and glue only.
             assert!(p.counts[3] >= u16::from(req.edns.is_some()));
             if p.counts[3] > u16::from(req.edns.is_some()) {
@@ -329,7 +345,7 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
                 assert_eq!(p.counts[2], u16::from(ns));
             }
         }
-        Decoded::Drop => unreachable!(),
+        Decoded::Response | Decoded::Runt => unreachable!(),
     }
     handled.len
 }

@@ -12,9 +12,9 @@ pub const RX_SIZE: usize = 4096;
 /// The transmit buffer per datagram: at least the largest UDP payload the config allows.
 pub const TX_SIZE: usize = 4096;
 
-/// The buffers and message headers of one batch, allocated once per worker (boxed, so the
-/// headers' pointers into it stay valid).
-pub struct Batch {
+/// A batch's datagrams: the receive and answer buffers and their message headers, allocated
+/// once per worker (boxed, so the headers' pointers into it stay valid).
+pub struct Datagrams {
     rx: Vec<[u8; RX_SIZE]>,
     /// Answer buffers: fill `tx[k]`, then `queue(k, i, len)` to answer datagram `i` with it.
     pub tx: Vec<[u8; TX_SIZE]>,
@@ -33,13 +33,13 @@ pub struct Sent {
     pub refused: usize,
 }
 
-impl Batch {
-    pub fn new() -> Box<Batch> {
+impl Datagrams {
+    pub fn new() -> Box<Datagrams> {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are C structs of integers and raw
         // pointers, for which all-zero is a valid value; pointers are set before use.
         let (addrs, rx_iov, tx_iov, rx_msgs, tx_msgs) =
             unsafe { (zeroed(), zeroed(), zeroed(), zeroed(), zeroed()) };
-        let mut b = Box::new(Batch {
+        let mut b = Box::new(Datagrams {
             rx: vec![[0; RX_SIZE]; BATCH],
             tx: vec![[0; TX_SIZE]; BATCH],
             addrs,
@@ -221,7 +221,7 @@ mod tests {
         let big = vec![9u8; RX_SIZE + 10];
         client.send_to(&big, addr).unwrap();
 
-        let mut b = Batch::new();
+        let mut b = Datagrams::new();
         let mut got = Vec::new();
         let mut last = 0;
         while got.len() < 4 {

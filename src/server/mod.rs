@@ -111,7 +111,7 @@ impl Server {
             udp_socks.extend(socks);
         }
         for (i, sock) in udp_socks.into_iter().enumerate() {
-            let st = Arc::new(WorkerStats::new("udp"));
+            let st = Arc::new(WorkerStats::new(crate::query::Transport::Udp));
             stats.push(st.clone());
             let (shared, stop) = (shared.clone(), stop.clone());
             let opts = udp::Options {
@@ -129,7 +129,7 @@ impl Server {
             idle_timeout: Duration::from_secs(cfg.tcp_idle_timeout_secs),
             max_connections: cfg.tcp_max_connections,
         };
-        let st = Arc::new(WorkerStats::new("tcp"));
+        let st = Arc::new(WorkerStats::new(crate::query::Transport::Tcp));
         stats.push(st.clone());
         let tcp_stop = stop.clone();
         handles.push(

@@ -4,8 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::rrset::rtype;
-use crate::wire::Handled;
+use domain::base::iana::{OptRcode, Rtype};
+
+use crate::query::{Response, Transport};
 
 /// Response codes counted individually (0..=5, 16 = BADVERS at index 6); others go to 7.
 pub const RCODES: usize = 8;
@@ -14,17 +15,17 @@ pub const RCODE_NAMES: [&str; RCODES] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "OTHER",
 ];
 /// Query types counted individually; the last counter is every other type.
-pub const QTYPES: [(u16, &str); 10] = [
-    (rtype::A, "A"),
-    (rtype::AAAA, "AAAA"),
-    (rtype::ANY, "ANY"),
-    (rtype::SOA, "SOA"),
-    (rtype::NS, "NS"),
-    (rtype::MX, "MX"),
-    (rtype::TXT, "TXT"),
-    (rtype::CNAME, "CNAME"),
-    (rtype::CAA, "CAA"),
-    (0, "OTHER"),
+pub const QTYPES: [(Rtype, &str); 10] = [
+    (Rtype::A, "A"),
+    (Rtype::AAAA, "AAAA"),
+    (Rtype::ANY, "ANY"),
+    (Rtype::SOA, "SOA"),
+    (Rtype::NS, "NS"),
+    (Rtype::MX, "MX"),
+    (Rtype::TXT, "TXT"),
+    (Rtype::CNAME, "CNAME"),
+    (Rtype::CAA, "CAA"),
+    (Rtype::from_int(0), "OTHER"),
 ];
 /// Latency buckets: 4 per power of two from 1 ns up.
 pub const BUCKETS: usize = 252;
@@ -54,8 +55,7 @@ pub fn bucket_floor(b: usize) -> u64 {
 #[repr(align(128))]
 #[derive(Debug)]
 pub struct WorkerStats {
-    /// "udp" or "tcp".
-    pub transport: &'static str,
+    pub transport: Transport,
     /// Packets received.
     pub received: AtomicU64,
     /// Packets dropped without an answer (too short, or responses).
@@ -93,7 +93,7 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 
 impl WorkerStats {
     /// Zeroed counters for a worker of `transport`.
-    pub fn new(transport: &'static str) -> WorkerStats {
+    pub fn new(transport: Transport) -> WorkerStats {
         WorkerStats {
             transport,
             received: AtomicU64::new(0),
@@ -113,7 +113,7 @@ impl WorkerStats {
 
     /// Counts one handled packet.
     #[inline]
-    pub fn record(&self, h: &Handled, oversized: bool) {
+    pub fn record(&self, h: &Response, oversized: bool) {
         bump(&self.received);
         if oversized {
             bump(&self.oversized);
@@ -147,16 +147,22 @@ impl WorkerStats {
         bump(&self.send_errors);
     }
 
-    /// Responses sent with `rcode` (0..=5 or 16).
-    pub fn responses(&self, rcode: u16) -> u64 {
+    /// Responses sent with `rcode`.
+    pub fn responses(&self, rcode: OptRcode) -> u64 {
         self.rcodes[rcode_index(rcode)].load(Relaxed)
     }
 }
 
-fn rcode_index(rcode: u16) -> usize {
+/// The counter of `rcode` (see [`RCODE_NAMES`]).
+fn rcode_index(rcode: OptRcode) -> usize {
     match rcode {
-        0..=5 => usize::from(rcode),
-        16 => 6,
+        OptRcode::NOERROR => 0,
+        OptRcode::FORMERR => 1,
+        OptRcode::SERVFAIL => 2,
+        OptRcode::NXDOMAIN => 3,
+        OptRcode::NOTIMP => 4,
+        OptRcode::REFUSED => 5,
+        OptRcode::BADVERS => 6,
         _ => 7,
     }
 }
@@ -182,25 +188,19 @@ mod tests {
 
     #[test]
     fn counts_by_rcode_and_type() {
-        let s = WorkerStats::new("udp");
-        let h = Handled {
+        let s = WorkerStats::new(Transport::Udp);
+        let h = Response {
             len: 40,
-            rcode: Some(3),
-            qtype: Some(rtype::AAAA),
+            rcode: Some(OptRcode::NXDOMAIN),
+            qtype: Some(Rtype::AAAA),
             truncated: false,
+            class: crate::query::ResponseClass::NxDomain,
+            question_end: 20,
         };
         s.record(&h, false);
-        s.record(
-            &Handled {
-                len: 0,
-                rcode: None,
-                qtype: None,
-                truncated: false,
-            },
-            false,
-        );
+        s.record(&Response::DROPPED, false);
         assert_eq!(s.received.load(Relaxed), 2);
-        assert_eq!(s.responses(3), 1);
+        assert_eq!(s.responses(OptRcode::NXDOMAIN), 1);
         assert_eq!(s.dropped.load(Relaxed), 1);
         assert_eq!(s.qtypes[1].load(Relaxed), 1);
     }

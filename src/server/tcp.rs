@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
+use crate::query::{respond, Transport};
 use crate::server::stats::WorkerStats;
 use crate::snapshot::{SharedSnapshot, Snapshot};
-use crate::wire::{respond, Transport};
 
 /// Largest DNS message over TCP plus its length prefix.
 pub const FRAME_MAX: usize = 2 + 65535;
@@ -447,7 +447,7 @@ ipv6 = [{}]
     /// backlog held queries back); returns what was written and whether the stream was
     /// closed.
     fn run(snap: &Snapshot, chunks: &[&[u8]]) -> (Vec<u8>, Option<Close>) {
-        let stats = WorkerStats::new("tcp");
+        let stats = WorkerStats::new(crate::query::Transport::Tcp);
         let mut scratch = vec![0u8; 65535];
         let mut f = Framer::new();
         let mut out = Vec::new();
@@ -531,7 +531,7 @@ ipv6 = [{}]
     #[test]
     fn backlog_holds_queries_until_answers_are_written() {
         let snap = snapshot();
-        let stats = WorkerStats::new("tcp");
+        let stats = WorkerStats::new(crate::query::Transport::Tcp);
         let mut scratch = vec![0u8; 65535];
         let q = frame(7, "huge.ann.repl.co", 28);
         let n = 100;

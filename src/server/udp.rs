@@ -7,12 +7,15 @@ use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::server::batch::{Batch, BATCH};
+use crate::config::RrlConfig;
+use crate::prefetch::BatchLookups;
+use crate::query::{respond, Response, Transport};
+use crate::server::batch::{Datagrams, BATCH};
 use crate::server::coalesce::Coalescer;
-use crate::server::rrl::{self, Rrl, RrlConfig, Verdict};
+use crate::server::rrl::{Rrl, Verdict};
 use crate::server::stats::{bump, WorkerStats};
 use crate::snapshot::SharedSnapshot;
-use crate::wire::{respond, Transport};
+use crate::wire::{name_text, question_name, truncate};
 
 /// Per-worker options.
 #[derive(Debug, Clone, Copy)]
@@ -24,15 +27,15 @@ pub struct Options {
     pub coalesce_us: u32,
 }
 
-/// Logs one query (the sampled query log).
-fn log_query(client: Option<std::net::SocketAddr>, pkt: &[u8], rcode: Option<u16>) {
-    if let crate::wire::Decoded::Query(req) = crate::wire::decode(pkt) {
+/// Logs one query (the sampled query log): a well-formed query's name, type and rcode.
+fn log_query(client: Option<std::net::SocketAddr>, pkt: &[u8], resp: &Response) {
+    if let (Some(qtype), Some(qname)) = (resp.qtype, question_name(pkt)) {
         tracing::info!(
             target: "clusterns::query",
             client = ?client,
-            qname = %crate::wire::name_text(req.qname()),
-            qtype = req.qtype,
-            rcode = ?rcode,
+            qname = %name_text(qname),
+            qtype = qtype.to_int(),
+            rcode = ?resp.rcode.map(|r| r.to_int()),
             "query"
         );
     }
@@ -48,7 +51,7 @@ pub fn run(
     opts: Options,
 ) {
     let fd = sock.as_raw_fd();
-    let mut b = Batch::new();
+    let mut b = Datagrams::new();
     let mut limiter = Rrl::new(opts.rrl);
     let mut until_log = opts.query_log_sample;
     let epoch = std::time::Instant::now();
@@ -67,7 +70,7 @@ pub fn run(
         let snap = shared.load();
         // Every lookup's slot is fetched, then every record: the batch's memory latencies
         // overlap before the answers need them.
-        let fetch = crate::prefetch::Batch::start(&snap, (0..n).map(|i| b.datagram(i).0));
+        let fetch = BatchLookups::start(&snap, (0..n).map(|i| b.datagram(i).0));
         for i in 0..n {
             fetch.record(&snap, i);
         }
@@ -80,7 +83,7 @@ pub fn run(
                 until_log -= 1;
                 if until_log == 0 {
                     until_log = opts.query_log_sample;
-                    log_query(b.source(i), b.datagram(i).0, handled.rcode);
+                    log_query(b.source(i), b.datagram(i).0, &handled);
                 }
             }
             if handled.len == 0 {
@@ -90,11 +93,11 @@ pub fn run(
             if let Some(limiter) = &mut limiter {
                 if let Some(client) = b.source(i) {
                     let now = epoch.elapsed().as_secs() as u32;
-                    match limiter.check(client, &b.tx[out][..len], now) {
+                    match limiter.check(client, handled.class, now) {
                         Verdict::Send => {}
                         Verdict::Slip => {
                             bump(&stats.rate_limited);
-                            len = rrl::truncate(&mut b.tx[out], len);
+                            len = truncate(&mut b.tx[out], usize::from(handled.question_end));
                         }
                         Verdict::Drop => {
                             bump(&stats.rate_limited);

@@ -1,25 +1,17 @@
 //! Decoding a query packet with the `domain` crate, zero-copy, into a [`Request`].
 //!
-//! Validation follows Knot DNS and NSD: a packet too short for a header is dropped, as is
-//! every response (QR=1); an opcode other than QUERY is NOTIMP; anything else malformed
-//! (QDCOUNT != 1, bad or compressed question name, broken records, OPT in the wrong place or
-//! twice, trailing bytes) is FORMERR.
+//! Only the QUERY opcode's layout is read: a packet too short for a header, a response
+//! (QR=1) and any other opcode come back with what their header says, for the query layer to
+//! decide. A QUERY message that is malformed (QDCOUNT != 1, bad or compressed question name,
+//! broken records, OPT in the wrong place or twice, trailing bytes) is [`Decoded::Malformed`].
 
-use domain::base::iana::Opcode;
+use domain::base::iana::{Class, Opcode, Rtype};
 use domain::base::name::ToLabelIter;
-use domain::base::opt::Opt;
 use domain::base::Message;
 
 use crate::name::MAX_NAME_LEN;
-use crate::rrset::rtype;
-
-/// The EDNS(0) parameters of a query (RFC 6891).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Edns {
-    pub udp_size: u16,
-    pub version: u8,
-    pub dnssec_ok: bool,
-}
+use crate::wire::edns::Edns;
+use crate::wire::header::{HEADER_LEN, LABEL_KIND_BITS, QUESTION_FIXED_LEN};
 
 /// A decoded query, borrowing the packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +21,16 @@ pub struct Request<'a> {
     pub cd: bool,
     /// The question as it came: name (case preserved), type, class.
     pub question: &'a [u8],
-    pub qtype: u16,
-    pub qclass: u16,
+    pub qtype: Rtype,
+    pub qclass: Class,
     pub edns: Option<Edns>,
 }
 
 impl Request<'_> {
     /// The question name in wire form, case preserved.
+    #[inline]
     pub fn qname(&self) -> &[u8] {
-        &self.question[..self.question.len() - 4]
+        &self.question[..self.question.len() - QUESTION_FIXED_LEN]
     }
 }
 
@@ -45,45 +38,70 @@ impl Request<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorHeader {
     pub id: u16,
-    pub opcode: u8,
+    pub opcode: Opcode,
     pub rd: bool,
     pub cd: bool,
 }
 
-/// What to do with a packet.
+/// What a packet is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded<'a> {
-    /// A well-formed query.
+    /// A well-formed query (opcode QUERY).
     Query(Request<'a>),
-    /// Answer with a header-only FORMERR.
-    FormErr(ErrorHeader),
-    /// Answer with a header-only NOTIMP.
-    NotImp(ErrorHeader),
-    /// Send nothing: too short for a header, or not a query.
-    Drop,
+    /// A QUERY message that does not parse.
+    Malformed(ErrorHeader),
+    /// A message with another opcode; its body is not read.
+    OtherOpcode(ErrorHeader),
+    /// A response (QR set).
+    Response,
+    /// Too short for a header.
+    Runt,
 }
 
 /// Decodes one packet.
 pub fn decode(pkt: &[u8]) -> Decoded<'_> {
     let Ok(msg) = Message::from_slice(pkt) else {
-        return Decoded::Drop;
+        return Decoded::Runt;
     };
     let header = msg.header();
     if header.qr() {
-        return Decoded::Drop;
+        return Decoded::Response;
     }
     let err = ErrorHeader {
         id: header.id(),
-        opcode: header.opcode().to_int(),
+        opcode: header.opcode(),
         rd: header.rd(),
         cd: header.cd(),
     };
     if header.opcode() != Opcode::QUERY {
-        return Decoded::NotImp(err);
+        return Decoded::OtherOpcode(err);
     }
     match parse(msg, err) {
         Some(req) => Decoded::Query(req),
-        None => Decoded::FormErr(err),
+        None => Decoded::Malformed(err),
+    }
+}
+
+/// The question name of a packet as it is there (wire form, case kept, with its root label),
+/// when it is uncompressed and at most [`MAX_NAME_LEN`] long; the rest of the packet is not
+/// looked at. `decode` requires exactly this of a query's name (it checks it on the name
+/// `domain` parsed, which costs less than reading it twice); the workers' prefetch pass and
+/// the query log read names with it without decoding.
+#[inline]
+pub fn question_name(pkt: &[u8]) -> Option<&[u8]> {
+    let mut at = HEADER_LEN;
+    loop {
+        let len = *pkt.get(at)?;
+        if len & LABEL_KIND_BITS != 0 {
+            return None;
+        }
+        at += 1 + usize::from(len);
+        if at - HEADER_LEN > MAX_NAME_LEN || at > pkt.len() {
+            return None;
+        }
+        if len == 0 {
+            return Some(&pkt[HEADER_LEN..at]);
+        }
     }
 }
 
@@ -95,9 +113,10 @@ fn parse(msg: &Message<[u8]>, err: ErrorHeader) -> Option<Request<'_>> {
     let mut questions = msg.question();
     let question = questions.next()?.ok()?;
     let qend = questions.pos();
-    // The question name must be uncompressed: its length in the packet equals its length.
+    // The question name must be uncompressed: its length in the packet equals its length
+    // (what [`question_name`] reads; `domain` has parsed it already, so its length is used).
     let name_len = usize::from(question.qname().compose_len());
-    if qend != 12 + name_len + 4 || name_len > MAX_NAME_LEN {
+    if qend != HEADER_LEN + name_len + QUESTION_FIXED_LEN || name_len > MAX_NAME_LEN {
         return None;
     }
     let mut section = questions.answer().ok()?;
@@ -107,20 +126,14 @@ fn parse(msg: &Message<[u8]>, err: ErrorHeader) -> Option<Request<'_>> {
     loop {
         for record in &mut section {
             let record = record.ok()?;
-            if record.rtype().to_int() != rtype::OPT {
+            if record.rtype() != Rtype::OPT {
                 continue;
             }
             // OPT only once, only in the additional section, owned by the root.
             if section_index != 2 || edns.is_some() || !record.owner().is_root() {
                 return None;
             }
-            record.to_record::<Opt<_>>().ok()??;
-            let ttl = record.ttl().as_secs();
-            edns = Some(Edns {
-                udp_size: record.class().to_int(),
-                version: (ttl >> 16) as u8,
-                dnssec_ok: ttl & 0x8000 != 0,
-            });
+            edns = Some(Edns::from_record(&record)?);
         }
         let end = section.pos();
         match section.next_section().ok()? {
@@ -140,9 +153,9 @@ fn parse(msg: &Message<[u8]>, err: ErrorHeader) -> Option<Request<'_>> {
         id: err.id,
         rd: err.rd,
         cd: err.cd,
-        question: &pkt[12..qend],
-        qtype: question.qtype().to_int(),
-        qclass: question.qclass().to_int(),
+        question: &pkt[HEADER_LEN..qend],
+        qtype: question.qtype(),
+        qclass: question.qclass(),
         edns,
     })
 }

@@ -1,37 +1,88 @@
 //! Encoding responses from pre-encoded bytes: header, the query's own question (case kept),
-//! then the outcome's records with their owners as compression pointers into that question.
+//! then the records a [`Reply`] names, their owners as compression pointers into that
+//! question.
 //!
-//! A UDP response never exceeds the client's limit (512 bytes without EDNS): when the answer
-//! or authority does not fit, the response is sent with TC set and no records (as Knot does);
-//! additional records that do not fit are left out.
+//! A response never exceeds the limit it is given: when the answer or authority does not fit,
+//! the response is sent with TC set and no records ([`truncate`], as Knot does); additional
+//! records that do not fit are left out.
+
+use domain::base::iana::{Class, Rcode, Rtype};
 
 use crate::name::MAX_NAME_LEN;
-use crate::resolve::{acme_target_prefix, Outcome};
-use crate::rrset::{rtype, RrSet, CLASS_IN};
+use crate::rrset::RrSet;
 use crate::wire::decode::{ErrorHeader, Request};
-
-const QR: u8 = 0x80;
-const AA: u8 = 0x04;
-const TC: u8 = 0x02;
-const RD: u8 = 0x01;
-const CD: u8 = 0x10;
-
-/// The extended RCODE BADVERS (RFC 6891): 16, i.e. upper bits 1 in the OPT record.
-pub const BADVERS: u16 = 16;
-
-/// Bytes of the OPT record this server appends.
-const OPT_LEN: usize = 11;
+use crate::wire::edns::ResponseOpt;
+use crate::wire::header::{
+    AA, ANCOUNT, ARCOUNT, CD, COMPRESSED_QNAME, FLAGS_HI, FLAGS_LO, HEADER_LEN, NSCOUNT,
+    OPCODE_MASK, OPCODE_SHIFT, OPT_LEN, QR, QUESTION_FIXED_LEN, RCODE_MASK, RD, RR_FIXED_LEN, TC,
+};
 
 /// The smallest buffer `encode` may be given: a header, the longest question and an OPT.
-pub const MIN_BUFFER: usize = 12 + 255 + 4 + OPT_LEN;
+pub const MIN_BUFFER: usize = HEADER_LEN + MAX_NAME_LEN + QUESTION_FIXED_LEN + OPT_LEN;
+
+/// The answer section of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer<'a> {
+    None,
+    /// An RRset, its owners written as pointers to `owner_ptr` (unless inline).
+    Set {
+        set: &'a RrSet,
+        owner_ptr: u16,
+    },
+    /// One CNAME owned by the question name, to the name `prefix` + `suffix` (wire labels;
+    /// `suffix` ends with the root label).
+    Cname {
+        ttl: u32,
+        prefix: &'a [u8],
+        suffix: &'a [u8],
+    },
+}
+
+/// What a response holds besides the query's header fields and question: built by the query
+/// layer, written by [`encode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply<'a> {
+    /// The header's rcode (the low 4 bits of an extended one).
+    pub rcode: Rcode,
+    pub authoritative: bool,
+    pub answer: Answer<'a>,
+    /// An RRset for the authority section, with its owner pointer.
+    pub authority: Option<(&'a RrSet, u16)>,
+    /// Sets for the additional section (owners inline or the question name): each written
+    /// when it fits.
+    pub additional: &'a [RrSet],
+    /// The OPT record, when the query had one.
+    pub opt: Option<ResponseOpt>,
+}
+
+/// What [`encode`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    pub len: usize,
+    /// Records in the answer section.
+    pub answers: u16,
+    /// Whether the answer or authority did not fit (TC set, no records).
+    pub truncated: bool,
+}
 
 /// Writes a header-only error response (FORMERR, NOTIMP) and returns its length.
-pub fn encode_error(out: &mut [u8], h: &ErrorHeader, rcode: u8) -> usize {
-    out[..12].fill(0);
+pub fn encode_error(out: &mut [u8], h: &ErrorHeader, rcode: Rcode) -> usize {
+    out[..HEADER_LEN].fill(0);
     out[..2].copy_from_slice(&h.id.to_be_bytes());
-    out[2] = QR | (h.opcode & 0x0f) << 3 | if h.rd { RD } else { 0 };
-    out[3] = rcode & 0x0f | if h.cd { CD } else { 0 };
-    12
+    out[FLAGS_HI] =
+        QR | (h.opcode.to_int() & OPCODE_MASK) << OPCODE_SHIFT | if h.rd { RD } else { 0 };
+    out[FLAGS_LO] = rcode.to_int() & RCODE_MASK | if h.cd { CD } else { 0 };
+    HEADER_LEN
+}
+
+/// Cuts an encoded response down to its header and question, `question_end` bytes: TC set,
+/// every count but QDCOUNT zero. Returns the new length. Used when an answer does not fit and
+/// for response rate limiting's slip.
+#[inline]
+pub fn truncate(out: &mut [u8], question_end: usize) -> usize {
+    out[FLAGS_HI] |= TC;
+    out[ANCOUNT..HEADER_LEN].fill(0);
+    question_end
 }
 
 /// A cursor over the output buffer.
@@ -54,119 +105,91 @@ impl Writer<'_> {
     }
 }
 
-/// Writes the response to `req` for `outcome` and returns its length.
+/// Writes the response to `req` that `reply` describes and says what it wrote.
 ///
-/// `name` is the lower-cased question name (for the CNAME target); `limit` is the largest
-/// response allowed (the transport's and the client's limit, at least 512); `payload` is the
-/// UDP size this server advertises in its OPT record. `out` must hold at least `limit` bytes
-/// and at least [`MIN_BUFFER`].
-pub fn encode(
-    out: &mut [u8],
-    req: &Request<'_>,
-    name: &[u8],
-    outcome: &Outcome<'_>,
-    limit: usize,
-    payload: u16,
-) -> usize {
-    let opt_len = if req.edns.is_some() { OPT_LEN } else { 0 };
+/// `limit` is the largest response allowed (the transport's and the client's limit, at least
+/// 512). `out` must hold at least `limit` bytes and at least [`MIN_BUFFER`].
+#[inline(always)]
+pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize) -> Encoded {
+    let opt_len = if reply.opt.is_some() { OPT_LEN } else { 0 };
     let limit = limit.min(out.len()).max(MIN_BUFFER.min(out.len()));
     let mut w = Writer { out, pos: 0 };
-    // Header: counts are filled in below.
+    // Header: the counts but QDCOUNT are filled in below.
     w.put(&req.id.to_be_bytes());
-    let authoritative = crate::wire::is_authoritative(outcome);
-    let badvers = req.edns.is_some_and(|e| e.version > 0);
-    let rcode = if badvers { 0 } else { outcome.rcode() };
-    w.put(&[
-        QR | if req.rd { RD } else { 0 } | if authoritative && !badvers { AA } else { 0 },
-        rcode | if req.cd { CD } else { 0 },
-        0,
-        1,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ]);
+    let flags_hi = QR | if req.rd { RD } else { 0 } | if reply.authoritative { AA } else { 0 };
+    let flags_lo = reply.rcode.to_int() | if req.cd { CD } else { 0 };
+    // The flags, then QDCOUNT 1 and the other counts 0 (filled in at the end).
+    let rest: [u8; HEADER_LEN - FLAGS_HI] = [flags_hi, flags_lo, 0, 1, 0, 0, 0, 0, 0, 0];
+    w.put(&rest);
     w.put(req.question);
     let after_question = w.pos;
     let budget = limit - opt_len;
     let (mut an, mut ns, mut ar) = (0u16, 0u16, 0u16);
     let mut truncated = false;
 
-    if !badvers {
-        let apex_ptr = |zone: &crate::zone::Zone| (12 + name.len() - zone.apex.wire().len()) as u16;
-        match *outcome {
-            Outcome::Hit {
-                zone,
-                answer,
-                additional,
-            } => {
-                if w.pos + answer.wire_len() > budget {
-                    truncated = true;
-                } else {
-                    let ptr = match answer.owner {
-                        crate::rrset::Owner::Apex => apex_ptr(zone),
-                        _ => 12,
-                    };
-                    w.set(answer, ptr);
-                    an = answer.count;
-                    for set in additional {
-                        if w.pos + set.wire_len() <= budget {
-                            w.set(set, 12);
-                            ar += set.count;
-                        }
-                    }
-                }
+    match reply.answer {
+        Answer::None => {}
+        Answer::Set { set, owner_ptr } => {
+            if w.pos + set.wire_len() > budget {
+                truncated = true;
+            } else {
+                w.set(set, owner_ptr);
+                an = set.count;
             }
-            Outcome::AcmeCname { zone, target_zone } => {
-                let prefix = acme_target_prefix(name);
-                let rdlen = prefix.len() + target_zone.wire().len();
-                debug_assert!(rdlen <= MAX_NAME_LEN, "resolve answers YXDOMAIN instead");
-                if w.pos + 12 + rdlen > budget {
-                    truncated = true;
-                } else {
-                    w.put(&[0xC0, 12]);
-                    w.put(&rtype::CNAME.to_be_bytes());
-                    w.put(&CLASS_IN.to_be_bytes());
-                    w.put(&zone.ttl.to_be_bytes());
-                    w.put(&(rdlen as u16).to_be_bytes());
-                    w.put(prefix);
-                    w.put(target_zone.wire());
-                    an = 1;
-                }
+        }
+        Answer::Cname {
+            ttl,
+            prefix,
+            suffix,
+        } => {
+            let rdlen = prefix.len() + suffix.len();
+            debug_assert!(rdlen <= MAX_NAME_LEN, "resolve answers YXDOMAIN instead");
+            if w.pos + COMPRESSED_QNAME.len() + RR_FIXED_LEN + rdlen > budget {
+                truncated = true;
+            } else {
+                w.put(&COMPRESSED_QNAME);
+                w.put(&Rtype::CNAME.to_int().to_be_bytes());
+                w.put(&Class::IN.to_int().to_be_bytes());
+                w.put(&ttl.to_be_bytes());
+                w.put(&(rdlen as u16).to_be_bytes());
+                w.put(prefix);
+                w.put(suffix);
+                an = 1;
             }
-            Outcome::NoData { zone } | Outcome::NxDomain { zone } => {
-                if w.pos + zone.soa_negative.wire_len() > budget {
-                    truncated = true;
-                } else {
-                    w.set(&zone.soa_negative, apex_ptr(zone));
-                    ns = 1;
-                }
-            }
-            Outcome::YxDomain { .. }
-            | Outcome::Refused
-            | Outcome::NotImp
-            | Outcome::FormErr
-            | Outcome::ServFail => {}
+        }
+    }
+    if let (false, Some((set, owner_ptr))) = (truncated, reply.authority) {
+        if w.pos + set.wire_len() > budget {
+            truncated = true;
+        } else {
+            w.set(set, owner_ptr);
+            ns = set.count;
         }
     }
     if truncated {
-        w.pos = after_question;
-        w.out[2] |= TC;
+        w.pos = truncate(w.out, after_question);
+        an = 0;
+        ns = 0;
+    } else {
+        for set in reply.additional {
+            if w.pos + set.wire_len() <= budget {
+                w.set(set, HEADER_LEN as u16);
+                ar += set.count;
+            }
+        }
     }
-    if let Some(edns) = req.edns {
-        w.put(&[0, 0, 41]);
-        w.put(&payload.to_be_bytes());
-        let ext_rcode = if badvers { (BADVERS >> 4) as u8 } else { 0 };
-        let flags: u8 = if edns.dnssec_ok { 0x80 } else { 0 };
-        w.put(&[ext_rcode, 0, flags, 0, 0, 0]);
+    if let Some(opt) = &reply.opt {
+        w.put(&opt.bytes());
         ar += 1;
     }
     let pos = w.pos;
     let out = w.out;
-    out[6..8].copy_from_slice(&an.to_be_bytes());
-    out[8..10].copy_from_slice(&ns.to_be_bytes());
-    out[10..12].copy_from_slice(&ar.to_be_bytes());
-    pos
+    out[ANCOUNT..ANCOUNT + 2].copy_from_slice(&an.to_be_bytes());
+    out[NSCOUNT..NSCOUNT + 2].copy_from_slice(&ns.to_be_bytes());
+    out[ARCOUNT..ARCOUNT + 2].copy_from_slice(&ar.to_be_bytes());
+    Encoded {
+        len: pos,
+        answers: an,
+        truncated,
+    }
 }

@@ -1,0 +1,78 @@
+//! From an [`Outcome`] to the codec's [`Reply`]: which records go in which section, with
+//! which owner pointers (the query name at offset 12, or the zone apex inside it).
+
+use domain::base::iana::Rcode;
+
+use crate::resolve::Outcome;
+use crate::rrset::Owner;
+use crate::wire::header::HEADER_LEN;
+use crate::wire::{Answer, Reply, ResponseOpt};
+use crate::zone::Zone;
+
+/// The reply for `outcome` to the question whose lower-cased name is `name`.
+#[inline]
+pub fn for_outcome<'a>(
+    outcome: &Outcome<'a>,
+    name: &'a [u8],
+    opt: Option<ResponseOpt>,
+) -> Reply<'a> {
+    // The apex's offset inside the question name.
+    let apex_ptr = |zone: &Zone| (HEADER_LEN + name.len() - zone.apex.wire().len()) as u16;
+    let mut reply = Reply {
+        rcode: outcome.rcode(),
+        authoritative: outcome.is_authoritative(),
+        answer: Answer::None,
+        authority: None,
+        additional: &[],
+        opt,
+    };
+    match *outcome {
+        Outcome::Hit {
+            zone,
+            answer,
+            additional,
+        } => {
+            let owner_ptr = match answer.owner {
+                Owner::Apex => apex_ptr(zone),
+                Owner::Query | Owner::Inline => HEADER_LEN as u16,
+            };
+            reply.answer = Answer::Set {
+                set: answer,
+                owner_ptr,
+            };
+            reply.additional = additional;
+        }
+        Outcome::AcmeCname { zone, .. } => {
+            if let Some((prefix, target)) = outcome.acme_target(name) {
+                reply.answer = Answer::Cname {
+                    ttl: zone.ttl,
+                    prefix,
+                    suffix: target.wire(),
+                };
+            }
+        }
+        Outcome::NoData { zone } | Outcome::NxDomain { zone } => {
+            reply.authority = Some((&zone.soa_negative, apex_ptr(zone)));
+        }
+        Outcome::YxDomain { .. }
+        | Outcome::Refused
+        | Outcome::NotImp
+        | Outcome::FormErr
+        | Outcome::ServFail => {}
+    }
+    reply
+}
+
+/// The reply to a query with an EDNS version this server does not speak: no records, not
+/// authoritative, BADVERS in the OPT record (`opt`).
+#[inline]
+pub fn bad_version(opt: Option<ResponseOpt>) -> Reply<'static> {
+    Reply {
+        rcode: Rcode::NOERROR,
+        authoritative: false,
+        answer: Answer::None,
+        authority: None,
+        additional: &[],
+        opt,
+    }
+}
