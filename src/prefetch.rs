@@ -19,8 +19,8 @@ pub fn hint(snap: &Snapshot, pkt: &[u8]) -> Option<Lookup> {
     let name = lowercase(question_name(pkt)?, &mut buf);
     let (zone, rel_len) = snap.served.find_zone(name)?;
     match zone.classify(&name[..rel_len]) {
-        Shape::IdOrUser(label) => Some(snap.table.lookup_of_one(label)),
-        Shape::SlugUser(key) => Some(snap.table.lookup_of_two(key)),
+        Shape::IdOrUser(label) => Some(snap.table.lookup_of_id_or_user(label)),
+        Shape::SlugUser(key) => Some(snap.table.lookup_of_slug_user(key)),
         _ => None,
     }
 }

@@ -9,7 +9,7 @@ use domain::base::iana::{Class, Rcode, Rtype};
 use crate::name::{DomainName, MAX_NAME_LEN};
 use crate::rrset::RrSet;
 use crate::snapshot::Snapshot;
-use crate::table::One;
+use crate::table::LabelIs;
 use crate::zone::{Shape, Zone, ACME_LABEL};
 
 /// A question with its name lower-cased, in wire form ending with the root label.
@@ -125,12 +125,12 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
             addresses(zone, &h.a, &h.aaaa, q.qtype)
         }
         Shape::HostAncestor => Outcome::NoData { zone },
-        Shape::IdOrUser(key) => match snap.table.lookup_one(key) {
-            One::App(c) => app(zone, c, q.qtype),
-            One::User => Outcome::NoData { zone },
-            One::Missing => Outcome::NxDomain { zone },
+        Shape::IdOrUser(key) => match snap.table.find_id_or_user(key) {
+            LabelIs::App(c) => app(zone, c, q.qtype),
+            LabelIs::User => Outcome::NoData { zone },
+            LabelIs::Missing => Outcome::NxDomain { zone },
         },
-        Shape::SlugUser(key) => match snap.table.lookup_two(key) {
+        Shape::SlugUser(key) => match snap.table.find_slug_user(key) {
             Some(c) => app(zone, c, q.qtype),
             None => Outcome::NxDomain { zone },
         },
@@ -142,8 +142,8 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
 fn exists(snap: &Snapshot, zone: &Zone, rel: &[u8]) -> bool {
     match zone.classify(rel) {
         Shape::Apex | Shape::Host(_) | Shape::HostAncestor => true,
-        Shape::IdOrUser(key) => snap.table.lookup_one(key) != One::Missing,
-        Shape::SlugUser(key) => snap.table.lookup_two(key).is_some(),
+        Shape::IdOrUser(key) => snap.table.find_id_or_user(key) != LabelIs::Missing,
+        Shape::SlugUser(key) => snap.table.find_slug_user(key).is_some(),
         Shape::Acme { .. } | Shape::Deep => false,
     }
 }

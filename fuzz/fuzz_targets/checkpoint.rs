@@ -39,12 +39,12 @@ fn check_table(t: &Table) {
     );
     for (id, user, slug, _) in &apps {
         let _ = t.get(id);
-        let _ = t.lookup_one(&label(id));
-        let _ = t.lookup_one(&label(user));
-        let _ = t.lookup_two(&name_key_of(slug, user));
+        let _ = t.find_id_or_user(&label(id));
+        let _ = t.find_id_or_user(&label(user));
+        let _ = t.find_slug_user(&name_key_of(slug, user));
     }
     for probe in ["r0", "mark", "x", "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c"] {
-        let _ = t.lookup_one(&label(probe));
+        let _ = t.find_id_or_user(&label(probe));
         let _ = t.get(probe);
     }
 }

@@ -22,7 +22,7 @@ use clusterns::feed::change::{ChangeTarget, UpsertRef};
 use clusterns::feed::journal::parse_line;
 use clusterns::name::Label;
 use clusterns::table::key::name_key_of;
-use clusterns::table::{One, Table, MAX_CLUSTERS};
+use clusterns::table::{LabelIs, Table, MAX_CLUSTERS};
 use libfuzzer_sys::fuzz_target;
 
 /// The model: id -> (user, slug, cluster index), and the cluster registry (names by index).
@@ -95,13 +95,13 @@ fn check(table: &Table, m: &Model) {
     assert_eq!(names.len(), apps.len(), "names unique");
     for (id, user, slug, c) in &apps {
         assert_eq!(table.get(id), Some((user.clone(), slug.clone(), *c)));
-        assert_eq!(table.lookup_one(&label(id)), One::App(*c), "by id {id}");
-        assert_eq!(table.lookup_two(&name_key_of(slug, user)), Some(*c));
-        let by_user = table.lookup_one(&label(user));
+        assert_eq!(table.find_id_or_user(&label(id)), LabelIs::App(*c), "by id {id}");
+        assert_eq!(table.find_slug_user(&name_key_of(slug, user)), Some(*c));
+        let by_user = table.find_id_or_user(&label(user));
         if m.apps.contains_key(user.as_str()) {
-            assert!(matches!(by_user, One::App(_)), "an id shadows a user");
+            assert!(matches!(by_user, LabelIs::App(_)), "an id shadows a user");
         } else {
-            assert_eq!(by_user, One::User, "user {user}");
+            assert_eq!(by_user, LabelIs::User, "user {user}");
         }
     }
 }

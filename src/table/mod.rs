@@ -49,7 +49,7 @@ pub struct Lookup {
 
 /// What a single label under a zone is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum One {
+pub enum LabelIs {
     /// A repl id: the app's cluster.
     App(u16),
     /// A user with at least one app (an empty non-terminal).
@@ -153,31 +153,31 @@ impl Table {
 
     /// What the single lower-case wire label `label` names: a repl id, a user, or nothing.
     #[inline]
-    pub fn lookup_one(&self, label: &[u8]) -> One {
+    pub fn find_id_or_user(&self, label: &[u8]) -> LabelIs {
         let mut buf = [0u8; UUID_KEY_LEN];
         let idk = id_key(label, &mut buf);
         let compressed = idk.len() != label.len();
         let id_hash = hash_key(idk);
         match self.overlay.cluster(IDS, idk, id_hash) {
-            Some(Some(cluster)) => return One::App(cluster),
+            Some(Some(cluster)) => return LabelIs::App(cluster),
             Some(None) => {}
             None => {
                 if let Some((cluster, _)) = self.base.by_id(idk, id_hash) {
-                    return One::App(cluster);
+                    return LabelIs::App(cluster);
                 }
             }
         }
         let user_hash = if compressed { hash_key(label) } else { id_hash };
         if self.user_apps(label, user_hash) > 0 {
-            One::User
+            LabelIs::User
         } else {
-            One::Missing
+            LabelIs::Missing
         }
     }
 
-    /// The lookup `lookup_one(label)` starts with, for prefetching.
+    /// The lookup `find_id_or_user(label)` starts with, for prefetching.
     #[inline]
-    pub fn lookup_of_one(&self, label: &[u8]) -> Lookup {
+    pub fn lookup_of_id_or_user(&self, label: &[u8]) -> Lookup {
         let mut buf = [0u8; UUID_KEY_LEN];
         Lookup {
             which: Which::Ids,
@@ -185,9 +185,9 @@ impl Table {
         }
     }
 
-    /// The lookup `lookup_two(key)` starts with, for prefetching.
+    /// The lookup `find_slug_user(key)` starts with, for prefetching.
     #[inline]
-    pub fn lookup_of_two(&self, key: &[u8]) -> Lookup {
+    pub fn lookup_of_slug_user(&self, key: &[u8]) -> Lookup {
         Lookup {
             which: Which::Names,
             hash: hash_key(key),
@@ -258,7 +258,7 @@ impl Table {
 
     /// The cluster of the app named by `key` (slug label then user label, lower-case).
     #[inline]
-    pub fn lookup_two(&self, key: &[u8]) -> Option<u16> {
+    pub fn find_slug_user(&self, key: &[u8]) -> Option<u16> {
         let hash = hash_key(key);
         if let Some(v) = self.overlay.cluster(NAMES, key, hash) {
             return v;

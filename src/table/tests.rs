@@ -49,7 +49,7 @@ fn prefetching_a_change_is_a_hint_on_any_table() {
         t.prefetch_change_slot(&l);
         t.prefetch_change_record(&l);
     }
-    assert_eq!(t.lookup_two(&two("game", "mark")), Some(1));
+    assert_eq!(t.find_slug_user(&two("game", "mark")), Some(1));
 }
 
 #[test]
@@ -59,28 +59,28 @@ fn overlay_shadows_base() {
     t.upsert("r2", "mark", "site", 2).unwrap();
     let t0 = Table::from_base(Arc::new(t.fold().unwrap()));
     let mut t = t0.clone();
-    assert_eq!(t.lookup_one(&label("r1")), One::App(1));
-    assert_eq!(t.lookup_one(&label("mark")), One::User);
+    assert_eq!(t.find_id_or_user(&label("r1")), LabelIs::App(1));
+    assert_eq!(t.find_id_or_user(&label("mark")), LabelIs::User);
     // Move r1, rename r2, delete nothing yet.
     t.upsert("r1", "mark", "game", 3).unwrap();
     t.upsert("r2", "mark", "blog", 2).unwrap();
-    assert_eq!(t.lookup_two(&two("game", "mark")), Some(3));
-    assert_eq!(t.lookup_two(&two("site", "mark")), None);
-    assert_eq!(t.lookup_two(&two("blog", "mark")), Some(2));
+    assert_eq!(t.find_slug_user(&two("game", "mark")), Some(3));
+    assert_eq!(t.find_slug_user(&two("site", "mark")), None);
+    assert_eq!(t.find_slug_user(&two("blog", "mark")), Some(2));
     // The published copy is unaffected.
-    assert_eq!(t0.lookup_two(&two("game", "mark")), Some(1));
-    assert_eq!(t0.lookup_two(&two("site", "mark")), Some(2));
+    assert_eq!(t0.find_slug_user(&two("game", "mark")), Some(1));
+    assert_eq!(t0.find_slug_user(&two("site", "mark")), Some(2));
     // Delete both: the user disappears.
     t.delete("r1").unwrap();
     t.delete("r2").unwrap();
-    assert_eq!(t.lookup_one(&label("r1")), One::Missing);
-    assert_eq!(t.lookup_one(&label("mark")), One::Missing);
+    assert_eq!(t.find_id_or_user(&label("r1")), LabelIs::Missing);
+    assert_eq!(t.find_id_or_user(&label("mark")), LabelIs::Missing);
     assert_eq!(t.len(), 0);
     assert!(t.delete("r1").is_err());
     // A freed name can be taken by another app.
     t.upsert("r3", "mark", "blog", 0).unwrap();
-    assert_eq!(t.lookup_two(&two("blog", "mark")), Some(0));
-    assert_eq!(t.lookup_one(&label("mark")), One::User);
+    assert_eq!(t.find_slug_user(&two("blog", "mark")), Some(0));
+    assert_eq!(t.find_id_or_user(&label("mark")), LabelIs::User);
     assert_eq!(t.len(), 1);
 }
 
@@ -104,22 +104,25 @@ fn copies_change_independently_and_the_log_grows() {
     for (i, k) in &kept {
         assert_eq!(k.len(), usize::from(*i) + 1);
         assert_eq!(
-            k.lookup_two(&two(&format!("s{i}"), &format!("u{}", i % 50))),
+            k.find_slug_user(&two(&format!("s{i}"), &format!("u{}", i % 50))),
             Some(i % 7)
         );
-        assert_eq!(k.lookup_one(&label(&format!("r{}", i + 1))), One::Missing);
+        assert_eq!(
+            k.find_id_or_user(&label(&format!("r{}", i + 1))),
+            LabelIs::Missing
+        );
     }
     // Changing an older copy leaves the newer one alone, and the other way round.
     let (_, old) = &mut kept[1];
     old.upsert("r1", "u1", "s1", 6).unwrap();
     old.delete("r2").unwrap();
     t.upsert("r1", "u1", "s1", 5).unwrap();
-    assert_eq!(old.lookup_one(&label("r1")), One::App(6));
-    assert_eq!(old.lookup_one(&label("r2")), One::Missing);
-    assert_eq!(old.lookup_one(&label("r600")), One::Missing);
-    assert_eq!(t.lookup_one(&label("r1")), One::App(5));
-    assert_eq!(t.lookup_one(&label("r2")), One::App(2));
-    assert_eq!(t.lookup_one(&label("r2999")), One::App(2999 % 7));
+    assert_eq!(old.find_id_or_user(&label("r1")), LabelIs::App(6));
+    assert_eq!(old.find_id_or_user(&label("r2")), LabelIs::Missing);
+    assert_eq!(old.find_id_or_user(&label("r600")), LabelIs::Missing);
+    assert_eq!(t.find_id_or_user(&label("r1")), LabelIs::App(5));
+    assert_eq!(t.find_id_or_user(&label("r2")), LabelIs::App(2));
+    assert_eq!(t.find_id_or_user(&label("r2999")), LabelIs::App(2999 % 7));
     assert_eq!(old.len(), 500);
     assert_eq!(t.len(), 3000);
     assert_eq!(t.overlay().len(), 3000);
@@ -170,17 +173,17 @@ fn patched_fold_equals_a_rebuild() {
     assert_eq!(patched.len(), t.len());
     for i in (0..3050).step_by(7) {
         let l = label(&format!("r{i}"));
-        assert_eq!(patched.lookup_one(&l), t.lookup_one(&l), "r{i}");
+        assert_eq!(patched.find_id_or_user(&l), t.find_id_or_user(&l), "r{i}");
     }
     for name in ["u0", "u5", "renamed", "newcomer", "nobody"] {
         assert_eq!(
-            patched.lookup_one(&label(name)),
-            t.lookup_one(&label(name)),
+            patched.find_id_or_user(&label(name)),
+            t.find_id_or_user(&label(name)),
             "{name}"
         );
     }
-    assert_eq!(patched.lookup_two(&two("s90", "u0")), Some(2));
-    assert_eq!(patched.lookup_two(&two("s1999", "u15")), None);
+    assert_eq!(patched.find_slug_user(&two("s90", "u0")), Some(2));
+    assert_eq!(patched.find_slug_user(&two("s1999", "u15")), None);
 }
 
 #[test]
@@ -202,8 +205,8 @@ fn uuid_ids_answer_and_users_named_like_uuids_still_work() {
     let other = "aaaaaaaa-0b7a-4c1e-9a53-1d2e3f4a5b6c";
     t.upsert("r9", other, "x", 1).unwrap();
     for t in [t.clone(), Table::from_base(Arc::new(t.fold().unwrap()))] {
-        assert_eq!(t.lookup_one(&label(uuid)), One::App(4));
-        assert_eq!(t.lookup_one(&label(other)), One::User);
+        assert_eq!(t.find_id_or_user(&label(uuid)), LabelIs::App(4));
+        assert_eq!(t.find_id_or_user(&label(other)), LabelIs::User);
         assert_eq!(t.apps()[0].0, uuid);
     }
 }
@@ -235,11 +238,11 @@ fn fold_equals_overlay_view() {
     assert_eq!(folded.len(), t.len());
     for i in 0..500 {
         let l = label(&format!("r{i}"));
-        assert_eq!(folded.lookup_one(&l), t.lookup_one(&l), "r{i}");
+        assert_eq!(folded.find_id_or_user(&l), t.find_id_or_user(&l), "r{i}");
     }
     for u in 0..13 {
         let l = label(&format!("u{u}"));
-        assert_eq!(folded.lookup_one(&l), t.lookup_one(&l), "u{u}");
+        assert_eq!(folded.find_id_or_user(&l), t.find_id_or_user(&l), "u{u}");
     }
-    assert_eq!(t.lookup_one(&label("moved")), One::User);
+    assert_eq!(t.find_id_or_user(&label("moved")), LabelIs::User);
 }
