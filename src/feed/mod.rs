@@ -1,17 +1,17 @@
 //! Change feeds and the builder thread that turns them into published snapshots.
 
-pub mod batch;
-pub mod builder;
+pub(crate) mod batch;
+pub(crate) mod builder;
 pub mod change;
 pub mod checkpoint;
 pub mod compact;
-pub mod durable;
+pub(crate) mod durable;
 pub mod fold;
 pub mod journal;
 pub mod postgres;
-pub mod source;
-pub mod status;
-pub mod watch;
+pub(crate) mod source;
+pub(crate) mod status;
+pub(crate) mod watch;
 
 pub use builder::{Builder, BuilderHandle};
 pub use change::{Change, Sequenced};

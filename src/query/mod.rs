@@ -6,7 +6,7 @@
 //! The [`Response`] says what was sent, for counting, rate limiting and logging.
 
 pub mod edns;
-pub mod policy;
+pub(crate) mod policy;
 pub mod reply;
 #[cfg(test)]
 mod tests;

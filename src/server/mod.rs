@@ -3,10 +3,12 @@
 
 pub mod batch;
 pub mod coalesce;
-pub mod rrl;
+pub(crate) mod rrl;
+#[doc(hidden)]
 pub mod stats;
+#[doc(hidden)]
 pub mod tcp;
-pub mod udp;
+pub(crate) mod udp;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

@@ -10,15 +10,16 @@
 //! multi-version maps); `key` (key encodings and the hash); `clusters` (the cluster registry);
 //! `persist` (the on-disk form a checkpoint holds) over `le` (its integer encodings).
 
-pub mod base;
-pub mod clusters;
+pub(crate) mod base;
+pub(crate) mod clusters;
 mod index;
+#[doc(hidden)]
 pub mod key;
 pub(crate) mod le;
 mod memory;
-pub mod overlay;
+pub(crate) mod overlay;
 pub(crate) mod persist;
-pub mod versions;
+pub(crate) mod versions;
 
 use std::sync::Arc;
 

@@ -174,11 +174,6 @@ impl Log {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Whether no version was appended.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// How many versions it can hold.
     pub fn capacity(&self) -> usize {
         self.entries.len() / ENTRY_WORDS

@@ -2,9 +2,9 @@
 //! a codec-level description ([`Reply`]). Nothing here looks anything up or decides what to
 //! answer: that is the query layer's (`crate::query`).
 
-pub mod decode;
-pub mod edns;
-pub mod encode;
+pub(crate) mod decode;
+pub(crate) mod edns;
+pub(crate) mod encode;
 pub mod header;
 
 pub use decode::{decode, question_name, Decoded, ErrorHeader, Request};
