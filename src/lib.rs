@@ -12,7 +12,6 @@ pub mod prefetch;
 pub mod privs;
 pub mod query;
 pub mod resolve;
-pub mod rrset;
 pub mod server;
 pub mod snapshot;
 #[cfg(any(test, feature = "synth"))]

@@ -7,9 +7,9 @@
 use domain::base::iana::{Class, Rcode, Rtype};
 
 use crate::name::{DomainName, MAX_NAME_LEN};
-use crate::rrset::RrSet;
 use crate::snapshot::Snapshot;
 use crate::table::LabelIs;
+use crate::wire::rrset::RrSet;
 use crate::zone::{Shape, Zone, ACME_LABEL};
 
 /// A question with its name lower-cased, in wire form ending with the root label.

@@ -13,7 +13,7 @@ use crate::config::{ClusterConfig, ZoneConfig};
 use crate::name::DomainName;
 use domain::base::iana::Rtype;
 
-use crate::rrset::{txt_rdata, Owner, RrSet};
+use crate::wire::rrset::{txt_rdata, Owner, RrSet};
 
 /// The first label of a DNS-01 challenge name, in wire form.
 pub const ACME_LABEL: &[u8] = b"\x0f_acme-challenge";

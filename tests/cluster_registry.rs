@@ -19,8 +19,8 @@ use clusterns::config::Config;
 use clusterns::feed::Builder;
 use clusterns::name::DomainName;
 use clusterns::resolve::{resolve, Outcome, Question};
-use clusterns::rrset::{Owner, RrSet};
 use clusterns::table::MAX_CLUSTERS;
+use clusterns::wire::rrset::{Owner, RrSet};
 use domain::base::iana::{Class, Rtype};
 
 /// The addresses of every cluster any test configures.

@@ -4,8 +4,8 @@
 use domain::base::iana::Rcode;
 
 use crate::resolve::Outcome;
-use crate::rrset::Owner;
 use crate::wire::header::HEADER_LEN;
+use crate::wire::rrset::Owner;
 use crate::wire::{Answer, Reply, ResponseOpt};
 use crate::zone::Zone;
 

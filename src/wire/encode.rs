@@ -8,8 +8,8 @@
 
 use domain::base::iana::{Class, Rcode, Rtype};
 
+use super::rrset::RrSet;
 use crate::name::MAX_NAME_LEN;
-use crate::rrset::RrSet;
 use crate::wire::decode::{ErrorHeader, Request};
 use crate::wire::edns::ResponseOpt;
 use crate::wire::header::{

@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use domain::base::iana::{Class, Rtype};
 
+use super::header::{COMPRESSED_QNAME, POINTER, RR_FIXED_LEN};
 use crate::name::DomainName;
-use crate::wire::header::{COMPRESSED_QNAME, POINTER, RR_FIXED_LEN};
 
 /// How the owner of every record in a set is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
