@@ -198,71 +198,7 @@ fn apex(zone: &Zone, qtype: Rtype) -> Outcome<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::snapshot::Served;
-    use crate::table::{App, Table};
-    use std::path::Path;
-    use std::sync::Arc;
-
-    const CONFIG: &str = r#"
-[feed]
-journal = "j"
-[[zone]]
-apex = "repl.co"
-ns = ["ns1.repl.co", "ns.example.net"]
-a = ["192.0.2.1"]
-mx = [{ preference = 10, exchange = "mx.example.net" }]
-acme_validation_zone = "acme.example.net"
-soa = { rname = "hostmaster.repl.co" }
-[[zone.host]]
-name = "ns1"
-a = ["192.0.2.53"]
-[[zone]]
-apex = "repl.dev"
-ttl = 30
-ns = ["ns.example.net"]
-soa = { rname = "hostmaster.repl.co" }
-[[zone]]
-apex = "sub.repl.co"
-ns = ["ns.example.net"]
-soa = { rname = "hostmaster.repl.co" }
-[[cluster]]
-name = "c0"
-ipv4 = ["203.0.113.1"]
-ipv6 = ["2001:db8::1"]
-[[cluster]]
-name = "c1"
-ipv4 = ["198.51.100.1", "198.51.100.2"]
-"#;
-
-    fn snapshot() -> Snapshot {
-        let cfg = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
-        let apps = [
-            App {
-                id: "r0".parse().unwrap(),
-                user: "mark".parse().unwrap(),
-                slug: "coolgame".parse().unwrap(),
-                cluster: 0,
-            },
-            App {
-                id: "r1".parse().unwrap(),
-                user: "ann".parse().unwrap(),
-                slug: "site".parse().unwrap(),
-                cluster: 1,
-            },
-            App {
-                id: "r7".parse().unwrap(),
-                user: "zed".parse().unwrap(),
-                slug: "lost".parse().unwrap(),
-                cluster: 7,
-            },
-        ];
-        Snapshot::new(
-            Arc::new(Served::from_config(&cfg)),
-            Arc::new(Table::build(&apps).unwrap()),
-            0,
-        )
-    }
+    use crate::testkit::snapshot;
 
     fn wire(name: &str) -> Vec<u8> {
         let n: DomainName = name.parse().unwrap();
@@ -290,20 +226,20 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
     fn app_names_answer_with_their_cluster() {
         let s = snapshot();
         assert_eq!(
-            hit_count(ask(&s, "coolgame.mark.repl.co", Rtype::A)),
+            hit_count(ask(s, "coolgame.mark.repl.co", Rtype::A)),
             (Rtype::A, 1)
         );
         assert_eq!(
-            hit_count(ask(&s, "site.ann.repl.co", Rtype::A)),
+            hit_count(ask(s, "site.ann.repl.co", Rtype::A)),
             (Rtype::A, 2)
         );
-        assert_eq!(hit_count(ask(&s, "r1.repl.co", Rtype::A)), (Rtype::A, 2));
+        assert_eq!(hit_count(ask(s, "r1.repl.co", Rtype::A)), (Rtype::A, 2));
         assert_eq!(
-            hit_count(ask(&s, "r0.repl.co", Rtype::AAAA)),
+            hit_count(ask(s, "r0.repl.co", Rtype::AAAA)),
             (Rtype::AAAA, 1)
         );
         // The same apps under the second zone, with its own TTL.
-        match ask(&s, "r0.repl.dev", Rtype::A) {
+        match ask(s, "r0.repl.dev", Rtype::A) {
             Outcome::Hit { answer, zone, .. } => {
                 assert_eq!(zone.apex.to_string(), "repl.dev.");
                 assert_eq!(&answer.bytes[6..10], &30u32.to_be_bytes());
@@ -311,43 +247,43 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
             o => panic!("{o:?}"),
         }
         // ANY gets one RRset (RFC 8482).
-        assert_eq!(hit_count(ask(&s, "r0.repl.co", Rtype::ANY)), (Rtype::A, 1));
+        assert_eq!(hit_count(ask(s, "r0.repl.co", Rtype::ANY)), (Rtype::A, 1));
     }
 
     #[test]
     fn nodata_and_nxdomain() {
         let s = snapshot();
         assert!(matches!(
-            ask(&s, "r1.repl.co", Rtype::AAAA),
+            ask(s, "r1.repl.co", Rtype::AAAA),
             Outcome::NoData { .. }
         ));
         assert!(matches!(
-            ask(&s, "r0.repl.co", Rtype::MX),
+            ask(s, "r0.repl.co", Rtype::MX),
             Outcome::NoData { .. }
         ));
         assert!(matches!(
-            ask(&s, "r0.repl.co", Rtype::TXT),
+            ask(s, "r0.repl.co", Rtype::TXT),
             Outcome::NoData { .. }
         ));
         // A user with apps is an empty non-terminal (RFC 8020).
         assert!(matches!(
-            ask(&s, "mark.repl.co", Rtype::A),
+            ask(s, "mark.repl.co", Rtype::A),
             Outcome::NoData { .. }
         ));
         assert!(matches!(
-            ask(&s, "nobody.repl.co", Rtype::A),
+            ask(s, "nobody.repl.co", Rtype::A),
             Outcome::NxDomain { .. }
         ));
         assert!(matches!(
-            ask(&s, "other.mark.repl.co", Rtype::A),
+            ask(s, "other.mark.repl.co", Rtype::A),
             Outcome::NxDomain { .. }
         ));
         assert!(matches!(
-            ask(&s, "x.coolgame.mark.repl.co", Rtype::A),
+            ask(s, "x.coolgame.mark.repl.co", Rtype::A),
             Outcome::NxDomain { .. }
         ));
         assert!(matches!(
-            ask(&s, "x.r0.repl.co", Rtype::A),
+            ask(s, "x.r0.repl.co", Rtype::A),
             Outcome::NxDomain { .. }
         ));
     }
@@ -355,7 +291,7 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
     #[test]
     fn deepest_zone_wins() {
         let s = snapshot();
-        match ask(&s, "r0.sub.repl.co", Rtype::A) {
+        match ask(s, "r0.sub.repl.co", Rtype::A) {
             Outcome::Hit { zone, .. } => assert_eq!(zone.apex.to_string(), "sub.repl.co."),
             o => panic!("{o:?}"),
         }
@@ -364,30 +300,34 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
     #[test]
     fn apex_records() {
         let s = snapshot();
-        assert_eq!(hit_count(ask(&s, "repl.co", Rtype::SOA)), (Rtype::SOA, 1));
-        assert_eq!(hit_count(ask(&s, "repl.co", Rtype::A)), (Rtype::A, 1));
-        assert_eq!(hit_count(ask(&s, "repl.co", Rtype::MX)), (Rtype::MX, 1));
-        assert_eq!(hit_count(ask(&s, "repl.co", Rtype::ANY)), (Rtype::SOA, 1));
-        match ask(&s, "repl.co", Rtype::NS) {
+        assert_eq!(hit_count(ask(s, "repl.co", Rtype::SOA)), (Rtype::SOA, 1));
+        assert_eq!(hit_count(ask(s, "repl.co", Rtype::A)), (Rtype::A, 1));
+        assert_eq!(hit_count(ask(s, "repl.co", Rtype::MX)), (Rtype::MX, 1));
+        assert_eq!(hit_count(ask(s, "repl.co", Rtype::AAAA)), (Rtype::AAAA, 1));
+        assert_eq!(hit_count(ask(s, "repl.co", Rtype::CAA)), (Rtype::CAA, 1));
+        assert_eq!(hit_count(ask(s, "repl.co", Rtype::ANY)), (Rtype::SOA, 1));
+        match ask(s, "repl.co", Rtype::NS) {
             Outcome::Hit {
                 answer, additional, ..
             } => {
-                assert_eq!(answer.count, 2);
-                assert_eq!(additional.len(), 1, "glue for ns1 only");
+                assert_eq!(answer.count, 3);
+                // ns1 (A and AAAA) and ns2.infra (A); none for ns.example.net.
+                assert_eq!(additional.len(), 3, "glue for the in-zone servers only");
             }
             o => panic!("{o:?}"),
         }
+        // Types the apex, or a host, has none of.
         assert!(matches!(
-            ask(&s, "repl.co", Rtype::AAAA),
+            ask(s, "repl.co", Rtype::SRV),
             Outcome::NoData { .. }
         ));
         assert!(matches!(
-            ask(&s, "repl.co", Rtype::CAA),
+            ask(s, "repl.dev", Rtype::CAA),
             Outcome::NoData { .. }
         ));
-        assert_eq!(hit_count(ask(&s, "ns1.repl.co", Rtype::A)), (Rtype::A, 1));
+        assert_eq!(hit_count(ask(s, "ns1.repl.co", Rtype::A)), (Rtype::A, 1));
         assert!(matches!(
-            ask(&s, "ns1.repl.co", Rtype::AAAA),
+            ask(s, "ns2.infra.repl.co", Rtype::AAAA),
             Outcome::NoData { .. }
         ));
     }
@@ -401,7 +341,7 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
             "_acme-challenge.r0.repl.co",
             "_acme-challenge.repl.co",
         ] {
-            match ask(&s, name, Rtype::TXT) {
+            match ask(s, name, Rtype::TXT) {
                 Outcome::AcmeCname { target_zone, .. } => {
                     assert_eq!(target_zone.to_string(), "acme.example.net.")
                 }
@@ -409,16 +349,16 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
             }
         }
         assert!(matches!(
-            ask(&s, "_acme-challenge.nobody.repl.co", Rtype::TXT),
+            ask(s, "_acme-challenge.nobody.repl.co", Rtype::TXT),
             Outcome::NxDomain { .. }
         ));
         // repl.dev has no validation zone.
         assert!(matches!(
-            ask(&s, "_acme-challenge.r0.repl.dev", Rtype::TXT),
+            ask(s, "_acme-challenge.r0.repl.dev", Rtype::TXT),
             Outcome::NxDomain { .. }
         ));
         let n = wire("_acme-challenge.coolgame.mark.repl.co");
-        let outcome = ask(&s, "_acme-challenge.coolgame.mark.repl.co", Rtype::TXT);
+        let outcome = ask(s, "_acme-challenge.coolgame.mark.repl.co", Rtype::TXT);
         let (prefix, zone) = outcome.acme_target(&n).unwrap();
         assert_eq!(prefix, &wire("coolgame.mark.repl.co")[..22]);
         assert_eq!(zone.to_string(), "acme.example.net.");
@@ -429,12 +369,12 @@ ipv4 = ["198.51.100.1", "198.51.100.2"]
     #[test]
     fn refusals_and_errors() {
         let s = snapshot();
-        assert_eq!(ask(&s, "example.com", Rtype::A), Outcome::Refused);
-        assert_eq!(ask(&s, "co", Rtype::A), Outcome::Refused);
+        assert_eq!(ask(s, "example.com", Rtype::A), Outcome::Refused);
+        assert_eq!(ask(s, "co", Rtype::A), Outcome::Refused);
         // Classes and meta types: `query::policy` (screened before resolving).
-        assert_eq!(ask(&s, "r7.repl.co", Rtype::A), Outcome::ServFail);
-        assert_eq!(ask(&s, "r7.repl.co", Rtype::A).rcode(), Rcode::SERVFAIL);
-        assert_eq!(ask(&s, "nobody.repl.co", Rtype::A).rcode(), Rcode::NXDOMAIN);
+        assert_eq!(ask(s, "r7.repl.co", Rtype::A), Outcome::ServFail);
+        assert_eq!(ask(s, "r7.repl.co", Rtype::A).rcode(), Rcode::SERVFAIL);
+        assert_eq!(ask(s, "nobody.repl.co", Rtype::A).rcode(), Rcode::NXDOMAIN);
         assert!(!Outcome::Refused.is_authoritative());
     }
 }

@@ -98,13 +98,21 @@ pub fn wide_and_huge() -> String {
     cluster("wide", "198.51.100.3", WIDE_V6, 1) + &cluster("huge", "198.51.100.4", HUGE_V6, 2)
 }
 
-/// The fixture configuration: [`FEED`], [`REPL_CO`], [`OTHER_ZONES`], the zone `x.co` with
-/// a long validation zone, and clusters c0, c1, wide, huge (indices 0 to 3).
+/// The zone `x.co` with the validation zone `validation_zone` (for [`long_validation_zone`]
+/// and its variants: CNAME targets near the 255-byte limit).
+pub fn x_co(validation_zone: &str) -> String {
+    format!(
+        "\n[[zone]]\napex = \"x.co\"\nns = [\"ns.example.net\"]\n\
+         acme_validation_zone = \"{validation_zone}\"\nsoa = {{ rname = \"hostmaster.repl.co\" }}\n"
+    )
+}
+
+/// The fixture configuration: [`FEED`], [`REPL_CO`], [`OTHER_ZONES`], the zone [`x_co`] with
+/// the [`long_validation_zone`], and clusters c0, c1, wide, huge (indices 0 to 3).
 pub fn config_text() -> String {
     format!(
-        "{FEED}{REPL_CO}{OTHER_ZONES}\n[[zone]]\napex = \"x.co\"\nns = [\"ns.example.net\"]\n\
-         acme_validation_zone = \"{}\"\nsoa = {{ rname = \"hostmaster.repl.co\" }}\n{C0}{C1}{}",
-        long_validation_zone(),
+        "{FEED}{REPL_CO}{OTHER_ZONES}{}{C0}{C1}{}",
+        x_co(&long_validation_zone()),
         wide_and_huge()
     )
 }

@@ -236,33 +236,15 @@ impl Zone {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use std::path::Path;
+    use crate::testkit::{parse, C1, FEED, REPL_CO};
 
-    pub(crate) const CONFIG: &str = r#"
-[feed]
-journal = "j"
-[[zone]]
-apex = "repl.co"
-ns = ["ns1.repl.co", "ns2.infra.repl.co", "ns.example.net"]
-a = ["192.0.2.1"]
-txt = ["v=spf1 -all"]
-acme_validation_zone = "acme.example.net"
-negative_ttl = 30
-soa = { rname = "hostmaster.repl.co", ttl = 600 }
-[[zone.host]]
-name = "ns1"
-a = ["192.0.2.53"]
-aaaa = ["2001:db8::53"]
-[[zone.host]]
-name = "ns2.infra"
-a = ["192.0.2.54"]
-[[cluster]]
-name = "c1"
-ipv4 = ["203.0.113.1"]
-"#;
+    /// The fixture's `repl.co` and one cluster, `c1` (two IPv4 addresses).
+    fn config() -> Config {
+        parse(&format!("{FEED}{REPL_CO}{C1}"))
+    }
 
     fn zone() -> Zone {
-        let c = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+        let c = config();
         let clusters: Vec<_> = c.clusters.iter().map(Some).collect();
         Zone::build(&c.zones[0], &clusters)
     }
@@ -272,8 +254,10 @@ ipv4 = ["203.0.113.1"]
         let z = zone();
         assert_eq!(z.apex_set(Rtype::NS).unwrap().count, 3);
         assert_eq!(z.apex_set(Rtype::A).unwrap().count, 1);
-        assert!(z.apex_set(Rtype::AAAA).is_none());
-        assert!(z.apex_set(Rtype::MX).is_none());
+        assert_eq!(z.apex_set(Rtype::AAAA).unwrap().count, 1);
+        assert_eq!(z.apex_set(Rtype::MX).unwrap().count, 1);
+        assert_eq!(z.apex_set(Rtype::CAA).unwrap().count, 1);
+        assert!(z.apex_set(Rtype::SRV).is_none());
         assert_eq!(z.apex_set(Rtype::TXT).unwrap().count, 1);
         assert_eq!(z.apex_set(Rtype::SOA).unwrap().count, 1);
         // ns1 has A and AAAA glue, ns2.infra has A glue.
@@ -287,12 +271,12 @@ ipv4 = ["203.0.113.1"]
 
     #[test]
     fn cluster_answers_follow_the_index_order_given() {
-        let c = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+        let c = config();
         let z = Zone::build(&c.zones[0], &[None, Some(&c.clusters[0])]);
         assert_eq!(z.clusters.len(), 2);
         assert!(z.clusters[0].is_none(), "no configured cluster: no answers");
         let c1 = z.clusters[1].as_ref().unwrap();
-        assert_eq!((c1.a.count, c1.aaaa.count), (1, 0));
+        assert_eq!((c1.a.count, c1.aaaa.count), (2, 0));
     }
 
     #[test]

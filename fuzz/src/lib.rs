@@ -16,124 +16,20 @@
 //! Nothing is sent for exactly the packets `decode` finds to be responses or runts.
 
 use std::cell::RefCell;
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
-use clusterns::config::Config;
 use clusterns::name::MAX_NAME_LEN;
 use clusterns::query::{ResponseClass, Transport};
 use clusterns::resolve::{Outcome, Question};
-use clusterns::snapshot::{Served, Snapshot};
-use clusterns::table::{App, Table};
+use clusterns::snapshot::Snapshot;
 use clusterns::wire::{self, Decoded};
 use domain::base::{Message, ParsedName};
 use domain::rdata::AllRecordData;
 
-/// Zones with every shape of name (apex, hosts and their empty non-terminals, apps, users,
-/// `_acme-challenge`, a nested zone), clusters with answers that do not fit 512 or 1232 bytes,
-/// and a zone whose validation zone is long enough that a CNAME target could pass 255 bytes.
-pub fn config() -> String {
-    let long = format!("{}.{}", "l".repeat(60), "m".repeat(50));
-    let v6 = |n: usize, net: u16| {
-        (0..n)
-            .map(|i| format!("\"2001:db8:{net:x}::{:x}\"", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        r#"
-[feed]
-journal = "j"
-[[zone]]
-apex = "repl.co"
-ns = ["ns1.repl.co", "ns2.infra.repl.co", "ns.example.net"]
-a = ["192.0.2.1"]
-aaaa = ["2001:db8::1"]
-txt = ["v=spf1 -all"]
-mx = [{{ preference = 10, exchange = "mx.example.net" }}]
-caa = [{{ tag = "issue", value = "letsencrypt.org" }}]
-acme_validation_zone = "acme.example.net"
-negative_ttl = 30
-soa = {{ rname = "hostmaster.repl.co", ttl = 600 }}
-[[zone.host]]
-name = "ns1"
-a = ["192.0.2.53"]
-aaaa = ["2001:db8::53"]
-[[zone.host]]
-name = "ns2.infra"
-a = ["192.0.2.54"]
-[[zone]]
-apex = "sub.repl.co"
-ns = ["ns.example.net"]
-soa = {{ rname = "hostmaster.repl.co" }}
-[[zone]]
-apex = "repl.dev"
-ttl = 30
-ns = ["ns.example.net"]
-soa = {{ rname = "hostmaster.repl.co" }}
-[[zone]]
-apex = "x.co"
-ns = ["ns.example.net"]
-acme_validation_zone = "{long}.example.net"
-soa = {{ rname = "hostmaster.repl.co" }}
-[[cluster]]
-name = "c0"
-ipv4 = ["203.0.113.1"]
-ipv6 = ["2001:db8::1"]
-[[cluster]]
-name = "c1"
-ipv4 = ["198.51.100.1", "198.51.100.2"]
-[[cluster]]
-name = "wide"
-ipv4 = ["198.51.100.3"]
-ipv6 = [{wide}]
-[[cluster]]
-name = "huge"
-ipv4 = ["198.51.100.4"]
-ipv6 = [{huge}]
-"#,
-        wide = v6(40, 1),
-        huge = v6(60, 2),
-    )
-}
-
-/// The repl id of the app that lives in the snapshot's overlay.
-pub const UUID: &str = "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c";
-
-/// The snapshot every target answers from (built once): the zones of [`config`], a base
-/// table of apps (one on a cluster the configuration lacks, one with 63-byte labels) and an
-/// overlay on top (an app with a UUID id, a deleted app).
-pub fn snapshot() -> &'static Snapshot {
-    static SNAP: OnceLock<Snapshot> = OnceLock::new();
-    SNAP.get_or_init(|| {
-        let cfg = Config::parse(Path::new("fuzz.toml"), &config()).expect("fuzz config");
-        let (s63, u63) = ("s".repeat(63), "u".repeat(63));
-        let apps: Vec<App> = [
-            ("r0", "mark", "coolgame", 0),
-            ("r1", "ann", "site", 1),
-            ("r2", "ann", "wide", 2),
-            ("r3", "ann", "huge", 3),
-            // A cluster the configuration does not have: SERVFAIL.
-            ("r7", "zed", "lost", 7),
-            ("r8", u63.as_str(), s63.as_str(), 0),
-        ]
-        .into_iter()
-        .map(|(id, user, slug, cluster)| App {
-            id: id.parse().unwrap(),
-            user: user.parse().unwrap(),
-            slug: slug.parse().unwrap(),
-            cluster,
-        })
-        .collect();
-        // Changes on top of the base, so that lookups go through the overlay too: an app
-        // with a UUID id, and a deleted app whose user has no app left.
-        let mut table = Table::build(&apps).expect("fuzz apps");
-        table.upsert(UUID, "mark", "notes", 1).expect("fuzz upsert");
-        table.upsert("r9", "bob", "blog", 0).expect("fuzz upsert");
-        table.delete("r9").expect("fuzz delete");
-        Snapshot::new(Arc::new(Served::from_config(&cfg)), Arc::new(table), 0)
-    })
-}
+/// The snapshot every target answers from, [`clusterns::testkit::snapshot`] (zones with every
+/// shape of name, clusters with answers that do not fit 512 or 1232 bytes, a validation zone
+/// long enough that a CNAME target could pass 255 bytes, apps in a base table and an overlay);
+/// [`config`] is its configuration text and [`UUID`] the repl id of the overlay's app.
+pub use clusterns::testkit::{config_text as config, snapshot, UUID};
 
 thread_local! {
     static OUT: RefCell<Vec<u8>> = RefCell::new(vec![0; 65535]);

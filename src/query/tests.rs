@@ -3,8 +3,6 @@
 //! crate's own encoder.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
-use std::sync::Arc;
 
 use domain::base::iana::OptRcode;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -13,78 +11,19 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use super::{respond, Response, ResponseClass, Transport};
-use crate::config::Config;
-use crate::snapshot::{Served, Snapshot};
-use crate::table::{App, Table};
+use crate::snapshot::Snapshot;
+use crate::testkit::{self, app, C0, FEED, HUGE_V6, WIDE_V6};
 
 /// The server's UDP payload size (the configuration's default).
 const PAYLOAD: usize = 1232;
 
-/// AAAA addresses of the `wide` cluster: 40 records (1120 bytes) do not fit 512 bytes but do
-/// fit 1232.
-const WIDE: usize = 40;
-/// AAAA addresses of the `huge` cluster: 60 records (1680 bytes) fit only over TCP.
-const HUGE: usize = 60;
-
-fn config() -> String {
-    let v6 = |n: usize, net: u16| {
-        (0..n)
-            .map(|i| format!("\"2001:db8:{net:x}::{:x}\"", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        r#"
-[feed]
-journal = "j"
-[[zone]]
-apex = "repl.co"
-ns = ["ns1.repl.co", "ns.example.net"]
-a = ["192.0.2.1"]
-acme_validation_zone = "acme.example.net"
-negative_ttl = 30
-soa = {{ rname = "hostmaster.repl.co", ttl = 600, serial = 7 }}
-[[zone.host]]
-name = "ns1"
-a = ["192.0.2.53"]
-aaaa = ["2001:db8::53"]
-[[cluster]]
-name = "c0"
-ipv4 = ["203.0.113.1"]
-ipv6 = ["2001:db8::1"]
-[[cluster]]
-name = "wide"
-ipv4 = ["198.51.100.1"]
-ipv6 = [{}]
-[[cluster]]
-name = "huge"
-ipv4 = ["198.51.100.2"]
-ipv6 = [{}]
-"#,
-        v6(WIDE, 1),
-        v6(HUGE, 2)
-    )
-}
-
-fn app(id: &str, user: &str, slug: &str, cluster: u16) -> App {
-    App {
-        id: id.parse().unwrap(),
-        user: user.parse().unwrap(),
-        slug: slug.parse().unwrap(),
-        cluster,
-    }
-}
-
-fn snapshot() -> Snapshot {
-    let cfg = Config::parse(Path::new("t.toml"), &config()).unwrap();
-    let apps = [
-        app("r0", "mark", "coolgame", 0),
-        app("r1", "ann", "wide", 1),
-        app("r2", "ann", "huge", 2),
-    ];
-    let served = Served::from_config(&cfg);
-    assert_eq!(usize::from(served.udp_payload), PAYLOAD);
-    Snapshot::new(Arc::new(served), Arc::new(Table::build(&apps).unwrap()), 0)
+/// The shared fixture ([`testkit::snapshot`]): `wide.ann.repl.co` has [`WIDE_V6`] AAAA records
+/// (1120 bytes: over 512 bytes, within 1232) and `huge.ann.repl.co` [`HUGE_V6`] (1680 bytes: only
+/// over TCP).
+fn snapshot() -> &'static Snapshot {
+    let snap = testkit::snapshot();
+    assert_eq!(usize::from(snap.served.udp_payload), PAYLOAD);
+    snap
 }
 
 /// The response to `pkt` from the test snapshot, checked for what every response must
@@ -92,7 +31,7 @@ fn snapshot() -> Snapshot {
 fn respond_raw(pkt: &[u8], transport: Transport, limit: usize) -> (Vec<u8>, Response) {
     let snap = snapshot();
     let mut out = vec![0u8; 65535];
-    let h = respond(&snap, pkt, &mut out, transport);
+    let h = respond(snap, pkt, &mut out, transport);
     out.truncate(h.len);
     assert!(
         out.len() <= limit,
@@ -365,8 +304,8 @@ fn nodata_has_the_negative_soa() {
     assert_eq!(resp.response_code(), ResponseCode::NoError);
     assert!(resp.authoritative());
     assert_negative_soa(&resp);
-    // The apex has no AAAA.
-    let resp = udp(&query("repl.co.", RecordType::AAAA));
+    // The apex has no SRV.
+    let resp = udp(&query("repl.co.", RecordType::SRV));
     assert_eq!(resp.response_code(), ResponseCode::NoError);
     assert_negative_soa(&resp);
 }
@@ -456,14 +395,17 @@ fn apex_ns_with_glue() {
         })
         .collect();
     ns.sort();
-    assert_eq!(ns, ["ns.example.net.", "ns1.repl.co."]);
-    // Glue for the in-zone server only, both families.
+    assert_eq!(
+        ns,
+        ["ns.example.net.", "ns1.repl.co.", "ns2.infra.repl.co."]
+    );
+    // Glue for the in-zone servers only, in the families they have.
     let mut glue: Vec<(String, RData)> = resp
         .additionals()
         .iter()
         .map(|r| (r.name().to_ascii(), rdata(r).clone()))
         .collect();
-    glue.sort_by_key(|(_, d)| d.record_type());
+    glue.sort_by_key(|(n, d)| (n.clone(), d.record_type()));
     assert_eq!(
         glue,
         [
@@ -474,6 +416,10 @@ fn apex_ns_with_glue() {
             (
                 "ns1.repl.co.".to_string(),
                 RData::AAAA("2001:db8::53".parse::<Ipv6Addr>().unwrap().into())
+            ),
+            (
+                "ns2.infra.repl.co.".to_string(),
+                RData::A(Ipv4Addr::new(192, 0, 2, 54).into())
             ),
         ]
     );
@@ -906,7 +852,7 @@ fn large_answer_with_edns_fits() {
     let (resp, out) = exchange(&q, Transport::Udp);
     assert!(out.len() > 512 && out.len() <= PAYLOAD, "{}", out.len());
     assert!(!resp.truncated());
-    assert_eq!(aaaa_count(&resp), WIDE);
+    assert_eq!(aaaa_count(&resp), WIDE_V6);
     assert!(resp.answers().iter().all(|r| r.ttl() == 60));
     assert!(resp.extensions().is_some());
     // A client that asks for less than the answer gets TC.
@@ -929,11 +875,14 @@ fn server_limits_udp_answers_to_its_payload_size() {
 
 #[test]
 fn tcp_answers_are_not_truncated() {
-    for (n, count) in [("wide.ann.repl.co.", WIDE), ("huge.ann.repl.co.", HUGE)] {
+    for (n, count) in [
+        ("wide.ann.repl.co.", WIDE_V6),
+        ("huge.ann.repl.co.", HUGE_V6),
+    ] {
         let (resp, out) = exchange(&query(n, RecordType::AAAA), Transport::Tcp);
         assert!(!resp.truncated(), "{n}");
         assert_eq!(aaaa_count(&resp), count);
-        assert!(out.len() > PAYLOAD || count == WIDE);
+        assert!(out.len() > PAYLOAD || count == WIDE_V6);
         let (resp, _) = exchange(&with_edns(query(n, RecordType::AAAA), 512), Transport::Tcp);
         assert!(!resp.truncated(), "{n}: the EDNS size is for UDP only");
         assert_eq!(aaaa_count(&resp), count);
@@ -945,8 +894,8 @@ fn apex_ns_without_edns_fits_512_with_its_glue() {
     let q = query("repl.co.", RecordType::NS);
     let (resp, out) = exchange(&q, Transport::Udp);
     assert!(!resp.truncated());
-    assert_eq!(resp.answers().len(), 2);
-    assert_eq!(resp.additionals().len(), 2);
+    assert_eq!(resp.answers().len(), 3);
+    assert_eq!(resp.additionals().len(), 3);
     assert!(out.len() <= 512);
 }
 
@@ -956,29 +905,13 @@ fn apex_ns_without_edns_fits_512_with_its_glue() {
 /// and the app `s*63.u*63`: `_acme-challenge.<app>.x.co` is 150 bytes and its CNAME target
 /// `<app>.x.co.<validation zone>` 133 + (first + 64) bytes.
 fn long_acme_snapshot(first: usize) -> Snapshot {
-    let cfg = format!(
-        r#"
-[feed]
-journal = "j"
-[[zone]]
-apex = "x.co"
-ns = ["ns.example.net"]
-acme_validation_zone = "{}.{}.example.net"
-soa = {{ rname = "hostmaster.repl.co" }}
-[[cluster]]
-name = "c0"
-ipv4 = ["203.0.113.1"]
-"#,
+    let zone = testkit::x_co(&format!(
+        "{}.{}.example.net",
         "a".repeat(first),
         "m".repeat(50)
-    );
-    let cfg = Config::parse(Path::new("t.toml"), &cfg).unwrap();
-    let apps = [app("r8", &"u".repeat(63), &"s".repeat(63), 0)];
-    Snapshot::new(
-        Arc::new(Served::from_config(&cfg)),
-        Arc::new(Table::build(&apps).unwrap()),
-        0,
-    )
+    ));
+    let cfg = testkit::parse(&format!("{FEED}{zone}{C0}"));
+    testkit::snapshot_of(&cfg, &[app("r8", &"u".repeat(63), &"s".repeat(63), 0)])
 }
 
 /// Found by the fuzz target (its seed `acme_long_target`): the `_acme-challenge` CNAME target
