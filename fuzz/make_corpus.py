@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/.
 
-- packet: real queries for the fuzz snapshot (see src/lib.rs): hits, NODATA, NXDOMAIN,
+- packet: real queries for the fuzz snapshot (clusterns::testkit, src/testkit.rs): hits, NODATA, NXDOMAIN,
   refusals, EDNS variants, a TCP-sized answer and a few malformed ones;
 - tcp_stream: those queries pipelined with length prefixes, cut into chunks (the input format
   is in fuzz_targets/tcp_stream.rs), one with a zero-length frame;
@@ -17,6 +17,7 @@ after `cargo fuzz cmin`; neither is written here.
 Run from anywhere: python3 fuzz/make_corpus.py
 """
 import os
+import re
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -178,13 +179,22 @@ ipv4 = ["203.0.113.2"]
 
 
 def fuzz_config():
-    """The configuration of the fuzz snapshot, as src/lib.rs writes it."""
-    src = open(os.path.join(HERE, "src", "lib.rs")).read()
-    body = src[src.index('r#"') + 3:src.index('"#')]
-    body = body.replace("{{", "{").replace("}}", "}")
+    """The configuration of the fuzz snapshot: clusterns::testkit::config_text(), composed here
+    from the blocks that src/testkit.rs writes out (FEED, REPL_CO, OTHER_ZONES, C0, C1) and its
+    x.co, wide and huge parts."""
+    src = open(os.path.join(HERE, "..", "src", "testkit.rs")).read()
+
+    def const(name):
+        m = re.search(r'pub const %s: &str = (r#"(.*?)"#|"(.*?)");' % name, src, re.S)
+        return m.group(2) if m.group(2) is not None else m.group(3).encode().decode("unicode_escape")
+
     v6 = lambda n, net: ", ".join('"2001:db8:%x::%x"' % (net, i + 1) for i in range(n))
-    long = "l" * 60 + "." + "m" * 50
-    return body.replace("{long}", long).replace("{wide}", v6(40, 1)).replace("{huge}", v6(60, 2)).encode()
+    cluster = lambda name, v4, n, net: '\n[[cluster]]\nname = "%s"\nipv4 = ["%s"]\nipv6 = [%s]\n' % (name, v4, v6(n, net))
+    long = "l" * 60 + "." + "m" * 50 + ".example.net"
+    x_co = ('\n[[zone]]\napex = "x.co"\nns = ["ns.example.net"]\nacme_validation_zone = "%s"\n'
+            'soa = { rname = "hostmaster.repl.co" }\n' % long)
+    return (const("FEED") + const("REPL_CO") + const("OTHER_ZONES") + x_co + const("C0") + const("C1")
+            + cluster("wide", "198.51.100.3", 40, 1) + cluster("huge", "198.51.100.4", 60, 2)).encode()
 
 
 CONFIG_SEEDS = dict(BROKEN_CONFIGS)
