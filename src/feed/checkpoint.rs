@@ -201,24 +201,35 @@ mod tests {
 
     use super::*;
 
-    fn sample() -> Table {
+    /// A base of `n` apps over `users` users and `clusters` clusters plus a UUID app, and an
+    /// overlay on top: app `gone` deleted, `renamed` renamed, `added` added.
+    fn table(n: u32, users: u32, clusters: u16, [gone, renamed, added]: [&str; 3]) -> Table {
         let mut t = Table::default();
-        for i in 0..300 {
+        for i in 0..n {
             t.upsert(
                 &format!("r{i}"),
-                &format!("u{}", i % 11),
+                &format!("u{}", i % users),
                 &format!("s{i}"),
-                (i % 3) as u16,
+                (i % u32::from(clusters)) as u16,
             )
             .unwrap();
         }
-        t.upsert("3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c", "mark", "game", 2)
-            .unwrap();
+        t.upsert(
+            "3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c",
+            "mark",
+            "game",
+            clusters - 1,
+        )
+        .unwrap();
         let mut t = Table::from_base(Arc::new(t.fold().unwrap()));
-        t.delete("r5").unwrap();
-        t.upsert("r6", "renamed", "x", 1).unwrap();
-        t.upsert("r900", "new", "y", 0).unwrap();
+        t.delete(gone).unwrap();
+        t.upsert(renamed, "renamed", "x", 1).unwrap();
+        t.upsert(added, "new", "y", 0).unwrap();
         t
+    }
+
+    fn sample() -> Table {
+        table(300, 11, 3, ["r5", "r6", "r900"])
     }
 
     /// A checkpoint written by the code before the table's on-disk form moved to
@@ -245,23 +256,7 @@ mod tests {
     );
 
     fn small() -> Table {
-        let mut t = Table::default();
-        for i in 0..6 {
-            t.upsert(
-                &format!("r{i}"),
-                &format!("u{}", i % 2),
-                &format!("s{i}"),
-                (i % 2) as u16,
-            )
-            .unwrap();
-        }
-        t.upsert("3f2b9c1e-0b7a-4c1e-9a53-1d2e3f4a5b6c", "mark", "game", 1)
-            .unwrap();
-        let mut t = Table::from_base(Arc::new(t.fold().unwrap()));
-        t.delete("r1").unwrap();
-        t.upsert("r2", "renamed", "x", 1).unwrap();
-        t.upsert("r9", "new", "y", 0).unwrap();
-        t
+        table(6, 2, 2, ["r1", "r2", "r9"])
     }
 
     #[test]
