@@ -4,11 +4,13 @@
 mod common;
 
 use std::net::UdpSocket;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
+use clusterns::server::stats::WorkerStats;
 use common::*;
 
 /// Sends `n` queries from `sock` and counts (answers, truncated answers).
@@ -48,6 +50,14 @@ fn a_flood_from_one_source_is_limited_and_others_are_not() {
         truncated >= 100,
         "slip sends truncated answers: {truncated}"
     );
+    // Every truncated reply sent is counted as truncated (clusterns_truncated_total), the
+    // slipped ones included, and every limited one as rate limited.
+    let stats = r.server.as_ref().unwrap().stats();
+    let sum = |f: fn(&WorkerStats) -> &AtomicU64| -> usize {
+        stats.iter().map(|s| f(s).load(Ordering::Relaxed) as usize).sum()
+    };
+    assert_eq!(sum(|s| &s.truncated), truncated, "truncated replies counted");
+    assert_eq!(sum(|s| &s.rate_limited), 300 - (answers - truncated));
 
     let other = UdpSocket::bind("127.0.0.2:0").unwrap();
     let (answers, truncated) = flood(&other, r.addr, 8);

@@ -97,6 +97,11 @@ pub fn run(
                         Verdict::Send => {}
                         Verdict::Slip => {
                             bump(&stats.rate_limited);
+                            // A slipped reply goes out with TC set: count it as truncated
+                            // (unless the encoder had truncated it already and counted it).
+                            if !handled.truncated {
+                                bump(&stats.truncated);
+                            }
                             len = truncate(&mut b.tx[out], usize::from(handled.question_end));
                         }
                         Verdict::Drop => {
