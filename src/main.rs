@@ -1,5 +1,6 @@
 //! The `clusterns` command: serve, check a config, and change the journal by hand.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,8 +109,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, never into files or the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // The other commands print and end: a reader that goes away ends them quietly.
+        clusterns::os::default_sigpipe();
+    }
     let result = match cli.command {
         Command::Serve {
             config,

@@ -92,6 +92,15 @@ pub fn release_free_memory() {
     }
 }
 
+/// Restores the default action of SIGPIPE (end the process quietly), as command-line tools
+/// have it. The Rust runtime ignores SIGPIPE, so printing to a closed pipe (`clusterns
+/// check-config ... | head`) would otherwise panic. Not for the server: its TCP writes must
+/// see EPIPE as an error on one connection. Call before any thread starts.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler and touches no memory of ours.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Takes an exclusive `flock` on `file`, waiting for it; released when the file is closed.
 pub fn lock_exclusive(file: &File) -> io::Result<()> {
     // SAFETY: flock on a descriptor `file` owns and keeps open for the call.

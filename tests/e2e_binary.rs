@@ -120,6 +120,45 @@ fn config_errors_name_file_and_line() {
 }
 
 #[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    // `clusterns check-config ... | head`: the reader is gone before the first line is written.
+    let s = setup("");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(BIN)
+        .arg("check-config")
+        .arg(&s.config_path)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "nothing to say about it: {err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}", o.status);
+}
+
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let s = setup("");
+    let o = Command::new(BIN)
+        .args(["lookup", "--config"])
+        .arg(&s.config_path)
+        .arg("coolgame.mark.repl.co")
+        .env("CLUSTERNS_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("INFO") || err.contains("DEBUG"),
+        "some log lines: {err}"
+    );
+    assert!(!err.contains('\u{1b}'), "no ANSI escapes: {err:?}");
+}
+
+#[test]
 fn check_config_prints_what_it_serves() {
     let s = setup("");
     let o = Command::new(BIN)

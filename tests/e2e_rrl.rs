@@ -54,9 +54,16 @@ fn a_flood_from_one_source_is_limited_and_others_are_not() {
     // slipped ones included, and every limited one as rate limited.
     let stats = r.server.as_ref().unwrap().stats();
     let sum = |f: fn(&WorkerStats) -> &AtomicU64| -> usize {
-        stats.iter().map(|s| f(s).load(Ordering::Relaxed) as usize).sum()
+        stats
+            .iter()
+            .map(|s| f(s).load(Ordering::Relaxed) as usize)
+            .sum()
     };
-    assert_eq!(sum(|s| &s.truncated), truncated, "truncated replies counted");
+    assert_eq!(
+        sum(|s| &s.truncated),
+        truncated,
+        "truncated replies counted"
+    );
     assert_eq!(sum(|s| &s.rate_limited), 300 - (answers - truncated));
 
     let other = UdpSocket::bind("127.0.0.2:0").unwrap();
