@@ -437,8 +437,8 @@ fn lookup(config_path: PathBuf, name: &str, qtype: &str) -> Result<(), String> {
     let mut out = vec![0u8; 65535];
     let handled =
         clusterns::query::respond(&snap, &query, &mut out, clusterns::query::Transport::Tcp);
-    let response = domain::base::Message::from_octets(&out[..handled.len])
+    let response = domain::base::Message::from_slice(&out[..handled.len])
         .map_err(|e| format!("response: {e}"))?;
-    print!("{}", response.display_dig_style());
+    print!("{}", clusterns::wire::present::dig_style(response));
     Ok(())
 }

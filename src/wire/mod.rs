@@ -6,6 +6,7 @@ pub(crate) mod decode;
 pub(crate) mod edns;
 pub(crate) mod encode;
 pub mod header;
+pub mod present;
 pub mod rrset;
 
 pub use decode::{decode, question_name, Decoded, ErrorHeader, Request};
