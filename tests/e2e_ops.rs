@@ -216,3 +216,35 @@ fn sigterm_finishes_tcp_answers_and_exits_zero() {
     // No more answers: the connection is closed.
     assert!(tcp_read(&mut conn).is_err());
 }
+
+#[test]
+fn the_query_log_names_things_as_dig_does() {
+    let s = setup("query_log_sample = 1");
+    let log = s.dir.path().join("server.log");
+    let c = spawn_binary_logged(&s.config_path, false, Some(&log));
+    udp_ask(c.addr, "coolgame.mark.repl.co", RecordType::A);
+    udp_ask(c.addr, "missing.repl.co", RecordType::SOA);
+    let logged = |needle: &str| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().any(|l| l.contains(needle))
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || logged("missing.repl.co.")),
+        "both queries logged"
+    );
+    drop(c);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("query")).collect();
+    let hit = lines
+        .iter()
+        .find(|l| l.contains("coolgame.mark.repl.co."))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(hit.contains("qtype=A rcode=NOERROR"), "{hit}");
+    assert!(hit.contains("client=127.0.0.1:"), "{hit}");
+    let nx = lines
+        .iter()
+        .find(|l| l.contains("missing.repl.co."))
+        .unwrap();
+    assert!(nx.contains("qtype=SOA rcode=NXDOMAIN"), "{nx}");
+    assert!(!text.contains("Some("), "no Rust debug values: {text}");
+}

@@ -27,15 +27,20 @@ pub struct Options {
     pub coalesce_us: u32,
 }
 
-/// Logs one query (the sampled query log): a well-formed query's name, type and rcode.
+/// Logs one query (the sampled query log) as dig names things: `client=192.0.2.1:5353
+/// qname=game.mark.repl.co. qtype=A rcode=NOERROR` (`-` for what is not known).
 fn log_query(client: Option<std::net::SocketAddr>, pkt: &[u8], resp: &Response) {
     if let (Some(qtype), Some(qname)) = (resp.qtype, question_name(pkt)) {
+        let client = client.map_or_else(|| "-".to_string(), |c| c.to_string());
+        let rcode = resp
+            .rcode
+            .map_or_else(|| "-".to_string(), |r| r.to_string());
         tracing::info!(
             target: "clusterns::query",
-            client = ?client,
+            client = %client,
             qname = %name_text(qname),
-            qtype = qtype.to_int(),
-            rcode = ?resp.rcode.map(|r| r.to_int()),
+            qtype = %qtype,
+            rcode = %rcode,
             "query"
         );
     }

@@ -124,8 +124,8 @@ mod tests {
         let snap = crate::testkit::snapshot();
         let mut q = domain::base::MessageBuilder::new_vec().question();
         q.header_mut().set_id(7);
-        let name = domain::base::Name::<Vec<u8>>::from_chars("coolgame.mark.repl.co".chars())
-            .unwrap();
+        let name =
+            domain::base::Name::<Vec<u8>>::from_chars("coolgame.mark.repl.co".chars()).unwrap();
         q.push((&name, domain::base::iana::Rtype::A)).unwrap();
         let query = q.finish();
         let mut out = vec![0u8; 65535];
