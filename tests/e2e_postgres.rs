@@ -328,3 +328,44 @@ fn a_table_larger_than_a_batch_loads_and_reloads_whole() {
     assert_eq!(b.status().gaps.load(Ordering::Relaxed), 1);
     assert_eq!(b.status().reloads.load(Ordering::Relaxed), 1);
 }
+
+/// An idle PostgreSQL feed waits for NOTIFY inside its read: that wait is not work, and the
+/// builder's slow-step warning must not fire for it (it did every second).
+#[test]
+fn an_idle_feed_is_not_reported_as_slow() {
+    let Some(db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
+    sql(
+        &mut client,
+        "INSERT INTO repls VALUES ('a1', 'u1', 's1', 'east')",
+    );
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        &format!(
+            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\npoll_interval_ms = 400",
+            db.conninfo()
+        ),
+    );
+    std::fs::write(&s.config_path, text).unwrap();
+    let log = s.dir.path().join("server.log");
+    let c = spawn_binary_logged(&s.config_path, false, Some(&log));
+    assert_eq!(cluster_of(c.addr, "a1.repl.co"), Some("east"));
+    // Several idle waits of 400 ms, then a change that must still arrive at once.
+    std::thread::sleep(Duration::from_millis(1500));
+    sql(
+        &mut client,
+        "UPDATE repls SET cluster = 'west' WHERE id = 'a1'",
+    );
+    assert!(wait_for(Duration::from_secs(5), || {
+        cluster_of(c.addr, "a1.repl.co") == Some("west")
+    }));
+    drop(c);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "the log is written: {text}");
+    assert!(!text.contains("took long"), "{text}");
+}

@@ -74,6 +74,9 @@ pub struct ReadBatch {
     /// The read failed and the source will try again (the database is away): the served
     /// table stays, and loading stops waiting for the end of the feed.
     pub failed: bool,
+    /// How long the read waited for the feed to grow (or for a retry), not working: the
+    /// builder leaves it out of its slow-step timing.
+    pub waited: std::time::Duration,
 }
 
 impl ReadBatch {

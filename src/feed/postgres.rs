@@ -211,6 +211,9 @@ pub struct PgSource {
     resume: Option<Resume>,
     /// Rows rejected (logged and skipped) since the last [`take_rejected`](PgSource::take_rejected).
     rejected: u64,
+    /// Time spent waiting (for a notification, or out a backoff) since the last
+    /// [`take_waited`](PgSource::take_waited).
+    waited: Duration,
 }
 
 impl fmt::Debug for PgSource {
@@ -237,6 +240,7 @@ impl PgSource {
             retry_at: None,
             resume: None,
             rejected: 0,
+            waited: Duration::ZERO,
         }
     }
 
@@ -254,6 +258,14 @@ impl PgSource {
     /// [`poll`]: PgSource::poll
     pub fn take_rejected(&mut self) -> u64 {
         std::mem::take(&mut self.rejected)
+    }
+
+    /// The time spent waiting rather than working (for a notification in [`poll`], out a
+    /// backoff) since the last call.
+    ///
+    /// [`poll`]: PgSource::poll
+    pub fn take_waited(&mut self) -> Duration {
+        std::mem::take(&mut self.waited)
     }
 
     /// Consistent full read (one REPEATABLE READ transaction): every app as [`Change::Upsert`]
@@ -373,9 +385,20 @@ impl PgSource {
             _ => after,
         };
         let mut rejected = 0;
-        let result =
-            self.with_conn(|conn| read_changes(conn, after, from, deadline, limit, &mut rejected));
+        let mut waited = Duration::ZERO;
+        let result = self.with_conn(|conn| {
+            read_changes(
+                conn,
+                after,
+                from,
+                deadline,
+                limit,
+                &mut rejected,
+                &mut waited,
+            )
+        });
         self.rejected += rejected;
+        self.waited += waited;
         match result {
             Ok((changes, resume)) => {
                 self.resume = resume;
@@ -448,12 +471,16 @@ impl PgSource {
             match max {
                 Some(max) if max < left => {
                     thread::sleep(max);
+                    self.waited += max;
                     return Err(PgError::Backoff {
                         retry_in: left - max,
                         failures: self.failures,
                     });
                 }
-                _ => thread::sleep(left),
+                _ => {
+                    thread::sleep(left);
+                    self.waited += left;
+                }
             }
         }
         self.retry_at = None;
@@ -504,6 +531,7 @@ fn read_changes(
     deadline: Instant,
     limit: usize,
     rejected: &mut u64,
+    waited: &mut Duration,
 ) -> Result<(Vec<Sequenced>, Option<Resume>), PgError> {
     let limit_param = i64::try_from(limit).unwrap_or(i64::MAX);
     loop {
@@ -581,10 +609,13 @@ fn read_changes(
         }
         // Wakes on the first notification, at the deadline, or at once if the connection has
         // closed (the read that follows then fails). Reads once more in every case.
-        conn.client
+        let woken = conn
+            .client
             .notifications()
             .timeout_iter(deadline - now)
-            .next()?;
+            .next();
+        *waited += now.elapsed();
+        woken?;
     }
 }
 

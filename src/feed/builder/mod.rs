@@ -57,6 +57,8 @@ pub struct Builder {
     caught_up: bool,
     /// The last read failed (the database is away): loading stops waiting for the end.
     source_failed: bool,
+    /// How long the last read waited for the feed rather than worked.
+    last_wait: Duration,
     /// Labels the configuration answers itself (hosts, nested zones), with what answers them.
     shadowed: Vec<(String, String)>,
     /// A checkpoint is due at once (the journal was switched, or went missing).
@@ -78,7 +80,11 @@ const SLOW_STEP: Duration = Duration::from_millis(50);
 
 /// Logs a builder step that took longer than `SLOW_STEP`.
 fn slow_step(what: &str, started: Instant) {
-    let took = started.elapsed();
+    slow_work(what, started.elapsed());
+}
+
+/// Logs a builder step whose work (waiting left out) took longer than `SLOW_STEP`.
+fn slow_work(what: &str, took: Duration) {
     if took > SLOW_STEP {
         tracing::warn!(ms = took.as_millis() as u64, "builder: {what} took long");
     }
@@ -118,6 +124,7 @@ impl Builder {
             pending: None,
             caught_up: false,
             source_failed: false,
+            last_wait: Duration::ZERO,
             shadowed,
             checkpoint_soon: false,
             fold_min: 100_000,
@@ -201,6 +208,7 @@ impl Builder {
         self.source_failed = false;
         let batch = self.source.read(self.last_seq, wait)?;
         self.source_failed = batch.failed;
+        self.last_wait = batch.waited;
         self.rejected += batch.rejected;
         if !(batch.events.is_empty() && batch.errors.is_empty() && batch.notices.is_empty()) {
             // The position moved (even if every change was rejected): a checkpoint must

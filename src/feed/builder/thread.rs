@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{slow_step, Builder};
+use super::{slow_work, Builder};
 use crate::config::Config;
 
 /// A configuration to switch to, and where to say whether it was taken.
@@ -67,7 +67,12 @@ impl Builder {
                     }
                     let started = Instant::now();
                     let polled = self.poll_once(interval);
-                    slow_step("reading and applying changes", started);
+                    // Only the work: a source that waits for changes inside its read (PostgreSQL
+                    // waits for NOTIFY) would otherwise look slow whenever it is idle.
+                    slow_work(
+                        "reading and applying changes",
+                        started.elapsed().saturating_sub(self.last_wait),
+                    );
                     match polled {
                         // Busy: the next batch gathers; idle: the source waits to grow.
                         Ok(n) => self.source.pause(n, interval),

@@ -152,7 +152,7 @@ impl Source for PgFeed {
         if let Some(batch) = self.next_loaded() {
             return Ok(batch);
         }
-        Ok(match self.pg.poll(last_seq, wait, POLL_BATCH) {
+        let mut batch = match self.pg.poll(last_seq, wait, POLL_BATCH) {
             Ok(changes) => ReadBatch {
                 at_end: changes.len() < POLL_BATCH,
                 events: changes
@@ -171,7 +171,9 @@ impl Source for PgFeed {
                     ..ReadBatch::default()
                 }
             }
-        })
+        };
+        batch.waited = self.pg.take_waited();
+        Ok(batch)
     }
 }
 
