@@ -167,6 +167,12 @@ fn serve(
         config.server.threads = t;
     }
     let config = Arc::new(config);
+    // SIGHUP must not kill the server while it loads (`systemctl reload` right after a
+    // restart): note it now, reload once the feed runs.
+    let hup_while_loading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hup_flag =
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup_while_loading.clone())
+            .map_err(|e| format!("installing signal handlers: {e}"))?;
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
     let feed_status = builder.status();
@@ -206,7 +212,15 @@ fn serve(
         tracing::info!(addr = %m.addr(), "metrics endpoint");
         println!("clusterns: metrics on {}", m.addr());
     }
-    for sig in signals.forever() {
+    // From here `signals` takes every SIGHUP.
+    signal_hook::low_level::unregister(hup_flag);
+    let reload_at_once = hup_while_loading
+        .swap(false, std::sync::atomic::Ordering::Relaxed)
+        .then_some(signal_hook::consts::SIGHUP);
+    if reload_at_once.is_some() {
+        tracing::info!("SIGHUP came while loading: reloading now");
+    }
+    for sig in reload_at_once.into_iter().chain(signals.forever()) {
         if sig == signal_hook::consts::SIGHUP {
             match Config::load(&path) {
                 Ok(mut new) => {

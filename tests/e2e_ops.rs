@@ -1,5 +1,6 @@
 //! Operating the real binary: the metrics endpoint adds up under load, SIGHUP reloads a good
-//! config and keeps the old one on a bad one, SIGTERM lets TCP answers out and exits 0.
+//! config and keeps the old one on a bad one (also when it comes during the start-up load),
+//! SIGTERM lets TCP answers out and exits 0; the sampled query log reads as dig names things.
 
 mod common;
 
@@ -247,4 +248,56 @@ fn the_query_log_names_things_as_dig_does() {
         .unwrap();
     assert!(nx.contains("qtype=SOA rcode=NXDOMAIN"), "{nx}");
     assert!(!text.contains("Some("), "no Rust debug values: {text}");
+}
+
+/// A SIGHUP while the table loads (`systemctl reload` right after a restart) must not kill
+/// the server: it comes up, and reloads once the feed runs.
+#[test]
+fn sighup_during_the_start_up_load_is_a_reload_not_a_kill() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let s = setup("threads = 1");
+    // Enough changes that loading takes a good while in a debug build.
+    let mut journal = String::new();
+    for i in 1..=200_000u32 {
+        journal.push_str(&format!("{i} set r{i} u{} s{i} east\n", i % 5000));
+    }
+    std::fs::write(&s.journal_path, journal).unwrap();
+    let log = s.dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["serve", "--config", path_str(&s.config_path)])
+        .env("CLUSTERNS_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("clusterns: listening on ")
+        .unwrap_or_else(|| panic!("the server died: {:?}, log: {text}", child.try_wait()))
+        .parse()
+        .unwrap();
+    let m = udp_ask(addr, "s7.u7.repl.co", RecordType::A);
+    assert_eq!(a_records(&m), ["203.0.113.1", "203.0.113.2"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log).unwrap().contains("reloaded")
+        }),
+        "the SIGHUP became a reload"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("SIGHUP came while loading"),
+        "the signal came during the load: {text}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
