@@ -250,6 +250,49 @@ fn serve(
     Ok(())
 }
 
+/// What `serve` would only find out when it runs: the service user exists, and the checkpoint
+/// can be written where it is configured (by that user, once root is dropped).
+fn run_time_checks(config: &Config) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let file = config.path.display();
+    // SAFETY: getuid and getgid only read the process's ids.
+    let (mut uid, mut gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if let Some(user) = &config.server.user {
+        (uid, gid) = clusterns::privs::lookup(user)
+            .map_err(|e| format!("{file}:{}: server.user: {e}", config.user_line.unwrap_or(0)))?;
+    }
+    if let Some(ckpt) = &config.feed.checkpoint {
+        let line = config.feed_lines.checkpoint.unwrap_or(0);
+        let at =
+            |what: String| format!("{file}:{line}: feed.checkpoint {}: {what}", ckpt.display());
+        if ckpt.is_dir() {
+            return Err(at("is a directory; name a file in it".into()));
+        }
+        let dir = match ckpt.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let meta = std::fs::metadata(&dir)
+            .map_err(|e| at(format!("its directory {}: {e}", dir.display())))?;
+        if !meta.is_dir() {
+            return Err(at(format!("{} is not a directory", dir.display())));
+        }
+        let mode = meta.mode();
+        let writable = uid == 0
+            || (meta.uid() == uid && mode & 0o300 == 0o300)
+            || (meta.gid() == gid && mode & 0o030 == 0o030)
+            || mode & 0o003 == 0o003;
+        if !writable {
+            return Err(at(format!(
+                "its directory {} is not writable by uid {uid} (the service user); \
+                 chown it or choose another",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_config(path: PathBuf) -> Result<(), String> {
     let config = Config::load(&path).map_err(|e| e.to_string())?;
     if let SourceConfig::Journal { path } = &config.feed.source {
@@ -267,6 +310,7 @@ fn check_config(path: PathBuf) -> Result<(), String> {
             ));
         }
     }
+    run_time_checks(&config)?;
     println!("{}: ok", path.display());
     for z in &config.zones {
         println!(
@@ -290,7 +334,10 @@ fn check_config(path: PathBuf) -> Result<(), String> {
         SourceConfig::Journal { path } => {
             println!("feed journal {}", path.display())
         }
-        SourceConfig::Postgres { conninfo } => println!("feed postgres {conninfo}"),
+        SourceConfig::Postgres { conninfo } => println!(
+            "feed postgres {}",
+            clusterns::config::redact_conninfo(conninfo)
+        ),
     }
     if let Some(c) = &config.feed.checkpoint {
         println!("checkpoint {}", c.display());

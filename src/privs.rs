@@ -5,8 +5,8 @@
 use std::ffi::CString;
 use std::io;
 
-/// Switches the whole process (every thread) to `user`. A no-op check when already that user.
-pub fn drop_to(user: &str) -> io::Result<()> {
+/// The uid and primary gid of `user`.
+pub fn lookup(user: &str) -> io::Result<(libc::uid_t, libc::gid_t)> {
     let name = CString::new(user).map_err(|_| io::Error::other("user name contains a NUL byte"))?;
     // SAFETY: getpwnam returns a pointer into static storage or null; it is read at once,
     // before any other call that could overwrite it.
@@ -15,7 +15,12 @@ pub fn drop_to(user: &str) -> io::Result<()> {
         return Err(io::Error::other(format!("no such user {user:?}")));
     }
     // SAFETY: `pw` is non-null and points to a valid passwd record (see above).
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// Switches the whole process (every thread) to `user`. A no-op check when already that user.
+pub fn drop_to(user: &str) -> io::Result<()> {
+    let (uid, gid) = lookup(user)?;
     if let Err(e) = crate::os::keep_nice(crate::os::FOLD_NICE) {
         tracing::warn!("cannot keep the fold thread's priority after dropping root: {e}");
     }

@@ -119,6 +119,74 @@ fn config_errors_name_file_and_line() {
     }
 }
 
+/// What `serve` would only find when it runs, `check-config` finds first, naming file and line:
+/// a checkpoint directory that does not exist or is not writable, a checkpoint that is a
+/// directory, a service user that does not exist. A PostgreSQL password is never printed.
+#[test]
+fn check_config_finds_what_fails_at_run_time() {
+    let s = setup("");
+    let good = std::fs::read_to_string(&s.config_path).unwrap();
+    let check = |text: &str| {
+        std::fs::write(&s.config_path, text).unwrap();
+        Command::new(BIN)
+            .arg("check-config")
+            .arg(&s.config_path)
+            .output()
+            .unwrap()
+    };
+    let expect_error = |text: String, at: &str, says: &str| {
+        let o = check(&text);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{text}");
+        let line = text[..text.find(at).unwrap()].lines().count() + 1;
+        let want = format!("{}:{line}:", s.config_path.display());
+        assert!(err.contains(&want), "{err:?} lacks {want:?}");
+        assert!(err.contains(says), "{err:?} lacks {says:?}");
+    };
+    let with_feed = |extra: &str| good.replace("[feed]\n", &format!("[feed]\n{extra}\n"));
+    expect_error(
+        with_feed("checkpoint = \"no-such-dir/table.ckpt\""),
+        "checkpoint =",
+        "No such file",
+    );
+    std::fs::create_dir(s.dir.path().join("ckpt.d")).unwrap();
+    expect_error(
+        with_feed("checkpoint = \"ckpt.d\""),
+        "checkpoint =",
+        "is a directory",
+    );
+    expect_error(
+        good.replace("[server]\n", "[server]\nuser = \"no-such-user-clusterns\"\n"),
+        "user =",
+        "no such user",
+    );
+    // Not writable by the service user: a directory only root may write to, checked for
+    // `nobody`.
+    let locked = s.dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    expect_error(
+        with_feed("checkpoint = \"locked/table.ckpt\"")
+            .replace("[server]\n", "[server]\nuser = \"nobody\"\n"),
+        "checkpoint =",
+        "not writable",
+    );
+    let ok = check(&with_feed("checkpoint = \"table.ckpt\""));
+    assert!(ok.status.success(), "{ok:?}");
+
+    let pg = good.replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        "source = \"postgres\"\npostgres = \"host=127.0.0.1 user=ns password=s3cret\"",
+    );
+    assert_ne!(pg, good);
+    let o = check(&pg);
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("password=***"), "{out}");
+    assert!(!out.contains("s3cret"), "{out}");
+}
+
 #[test]
 fn a_closed_pipe_ends_a_command_quietly() {
     // `clusterns check-config ... | head`: the reader is gone before the first line is written.

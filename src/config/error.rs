@@ -54,6 +54,30 @@ impl ConfigText<'_> {
         }
     }
 
+    /// The span of the line that sets `key` in table `[section]`, if the text sets it there.
+    pub(super) fn key_span(&self, section: &str, key: &str) -> Option<Range<usize>> {
+        let header = format!("[{section}]");
+        let mut in_section = false;
+        let mut pos = 0;
+        for line in self.text.split_inclusive('\n') {
+            let start = pos;
+            pos += line.len();
+            let t = line.trim();
+            if t.starts_with('[') {
+                in_section = t == header;
+                continue;
+            }
+            if in_section {
+                if let Some(rest) = t.strip_prefix(key) {
+                    if rest.trim_start().starts_with('=') {
+                        return Some(start..pos);
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// The 1-based line of byte offset `pos`.
     pub(super) fn line(&self, pos: usize) -> usize {
         line_of(self.text, pos)

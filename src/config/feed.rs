@@ -29,6 +29,60 @@ pub enum SourceConfig {
     Postgres { conninfo: String },
 }
 
+/// `conninfo` with its password left out, for printing: `password=...` in the key/value form,
+/// and the `:password@` of a `postgresql://` URI.
+pub fn redact_conninfo(conninfo: &str) -> String {
+    let t = conninfo.trim_start();
+    if t.starts_with("postgres://") || t.starts_with("postgresql://") {
+        let scheme_end = t.find("://").map_or(0, |i| i + 3);
+        let rest = &t[scheme_end..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                let mut out = t[..scheme_end + colon + 1].to_string();
+                out.push_str("***");
+                out.push_str(&rest[at..]);
+                return redact_query_password(&out);
+            }
+        }
+        return redact_query_password(t);
+    }
+    let mut out = Vec::new();
+    let mut words = conninfo.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        let (k, v) = w.split_once('=').unwrap_or((w, ""));
+        if k.eq_ignore_ascii_case("password") {
+            out.push("password=***".to_string());
+            // A quoted value with spaces: skip to its closing quote.
+            if v.starts_with('\'') && !(v.len() > 1 && v.ends_with('\'')) {
+                for rest in words.by_ref() {
+                    if rest.ends_with('\'') {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(w.to_string());
+        }
+    }
+    out.join(" ")
+}
+
+/// `password=` in a URI's query string, left out.
+fn redact_query_password(uri: &str) -> String {
+    let Some(q) = uri.find('?') else {
+        return uri.to_string();
+    };
+    let params: Vec<String> = uri[q + 1..]
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{}?{}", &uri[..q], params.join("&"))
+}
+
 /// `[feed]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

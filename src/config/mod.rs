@@ -25,7 +25,7 @@ use crate::name::DomainName;
 
 pub use cluster::ClusterConfig;
 pub use error::{line_of, ConfigError};
-pub use feed::{FeedConfig, FeedLines, SourceConfig};
+pub use feed::{redact_conninfo, FeedConfig, FeedLines, SourceConfig};
 pub use rrl::RrlConfig;
 pub use server::ServerConfig;
 pub use zone::{CaaConfig, HostConfig, MxConfig, SoaConfig, ZoneConfig};
@@ -46,6 +46,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The lines of the feed's file settings, for messages about those files.
     pub feed_lines: FeedLines,
+    /// The line of `server.user`, for messages about that user.
+    pub user_line: Option<usize>,
 }
 
 /// The file as written, each section deserialised (types and unknown keys checked).
@@ -89,14 +91,16 @@ impl Config {
         let (feed, feed_lines) = feed::validate(raw.feed, base_dir, &at)?;
         let clusters = cluster::validate(raw.cluster, &at)?;
         let zones = zone::validate(raw.zone, &at)?;
+        let metrics = metrics::validate(raw.metrics, &server.listen, &at)?;
         Ok(Config {
             path: path.to_path_buf(),
             server,
             feed,
             zones,
             clusters,
-            metrics: metrics::listen(raw.metrics),
+            metrics,
             feed_lines,
+            user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
         })
     }
 

@@ -81,20 +81,30 @@ pub(super) fn validate(
     server: ServerConfig,
     at: &ConfigText<'_>,
 ) -> Result<ServerConfig, ConfigError> {
+    let key = |k: &str| at.key_span("server", k);
     if server.listen.is_empty() {
-        return Err(at.err(None, "server.listen must name at least one address".into()));
+        return Err(at.err(
+            key("listen"),
+            "server.listen must name at least one address".into(),
+        ));
     }
     if server.udp_payload < 512 {
-        return Err(at.err(None, "server.udp_payload must be at least 512".into()));
+        return Err(at.err(
+            key("udp_payload"),
+            "server.udp_payload must be at least 512".into(),
+        ));
     }
     if server.udp_coalesce_us > 1000 {
         return Err(at.err(
-            None,
+            key("udp_coalesce_us"),
             "server.udp_coalesce_us must be at most 1000 (one millisecond)".into(),
         ));
     }
     if server.tcp_max_connections == 0 {
-        return Err(at.err(None, "server.tcp_max_connections must be at least 1".into()));
+        return Err(at.err(
+            key("tcp_max_connections"),
+            "server.tcp_max_connections must be at least 1".into(),
+        ));
     }
     Ok(server)
 }

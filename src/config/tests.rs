@@ -165,3 +165,61 @@ fn udp_coalescing_is_read() {
         assert_eq!(c.server.udp_coalesce_us, v);
     }
 }
+
+#[test]
+fn server_limits_and_the_metrics_port_are_located() {
+    for (setting, what) in [
+        ("udp_payload = 100", "udp_payload"),
+        ("tcp_max_connections = 0", "tcp_max_connections"),
+        ("udp_coalesce_us = 5000", "udp_coalesce_us"),
+    ] {
+        let text = GOOD.replace("threads = 2", &format!("threads = 2\n{setting}"));
+        let e = err(&text);
+        assert!(e.message.contains(what), "{e}");
+        assert_eq!(
+            e.line,
+            Some(line_of(&text, text.find(setting).unwrap())),
+            "{e}"
+        );
+    }
+    let text =
+        GOOD.replace("127.0.0.1:0", "127.0.0.1:5300") + "\n[metrics]\nlisten = \"0.0.0.0:5300\"\n";
+    let e = err(&text);
+    assert!(e.message.contains("metrics.listen"), "{e}");
+    assert_eq!(
+        e.line,
+        Some(line_of(&text, text.find("listen = \"0.0.0.0").unwrap()))
+    );
+    // Another port, or the same port on another address, is fine.
+    let ok = GOOD.replace("127.0.0.1:0", "127.0.0.1:5300")
+        + "\n[metrics]\nlisten = \"127.0.0.2:5300\"\n";
+    assert!(Config::parse(Path::new("c.toml"), &ok).is_ok());
+}
+
+#[test]
+fn passwords_are_left_out_of_printed_conninfo() {
+    for (given, shown) in [
+        (
+            "host=db user=ns password=s3cret dbname=repls",
+            "host=db user=ns password=*** dbname=repls",
+        ),
+        (
+            "host=db password='two words' user=ns",
+            "host=db password=*** user=ns",
+        ),
+        ("host=db user=ns", "host=db user=ns"),
+        (
+            "postgresql://ns:s3cret@db:5432/repls?sslmode=require",
+            "postgresql://ns:***@db:5432/repls?sslmode=require",
+        ),
+        (
+            "postgres://db/repls?user=ns&password=s3cret",
+            "postgres://db/repls?user=ns&password=***",
+        ),
+        ("postgresql://ns@db/repls", "postgresql://ns@db/repls"),
+    ] {
+        let out = redact_conninfo(given);
+        assert_eq!(out, shown);
+        assert!(!out.contains("s3cret") && !out.contains("words"), "{out}");
+    }
+}
