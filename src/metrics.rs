@@ -1,6 +1,7 @@
 //! The Prometheus text endpoint: a `tiny_http` server on its own thread (never on the query
 //! path) that, on each scrape, sums the per-worker counters, merges their latency buckets into
-//! an `hdrhistogram` for percentiles, and reads the snapshot and feed status.
+//! a Prometheus histogram (and an `hdrhistogram` for quantile gauges), reads the snapshot and
+//! feed status, and adds the standard process metrics from /proc.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -15,6 +16,73 @@ use crate::feed::status::FeedStatus;
 use crate::server::stats::{bucket_floor, WorkerStats, BUCKETS, QTYPES, RCODE_NAMES};
 use crate::snapshot::SharedSnapshot;
 use crate::wire::Transport;
+
+/// The latency histogram's bucket bounds, in seconds.
+const LATENCY_BOUNDS: [f64; 16] = [
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+];
+
+/// The standard process metrics (Prometheus client conventions), from /proc/self.
+fn process_metrics(out: &mut String) {
+    let hz = 100.0; // USER_HZ on Linux
+    let page = 4096.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // (3-based numbering of proc(5) minus 3): utime 14, stime 15, starttime 22, rss 24.
+    if let (Some(utime), Some(stime)) = (field(11), field(12)) {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+            (utime + stime) / hz
+        );
+    }
+    if let Some(rss) = field(21) {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            rss * page
+        );
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    if let (Some(start), Some(boot)) = (field(19), boot) {
+        let _ = writeln!(
+            out,
+            "# HELP process_start_time_seconds Start time of the process since the epoch.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
+            boot + start / hz
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}",
+            fds.count()
+        );
+    }
+}
 
 /// What a scrape reads.
 #[derive(Clone)]
@@ -169,6 +237,16 @@ pub fn render(src: &Sources) -> String {
         vec![(String::new(), src.feed.gaps.load(Relaxed))],
     );
     counter(
+        "clusterns_feed_changes_applied_total",
+        "Changes applied since start.",
+        vec![(String::new(), src.feed.applied.load(Relaxed))],
+    );
+    counter(
+        "clusterns_feed_changes_rejected_total",
+        "Changes rejected since start (bad journal lines, undecodable database rows, taken names, unknown ids).",
+        vec![(String::new(), src.feed.rejected.load(Relaxed))],
+    );
+    counter(
         "clusterns_feed_reloads_total",
         "Times the whole table was rebuilt from the feed (a rewritten or compacted journal, a PostgreSQL reload after a gap).",
         vec![(String::new(), src.feed.reloads.load(Relaxed))],
@@ -218,14 +296,11 @@ pub fn render(src: &Sources) -> String {
         src.feed.behind_secs(),
     );
     gauge(
-        "clusterns_feed_changes_applied_total",
-        "Changes applied since start.",
-        src.feed.applied.load(Relaxed) as f64,
-    );
-    gauge(
-        "clusterns_feed_changes_rejected_total",
-        "Changes rejected (bad lines, taken names, unknown ids) since start.",
-        src.feed.rejected.load(Relaxed) as f64,
+        "clusterns_feed_connected",
+        "1 while the feed's source can be read (the journal file exists; the database answers), else 0.",
+        f64::from(
+            src.feed.source_up.load(Relaxed) == 1 && src.feed.journal_missing.load(Relaxed) == 0,
+        ),
     );
     gauge(
         "clusterns_feed_journal_missing",
@@ -237,40 +312,82 @@ pub fn render(src: &Sources) -> String {
         "Apps on a cluster the running configuration does not have: they answer SERVFAIL until a configuration with it is loaded.",
         src.feed.apps_unknown_cluster.load(Relaxed) as f64,
     );
-    gauge(
-        "clusterns_checkpoint_age_seconds",
-        "Seconds since the last checkpoint was written (-1: none yet).",
-        src.feed.checkpoint_age_secs().unwrap_or(-1.0),
-    );
+    if let Some(age) = src.feed.checkpoint_age_secs() {
+        // Absent until the first checkpoint: alert on `absent()` or on the age.
+        gauge(
+            "clusterns_checkpoint_age_seconds",
+            "Seconds since the last checkpoint was written (absent: none written yet).",
+            age,
+        );
+    }
+    process_metrics(&mut out);
 
-    // Latency: merge every worker's buckets.
     let _ = writeln!(
         out,
-        "# HELP clusterns_query_latency_seconds Query handling time, receive to send.\n# TYPE clusterns_query_latency_seconds summary"
+        "# HELP clusterns_build_info Always 1; the labels say which build this is.\n# TYPE clusterns_build_info gauge\nclusterns_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
     );
+
+    // Latency: every worker's fine buckets (4 per power of two) summed into the histogram's
+    // buckets. A fine bucket counts under the first `le` at or above its upper end, so a
+    // bucket's count never holds an observation above its `le`.
+    let _ = writeln!(
+        out,
+        "# HELP clusterns_query_latency_seconds Query handling time, receive to send (a receive batch's time, for each of its queries).\n# TYPE clusterns_query_latency_seconds histogram"
+    );
+    let mut quantiles = Vec::new();
     for t in transports {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2)
-            .expect("valid histogram bounds");
+        let mut fine = [0u64; BUCKETS];
+        let mut sum_ns = 0u64;
         for s in w.iter().filter(|s| s.transport == t) {
-            for b in 0..BUCKETS {
-                let n = s.latency[b].load(Relaxed);
-                if n > 0 {
-                    let _ = h.record_n(bucket_floor(b).max(1), n);
-                }
+            for (b, n) in fine.iter_mut().enumerate() {
+                *n += s.latency[b].load(Relaxed);
             }
+            sum_ns = sum_ns.wrapping_add(s.latency_sum_ns.load(Relaxed));
         }
-        for q in [0.5, 0.9, 0.99, 0.999] {
+        let mut cumulative = 0u64;
+        let mut b = 0;
+        for le in LATENCY_BOUNDS {
+            let le_ns = (le * 1e9) as u64;
+            while b < BUCKETS && bucket_floor(b + 1) <= le_ns {
+                cumulative += fine[b];
+                b += 1;
+            }
             let _ = writeln!(
                 out,
-                "clusterns_query_latency_seconds{{transport=\"{t}\",quantile=\"{q}\"}} {}",
+                "clusterns_query_latency_seconds_bucket{{transport=\"{t}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        quantiles.push((t, fine));
+        let total: u64 = fine.iter().sum();
+        let _ = writeln!(
+            out,
+            "clusterns_query_latency_seconds_bucket{{transport=\"{t}\",le=\"+Inf\"}} {total}\n\
+             clusterns_query_latency_seconds_sum{{transport=\"{t}\"}} {}\n\
+             clusterns_query_latency_seconds_count{{transport=\"{t}\"}} {total}",
+            sum_ns as f64 / 1e9
+        );
+    }
+    // The same buckets as quantiles, for a look without Prometheus (hdrhistogram).
+    let _ = writeln!(
+        out,
+        "# HELP clusterns_query_latency_percentile_seconds Query handling time at a percentile, since start.\n# TYPE clusterns_query_latency_percentile_seconds gauge"
+    );
+    for (t, fine) in quantiles {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2)
+            .expect("valid histogram bounds");
+        for (b, &n) in fine.iter().enumerate() {
+            if n > 0 {
+                let _ = h.record_n(bucket_floor(b).max(1), n);
+            }
+        }
+        for (q, label) in [(0.5, "50"), (0.9, "90"), (0.99, "99"), (0.999, "99.9")] {
+            let _ = writeln!(
+                out,
+                "clusterns_query_latency_percentile_seconds{{transport=\"{t}\",percentile=\"{label}\"}} {}",
                 h.value_at_quantile(q) as f64 / 1e9
             );
         }
-        let _ = writeln!(
-            out,
-            "clusterns_query_latency_seconds_count{{transport=\"{t}\"}} {}",
-            h.len()
-        );
     }
     out
 }

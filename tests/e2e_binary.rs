@@ -156,7 +156,10 @@ fn check_config_finds_what_fails_at_run_time() {
         "is a directory",
     );
     expect_error(
-        good.replace("[server]\n", "[server]\nuser = \"no-such-user-clusterns\"\n"),
+        good.replace(
+            "[server]\n",
+            "[server]\nuser = \"no-such-user-clusterns\"\n",
+        ),
         "user =",
         "no such user",
     );

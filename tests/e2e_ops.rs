@@ -12,6 +12,39 @@ use hickory_proto::rr::RecordType;
 
 use common::*;
 
+/// `promtool check metrics` (Debian's `prometheus` package) accepts `body`: types, names,
+/// help texts. Skipped, saying so, where promtool is not installed (never in CI).
+fn promtool_accepts(body: &str) {
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            println!("promtool not installed ({e}): metrics not checked by it");
+            return;
+        }
+        Err(e) => panic!("promtool is required in CI: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn with_metrics(s: &Setup) {
     let text = std::fs::read_to_string(&s.config_path).unwrap();
     std::fs::write(
@@ -131,10 +164,49 @@ fn metrics_add_up_to_the_queries_sent() {
     assert_eq!(latency_count(&body), 300.0);
     let p99 = metric(
         &body,
-        "clusterns_query_latency_seconds",
-        &["transport=\"udp\"", "quantile=\"0.99\""],
+        "clusterns_query_latency_percentile_seconds",
+        &["transport=\"udp\"", "percentile=\"99\""],
     );
     assert!(p99 > 0.0 && p99 < 1.0, "{p99}");
+    // A Prometheus histogram: cumulative buckets ending at +Inf = count, and a sum.
+    let bucket = |le: &str| {
+        metric(
+            &body,
+            "clusterns_query_latency_seconds_bucket",
+            &["transport=\"udp\"", &format!("le=\"{le}\"")],
+        )
+    };
+    assert_eq!(bucket("+Inf"), 300.0);
+    assert!(bucket("0.000001") <= bucket("0.001") && bucket("0.001") <= bucket("0.1"));
+    assert!(bucket("0.1") >= 290.0, "queries take well under 100 ms");
+    let sum = metric(
+        &body,
+        "clusterns_query_latency_seconds_sum",
+        &["transport=\"udp\""],
+    );
+    assert!(sum > 0.0 && sum < 300.0 * 0.1, "{sum}");
+    // Build, process and feed state; no sentinel values.
+    assert_eq!(metric(&body, "clusterns_build_info", &["version=\""]), 1.0);
+    assert!(body.contains("\nprocess_cpu_seconds_total "), "{body}");
+    let started = metric(&body, "process_start_time_seconds", &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 600.0,
+        "{started} vs {now}"
+    );
+    assert!(metric(&body, "process_resident_memory_bytes", &[]) > 1e6);
+    assert!(metric(&body, "process_open_fds", &[]) > 3.0);
+    assert_eq!(metric(&body, "clusterns_feed_connected", &[]), 1.0);
+    assert!(!body.contains(" -1\n"), "no -1 sentinels: {body}");
+    assert!(
+        !body.contains("clusterns_checkpoint_age_seconds"),
+        "absent until a checkpoint is written"
+    );
+    assert!(body.contains("# TYPE clusterns_feed_changes_applied_total counter"));
+    promtool_accepts(&body);
     assert_eq!(metric(&body, "clusterns_feed_last_seq", &[]), 3.0);
     assert!(metric(&body, "clusterns_snapshot_generation", &[]) >= 1.0);
     assert!(metric(&body, "clusterns_feed_behind_seconds", &[]) < 5.0);

@@ -22,7 +22,9 @@ pub(super) fn validate(
 ) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(m) = raw else { return Ok(None) };
     let clash = dns.iter().find(|d| {
+        // Port 0: each takes a free port of its own.
         d.port() == m.listen.port()
+            && d.port() != 0
             && (d.ip() == m.listen.ip()
                 || d.ip().is_unspecified()
                 || m.listen.ip().is_unspecified())

@@ -41,6 +41,8 @@ pub struct FeedStatus {
     pub shadowed: AtomicU64,
     /// Apps on a cluster the running configuration does not have (they answer SERVFAIL).
     pub apps_unknown_cluster: AtomicU64,
+    /// 1 while the last read of the source succeeded (0: the database is away).
+    pub source_up: AtomicU64,
 }
 
 impl FeedStatus {

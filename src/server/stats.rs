@@ -74,6 +74,8 @@ pub struct WorkerStats {
     pub rate_limited: AtomicU64,
     /// Query handling time (receive to send), per query, in [`bucket`]s.
     pub latency: [AtomicU64; BUCKETS],
+    /// The sum of the handling times counted in `latency`, in nanoseconds.
+    pub latency_sum_ns: AtomicU64,
     /// TCP: connections accepted, refused over the cap, open now.
     pub tcp_accepted: AtomicU64,
     pub tcp_refused: AtomicU64,
@@ -105,6 +107,7 @@ impl WorkerStats {
             send_errors: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_ns: AtomicU64::new(0),
             tcp_accepted: AtomicU64::new(0),
             tcp_refused: AtomicU64::new(0),
             tcp_open: AtomicU64::new(0),
@@ -140,6 +143,7 @@ impl WorkerStats {
     #[inline]
     pub fn record_latency(&self, ns: u64, n: u64) {
         add(&self.latency[bucket(ns)], n);
+        add(&self.latency_sum_ns, ns.saturating_mul(n));
     }
 
     /// Counts a response the kernel would not send.

@@ -236,6 +236,8 @@ impl Builder {
             self.publish();
         }
         let st = &self.status;
+        st.source_up
+            .store(u64::from(!self.source_failed), Ordering::Relaxed);
         st.applied.fetch_add(applied as u64, Ordering::Relaxed);
         st.rejected.store(self.rejected, Ordering::Relaxed);
         self.caught_up = batch.at_end && self.pending.is_none();
