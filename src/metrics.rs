@@ -208,7 +208,7 @@ pub fn render(src: &Sources) -> String {
     );
     counter(
         "clusterns_tcp_connections_total",
-        "TCP connections accepted and refused (over the cap).",
+        "TCP connections accepted, refused (could not be served), evicted (the idlest, to make room at the cap) and timed out (a message that trickled in too slowly).",
         vec![
             (
                 "{result=\"accepted\"}".into(),
@@ -217,6 +217,14 @@ pub fn render(src: &Sources) -> String {
             (
                 "{result=\"refused\"}".into(),
                 sum(w, Transport::Tcp, |s| s.tcp_refused.load(Relaxed)),
+            ),
+            (
+                "{result=\"evicted\"}".into(),
+                sum(w, Transport::Tcp, |s| s.tcp_evicted.load(Relaxed)),
+            ),
+            (
+                "{result=\"timed_out\"}".into(),
+                sum(w, Transport::Tcp, |s| s.tcp_timed_out.load(Relaxed)),
             ),
         ],
     );

@@ -275,25 +275,74 @@ fn tcp_idle_connections_are_closed() {
 }
 
 #[test]
-fn tcp_connections_are_capped() {
+fn at_the_tcp_cap_the_idlest_connection_makes_room() {
     let r = start("tcp_max_connections = 2");
     let mut a = tcp_connect(r.addr);
     let mut b = tcp_connect(r.addr);
     tcp_send(&mut a, &query("r-one.repl.co", RecordType::A, 1, false));
-    tcp_send(&mut b, &query("r-one.repl.co", RecordType::A, 2, false));
     assert_eq!(tcp_read(&mut a).unwrap().id(), 1);
+    std::thread::sleep(Duration::from_millis(50));
+    tcp_send(&mut b, &query("r-one.repl.co", RecordType::A, 2, false));
     assert_eq!(tcp_read(&mut b).unwrap().id(), 2);
-    // The third is closed without an answer.
+    // A third is answered; `a`, idle the longest, was closed for it.
     let mut c = tcp_connect(r.addr);
     tcp_send(&mut c, &query("r-one.repl.co", RecordType::A, 3, false));
-    assert!(tcp_read(&mut c).is_err());
-    // Closing one frees a slot.
-    drop(a);
-    assert!(wait_for(Duration::from_secs(2), || {
-        let mut d = tcp_connect(r.addr);
-        tcp_send(&mut d, &query("r-one.repl.co", RecordType::A, 4, false));
-        tcp_read(&mut d).is_ok()
-    }));
+    assert_eq!(tcp_read(&mut c).unwrap().id(), 3);
+    tcp_send(&mut a, &query("r-one.repl.co", RecordType::A, 4, false));
+    assert!(tcp_read(&mut a).is_err(), "the idlest was closed");
+    tcp_send(&mut b, &query("r-one.repl.co", RecordType::A, 5, false));
+    assert_eq!(tcp_read(&mut b).unwrap().id(), 5);
+    let tcp = &r.server.as_ref().unwrap().stats()[r.server.as_ref().unwrap().stats().len() - 1];
+    assert_eq!(
+        tcp.tcp_evicted.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// Slowloris: connections that trickle a message in (a byte now and then, each one resetting
+/// the idle timer) are closed once the message takes longer than tcp_message_timeout_ms, and
+/// however many of them there are, a real client still gets a TCP answer.
+#[test]
+fn slow_messages_are_timed_out_and_cannot_hold_every_slot() {
+    let r =
+        start("tcp_max_connections = 4\ntcp_message_timeout_ms = 300\ntcp_idle_timeout_secs = 30");
+    let mut slow: Vec<_> = (0..4).map(|_| tcp_connect(r.addr)).collect();
+    let started = std::time::Instant::now();
+    // Every 100 ms one more byte of a 40-byte message: never idle, never complete.
+    for round in 0..3u8 {
+        for s in &mut slow {
+            let byte = if round == 0 { [0u8] } else { [40u8] };
+            let _ = s.write_all(&byte);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every slot is held: a real client is still answered.
+    let mut real = tcp_connect(r.addr);
+    tcp_send(&mut real, &query("r-one.repl.co", RecordType::A, 9, false));
+    assert_eq!(tcp_read(&mut real).unwrap().id(), 9);
+    // The tricklers are closed after about the message timeout, though never idle.
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let _ = s.write_all(&[1]);
+        let mut buf = [0u8; 16];
+        match s.read(&mut buf) {
+            // Closed (a reset if our last byte met the closed socket).
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("still open after 3 s: {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = r.server.as_ref().unwrap().stats();
+    let timed_out: u64 = stats
+        .iter()
+        .map(|s| s.tcp_timed_out.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert!(timed_out >= 3, "{timed_out}");
 }
 
 #[test]

@@ -23,9 +23,13 @@ pub struct ServerConfig {
     /// Seconds after which an idle TCP connection is closed.
     #[serde(default = "default_tcp_idle")]
     pub tcp_idle_timeout_secs: u64,
-    /// The most TCP connections open at once; further connections are refused.
+    /// The most TCP connections open at once; at the cap a new connection replaces the idlest.
     #[serde(default = "default_tcp_max")]
     pub tcp_max_connections: usize,
+    /// Milliseconds a TCP message may take to arrive once its first byte has: a connection
+    /// that trickles a message slower than this is closed (as Knot's `tcp-io-timeout`).
+    #[serde(default = "default_tcp_message_timeout")]
+    pub tcp_message_timeout_ms: u64,
     /// After binding its sockets (port 53 needs root or CAP_NET_BIND_SERVICE), switch to this
     /// user and its primary group.
     #[serde(default)]
@@ -56,6 +60,9 @@ fn default_udp_coalesce() -> u32 {
 fn default_tcp_idle() -> u64 {
     10
 }
+fn default_tcp_message_timeout() -> u64 {
+    2000
+}
 fn default_tcp_max() -> usize {
     1024
 }
@@ -68,6 +75,7 @@ impl Default for ServerConfig {
             udp_payload: default_udp_payload(),
             tcp_idle_timeout_secs: default_tcp_idle(),
             tcp_max_connections: default_tcp_max(),
+            tcp_message_timeout_ms: default_tcp_message_timeout(),
             user: None,
             udp_coalesce_us: default_udp_coalesce(),
             query_log_sample: 0,
@@ -98,6 +106,12 @@ pub(super) fn validate(
         return Err(at.err(
             key("udp_coalesce_us"),
             "server.udp_coalesce_us must be at most 1000 (one millisecond)".into(),
+        ));
+    }
+    if server.tcp_message_timeout_ms == 0 {
+        return Err(at.err(
+            key("tcp_message_timeout_ms"),
+            "server.tcp_message_timeout_ms must be at least 1".into(),
         ));
     }
     if server.tcp_max_connections == 0 {

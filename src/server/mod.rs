@@ -130,6 +130,7 @@ impl Server {
         let limits = tcp::TcpLimits {
             idle_timeout: Duration::from_secs(cfg.tcp_idle_timeout_secs),
             max_connections: cfg.tcp_max_connections,
+            message_timeout: Duration::from_millis(cfg.tcp_message_timeout_ms),
         };
         let st = Arc::new(WorkerStats::new(crate::query::Transport::Tcp));
         stats.push(st.clone());

@@ -79,6 +79,10 @@ pub struct WorkerStats {
     /// TCP: connections accepted, refused over the cap, open now.
     pub tcp_accepted: AtomicU64,
     pub tcp_refused: AtomicU64,
+    /// TCP connections closed to make room for a new one (the idlest, at the cap).
+    pub tcp_evicted: AtomicU64,
+    /// TCP connections closed because a message took too long to arrive.
+    pub tcp_timed_out: AtomicU64,
     pub tcp_open: AtomicU64,
 }
 
@@ -110,6 +114,8 @@ impl WorkerStats {
             latency_sum_ns: AtomicU64::new(0),
             tcp_accepted: AtomicU64::new(0),
             tcp_refused: AtomicU64::new(0),
+            tcp_evicted: AtomicU64::new(0),
+            tcp_timed_out: AtomicU64::new(0),
             tcp_open: AtomicU64::new(0),
         }
     }

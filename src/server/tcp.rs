@@ -27,6 +27,8 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct TcpLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// How long a message may take to arrive once it has begun.
+    pub message_timeout: Duration,
 }
 
 /// Why a stream cannot go on.
@@ -52,6 +54,8 @@ pub struct Framer {
     /// Answers; the first `wpos` bytes are already written.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Messages taken from the stream so far.
+    taken: u64,
 }
 
 impl Framer {
@@ -61,6 +65,7 @@ impl Framer {
             rbuf: Vec::with_capacity(512),
             wbuf: Vec::new(),
             wpos: 0,
+            taken: 0,
         }
     }
 
@@ -94,6 +99,7 @@ impl Framer {
             let handled = respond(snap, pkt, scratch, Transport::Tcp);
             stats.record(&handled, false);
             answered += 1;
+            self.taken += 1;
             pos += 2 + len;
             if handled.len > 0 {
                 self.wbuf
@@ -129,6 +135,11 @@ impl Framer {
         self.rbuf.len()
     }
 
+    /// Messages taken from the stream so far (answered or not).
+    pub fn messages(&self) -> u64 {
+        self.taken
+    }
+
     /// Marks the first `n` bytes of [`output`](Framer::output) as written.
     ///
     /// # Panics
@@ -153,6 +164,9 @@ struct Conn {
     stream: TcpStream,
     framer: Framer,
     last_active: Instant,
+    /// Since when a message has been arriving (bytes of it read, the rest not yet): a
+    /// connection that trickles one in slower than `message_timeout` is closed.
+    message_since: Option<Instant>,
     /// The peer closed its side: finish writing, then close.
     read_closed: bool,
     interest: Interest,
@@ -255,7 +269,13 @@ pub fn run(
             last_sweep = Instant::now();
             let now = Instant::now();
             conns.retain(|_, c| {
-                let keep = now.duration_since(c.last_active) < limits.idle_timeout;
+                let slow = c
+                    .message_since
+                    .is_some_and(|t| now.duration_since(t) >= limits.message_timeout);
+                if slow {
+                    crate::server::stats::bump(&stats.tcp_timed_out);
+                }
+                let keep = !slow && now.duration_since(c.last_active) < limits.idle_timeout;
                 if !keep {
                     let _ = poll.registry().deregister(&mut c.stream);
                 }
@@ -277,10 +297,23 @@ fn accept_all(
         match listener.accept() {
             Ok((mut stream, _peer)) => {
                 if conns.len() >= limits.max_connections {
-                    // Over the cap: close at once (the client may retry).
-                    drop(stream);
-                    crate::server::stats::bump(&stats.tcp_refused);
-                    continue;
+                    // At the cap: the connection idle the longest makes room, so that
+                    // connections held open on purpose cannot lock everyone else out.
+                    let idlest = conns
+                        .iter()
+                        .min_by_key(|(_, c)| c.last_active)
+                        .map(|(t, _)| *t);
+                    match idlest.and_then(|t| conns.remove(&t)) {
+                        Some(mut old) => {
+                            let _ = poll.registry().deregister(&mut old.stream);
+                            crate::server::stats::bump(&stats.tcp_evicted);
+                        }
+                        None => {
+                            drop(stream);
+                            crate::server::stats::bump(&stats.tcp_refused);
+                            continue;
+                        }
+                    }
                 }
                 crate::server::stats::bump(&stats.tcp_accepted);
                 let _ = stream.set_nodelay(true);
@@ -299,6 +332,7 @@ fn accept_all(
                         stream,
                         framer: Framer::new(),
                         last_active: Instant::now(),
+                        message_since: None,
                         read_closed: false,
                         interest: Interest::READABLE,
                     },
@@ -338,8 +372,16 @@ fn service(
             Ok(n) => {
                 conn.last_active = Instant::now();
                 let snap = shared.load();
+                let taken = conn.framer.messages();
                 if conn.framer.feed(&buf[..n], &snap, scratch, stats).is_err() {
                     return false;
+                }
+                // A message is arriving while bytes of it wait; its clock starts with its
+                // first byte (a new message after a completed one starts a new clock).
+                if conn.framer.buffered() == 0 {
+                    conn.message_since = None;
+                } else if conn.message_since.is_none() || conn.framer.messages() != taken {
+                    conn.message_since = Some(conn.last_active);
                 }
                 debug_assert!(conn.framer.buffered() <= FRAME_MAX + READ_CHUNK);
             }
