@@ -373,12 +373,14 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
         } => {
             check_cluster(&cluster)?;
             check_names(&config, &id, &user, &slug)?;
-            Change::Upsert {
+            let change = Change::Upsert {
                 id,
                 user,
                 slug,
                 cluster,
-            }
+            };
+            applies(&config, &change)?;
+            change
         }
         ReplAction::Move { id, cluster } => {
             check_cluster(&cluster)?;
@@ -452,6 +454,14 @@ fn check_names(config: &Config, id: &Label, user: &Label, slug: &Label) -> Resul
         }
     }
     Ok(())
+}
+
+/// Refuses a change the server would skip (a name another app holds): it is tried on a copy
+/// of the table as the feed has it now (checkpoint and journal), by the server's own rules.
+fn applies(config: &Arc<Config>, change: &Change) -> Result<(), String> {
+    let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
+    let mut table = builder.table().clone();
+    change.apply_to(&mut table).map(|_| ())
 }
 
 /// The user and slug of app `id` as the feed has it now (checkpoint and journal, read as the

@@ -242,3 +242,29 @@ fn check_config_prints_what_it_serves() {
     assert!(text.contains("zone repl.co."), "{text}");
     assert!(text.contains("cluster east"), "{text}");
 }
+
+/// `repl set` refuses a name another app holds (the server would skip that line), and writes
+/// nothing; a free name is taken.
+#[test]
+fn repl_set_refuses_a_name_another_app_holds() {
+    let s = setup("");
+    let before = std::fs::read_to_string(&s.journal_path).unwrap();
+    let set = |id: &str, user: &str, slug: &str| {
+        Command::new(BIN)
+            .args(["repl", "--config", path_str(&s.config_path), "set"])
+            .args([id, user, slug, "east"])
+            .output()
+            .unwrap()
+    };
+    let o = set("r-new", "mark", "coolgame");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(err.contains("coolgame") && err.contains("r-one"), "{err}");
+    assert_eq!(std::fs::read_to_string(&s.journal_path).unwrap(), before);
+    // The app that holds it may set it again (a move); another name is free.
+    assert!(set("r-one", "mark", "coolgame").status.success());
+    let o = set("r-new", "mark", "newgame");
+    assert!(o.status.success(), "{o:?}");
+    let after = std::fs::read_to_string(&s.journal_path).unwrap();
+    assert!(after.ends_with("set r-new mark newgame east\n"), "{after}");
+}
