@@ -26,12 +26,16 @@ struct Cli {
     command: Command,
 }
 
+/// Where every command finds the configuration unless told: `--config`, else
+/// `$CLUSTERNS_CONFIG`, else this.
+const DEFAULT_CONFIG: &str = "/etc/clusterns/clusterns.toml";
+
 #[derive(Subcommand)]
 enum Command {
     /// Answer queries for the configured zones.
     Serve {
         /// The configuration file.
-        #[arg(long, short)]
+        #[arg(long, short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Listen on this address instead of the config's (repeatable).
         #[arg(long)]
@@ -43,13 +47,17 @@ enum Command {
     /// Validate a configuration file and print what it would serve.
     CheckConfig {
         /// The configuration file.
+        #[arg(long = "config", short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// The configuration file, given without --config (as earlier versions took it).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Answer one question offline from the configured feed (checkpoint, journal or
     /// database), as the server would, and print the response.
     Lookup {
         /// The configuration file.
-        #[arg(long, short, default_value = "examples/clusterns.toml")]
+        #[arg(long, short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The name to ask for.
         name: String,
@@ -60,7 +68,7 @@ enum Command {
     /// Maintain the journal.
     Journal {
         /// The configuration file (for the journal and checkpoint paths).
-        #[arg(long, short, global = true, default_value = "examples/clusterns.toml")]
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         #[command(subcommand)]
         action: JournalAction,
@@ -68,7 +76,7 @@ enum Command {
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).
-        #[arg(long, short, global = true, default_value = "examples/clusterns.toml")]
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         #[command(subcommand)]
         action: Box<ReplAction>,
@@ -123,7 +131,7 @@ fn main() -> ExitCode {
             listen,
             threads,
         } => serve(config, listen, threads),
-        Command::CheckConfig { config } => check_config(config),
+        Command::CheckConfig { config, file } => check_config(file.unwrap_or(config)),
         Command::Lookup {
             config,
             name,

@@ -268,3 +268,49 @@ fn repl_set_refuses_a_name_another_app_holds() {
     let after = std::fs::read_to_string(&s.journal_path).unwrap();
     assert!(after.ends_with("set r-new mark newgame east\n"), "{after}");
 }
+
+/// Every command takes the configuration the same way: `--config`, else `$CLUSTERNS_CONFIG`,
+/// else /etc/clusterns/clusterns.toml.
+#[test]
+fn every_command_finds_the_config_the_same_way() {
+    let s = setup("");
+    let run = |args: &[&str], env: Option<&std::path::Path>| {
+        let mut c = Command::new(BIN);
+        c.args(args).env_remove("CLUSTERNS_CONFIG");
+        if let Some(p) = env {
+            c.env("CLUSTERNS_CONFIG", p);
+        }
+        c.output().unwrap()
+    };
+    for args in [
+        &["check-config"][..],
+        &["lookup", "r-one.repl.co"],
+        &["repl", "move", "r-one", "west"],
+        &["journal", "compact"],
+    ] {
+        let o = run(args, Some(&s.config_path));
+        assert!(o.status.success(), "{args:?} with $CLUSTERNS_CONFIG: {o:?}");
+        let o = run(args, None);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            all.contains("/etc/clusterns/clusterns.toml"),
+            "{args:?} without: {all}"
+        );
+    }
+    // --config wins over the environment.
+    let o = Command::new(BIN)
+        .args([
+            "lookup",
+            "--config",
+            path_str(&s.config_path),
+            "r-one.repl.co",
+        ])
+        .env("CLUSTERNS_CONFIG", "/nonexistent/c.toml")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
