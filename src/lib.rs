@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod feed;
+pub mod logs;
 pub mod metrics;
 pub mod name;
 pub mod os;

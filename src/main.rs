@@ -1,6 +1,5 @@
 //! The `clusterns` command: serve, check a config, and change the journal by hand.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -111,15 +110,7 @@ enum ReplAction {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLUSTERNS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal, never into files or the journal.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    clusterns::logs::init();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. }) {
         // The other commands print and end: a reader that goes away ends them quietly.

@@ -314,3 +314,33 @@ fn every_command_finds_the_config_the_same_way() {
         .unwrap();
     assert!(o.status.success(), "{o:?}");
 }
+
+/// Log lines for journald carry their syslog priority (`<6>` info, `<4>` warn, `<3>` error);
+/// for log shippers, one JSON object per line.
+#[test]
+fn logs_for_journald_and_as_json() {
+    let s = setup("");
+    let logs = |format: &str| {
+        let o = Command::new(BIN)
+            .args(["lookup", "--config"])
+            .arg(&s.config_path)
+            .arg("coolgame.mark.repl.co")
+            .env("CLUSTERNS_LOG", "info")
+            .env("CLUSTERNS_LOG_FORMAT", format)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let j = logs("journald");
+    assert!(!j.is_empty());
+    for line in j.lines() {
+        assert!(line.starts_with("<6>") || line.starts_with("<4>"), "{line}");
+    }
+    let js = logs("json");
+    assert!(!js.is_empty());
+    for line in js.lines() {
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+        assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    }
+}
