@@ -84,6 +84,33 @@ fn process_metrics(out: &mut String) {
     }
 }
 
+/// Whether the server answers from a table that follows its feed: the source can be read
+/// and the feed is not behind by more than a minute. Why, in words.
+pub fn readiness(src: &Sources) -> (bool, String) {
+    let f = &src.feed;
+    if f.journal_missing.load(Relaxed) != 0 {
+        return (false, "not ready: the journal is missing".into());
+    }
+    if f.source_up.load(Relaxed) != 1 {
+        return (false, "not ready: the feed's source cannot be read".into());
+    }
+    let behind = f.behind_secs();
+    if behind > 60.0 {
+        return (
+            false,
+            format!("not ready: the feed is {behind:.0} s behind its source"),
+        );
+    }
+    (
+        true,
+        format!(
+            "ready: {} apps, sequence {}",
+            src.shared.load().table.len(),
+            f.last_seq.load(Relaxed)
+        ),
+    )
+}
+
 /// What a scrape reads.
 #[derive(Clone)]
 pub struct Sources {
@@ -408,7 +435,8 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Serves `GET /metrics` on `addr` from its own thread.
+    /// Serves `GET /metrics`, `/health` (200 while the process runs) and `/ready` (200 while
+    /// the answers follow the feed, else 503 and why) on `addr` from its own thread.
     pub fn start(addr: SocketAddr, src: Sources) -> std::io::Result<MetricsServer> {
         let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
         let addr = server
@@ -429,17 +457,25 @@ impl MetricsServer {
                             continue;
                         }
                     };
-                    let response = if req.url() == "/metrics" || req.url() == "/" {
-                        tiny_http::Response::from_string(render(&src)).with_header(
-                            tiny_http::Header::from_bytes(
-                                &b"Content-Type"[..],
-                                &b"text/plain; version=0.0.4"[..],
+                    let response =
+                        if req.url() == "/metrics" || req.url() == "/" {
+                            tiny_http::Response::from_string(render(&src)).with_header(
+                                tiny_http::Header::from_bytes(
+                                    &b"Content-Type"[..],
+                                    &b"text/plain; version=0.0.4"[..],
+                                )
+                                .expect("static header"),
                             )
-                            .expect("static header"),
-                        )
-                    } else {
-                        tiny_http::Response::from_string("not found\n").with_status_code(404)
-                    };
+                        } else if req.url() == "/health" {
+                            // The process runs and this thread answers.
+                            tiny_http::Response::from_string("ok\n")
+                        } else if req.url() == "/ready" {
+                            let (ready, why) = readiness(&src);
+                            tiny_http::Response::from_string(why + "\n")
+                                .with_status_code(if ready { 200 } else { 503 })
+                        } else {
+                            tiny_http::Response::from_string("not found\n").with_status_code(404)
+                        };
                     let _ = req.respond(response);
                 }
             })?;

@@ -207,6 +207,22 @@ fn metrics_add_up_to_the_queries_sent() {
     );
     assert!(body.contains("# TYPE clusterns_feed_changes_applied_total counter"));
     promtool_accepts(&body);
+
+    // Health and readiness for load balancers and orchestrators.
+    assert_eq!(http_get(maddr, "/health"), "ok\n");
+    let ready = http_get(maddr, "/ready");
+    assert!(ready.starts_with("ready: 3 apps"), "{ready}");
+    // Without its journal the server still answers (the last table) but is not ready.
+    std::fs::remove_file(&s.journal_path).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || http_status(maddr, "/ready").0
+            == 503),
+        "not ready without the journal"
+    );
+    assert!(http_status(maddr, "/ready")
+        .1
+        .contains("journal is missing"));
+    assert_eq!(http_status(maddr, "/nothing").0, 404);
     assert_eq!(metric(&body, "clusterns_feed_last_seq", &[]), 3.0);
     assert!(metric(&body, "clusterns_snapshot_generation", &[]) >= 1.0);
     assert!(metric(&body, "clusterns_feed_behind_seconds", &[]) < 5.0);

@@ -292,17 +292,26 @@ pub fn append_raw(path: &Path, text: &str) {
 
 /// GETs `path` from an HTTP server and returns the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let (status, body) = http_status(addr, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// GET `path`: the status code and the body.
+pub fn http_status(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    body.to_string()
+    assert!(head.starts_with("HTTP/1."), "{head}");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (status, body.to_string())
 }
 
 /// The sum of every sample of `metric` whose labels contain all of `labels`.
