@@ -166,6 +166,18 @@ fn serve(
         config.server.threads = t;
     }
     let config = Arc::new(config);
+    let feed_text = match &config.feed.source {
+        SourceConfig::Journal { path } => format!("journal {}", path.display()),
+        SourceConfig::Postgres { conninfo } => {
+            format!("postgres {}", clusterns::config::redact_conninfo(conninfo))
+        }
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %path.display(),
+        feed = %feed_text,
+        "clusterns starting"
+    );
     // SIGHUP must not kill the server while it loads (`systemctl reload` right after a
     // restart): note it now, reload once the feed runs.
     let hup_while_loading = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -211,6 +223,15 @@ fn serve(
         tracing::info!(addr = %m.addr(), "metrics endpoint");
         println!("clusterns: metrics on {}", m.addr());
     }
+    // Type=notify: ready once the table is loaded and every socket answers.
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!(
+            "answering: {} apps, sequence {}",
+            shared.load().table.len(),
+            shared.load().last_seq
+        )),
+    ]);
     // From here `signals` takes every SIGHUP.
     signal_hook::low_level::unregister(hup_flag);
     let reload_at_once = hup_while_loading
@@ -221,6 +242,9 @@ fn serve(
     }
     for sig in reload_at_once.into_iter().chain(signals.forever()) {
         if sig == signal_hook::consts::SIGHUP {
+            let mut reloading = vec![sd_notify::NotifyState::Reloading];
+            reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+            notify(&reloading);
             match Config::load(&path) {
                 Ok(mut new) => {
                     new.server.listen = config.server.listen.clone();
@@ -234,9 +258,11 @@ fn serve(
                 }
                 Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
             }
+            notify(&[sd_notify::NotifyState::Ready]);
             continue;
         }
         tracing::info!(signal = sig, "stopping");
+        notify(&[sd_notify::NotifyState::Stopping]);
         break;
     }
     // Stop accepting and finish in-flight TCP answers, then checkpoint.
@@ -290,6 +316,14 @@ fn run_time_checks(config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Tells systemd (`$NOTIFY_SOCKET`, Type=notify) about the service's state; nothing without
+/// it. A failure is logged, never fatal.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!("sd_notify: {e}");
+    }
 }
 
 fn check_config(path: PathBuf) -> Result<(), String> {

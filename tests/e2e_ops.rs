@@ -389,3 +389,67 @@ fn sighup_during_the_start_up_load_is_a_reload_not_a_kill() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Type=notify: READY=1 once the table is loaded and the sockets answer (not before),
+/// RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on SIGTERM; the first log line says
+/// the version, the config and the feed.
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+    let s = setup("");
+    let sock_path = s.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let log = s.dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["serve", "--config", path_str(&s.config_path)])
+        .env("CLUSTERNS_LOG", "info")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let recv = |buf: &mut [u8]| {
+        let n = sock.recv(buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = recv(&mut buf);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(ready.contains("STATUS=answering: 3 apps"), "{ready}");
+    // Ready means answering.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("clusterns: listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        a_records(&udp_ask(addr, "r-one.repl.co", RecordType::A)).len(),
+        2
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let reloading = recv(&mut buf);
+    assert!(reloading.contains("RELOADING=1"), "{reloading}");
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    assert!(recv(&mut buf).contains("READY=1"));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(recv(&mut buf).contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.contains("clusterns starting"), "{first}");
+    assert!(
+        first.contains("version=") && first.contains("feed=journal"),
+        "{first}"
+    );
+}

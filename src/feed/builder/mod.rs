@@ -75,6 +75,9 @@ pub struct Builder {
     retired: std::collections::VecDeque<(Instant, Arc<Snapshot>)>,
 }
 
+/// How often a long start-up load says how far it got.
+const LOAD_PROGRESS: Duration = Duration::from_secs(3);
+
 /// A builder step slower than this is logged: changes wait for it.
 const SLOW_STEP: Duration = Duration::from_millis(50);
 
@@ -136,8 +139,20 @@ impl Builder {
         };
         // Catch up with what the feed holds beyond the checkpoint, folding as we go so that a
         // long replay does not leave a huge overlay.
+        let mut progress_at = Instant::now();
         loop {
             let applied = b.poll_once(Duration::ZERO)?;
+            if progress_at.elapsed() >= LOAD_PROGRESS {
+                progress_at = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    apps = b.table.len(),
+                    last_seq = b.last_seq,
+                    per_sec = (b.table.len() as f64 / secs) as u64,
+                    secs = secs as u64,
+                    "loading the table"
+                );
+            }
             if b.table.overlay().len() > (1 << 18).max(b.table.base().len()) {
                 b.table = b.table.folded().map_err(io::Error::other)?;
                 b.publish();
