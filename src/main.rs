@@ -14,10 +14,20 @@ use clusterns::metrics::{MetricsServer, Sources};
 use clusterns::name::Label;
 use clusterns::server::Server;
 
+/// `--version`: the crate version, the git revision and the optional features built in.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("CLUSTERNS_GIT_REVISION"),
+    "; features: ",
+    env!("CLUSTERNS_BUILD_FEATURES"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "clusterns",
-    version,
+    version = LONG_VERSION,
     about = "Cluster-aware authoritative DNS responder"
 )]
 struct Cli {
@@ -173,7 +183,7 @@ fn serve(
         }
     };
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = LONG_VERSION,
         config = %path.display(),
         feed = %feed_text,
         "clusterns starting"

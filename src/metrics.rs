@@ -359,8 +359,9 @@ pub fn render(src: &Sources) -> String {
 
     let _ = writeln!(
         out,
-        "# HELP clusterns_build_info Always 1; the labels say which build this is.\n# TYPE clusterns_build_info gauge\nclusterns_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
+        "# HELP clusterns_build_info Always 1; the labels say which build this is.\n# TYPE clusterns_build_info gauge\nclusterns_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        env!("CLUSTERNS_GIT_REVISION")
     );
 
     // Latency: every worker's fine buckets (4 per power of two) summed into the histogram's

@@ -24,7 +24,11 @@ fn the_unit_is_hardened() {
         return;
     };
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(text.contains("Overall exposure level"), "{text}");
 }
 

@@ -344,3 +344,20 @@ fn logs_for_journald_and_as_json() {
         assert!(line.contains("\"level\":\"INFO\""), "{line}");
     }
 }
+
+/// `--version` names the git revision and features, so a bug report says what was running.
+#[test]
+fn version_names_the_revision() {
+    let o = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(o.status.success());
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        v.starts_with(&format!("clusterns {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    assert!(v.contains("; features: "), "{v}");
+    // Built from this checkout: the revision is git's (not "unknown").
+    if std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.git")).exists() {
+        assert!(!v.contains("(git unknown"), "{v}");
+    }
+}
