@@ -82,6 +82,13 @@ enum Command {
         #[command(subcommand)]
         action: JournalAction,
     },
+    /// Write the manual pages (one per command) into a folder, for packaging.
+    Manpages {
+        /// The folder (created if missing).
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).
@@ -133,6 +140,18 @@ fn main() -> ExitCode {
             threads,
         } => serve(config, listen, threads),
         Command::CheckConfig { config, file } => check_config(file.unwrap_or(config)),
+        Command::Manpages { dir } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir))
+            .map_err(|e| format!("{}: {e}", dir.display())),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "clusterns",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Lookup {
             config,
             name,

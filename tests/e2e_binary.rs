@@ -361,3 +361,40 @@ fn version_names_the_revision() {
         assert!(!v.contains("(git unknown"), "{v}");
     }
 }
+
+/// Manual pages (one per command) and shell completions come from the CLI's own definition.
+#[test]
+fn manual_pages_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    let o = Command::new(BIN)
+        .arg("manpages")
+        .arg(&man)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    for page in [
+        "clusterns.1",
+        "clusterns-serve.1",
+        "clusterns-check-config.1",
+        "clusterns-repl-set.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        assert!(text.contains(".TH ") && text.contains(".SH NAME"), "{page}");
+    }
+    let o = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let script = dir.path().join("clusterns.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("check-config"));
+    // The script is valid bash.
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(syntax.success());
+}
