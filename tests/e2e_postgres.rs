@@ -15,6 +15,22 @@ use hickory_proto::rr::RecordType;
 
 use common::*;
 
+/// A config and journal in a temp dir, fed by `db` instead of the journal: `conn_extra` is
+/// added to its connection string, `feed_extra` (lines, `\\n`-separated) to `[feed]`.
+fn setup_on(db: &pg::PgServer, conn_extra: &str, feed_extra: &str) -> Setup {
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        &format!(
+            "source = \"postgres\"\npostgres = \"{}{conn_extra}\"{feed_extra}",
+            db.conninfo()
+        ),
+    );
+    assert!(text.contains("source = \"postgres\""));
+    std::fs::write(&s.config_path, text).unwrap();
+    s
+}
+
 fn sql(client: &mut postgres::Client, q: &str) {
     client
         .batch_execute(q)
@@ -50,15 +66,11 @@ fn follows_postgres_through_an_outage() {
         ),
     );
 
-    let s = setup("");
-    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
-        "source = \"journal\"\njournal = \"journal.log\"",
-        &format!(
-            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\npoll_interval_ms = 200\ncheckpoint = \"table.ckpt\"",
-            db.conninfo()
-        ),
+    let s = setup_on(
+        &db,
+        " connect_timeout=2",
+        "\npoll_interval_ms = 200\ncheckpoint = \"table.ckpt\"",
     );
-    std::fs::write(&s.config_path, text).unwrap();
     let r = start_with(s);
 
     assert_eq!(cluster_of(r.addr, "a0.repl.co"), Some("east"));
@@ -148,15 +160,7 @@ fn starts_from_a_checkpoint_and_catches_up() {
         &mut client,
         "INSERT INTO repls VALUES ('b1', 'ann', 'one', 'east'), ('b2', 'ann', 'two', 'east')",
     );
-    let s = setup("");
-    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
-        "source = \"journal\"\njournal = \"journal.log\"",
-        &format!(
-            "source = \"postgres\"\npostgres = \"{}\"\ncheckpoint = \"table.ckpt\"",
-            db.conninfo()
-        ),
-    );
-    std::fs::write(&s.config_path, text).unwrap();
+    let s = setup_on(&db, "", "\ncheckpoint = \"table.ckpt\"");
     let ckpt = s.dir.path().join("table.ckpt");
     let r = start_with(s);
     assert_eq!(cluster_of(r.addr, "b1.repl.co"), Some("east"));
@@ -259,15 +263,7 @@ fn a_table_larger_than_a_batch_loads_and_reloads_whole() {
             N - 1
         ),
     );
-    let s = setup("");
-    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
-        "source = \"journal\"\njournal = \"journal.log\"",
-        &format!(
-            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\ncheckpoint = \"table.ckpt\"",
-            db.conninfo()
-        ),
-    );
-    std::fs::write(&s.config_path, text).unwrap();
+    let s = setup_on(&db, " connect_timeout=2", "\ncheckpoint = \"table.ckpt\"");
     let config = Arc::new(clusterns::config::Config::load(&s.config_path).unwrap());
     let head = |client: &mut postgres::Client| -> u64 {
         let seq: i64 = client
@@ -343,15 +339,7 @@ fn an_idle_feed_is_not_reported_as_slow() {
         &mut client,
         "INSERT INTO repls VALUES ('a1', 'u1', 's1', 'east')",
     );
-    let s = setup("");
-    let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
-        "source = \"journal\"\njournal = \"journal.log\"",
-        &format!(
-            "source = \"postgres\"\npostgres = \"{} connect_timeout=2\"\npoll_interval_ms = 400",
-            db.conninfo()
-        ),
-    );
-    std::fs::write(&s.config_path, text).unwrap();
+    let s = setup_on(&db, " connect_timeout=2", "\npoll_interval_ms = 400");
     let log = s.dir.path().join("server.log");
     let c = spawn_binary_logged(&s.config_path, false, Some(&log));
     assert_eq!(cluster_of(c.addr, "a1.repl.co"), Some("east"));
