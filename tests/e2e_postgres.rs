@@ -15,6 +15,19 @@ use hickory_proto::rr::RecordType;
 
 use common::*;
 
+/// A private PostgreSQL server with the schema and `rows` inserted, and a client; None (having
+/// said why) where PostgreSQL is not available.
+fn database(rows: &str) -> Option<(pg::PgServer, postgres::Client)> {
+    let Some(db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return None;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
+    sql(&mut client, rows);
+    Some((db, client))
+}
+
 /// A config and journal in a temp dir, fed by `db` instead of the journal: `conn_extra` is
 /// added to its connection string, `feed_extra` (lines, `\\n`-separated) to `[feed]`.
 fn setup_on(db: &pg::PgServer, conn_extra: &str, feed_extra: &str) -> Setup {
@@ -150,16 +163,11 @@ fn follows_postgres_through_an_outage() {
 
 #[test]
 fn starts_from_a_checkpoint_and_catches_up() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut client)) = database(
+        "INSERT INTO repls VALUES ('b1', 'ann', 'one', 'east'), ('b2', 'ann', 'two', 'east')",
+    ) else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
-    sql(
-        &mut client,
-        "INSERT INTO repls VALUES ('b1', 'ann', 'one', 'east'), ('b2', 'ann', 'two', 'east')",
-    );
     let s = setup_on(&db, "", "\ncheckpoint = \"table.ckpt\"");
     let ckpt = s.dir.path().join("table.ckpt");
     let r = start_with(s);
@@ -329,16 +337,10 @@ fn a_table_larger_than_a_batch_loads_and_reloads_whole() {
 /// builder's slow-step warning must not fire for it (it did every second).
 #[test]
 fn an_idle_feed_is_not_reported_as_slow() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut client)) = database("INSERT INTO repls VALUES ('a1', 'u1', 's1', 'east')")
+    else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
-    sql(
-        &mut client,
-        "INSERT INTO repls VALUES ('a1', 'u1', 's1', 'east')",
-    );
     let s = setup_on(&db, " connect_timeout=2", "\npoll_interval_ms = 400");
     let log = s.dir.path().join("server.log");
     let c = spawn_binary_logged(&s.config_path, false, Some(&log));
