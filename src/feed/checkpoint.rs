@@ -228,6 +228,22 @@ mod tests {
         t
     }
 
+    /// A position with every field set (the fixture's).
+    fn position() -> Position {
+        Position {
+            last_seq: 77,
+            journal: JournalPos {
+                offset: 1234,
+                line: 56,
+                head_len: 14,
+                head_crc: 0xdead_beef,
+                tail_crc: 0x1234_5678,
+                origin: 9,
+                first: 10,
+            },
+        }
+    }
+
     fn sample() -> Table {
         table(300, 11, 3, ["r5", "r6", "r900"])
     }
@@ -265,18 +281,7 @@ mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&FIXTURE[i..i + 2], 16).unwrap())
             .collect();
-        let pos = Position {
-            last_seq: 77,
-            journal: JournalPos {
-                offset: 1234,
-                line: 56,
-                head_len: 14,
-                head_crc: 0xdead_beef,
-                tail_crc: 0x1234_5678,
-                origin: 9,
-                first: 10,
-            },
-        };
+        let pos = position();
         let clusters = vec!["a".to_string(), "b".into()];
         let l = read_from(&old[..], old.len() as u64).unwrap();
         assert_eq!(l.position, pos);
@@ -311,18 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.ckpt");
         let t = sample();
-        let pos = Position {
-            last_seq: 77,
-            journal: JournalPos {
-                offset: 1234,
-                line: 56,
-                head_len: 14,
-                head_crc: 0xdead_beef,
-                tail_crc: 0x1234_5678,
-                origin: 9,
-                first: 10,
-            },
-        };
+        let pos = position();
         let clusters = vec!["a".to_string(), "b".into(), "c".into()];
         write(&path, &t, pos, &clusters).unwrap();
         assert_eq!(read_position(&path).unwrap(), pos);
