@@ -253,13 +253,16 @@ fn serve(
         println!("clusterns: metrics on {}", m.addr());
     }
     // Type=notify: ready once the table is loaded and every socket answers.
+    let snap = shared.load();
+    let status = format!(
+        "answering: {} apps, sequence {}",
+        snap.table.len(),
+        snap.last_seq
+    );
+    drop(snap);
     notify(&[
         sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&format!(
-            "answering: {} apps, sequence {}",
-            shared.load().table.len(),
-            shared.load().last_seq
-        )),
+        sd_notify::NotifyState::Status(&status),
     ]);
     // From here `signals` takes every SIGHUP.
     signal_hook::low_level::unregister(hup_flag);
