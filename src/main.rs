@@ -208,11 +208,10 @@ fn serve(
         "clusterns starting"
     );
     // SIGHUP must not kill the server while it loads (`systemctl reload` right after a
-    // restart): note it now, reload once the feed runs.
-    let hup_while_loading = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hup_flag =
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup_while_loading.clone())
-            .map_err(|e| format!("installing signal handlers: {e}"))?;
+    // restart): it waits in `signals` and becomes a reload once the feed runs. SIGTERM and
+    // SIGINT keep their default action until the load is done, so a long load can be stopped.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
     let feed_status = builder.status();
@@ -237,12 +236,11 @@ fn serve(
     }
     // Handlers before "listening": a SIGHUP sent as soon as the server says it answers must
     // reload it, not kill it (the default action).
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(|e| format!("installing signal handlers: {e}"))?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signals
+            .add_signal(sig)
+            .map_err(|e| format!("installing signal handlers: {e}"))?;
+    }
     let feed = builder.spawn().map_err(|e| e.to_string())?;
     for addr in server.local_addrs() {
         tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
@@ -260,19 +258,16 @@ fn serve(
         snap.last_seq
     );
     drop(snap);
+    // Signals that came while loading (one of each at most: they coalesce), taken once.
+    let early: Vec<i32> = signals.pending().collect();
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),
     ]);
-    // From here `signals` takes every SIGHUP.
-    signal_hook::low_level::unregister(hup_flag);
-    let reload_at_once = hup_while_loading
-        .swap(false, std::sync::atomic::Ordering::Relaxed)
-        .then_some(signal_hook::consts::SIGHUP);
-    if reload_at_once.is_some() {
+    if early.contains(&signal_hook::consts::SIGHUP) {
         tracing::info!("SIGHUP came while loading: reloading now");
     }
-    for sig in reload_at_once.into_iter().chain(signals.forever()) {
+    for sig in early.into_iter().chain(signals.forever()) {
         if sig == signal_hook::consts::SIGHUP {
             let mut reloading = vec![sd_notify::NotifyState::Reloading];
             reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
