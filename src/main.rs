@@ -424,6 +424,11 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
             Ok(())
         }
     };
+    // Every check is made on the table as the feed has it now (the checkpoint, if there is
+    // one, and the journal after it), by the server's own rules.
+    let mut table = Builder::load(config.clone())
+        .map_err(|e| format!("loading the feed: {e}"))?
+        .into_table();
     let change = match action {
         ReplAction::Set {
             id,
@@ -439,12 +444,13 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
                 slug,
                 cluster,
             };
-            applies(&config, &change)?;
+            // Refuses a change the server would skip (a name another app holds).
+            change.apply_to(&mut table)?;
             change
         }
         ReplAction::Move { id, cluster } => {
             check_cluster(&cluster)?;
-            let (user, slug) = current(&config, &id)?;
+            let (user, slug) = current(&table, &id)?;
             Change::Upsert {
                 id,
                 user,
@@ -453,21 +459,23 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
             }
         }
         ReplAction::Delete { id } => {
-            current(&config, &id)?;
+            current(&table, &id)?;
             Change::Delete { id }
         }
     };
+    drop(table);
     // Number after the checkpoint too: a journal that lost its lines must never be numbered
     // again from where it now ends (the server would take the new lines as already applied).
-    let floor = match &config.feed.checkpoint {
+    // The journal is read from where the checkpoint left it, not from its start.
+    let (floor, from) = match &config.feed.checkpoint {
         Some(c) if c.exists() => {
-            checkpoint::read_position(c)
-                .map_err(|e| format!("checkpoint {}: {e}", c.display()))?
-                .last_seq
+            let p = checkpoint::read_position(c)
+                .map_err(|e| format!("checkpoint {}: {e}", c.display()))?;
+            (p.last_seq, Some(p.journal))
         }
-        _ => 0,
+        _ => (0, None),
     };
-    let appended = append(path, &[change], floor, floor == 0).map_err(|e| {
+    let appended = append(path, &[change], floor, from, floor == 0).map_err(|e| {
         if floor > 0 && e.kind() == std::io::ErrorKind::NotFound {
             format!(
                 "journal {} has no changes but checkpoint {} is at sequence {floor}: the journal \
@@ -516,20 +524,9 @@ fn check_names(config: &Config, id: &Label, user: &Label, slug: &Label) -> Resul
     Ok(())
 }
 
-/// Refuses a change the server would skip (a name another app holds): it is tried on a copy
-/// of the table as the feed has it now (checkpoint and journal), by the server's own rules.
-fn applies(config: &Arc<Config>, change: &Change) -> Result<(), String> {
-    let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
-    let mut table = builder.table().clone();
-    change.apply_to(&mut table).map(|_| ())
-}
-
-/// The user and slug of app `id` as the feed has it now (checkpoint and journal, read as the
-/// server reads them).
-fn current(config: &Arc<Config>, id: &Label) -> Result<(Label, Label), String> {
-    let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
-    let (user, slug, _) = builder
-        .table()
+/// The user and slug of app `id` in `table`.
+fn current(table: &clusterns::table::Table, id: &Label) -> Result<(Label, Label), String> {
+    let (user, slug, _) = table
         .get(id.as_str())
         .ok_or_else(|| format!("repl {id} does not exist"))?;
     let label = |s: String| s.parse::<Label>().map_err(|e| format!("journal: {e}"));

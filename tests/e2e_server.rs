@@ -359,6 +359,7 @@ fn journal_changes_reach_answers_without_restart() {
             cluster: "west".parse().unwrap(),
         }],
         0,
+        None,
         false,
     )
     .unwrap();

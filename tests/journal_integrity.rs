@@ -497,7 +497,7 @@ fn compaction_concurrent_with_writers_loses_and_repeats_nothing() {
                         slug: format!("s{i}").parse().unwrap(),
                         cluster: "east".parse().unwrap(),
                     };
-                    let a = journal::append(&path, &[change], 0, false).unwrap();
+                    let a = journal::append(&path, &[change], 0, None, false).unwrap();
                     written.push(a.written[0].seq);
                 }
                 written

@@ -281,8 +281,9 @@ impl World {
         std::fs::read_to_string(&self.journal).unwrap_or_default()
     }
 
-    /// The CLI's floor: the checkpoint's sequence number.
-    fn floor(&self) -> u64 {
+    /// The CLI's floor: the checkpoint's sequence number, and its position in the journal
+    /// (where the CLI starts reading).
+    fn floor(&self) -> (u64, Option<journal::JournalPos>) {
         journal_floor(&self.ckpt)
     }
 
@@ -293,11 +294,12 @@ impl World {
             // line goes.
             0..=3 => {
                 let change = random_change(rng);
-                let floor = self.floor();
+                let (floor, from) = self.floor();
                 let a = match journal::append(
                     &self.journal,
                     std::slice::from_ref(&change),
                     floor,
+                    from,
                     floor == 0,
                 ) {
                     Ok(a) => a,
@@ -470,13 +472,10 @@ fn first_seq(text: &str) -> Option<u64> {
     })
 }
 
-fn journal_floor(ckpt: &Path) -> u64 {
-    if ckpt.exists() {
-        clusterns::feed::checkpoint::read_position(ckpt)
-            .map(|p| p.last_seq)
-            .unwrap_or(0)
-    } else {
-        0
+fn journal_floor(ckpt: &Path) -> (u64, Option<journal::JournalPos>) {
+    match clusterns::feed::checkpoint::read_position(ckpt) {
+        Ok(p) if ckpt.exists() => (p.last_seq, Some(p.journal)),
+        _ => (0, None),
     }
 }
 

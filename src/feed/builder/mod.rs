@@ -201,6 +201,12 @@ impl Builder {
         &self.table
     }
 
+    /// The table as the builder has it, the builder given up (for a command that only reads
+    /// the feed once).
+    pub fn into_table(self) -> Table {
+        self.table
+    }
+
     /// Whether the last read reached the end of the feed (and no rebuilt table is pending).
     pub fn caught_up(&self) -> bool {
         self.caught_up

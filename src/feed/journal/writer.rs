@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::format::{quote, MAX_SEQ};
-use super::reader::JournalReader;
+use super::reader::{JournalPos, JournalReader};
 use crate::feed::change::{Change, Sequenced};
 
 /// Opens the journal for appending and takes the writers' exclusive `flock` on it, making
@@ -51,11 +51,30 @@ pub struct Appended {
 /// one is when `create` is false). A
 /// last line without its newline was never complete: it is removed (and returned) before
 /// the new lines are written, so that it can neither swallow them nor be applied.
-pub fn append(path: &Path, changes: &[Change], floor: u64, create: bool) -> io::Result<Appended> {
+///
+/// `from`: where a checkpoint at `floor` left the journal. The journal is then read from there,
+/// not from its start (if it is no longer that file, the reader finds out and reads it whole),
+/// so that an append costs what the journal grew by since the checkpoint, not its length.
+pub fn append(
+    path: &Path,
+    changes: &[Change],
+    floor: u64,
+    from: Option<JournalPos>,
+    create: bool,
+) -> io::Result<Appended> {
     let mut file = lock(path, create)?;
-    let mut reader = JournalReader::new(path);
+    let mut reader = match from {
+        Some(pos) => JournalReader::resume(path, pos, floor),
+        None => JournalReader::new(path),
+    };
     while !reader.read_new()?.at_end {}
-    if floor > 0 && reader.last_seq() == 0 {
+    // Resumed, the reader starts at `floor`: whether the file holds an entry is whether it
+    // is past its start.
+    let holds_entries = match from {
+        Some(_) => reader.position().offset > 0,
+        None => reader.last_seq() > 0,
+    };
+    if floor > 0 && !holds_entries {
         // Changes were applied (the floor says so) but the journal holds none: it was
         // deleted or rotated away, and its numbers would start again below the floor.
         return Err(io::Error::new(
@@ -148,12 +167,44 @@ mod tests {
     }
 
     #[test]
+    fn append_from_a_checkpoint_position_reads_only_what_came_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.log");
+        write(&path, "1 set a u s c\n2 set b u t c\n");
+        let mut reader = JournalReader::new(&path);
+        while !reader.read_new().unwrap().at_end {}
+        let (pos, floor) = (reader.position(), reader.last_seq());
+        assert_eq!(floor, 2);
+        // Lines after the checkpoint, the last one torn.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"3 delete a\n4 set c")
+            .unwrap();
+        let w = append(&path, &[delete("b")], floor, Some(pos), false).unwrap();
+        assert_eq!(w.written[0].seq, 4);
+        assert!(w.dropped.as_deref().unwrap().contains("4 set c"));
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("3 delete a\n4 delete b\n"));
+        // Another file at the path (the position's identity no longer matches): read whole.
+        write(&path, "7 set a u s c\n8 set b u t c\n9 delete a\n");
+        let w = append(&path, &[delete("b")], floor, Some(pos), false).unwrap();
+        assert_eq!(w.written[0].seq, 10);
+        // Emptied at the path while the checkpoint is at 2: refused, not numbered from 3.
+        write(&path, "");
+        let e = append(&path, &[delete("b")], floor, Some(pos), false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    }
+
+    #[test]
     fn append_numbers_after_the_last_and_drops_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
         // A complete-looking last line without its newline was never committed.
         write(&path, "5 set a u s c\n6 set b u t c");
-        let w = append(&path, &[delete("a")], 0, false).unwrap();
+        let w = append(&path, &[delete("a")], 0, None, false).unwrap();
         assert_eq!(w.written[0].seq, 6);
         assert!(w.dropped.as_deref().unwrap().contains("6 set b"));
         assert_eq!(
@@ -161,21 +212,24 @@ mod tests {
             "5 set a u s c\n6 delete a\n"
         );
         // The floor (a checkpoint's sequence number) wins over a shorter journal.
-        let w = append(&path, &[delete("b")], 40, false).unwrap();
+        let w = append(&path, &[delete("b")], 40, None, false).unwrap();
         assert_eq!(w.written[0].seq, 41);
         // A line at the largest sequence number is refused, not wrapped past.
         write(&path, &format!("{MAX_SEQ} delete a\n"));
-        let e = append(&path, &[delete("a")], 0, false).unwrap_err();
+        let e = append(&path, &[delete("a")], 0, None, false).unwrap_err();
         assert!(e.to_string().contains("no room"), "{e}");
         // And the line above it is a bad line, not a block.
         write(&path, "1 delete a\n18446744073709551615 delete a\n");
-        let w = append(&path, &[delete("a")], 0, false).unwrap();
+        let w = append(&path, &[delete("a")], 0, None, false).unwrap();
         assert_eq!(w.written[0].seq, 2);
         // A missing journal is only created when asked to.
         let missing = dir.path().join("none.log");
-        assert!(append(&missing, &[delete("a")], 0, false).is_err());
+        assert!(append(&missing, &[delete("a")], 0, None, false).is_err());
         assert_eq!(
-            append(&missing, &[delete("a")], 0, true).unwrap().written[0].seq,
+            append(&missing, &[delete("a")], 0, None, true)
+                .unwrap()
+                .written[0]
+                .seq,
             1
         );
     }
@@ -187,7 +241,7 @@ mod tests {
         write(&path, "1 set a u s c\n2 set b u");
         let mut r = JournalReader::new(&path);
         assert_eq!(seqs(&r.read_new().unwrap()), vec![1]);
-        append(&path, &[delete("a")], 0, false).unwrap();
+        append(&path, &[delete("a")], 0, None, false).unwrap();
         let b = r.read_new().unwrap();
         assert_eq!(kinds(&b), vec![]);
         assert_eq!(seqs(&b), vec![2]);
@@ -201,7 +255,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.log");
         write(&path, "# rotated: nothing yet\n4 set a u s");
-        let e = append(&path, &[delete("a")], 7, false).unwrap_err();
+        let e = append(&path, &[delete("a")], 7, None, false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -210,7 +264,10 @@ mod tests {
         );
         // Without a floor it is a journal like any.
         assert_eq!(
-            append(&path, &[delete("a")], 0, false).unwrap().written[0].seq,
+            append(&path, &[delete("a")], 0, None, false)
+                .unwrap()
+                .written[0]
+                .seq,
             1
         );
     }
