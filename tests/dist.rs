@@ -213,8 +213,10 @@ fn every_asset_not_built_exists_and_the_scripts_are_sound() {
     for name in ["postinst", "postrm"] {
         let path = format!("{ROOT}/{scripts}/{name}");
         let body = std::fs::read_to_string(&path).unwrap();
-        // cargo-deb puts the unit's enable/stop fragments here (they are lost without it).
-        assert!(body.contains("\n#DEBHELPER#\n"), "{name} has no #DEBHELPER#");
+        // cargo-deb puts the unit's enable/stop fragments at the marker, on a line of its own
+        // and only once: it replaces every occurrence, in a comment too.
+        assert!(body.contains("\n#DEBHELPER#\n"), "{name} has no #DEBHELPER# line");
+        assert_eq!(body.matches("DEBHELPER").count(), 1, "{name}");
         assert!(body.starts_with("#!/bin/sh\n"), "{name}");
         // sh -n: the script parses (dpkg runs it with /bin/sh, dash on Debian).
         let o = Command::new("sh").arg("-n").arg(&path).output().unwrap();
