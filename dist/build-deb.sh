@@ -19,7 +19,8 @@ die() {
 
 if ! cargo deb --version >/dev/null 2>&1; then
     # 3.x: the unit goes to /usr/lib/systemd/system, the flags below exist.
-    cargo install cargo-deb --locked --version '^3.8'
+    # Not in this build's target directory: cargo install builds in a temporary one.
+    env -u CARGO_TARGET_DIR cargo install cargo-deb --locked --version '^3.8'
 fi
 command -v dpkg-shlibdeps >/dev/null || die "dpkg-shlibdeps not found: apt-get install dpkg-dev"
 command -v strip >/dev/null || die "strip not found: apt-get install binutils"

@@ -113,8 +113,11 @@ done
 ok "documentation and licenses"
 
 # The unit: installed, valid, hardened, enabled, not started.
+# cargo-deb 3 installs it in /usr/lib/systemd/system, which is /lib/systemd/system on a
+# merged-/usr system (every Debian 12 install); systemd reads both.
 unit=/lib/systemd/system/clusterns.service
-[ -f $unit ] || die "no $unit"
+[ -f $unit ] || unit=/usr/lib/systemd/system/clusterns.service
+[ -f $unit ] || die "no /lib/systemd/system/clusterns.service"
 grep -q '^ExecStart=/usr/bin/clusterns serve' $unit || die "the unit does not run /usr/bin/clusterns"
 systemd-analyze verify $unit || die "systemd-analyze verify $unit"
 score=$(systemd-analyze security --offline=true --threshold=25 $unit 2>&1 | grep 'Overall exposure' ||
@@ -128,7 +131,9 @@ ok "unit enabled, not started"
 
 # The user, its state directory and journal, the config's mode.
 IFS=: read -r _ _ _ _ _ home shell < <(getent passwd clusterns) || die "no clusterns user"
-[ "$home" = $state ] && [ "$shell" = /usr/sbin/nologin ] || die "clusterns user: home $home shell $shell"
+if [ "$home" != $state ] || [ "$shell" != /usr/sbin/nologin ]; then
+    die "clusterns user: home $home shell $shell"
+fi
 [ "$(stat -c '%U:%G %a' $state)" = "clusterns:clusterns 750" ] || die "$state: $(stat -c '%U:%G %a' $state)"
 [ "$(stat -c '%U:%G %a %s' $state/journal.log)" = "clusterns:clusterns 640 0" ] ||
     die "$state/journal.log: $(stat -c '%U:%G %a %s' $state/journal.log)"
@@ -137,6 +142,8 @@ dpkg-query -W -f '${Conffiles}' clusterns | grep -q " $config " || die "$config 
 ok "user, $state, journal, config mode"
 
 # The shipped config loads as the service loads it (the unit's ExecStartPre), and by default.
+# The unit makes /run/clusterns (RuntimeDirectory=) before ExecStartPre; so does this test.
+install -d -o clusterns -g clusterns -m 0750 /run/clusterns
 as_clusterns clusterns check-config --config $config >/dev/null || die "check-config as clusterns"
 as_clusterns clusterns check-config >/dev/null || die "check-config (default path) as clusterns"
 # ... and the check can fail: another user may not read it.
@@ -174,7 +181,7 @@ dpkg -P clusterns
     die "still known to dpkg after purge"
 for p in /etc/clusterns $state /run/clusterns /etc/systemd/system/clusterns.service \
     /etc/systemd/system/multi-user.target.wants/clusterns.service; do
-    [ ! -e $p ] && [ ! -L $p ] || die "dpkg -P left $p"
+    if [ -e "$p" ] || [ -L "$p" ]; then die "dpkg -P left $p"; fi
 done
 ! dpkg-statoverride --list $config >/dev/null || die "dpkg -P left the statoverride on $config"
 ok "dpkg -P"

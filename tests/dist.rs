@@ -16,6 +16,8 @@ const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/clusterns.toml")
 const BIN: &str = env!("CARGO_BIN_EXE_clusterns");
 /// Where the package puts the service's state; the shipped config names files in it.
 const STATE: &str = "/var/lib/clusterns";
+/// The unit's runtime directory (the control socket).
+const RUNTIME: &str = "/run/clusterns";
 
 fn analyze(args: &[&str]) -> Option<std::process::Output> {
     match Command::new("systemd-analyze").args(args).output() {
@@ -60,12 +62,17 @@ fn a_check_that_can_fail_does() {
     assert!(!o.status.success());
 }
 
-/// The shipped config with its state directory moved into `dir`, as the package's postinst
-/// leaves it (an empty journal), for a test without root.
+/// The shipped config with its state and runtime directories moved into `dir`, as the
+/// package's postinst and the unit leave them (an empty journal), for a test without root.
 fn shipped_config_in(dir: &Path) -> std::path::PathBuf {
     let text = std::fs::read_to_string(CONFIG).unwrap();
-    assert!(text.contains(STATE), "the shipped config names no file in {STATE}");
-    let text = text.replace(STATE, dir.to_str().unwrap());
+    assert!(
+        text.contains(STATE),
+        "the shipped config names no file in {STATE}"
+    );
+    let text = text
+        .replace(STATE, dir.to_str().unwrap())
+        .replace(RUNTIME, dir.to_str().unwrap());
     let path = dir.join("clusterns.toml");
     std::fs::write(&path, text).unwrap();
     std::fs::write(dir.join("journal.log"), "").unwrap();
@@ -101,9 +108,15 @@ fn the_shipped_config_passes_check_config() {
         assert!(out.contains(line), "no `{line}` in:\n{out}");
     }
     let journal = dir.path().join("journal.log");
-    assert!(out.contains(&format!("feed journal {}", journal.display())), "{out}");
+    assert!(
+        out.contains(&format!("feed journal {}", journal.display())),
+        "{out}"
+    );
     let ckpt = dir.path().join("table.ckpt");
-    assert!(out.contains(&format!("checkpoint {}", ckpt.display())), "{out}");
+    assert!(
+        out.contains(&format!("checkpoint {}", ckpt.display())),
+        "{out}"
+    );
 
     // The check can fail: without the journal the package creates, it does, naming the line.
     std::fs::remove_file(&journal).unwrap();
@@ -180,7 +193,10 @@ fn the_package_ships_what_the_unit_and_the_config_name() {
             .unwrap_or_else(|| panic!("no asset {src}"))
     };
     assert_eq!(dest_of("target/release/clusterns"), "usr/bin/");
-    assert_eq!(dest_of("dist/clusterns.toml"), "etc/clusterns/clusterns.toml");
+    assert_eq!(
+        dest_of("dist/clusterns.toml"),
+        "etc/clusterns/clusterns.toml"
+    );
     // The README that the unit's Documentation= names.
     assert_eq!(dest_of("README.md"), "usr/share/doc/clusterns/README.md");
     assert!(unit.contains("file:///usr/share/doc/clusterns/README.md"));
@@ -206,7 +222,10 @@ fn every_asset_not_built_exists_and_the_scripts_are_sound() {
         if src.starts_with("target/release/") {
             continue; // dist/build-deb.sh makes these before `cargo deb`
         }
-        assert!(Path::new(ROOT).join(&src).is_file(), "asset {src} is missing");
+        assert!(
+            Path::new(ROOT).join(&src).is_file(),
+            "asset {src} is missing"
+        );
     }
     let meta = deb_metadata();
     let scripts = meta["maintainer-scripts"].as_str().unwrap();
@@ -215,7 +234,10 @@ fn every_asset_not_built_exists_and_the_scripts_are_sound() {
         let body = std::fs::read_to_string(&path).unwrap();
         // cargo-deb puts the unit's enable/stop fragments at the marker, on a line of its own
         // and only once: it replaces every occurrence, in a comment too.
-        assert!(body.contains("\n#DEBHELPER#\n"), "{name} has no #DEBHELPER# line");
+        assert!(
+            body.contains("\n#DEBHELPER#\n"),
+            "{name} has no #DEBHELPER# line"
+        );
         assert_eq!(body.matches("DEBHELPER").count(), 1, "{name}");
         assert!(body.starts_with("#!/bin/sh\n"), "{name}");
         // sh -n: the script parses (dpkg runs it with /bin/sh, dash on Debian).
@@ -224,6 +246,9 @@ fn every_asset_not_built_exists_and_the_scripts_are_sound() {
     }
     // The unit is found as <package>.service in unit-scripts.
     let units = meta["systemd-units"]["unit-scripts"].as_str().unwrap();
-    assert!(Path::new(ROOT).join(units).join("clusterns.service").is_file());
+    assert!(Path::new(ROOT)
+        .join(units)
+        .join("clusterns.service")
+        .is_file());
     assert_eq!(meta["systemd-units"]["start"].as_bool(), Some(false));
 }
