@@ -28,19 +28,15 @@ fn main() {
         features.join(",")
     };
     println!("cargo:rustc-env=CLUSTERNS_BUILD_FEATURES={features}");
-    // A new commit or checkout changes HEAD or the ref it names.
-    for path in [".git/HEAD"] {
-        if std::path::Path::new(path).exists() {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    if let Some(head) = std::fs::read_to_string(".git/HEAD")
-        .ok()
-        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
-    {
-        let r = format!(".git/{head}");
-        if std::path::Path::new(&r).exists() {
-            println!("cargo:rerun-if-changed={r}");
+    // A new commit or checkout changes HEAD or the ref it names (git says where they are: in
+    // a worktree `.git` is a file, and HEAD and the refs live apart).
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        if let Some(path) = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]) {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
