@@ -171,9 +171,7 @@ pub(super) fn validate(
                         ));
                     };
                     // What can be checked without connecting: the TLS settings and their files.
-                    if let Err(e) =
-                        crate::feed::postgres::tls::check_conninfo(conninfo.get_ref())
-                    {
+                    if let Err(e) = crate::feed::postgres::tls::check_conninfo(conninfo.get_ref()) {
                         return Err(at.err(Some(conninfo.span()), format!("feed.postgres: {e}")));
                     }
                     SourceConfig::Postgres {
@@ -205,4 +203,37 @@ pub(super) fn validate(
         }
     };
     Ok((feed, feed_lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_conninfo;
+
+    #[test]
+    fn secrets_are_left_out_however_the_pair_is_written() {
+        for (given, shown) in [
+            (
+                "host=db password = s3cret user=ns",
+                "host=db password=*** user=ns",
+            ),
+            (
+                "host=db sslpassword='s3cret x' sslmode=require",
+                "host=db sslpassword=*** sslmode=require",
+            ),
+            (
+                "host=db PASSWORD=s3cret sslrootcert=/etc/ca.pem",
+                "host=db PASSWORD=*** sslrootcert=/etc/ca.pem",
+            ),
+            (
+                "postgresql://db/x?sslpassword=s3cret&sslmode=verify-full",
+                "postgresql://db/x?sslpassword=***&sslmode=verify-full",
+            ),
+            // Not well formed (an unterminated quote): still left out.
+            ("host=db password='s3cret", "host=db password=***"),
+        ] {
+            let out = redact_conninfo(given);
+            assert_eq!(out, shown);
+            assert!(!out.contains("s3cret"), "{out}");
+        }
+    }
 }

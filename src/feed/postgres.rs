@@ -34,9 +34,9 @@ use std::str::FromStr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use postgres::config::SslMode as PgSslMode;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::config::SslMode as PgSslMode;
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -529,7 +529,7 @@ fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, Pg
     let mode = settings.postgres_mode(config);
     config.ssl_mode(mode);
     if mode == PgSslMode::Disable {
-        return Ok(config.connect(NoTls)?);
+        return config.connect(NoTls).map_err(unencrypted_refused);
     }
     let connector = MakeRustlsConnect::new(settings.client_config().map_err(PgError::Tls)?);
     match config.connect(connector) {
@@ -540,13 +540,30 @@ fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, Pg
                 settings.explain(&e).unwrap_or_default()
             );
             config.ssl_mode(PgSslMode::Disable);
-            Ok(config.connect(NoTls)?)
+            config.connect(NoTls).map_err(unencrypted_refused)
         }
         Err(e) => Err(match settings.explain(&e) {
             Some(why) => PgError::Tls(why),
             None => PgError::Db(e),
         }),
     }
+}
+
+/// The error of a connection without TLS, with a hint where the server refused it for that
+/// (pg_hba.conf takes only `hostssl` connections from this client).
+fn unencrypted_refused(e: postgres::Error) -> PgError {
+    let refused = e.code() == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        && e.as_db_error()
+            .is_some_and(|db| db.message().contains("no encryption"));
+    if !refused {
+        return PgError::Db(e);
+    }
+    let text = PgError::Db(e).to_string();
+    let text = text.strip_prefix("PostgreSQL: ").unwrap_or(&text);
+    PgError::Tls(format!(
+        "{text}; the server takes only TLS connections from here: use sslmode=require or \
+         stronger"
+    ))
 }
 
 /// A seq or pruning mark read from the database, which must not be negative.

@@ -220,7 +220,13 @@ mod tests {
 
     #[test]
     fn a_string_that_does_not_tokenize_is_passed_on_whole() {
-        for bad in ["host", "host=db sslmode", "sslmode='require", "=x", "sslmode= "] {
+        for bad in [
+            "host",
+            "host=db sslmode",
+            "sslmode='require",
+            "=x",
+            "sslmode= ",
+        ] {
             let s = split(bad);
             assert_eq!(s.rest, bad);
             assert!(s.tls.is_empty(), "{bad}");
@@ -232,7 +238,10 @@ mod tests {
         let s = split(
             "postgresql://ns:p%40ss@db:5432/apps?sslmode=verify-ca&connect_timeout=3&sslrootcert=%2Fetc%2Fca%20x.pem",
         );
-        assert_eq!(s.rest, "postgresql://ns:p%40ss@db:5432/apps?connect_timeout=3");
+        assert_eq!(
+            s.rest,
+            "postgresql://ns:p%40ss@db:5432/apps?connect_timeout=3"
+        );
         assert_eq!(
             s.tls,
             pairs(&[("sslmode", "verify-ca"), ("sslrootcert", "/etc/ca x.pem")])

@@ -52,9 +52,11 @@ impl SslMode {
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             "allow" => {
-                return Err("sslmode \"allow\" is not supported: use \"prefer\" (TLS when the \
+                return Err(
+                    "sslmode \"allow\" is not supported: use \"prefer\" (TLS when the \
                             server offers it) or \"disable\""
-                    .into())
+                        .into(),
+                )
             }
             other => {
                 return Err(format!(
@@ -128,7 +130,10 @@ impl TlsSettings {
                  readable only by clusterns",
             ),
             ("sslcrl", "certificate revocation lists are not supported"),
-            ("sslcrldir", "certificate revocation lists are not supported"),
+            (
+                "sslcrldir",
+                "certificate revocation lists are not supported",
+            ),
         ] {
             if split.get(key).is_some() {
                 return Err(format!("{key}: {why}"));
@@ -145,8 +150,7 @@ impl TlsSettings {
             None if roots == Some(Roots::System) => SslMode::VerifyFull,
             None => SslMode::Prefer,
         };
-        if roots == Some(Roots::System) && mode != SslMode::VerifyFull && mode != SslMode::Disable
-        {
+        if roots == Some(Roots::System) && mode != SslMode::VerifyFull && mode != SslMode::Disable {
             return Err(format!(
                 "weak sslmode {:?} may not be used with sslrootcert=system (use \"verify-full\", \
                  the default with sslrootcert=system, as in libpq)",
@@ -261,7 +265,10 @@ impl TlsSettings {
         let tls = rustls_error(e)?;
         let hint = match tls {
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                let roots = self.roots.as_ref().map_or(String::new(), |r| format!(" ({r})"));
+                let roots = self
+                    .roots
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" ({r})"));
                 format!("the server's certificate is not signed by a trusted CA{roots}")
             }
             rustls::Error::InvalidCertificate(
@@ -276,10 +283,7 @@ impl TlsSettings {
             rustls::Error::AlertReceived(_) => "the server refused the TLS handshake".to_string(),
             _ => "the TLS handshake failed".to_string(),
         };
-        Some(format!(
-            "TLS (sslmode={}): {hint}: {tls}",
-            self.mode.name()
-        ))
+        Some(format!("TLS (sslmode={}): {hint}: {tls}", self.mode.name()))
     }
 }
 
