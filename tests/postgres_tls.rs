@@ -328,6 +328,10 @@ fn a_hostssl_only_server_refuses_sslmode_disable_clearly() {
         "{err}"
     );
     assert!(!err.contains(SECRET), "{err}");
+    // An address without a name: TLS still, the address standing for the name.
+    PgSource::new(&conninfo(&db, "sslmode=require").replace("host=", "hostaddr="))
+        .load_all()
+        .unwrap();
     // The default (prefer) encrypts where the server offers TLS.
     let mut src = PgSource::new(&conninfo(&db, ""));
     src.load_all().unwrap();

@@ -526,8 +526,7 @@ impl PgSource {
 /// Opens a connection to `config` with the TLS of `tls`. In `sslmode=prefer`, a failed
 /// handshake is followed by a connection without TLS, as libpq does (logged).
 fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, PgError> {
-    let mode = settings.postgres_mode(config);
-    config.ssl_mode(mode);
+    let mode = settings.prepare(config).map_err(PgError::Tls)?;
     if mode == PgSslMode::Disable {
         return config.connect(NoTls).map_err(unencrypted_refused);
     }

@@ -198,18 +198,38 @@ impl TlsSettings {
         out
     }
 
-    /// The `postgres` crate's mode for a connection to `config`'s hosts: none over Unix
-    /// sockets only (PostgreSQL offers no TLS there, and libpq does not ask), else whether TLS
-    /// is required or only preferred.
-    pub fn postgres_mode(&self, config: &postgres::Config) -> PgSslMode {
+    /// Sets `config`'s TLS mode for its hosts and returns it: none over Unix sockets only
+    /// (PostgreSQL offers no TLS there, and libpq does not ask), else whether TLS is required
+    /// or only preferred. With `hostaddr` and no `host`, the addresses stand for the host names
+    /// (the handshake needs one); `verify-full` then fails: it needs a `host` name to check.
+    pub fn prepare(&self, config: &mut postgres::Config) -> Result<PgSslMode, String> {
         let hosts = config.get_hosts();
         let unix_only = !hosts.is_empty() && hosts.iter().all(|h| !matches!(h, Host::Tcp(_)));
-        match self.mode {
+        let mode = match self.mode {
             SslMode::Disable => PgSslMode::Disable,
             _ if unix_only => PgSslMode::Disable,
             SslMode::Prefer => PgSslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
+        };
+        if mode != PgSslMode::Disable && hosts.is_empty() && !config.get_hostaddrs().is_empty() {
+            if self.mode == SslMode::VerifyFull {
+                return Err(
+                    "sslmode=verify-full needs host=<name> (the name the server's \
+                            certificate is checked against), not only hostaddr"
+                        .into(),
+                );
+            }
+            let addrs: Vec<String> = config
+                .get_hostaddrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            for addr in addrs {
+                config.host(&addr);
+            }
         }
+        config.ssl_mode(mode);
+        Ok(mode)
     }
 
     fn check(&self) -> Check {
@@ -314,10 +334,11 @@ pub fn rustls_error(e: &postgres::Error) -> Option<&rustls::Error> {
 pub fn check_conninfo(conninfo: &str) -> Result<(), String> {
     let split = super::conninfo::split(conninfo);
     let settings = TlsSettings::from_split(&split)?;
-    split
+    let mut config = split
         .rest
         .parse::<postgres::Config>()
         .map_err(|e| format!("bad connection string: {}", super::PgError::Db(e)))?;
+    settings.prepare(&mut config)?;
     for (key, path) in settings.files() {
         if !path.is_absolute() {
             return Err(format!(

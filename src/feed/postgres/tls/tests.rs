@@ -130,15 +130,32 @@ fn settings_that_cannot_work_are_refused_naming_the_problem() {
 
 #[test]
 fn unix_sockets_use_no_tls_and_tcp_uses_the_mode() {
+    let mode = |conninfo: &str, host: &str| {
+        let mut config: postgres::Config = host.parse().unwrap();
+        let mode = settings(conninfo).unwrap().prepare(&mut config);
+        assert_eq!(mode.as_ref().ok(), Some(&config.get_ssl_mode()));
+        mode
+    };
+    let full = "sslmode=verify-full sslrootcert=/ca.pem";
+    assert_eq!(mode(full, "host=/run/postgresql"), Ok(PgSslMode::Disable));
+    assert_eq!(mode(full, "host=db"), Ok(PgSslMode::Require));
+    assert_eq!(mode("", "host=db"), Ok(PgSslMode::Prefer));
+    assert_eq!(mode("sslmode=disable", "host=db"), Ok(PgSslMode::Disable));
+}
+
+#[test]
+fn a_hostaddr_without_host_stands_for_the_name_except_for_verify_full() {
+    let mut config: postgres::Config = "hostaddr=127.0.0.1".parse().unwrap();
+    let s = settings("sslmode=require").unwrap();
+    assert_eq!(s.prepare(&mut config), Ok(PgSslMode::Require));
+    assert_eq!(
+        config.get_hosts(),
+        [postgres::config::Host::Tcp("127.0.0.1".into())]
+    );
+    let mut config: postgres::Config = "hostaddr=127.0.0.1".parse().unwrap();
     let s = settings("sslmode=verify-full sslrootcert=/ca.pem").unwrap();
-    let unix: postgres::Config = "host=/run/postgresql".parse().unwrap();
-    assert_eq!(s.postgres_mode(&unix), PgSslMode::Disable);
-    let tcp: postgres::Config = "host=db".parse().unwrap();
-    assert_eq!(s.postgres_mode(&tcp), PgSslMode::Require);
-    let prefer = settings("").unwrap();
-    assert_eq!(prefer.postgres_mode(&tcp), PgSslMode::Prefer);
-    let disable = settings("sslmode=disable").unwrap();
-    assert_eq!(disable.postgres_mode(&tcp), PgSslMode::Disable);
+    let e = s.prepare(&mut config).unwrap_err();
+    assert!(e.contains("needs host="), "{e}");
 }
 
 #[test]
