@@ -258,6 +258,22 @@ fn verify_full_takes_the_servers_ca_and_refuses_another() {
         &db,
         &format!("sslmode=verify-full sslrootcert={}", theirs.display()),
     ));
+    // sslmode=prefer with that CA: the handshake fails, then the plain connection that libpq
+    // would try next, which this server refuses; the error says both.
+    let err = PgSource::new(&conninfo(
+        &db,
+        &format!("sslmode=prefer sslrootcert={}", theirs.display()),
+    ))
+    .load_all()
+    .unwrap_err()
+    .to_string();
+    println!("{err}");
+    assert!(
+        err.contains("not signed by a trusted CA")
+            && err.contains("then without TLS (sslmode=prefer)")
+            && err.contains("no encryption"),
+        "{err}"
+    );
     // The file is a good CA file: only connecting can tell it is the wrong one.
     assert!(check_config(&s.config_path).status.success());
     let err = serve_fails(&s.config_path);

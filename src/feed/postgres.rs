@@ -16,6 +16,10 @@
 //! [`load_all`](PgSource::load_all) again). Rows pruned below the position, and seq numbers
 //! that rolled-back transactions consumed, are never taken for a gap.
 //!
+//! TLS: libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, with libpq's meanings (see
+//! [`tls`]); they are taken out of the connection string ([`conninfo`]) before the `postgres`
+//! crate parses the rest.
+//!
 //! The `postgres` crate is synchronous over a private runtime: a `PgSource` is meant for the
 //! builder thread only, never for a query worker. Every call that meets an error drops the
 //! connection and returns the error; the server keeps answering from its last snapshot, and the
@@ -523,7 +527,7 @@ impl PgSource {
     }
 }
 
-/// Opens a connection to `config` with the TLS of `tls`. In `sslmode=prefer`, a failed
+/// Opens a connection to `config` with the TLS of `settings`. In `sslmode=prefer`, a failed
 /// handshake is followed by a connection without TLS, as libpq does (logged).
 fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, PgError> {
     let mode = settings.prepare(config).map_err(PgError::Tls)?;
@@ -534,12 +538,14 @@ fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, Pg
     match config.connect(connector) {
         Ok(client) => Ok(client),
         Err(e) if mode == PgSslMode::Prefer && tls::rustls_error(&e).is_some() => {
-            tracing::warn!(
-                "PostgreSQL: {}; sslmode=prefer: connecting without TLS",
-                settings.explain(&e).unwrap_or_default()
-            );
+            let why = settings.explain(&e).unwrap_or_default();
+            tracing::warn!("PostgreSQL: {why}; sslmode=prefer: connecting without TLS");
             config.ssl_mode(PgSslMode::Disable);
-            config.connect(NoTls).map_err(unencrypted_refused)
+            config.connect(NoTls).map_err(|plain| {
+                let plain = PgError::Db(plain).to_string();
+                let plain = plain.strip_prefix("PostgreSQL: ").unwrap_or(&plain);
+                PgError::Tls(format!("{why}; then without TLS (sslmode=prefer): {plain}"))
+            })
         }
         Err(e) => Err(match settings.explain(&e) {
             Some(why) => PgError::Tls(why),
