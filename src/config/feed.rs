@@ -29,8 +29,8 @@ pub enum SourceConfig {
     Postgres { conninfo: String },
 }
 
-/// `conninfo` with its password left out, for printing: `password=...` in the key/value form,
-/// and the `:password@` of a `postgresql://` URI.
+/// `conninfo` with its secrets left out, for printing: `password=...` (and `sslpassword=...`)
+/// in the key/value form, and the `:password@` of a `postgresql://` URI.
 pub fn redact_conninfo(conninfo: &str) -> String {
     let t = conninfo.trim_start();
     if t.starts_with("postgres://") || t.starts_with("postgresql://") {
@@ -47,12 +47,28 @@ pub fn redact_conninfo(conninfo: &str) -> String {
         }
         return redact_query_password(t);
     }
+    if let Some(pairs) = crate::feed::postgres::conninfo::pairs(conninfo) {
+        let mut out = String::with_capacity(conninfo.len());
+        let mut kept_from = 0;
+        for pair in pairs {
+            let key = &conninfo[pair.key];
+            if is_secret(key) {
+                out.push_str(&conninfo[kept_from..pair.span.start]);
+                out.push_str(key);
+                out.push_str("=***");
+                kept_from = pair.span.end;
+            }
+        }
+        out.push_str(&conninfo[kept_from..]);
+        return out;
+    }
+    // Not a well-formed string: leave out whatever follows a secret's key on its word.
     let mut out = Vec::new();
     let mut words = conninfo.split_whitespace().peekable();
     while let Some(w) = words.next() {
         let (k, v) = w.split_once('=').unwrap_or((w, ""));
-        if k.eq_ignore_ascii_case("password") {
-            out.push("password=***".to_string());
+        if is_secret(k) {
+            out.push(format!("{k}=***"));
             // A quoted value with spaces: skip to its closing quote.
             if v.starts_with('\'') && !(v.len() > 1 && v.ends_with('\'')) {
                 for rest in words.by_ref() {
@@ -68,6 +84,11 @@ pub fn redact_conninfo(conninfo: &str) -> String {
     out.join(" ")
 }
 
+/// Whether a connection parameter holds a secret.
+fn is_secret(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword")
+}
+
 /// `password=` in a URI's query string, left out.
 fn redact_query_password(uri: &str) -> String {
     let Some(q) = uri.find('?') else {
@@ -76,7 +97,7 @@ fn redact_query_password(uri: &str) -> String {
     let params: Vec<String> = uri[q + 1..]
         .split('&')
         .map(|p| match p.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            Some((k, _)) if is_secret(k) => format!("{k}=***"),
             _ => p.to_string(),
         })
         .collect();
@@ -90,7 +111,7 @@ pub(super) struct RawFeed {
     #[serde(default = "default_source")]
     source: Spanned<String>,
     journal: Option<Spanned<PathBuf>>,
-    postgres: Option<String>,
+    postgres: Option<Spanned<String>>,
     checkpoint: Option<Spanned<PathBuf>>,
     #[serde(default = "default_checkpoint_interval")]
     checkpoint_interval_secs: u64,
@@ -149,7 +170,13 @@ pub(super) fn validate(
                                 .into(),
                         ));
                     };
-                    SourceConfig::Postgres { conninfo }
+                    // What can be checked without connecting: the TLS settings and their files.
+                    if let Err(e) = crate::feed::postgres::tls::check_conninfo(conninfo.get_ref()) {
+                        return Err(at.err(Some(conninfo.span()), format!("feed.postgres: {e}")));
+                    }
+                    SourceConfig::Postgres {
+                        conninfo: conninfo.into_inner(),
+                    }
                 }
                 other => {
                     return Err(at.err(
@@ -176,4 +203,37 @@ pub(super) fn validate(
         }
     };
     Ok((feed, feed_lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_conninfo;
+
+    #[test]
+    fn secrets_are_left_out_however_the_pair_is_written() {
+        for (given, shown) in [
+            (
+                "host=db password = s3cret user=ns",
+                "host=db password=*** user=ns",
+            ),
+            (
+                "host=db sslpassword='s3cret x' sslmode=require",
+                "host=db sslpassword=*** sslmode=require",
+            ),
+            (
+                "host=db PASSWORD=s3cret sslrootcert=/etc/ca.pem",
+                "host=db PASSWORD=*** sslrootcert=/etc/ca.pem",
+            ),
+            (
+                "postgresql://db/x?sslpassword=s3cret&sslmode=verify-full",
+                "postgresql://db/x?sslpassword=***&sslmode=verify-full",
+            ),
+            // Not well formed (an unterminated quote): still left out.
+            ("host=db password='s3cret", "host=db password=***"),
+        ] {
+            let out = redact_conninfo(given);
+            assert_eq!(out, shown);
+            assert!(!out.contains("s3cret"), "{out}");
+        }
+    }
 }

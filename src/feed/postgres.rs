@@ -16,6 +16,10 @@
 //! [`load_all`](PgSource::load_all) again). Rows pruned below the position, and seq numbers
 //! that rolled-back transactions consumed, are never taken for a gap.
 //!
+//! TLS: libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, with libpq's meanings (see
+//! [`tls`]); they are taken out of the connection string ([`conninfo`]) before the `postgres`
+//! crate parses the rest.
+//!
 //! The `postgres` crate is synchronous over a private runtime: a `PgSource` is meant for the
 //! builder thread only, never for a query worker. Every call that meets an error drops the
 //! connection and returns the error; the server keeps answering from its last snapshot, and the
@@ -34,9 +38,11 @@ use std::str::FromStr;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use postgres::config::SslMode as PgSslMode;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::feed::change::{Change, Sequenced};
 
@@ -89,6 +95,10 @@ pub enum PgError {
     Db(postgres::Error),
     /// The database returned something clusterns cannot use.
     Data(String),
+    /// TLS: the connection string's TLS settings are wrong (unknown `sslmode`, a CA file that
+    /// cannot be read, ...), or the handshake failed (a certificate not trusted, a host name
+    /// that does not match); the message says which.
+    Tls(String),
     /// Changes after the caller's position were pruned from `repl_changes` before they were
     /// read: the changes that follow cannot be applied on top of what the caller has. It must
     /// reload the whole table ([`PgSource::load_all`]). The connection stays open and no
@@ -125,7 +135,7 @@ impl fmt::Display for PgError {
                 }
                 Ok(())
             }
-            PgError::Data(message) => write!(f, "PostgreSQL: {message}"),
+            PgError::Data(message) | PgError::Tls(message) => write!(f, "PostgreSQL: {message}"),
             PgError::Gap { after, pruned_upto } => write!(
                 f,
                 "PostgreSQL: the changes after seq {after} up to seq {pruned_upto} were pruned \
@@ -199,7 +209,10 @@ struct Conn {
 /// delay. [`PgError::Gap`] is an answer, not a failure: it keeps the connection and starts no
 /// backoff.
 pub struct PgSource {
+    /// The connection string without its TLS parameters (see [`conninfo`]).
     conninfo: String,
+    /// Its TLS parameters, or why they are wrong.
+    tls: Result<TlsSettings, String>,
     channel: String,
     conn: Option<Conn>,
     /// Failed calls in a row.
@@ -229,11 +242,14 @@ impl fmt::Debug for PgSource {
 }
 
 impl PgSource {
-    /// A source for the database at `conninfo` (libpq key=value or `postgresql://` URL). Does
-    /// not connect yet; a bad connection string is reported by the first call.
+    /// A source for the database at `conninfo` (libpq key=value or `postgresql://` URL, with
+    /// libpq's TLS parameters: see [`tls`]). Does not connect yet; a bad connection string
+    /// is reported by the first call.
     pub fn new(conninfo: &str) -> PgSource {
+        let split = conninfo::split(conninfo);
         PgSource {
-            conninfo: conninfo.to_owned(),
+            tls: TlsSettings::from_split(&split),
+            conninfo: split.rest,
             channel: CHANNEL.to_owned(),
             conn: None,
             failures: 0,
@@ -439,6 +455,7 @@ impl PgSource {
     }
 
     fn connect(&self) -> Result<Conn, PgError> {
+        let settings = self.tls.as_ref().map_err(|e| PgError::Tls(e.clone()))?;
         let mut config = Config::from_str(&self.conninfo)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
@@ -446,7 +463,7 @@ impl PgSource {
         if config.get_application_name().is_none() {
             config.application_name("clusterns");
         }
-        let mut client = config.connect(NoTls)?;
+        let mut client = connect_tls(&mut config, settings)?;
         client.batch_execute(&format!("LISTEN \"{}\"", self.channel.replace('"', "\"\"")))?;
         let changes = client.prepare(CHANGES_SQL).map_err(db_error)?;
         if self.failures > 0 {
@@ -508,6 +525,50 @@ impl PgSource {
         }
         result
     }
+}
+
+/// Opens a connection to `config` with the TLS of `settings`. In `sslmode=prefer`, a failed
+/// handshake is followed by a connection without TLS, as libpq does (logged).
+fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, PgError> {
+    let mode = settings.prepare(config).map_err(PgError::Tls)?;
+    if mode == PgSslMode::Disable {
+        return config.connect(NoTls).map_err(unencrypted_refused);
+    }
+    let connector = MakeRustlsConnect::new(settings.client_config().map_err(PgError::Tls)?);
+    match config.connect(connector) {
+        Ok(client) => Ok(client),
+        Err(e) if mode == PgSslMode::Prefer && tls::rustls_error(&e).is_some() => {
+            let why = settings.explain(&e).unwrap_or_default();
+            tracing::warn!("PostgreSQL: {why}; sslmode=prefer: connecting without TLS");
+            config.ssl_mode(PgSslMode::Disable);
+            config.connect(NoTls).map_err(|plain| {
+                let plain = PgError::Db(plain).to_string();
+                let plain = plain.strip_prefix("PostgreSQL: ").unwrap_or(&plain);
+                PgError::Tls(format!("{why}; then without TLS (sslmode=prefer): {plain}"))
+            })
+        }
+        Err(e) => Err(match settings.explain(&e) {
+            Some(why) => PgError::Tls(why),
+            None => PgError::Db(e),
+        }),
+    }
+}
+
+/// The error of a connection without TLS, with a hint where the server refused it for that
+/// (pg_hba.conf takes only `hostssl` connections from this client).
+fn unencrypted_refused(e: postgres::Error) -> PgError {
+    let refused = e.code() == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        && e.as_db_error()
+            .is_some_and(|db| db.message().contains("no encryption"));
+    if !refused {
+        return PgError::Db(e);
+    }
+    let text = PgError::Db(e).to_string();
+    let text = text.strip_prefix("PostgreSQL: ").unwrap_or(&text);
+    PgError::Tls(format!(
+        "{text}; the server takes only TLS connections from here: use sslmode=require or \
+         stronger"
+    ))
 }
 
 /// A seq or pruning mark read from the database, which must not be negative.
@@ -619,6 +680,10 @@ fn read_changes(
     }
 }
 
+pub mod conninfo;
 mod decode;
 #[cfg(test)]
 mod tests;
+pub mod tls;
+
+use tls::TlsSettings;

@@ -121,6 +121,61 @@ impl PgServer {
         self.port
     }
 
+    /// libpq connection string for the server over its Unix socket (no TLS there).
+    pub fn socket_conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.path().join("sock").display(),
+            self.port
+        )
+    }
+
+    /// A new client connection over the Unix socket (panics on failure).
+    pub fn socket_client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.socket_conninfo(), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test database's socket: {e:?}"))
+    }
+
+    /// Stops the server, writes `files` (name, contents) into its data directory (mode 0600,
+    /// owned by the server's user: fit for TLS keys), appends `conf` to `postgresql.conf`,
+    /// replaces `pg_hba.conf` with `hba` if given, and starts it again. E.g. TLS:
+    /// `ssl = on`, `ssl_cert_file = 'server.crt'`, `ssl_key_file = 'server.key'`.
+    pub fn reconfigure(&mut self, files: &[(&str, &str)], conf: &str, hba: Option<&str>) {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        if self.running {
+            self.stop();
+        }
+        let data = self.data_dir();
+        let mut written: Vec<PathBuf> = Vec::new();
+        for (name, text) in files {
+            let path = data.join(name);
+            std::fs::write(&path, text).expect("write a file into the data dir");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod 600");
+            written.push(path);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        writeln!(f, "\n{conf}").expect("append to postgresql.conf");
+        if let Some(hba) = hba {
+            let path = data.join("pg_hba.conf");
+            std::fs::write(&path, hba).expect("write pg_hba.conf");
+            written.push(path);
+        }
+        if self.as_postgres && !written.is_empty() {
+            let out = Command::new("chown")
+                .arg("postgres:")
+                .args(&written)
+                .output()
+                .expect("run chown");
+            check(&out, "chown postgres:");
+        }
+        self.start();
+    }
+
     /// Whether the server is running (as far as this harness knows).
     pub fn is_running(&self) -> bool {
         self.running
