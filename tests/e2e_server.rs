@@ -57,7 +57,7 @@ fn udp_coalescing_answers_bursts_and_stragglers() {
                 .expect("every query of the burst is answered");
             let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
             let i = m.id() - round * 100;
-            let want = if i % 2 == 0 {
+            let want = if i.is_multiple_of(2) {
                 vec!["203.0.113.1", "203.0.113.2"]
             } else {
                 vec!["198.51.100.7"]
