@@ -255,5 +255,8 @@ fn bad_control_sockets_are_located() {
     assert!(e.message.contains("unknown field"), "{e}");
     assert_eq!(e.line, Some(line), "{e}");
     let e = err(&format!("{GOOD}\n[control]\n"));
-    assert!(e.message.contains("socket"), "a [control] without a socket: {e}");
+    assert!(
+        e.message.contains("socket"),
+        "a [control] without a socket: {e}"
+    );
 }
