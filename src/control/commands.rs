@@ -43,12 +43,10 @@ pub fn execute(request: &Request, ctx: &Context, out: &mut dyn Write) -> Outcome
     match request {
         Request::Status => status(ctx, out),
         Request::Stats => stats(ctx, out),
-        Request::Reload => Ok((ctx.reload)().map(|()| ())).and_then(|r| {
-            if r.is_ok() {
-                line(out, "configuration reloaded")?;
-            }
-            Ok(r)
-        }),
+        Request::Reload => match (ctx.reload)() {
+            Ok(()) => line(out, "configuration reloaded").map(Ok),
+            Err(e) => Ok(Err(e)),
+        },
         Request::Checkpoint => match (ctx.checkpoint)() {
             Ok(c) => {
                 line(out, &format!("path: {}", c.path.display()))?;
