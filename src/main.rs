@@ -309,7 +309,7 @@ fn serve(
     }
     let feed = Arc::new(builder.spawn().map_err(|e| e.to_string())?);
     let live = Arc::new(Live::new(config.clone()));
-    if let Some(c) = &control {
+    if control.is_some() {
         let (reload_feed, checkpoint_feed) = (feed.clone(), feed.clone());
         let (reload_live, reload_path, running) = (live.clone(), path.clone(), config.clone());
         let ctx = Context {
@@ -348,9 +348,6 @@ fn serve(
     if let Some(m) = &metrics {
         tracing::info!(addr = %m.addr(), "metrics endpoint");
         println!("clusterns: metrics on {}", m.addr());
-    }
-    if let Some(c) = &control {
-        println!("clusterns: control socket {}", c.path().display());
     }
     // Type=notify: ready once the table is loaded and every socket answers.
     let snap = shared.load();
