@@ -270,8 +270,12 @@ fn checkpoint_is_written_on_request() {
     assert_eq!(field(&out, "path"), ckpt.to_str().unwrap());
     let seq: u64 = field(&out, "sequence").parse().unwrap();
     assert!(seq == 3 || seq == 4, "{out}");
-    let written = clusterns::feed::checkpoint::read_position(&ckpt).expect("written when ctl returns");
-    assert_eq!(written.last_seq, seq, "the file is at the sequence reported");
+    let written =
+        clusterns::feed::checkpoint::read_position(&ckpt).expect("written when ctl returns");
+    assert_eq!(
+        written.last_seq, seq,
+        "the file is at the sequence reported"
+    );
     assert!(wait_for(Duration::from_secs(5), || {
         let out = ctl_ok(&s.config_path, &["checkpoint"]);
         field(&out, "sequence") == "4" && field(&out, "apps") == "4"
@@ -388,4 +392,30 @@ fn the_client_says_what_to_check_when_no_server_runs() {
         )) && err.contains("does not exist"),
         "{err}"
     );
+}
+
+/// Started as root with `server.user`, the socket is the service user's (and group's), so the
+/// server's group can use `ctl` once root is dropped. Skipped, saying so, when not root.
+#[test]
+fn the_socket_belongs_to_the_service_user() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid only reads the process's id.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("not root: the socket's owner after dropping privileges is not checked");
+        return;
+    }
+    let s = ctl_setup(false);
+    let text = std::fs::read_to_string(&s.config_path)
+        .unwrap()
+        .replace("[server]\n", "[server]\nuser = \"nobody\"\n");
+    std::fs::write(&s.config_path, text).unwrap();
+    // The service user reads the journal in it.
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let c = spawn_binary(&s.config_path, false);
+    let (uid, gid) = clusterns::privs::lookup("nobody").unwrap();
+    let meta = std::fs::metadata(socket_of(&s)).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(field(&ctl_ok(&s.config_path, &["status"]), "apps"), "3");
+    assert_eq!(dig_a(c.addr, "r-two.repl.co"), ["198.51.100.7"]);
 }
