@@ -103,7 +103,8 @@ fn dig_a(addr: std::net::SocketAddr, name: &str) -> Vec<String> {
 #[test]
 fn status_says_what_runs_and_the_socket_is_the_groups() {
     let s = ctl_setup(true);
-    let mut c = spawn_binary(&s.config_path, false);
+    let log = s.dir.path().join("server.log");
+    let mut c = spawn_binary_logged(&s.config_path, false, Some(&log));
     let out = ctl_ok(&s.config_path, &["status"]);
     assert!(
         field(&out, "version").starts_with(env!("CARGO_PKG_VERSION")),
@@ -144,6 +145,11 @@ fn status_says_what_runs_and_the_socket_is_the_groups() {
     let status = c.child.wait().unwrap();
     assert!(status.success());
     assert!(!sock.exists(), "the socket is removed at stop");
+    // The control thread let go of the feed: it stopped as usual, with its last checkpoint.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("still referenced"), "{text}");
+    assert!(text.contains("control socket"), "{text}");
+    assert!(text.contains("stopped"), "{text}");
 }
 
 #[test]
