@@ -425,3 +425,49 @@ fn the_socket_belongs_to_the_service_user() {
     assert_eq!(field(&ctl_ok(&s.config_path, &["status"]), "apps"), "3");
     assert_eq!(dig_a(c.addr, "r-two.repl.co"), ["198.51.100.7"]);
 }
+
+/// `ctl reload` is SIGHUP's reload: systemd hears RELOADING=1 (with the time) then READY=1,
+/// for a rejected configuration too.
+#[test]
+fn systemd_hears_a_ctl_reload() {
+    use std::os::unix::net::UnixDatagram;
+    let s = ctl_setup(false);
+    let sock_path = s.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["serve", "--config", path_str(&s.config_path)])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(recv().contains("READY=1"));
+    ctl_ok(&s.config_path, &["reload"]);
+    let reloading = recv();
+    assert!(
+        reloading.contains("RELOADING=1") && reloading.contains("MONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(recv().contains("READY=1"));
+    std::fs::write(&s.config_path, "[server\n").unwrap();
+    assert!(
+        !ctl(
+            &s.config_path,
+            &["--socket", path_str(&socket_of(&s)), "reload"]
+        )
+        .0
+    );
+    assert!(recv().contains("RELOADING=1"));
+    assert!(recv().contains("READY=1"));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(recv().contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+}

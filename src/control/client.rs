@@ -16,8 +16,15 @@ pub fn socket_of_config(config: &Path) -> Result<PathBuf, String> {
     let shown = config.display();
     let text = std::fs::read_to_string(config)
         .map_err(|e| format!("{shown}: cannot read: {e} (or pass --socket)"))?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| format!("{shown}: {} (or pass --socket)", e.message().trim_end()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(String::new(), |s| {
+            format!("{}:", crate::config::line_of(&text, s.start))
+        });
+        format!(
+            "{shown}:{line} {} (the control socket's path cannot be read from it; pass --socket)",
+            e.message().trim_end()
+        )
+    })?;
     let socket = table
         .get("control")
         .and_then(|c| c.get("socket"))
@@ -157,8 +164,9 @@ mod tests {
         assert!(socket_of_config(&c)
             .unwrap_err()
             .contains("sets no control socket"));
-        std::fs::write(&c, "[server\n").unwrap();
-        assert!(socket_of_config(&c).unwrap_err().contains("--socket"));
+        std::fs::write(&c, "[server]\n[server\n").unwrap();
+        let e = socket_of_config(&c).unwrap_err();
+        assert!(e.contains("c.toml:2: ") && e.contains("--socket"), "{e}");
         let e = request(
             &dir.path().join("none.sock"),
             "c.toml",
