@@ -32,6 +32,7 @@ dict_for() {
         packet | tcp_stream) echo dict/dns.dict ;;
         journal | journal_reader | pg_row) echo dict/journal.dict ;;
         config) echo dict/config.dict ;;
+        control) echo dict/control.dict ;;
     esac
 }
 

@@ -4,6 +4,7 @@
 //! [`snapshot::Snapshot`]; `server` runs it on sockets, `feed` keeps the snapshot current.
 
 pub mod config;
+pub mod control;
 pub mod feed;
 pub mod logs;
 pub mod metrics;

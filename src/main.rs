@@ -1,12 +1,15 @@
 //! The `clusterns` command: serve, check a config, and change the journal by hand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
 use clusterns::config::{Config, SourceConfig};
+use clusterns::control::protocol::Request;
+use clusterns::control::{CheckpointDone, Context, ControlServer, Live};
 use clusterns::feed::checkpoint;
 use clusterns::feed::journal::append;
 use clusterns::feed::{Builder, Change};
@@ -89,6 +92,21 @@ enum Command {
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// Ask the running server (over its control socket, `[control] socket`): status, counters,
+    /// reload, checkpoint, apps.
+    Ctl {
+        /// The configuration file (for the control socket's path).
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The control socket, instead of the configuration's.
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Seconds to wait for the server (to connect, and for each part of the reply).
+        #[arg(long, global = true, default_value_t = 60)]
+        timeout: u64,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).
@@ -109,6 +127,32 @@ enum JournalAction {
         #[arg(long)]
         keep_old: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// Version, configuration, feed position and lag, snapshot, apps, last reload, uptime.
+    Status,
+    /// The query counters since start.
+    Stats,
+    /// Reload the configuration file as SIGHUP does; fails (exit 1) with the reason when the
+    /// new configuration is rejected (the running one stays).
+    Reload,
+    /// Write a checkpoint now; prints its path and sequence number.
+    Checkpoint,
+    /// One app from the live table, by repl id or `slug.user` name (a user name lists the
+    /// user's apps): its cluster and the addresses it is answered with.
+    App {
+        /// A repl id, a `slug.user` name or a user.
+        name: String,
+    },
+    /// A user's apps (`<id> <user> <slug> <cluster>`, one a line).
+    Apps {
+        #[arg(long)]
+        user: String,
+    },
+    /// Every app of the live table as journal lines (`<n> set <id> <user> <slug> <cluster>`).
+    Dump,
 }
 
 #[derive(Subcommand)]
@@ -158,6 +202,12 @@ fn main() -> ExitCode {
             qtype,
         } => lookup(config, &name, &qtype),
         Command::Repl { config, action } => repl(config, *action),
+        Command::Ctl {
+            config,
+            socket,
+            timeout,
+            action,
+        } => ctl(&config, socket, timeout, action),
         Command::Journal {
             config,
             action: JournalAction::Compact { keep_old },
@@ -195,16 +245,11 @@ fn serve(
         config.server.threads = t;
     }
     let config = Arc::new(config);
-    let feed_text = match &config.feed.source {
-        SourceConfig::Journal { path } => format!("journal {}", path.display()),
-        SourceConfig::Postgres { conninfo } => {
-            format!("postgres {}", clusterns::config::redact_conninfo(conninfo))
-        }
-    };
+    let started = Instant::now();
     tracing::info!(
         version = LONG_VERSION,
         config = %path.display(),
-        feed = %feed_text,
+        feed = %clusterns::control::feed_text(&config),
         "clusterns starting"
     );
     // SIGHUP must not kill the server while it loads (`systemctl reload` right after a
@@ -212,6 +257,27 @@ fn serve(
     // SIGINT keep their default action until the load is done, so a long load can be stopped.
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
         .map_err(|e| format!("installing signal handlers: {e}"))?;
+    // The control socket before the load: a second server on it stops here, not after loading
+    // the table; requests meanwhile are told the server is loading.
+    let control_ctx = Arc::new(OnceLock::new());
+    let control = match &config.control {
+        Some(c) => {
+            let owner = match &config.server.user {
+                // SAFETY: geteuid only reads the process's id.
+                Some(user) if unsafe { libc::geteuid() } == 0 => Some(
+                    clusterns::privs::lookup(user)
+                        .map_err(|e| format!("switching to user {user}: {e}"))?,
+                ),
+                _ => None,
+            };
+            let handle = ControlServer::bind(&c.socket, owner)?
+                .start(control_ctx.clone())
+                .map_err(|e| format!("starting the control thread: {e}"))?;
+            tracing::info!(socket = %c.socket.display(), "control socket");
+            Some(handle)
+        }
+        None => None,
+    };
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
     let feed_status = builder.status();
@@ -223,7 +289,7 @@ fn serve(
                 Sources {
                     workers: server.stats().to_vec(),
                     shared: shared.clone(),
-                    feed: feed_status,
+                    feed: feed_status.clone(),
                 },
             )
             .map_err(|e| format!("metrics on {addr}: {e}"))?,
@@ -241,7 +307,40 @@ fn serve(
             .add_signal(sig)
             .map_err(|e| format!("installing signal handlers: {e}"))?;
     }
-    let feed = builder.spawn().map_err(|e| e.to_string())?;
+    let feed = Arc::new(builder.spawn().map_err(|e| e.to_string())?);
+    let live = Arc::new(Live::new(config.clone()));
+    if control.is_some() {
+        let (reload_feed, checkpoint_feed) = (feed.clone(), feed.clone());
+        let (reload_live, reload_path, running) = (live.clone(), path.clone(), config.clone());
+        let ctx = Context {
+            version: LONG_VERSION,
+            live: live.clone(),
+            shared: shared.clone(),
+            feed: feed_status,
+            workers: server.stats().to_vec(),
+            started,
+            reload: Box::new(move || {
+                reload(
+                    &reload_path,
+                    &running,
+                    &reload_feed,
+                    &reload_live,
+                    "control socket",
+                )
+            }),
+            checkpoint: Box::new(move || {
+                checkpoint_feed.checkpoint().map(|w| CheckpointDone {
+                    path: w.path,
+                    last_seq: w.last_seq,
+                    apps: w.apps,
+                    ms: w.ms,
+                })
+            }),
+        };
+        if control_ctx.set(ctx).is_err() {
+            tracing::error!("control: the context was set twice");
+        }
+    }
     for addr in server.local_addrs() {
         tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
         println!("clusterns: listening on {addr}");
@@ -269,37 +368,103 @@ fn serve(
     }
     for sig in early.into_iter().chain(signals.forever()) {
         if sig == signal_hook::consts::SIGHUP {
-            let mut reloading = vec![sd_notify::NotifyState::Reloading];
-            reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
-            notify(&reloading);
-            match Config::load(&path) {
-                Ok(mut new) => {
-                    new.server.listen = config.server.listen.clone();
-                    new.server.threads = config.server.threads;
-                    match feed.reload(Arc::new(new)) {
-                        Ok(()) => {
-                            tracing::info!("SIGHUP: configuration {} reloaded", path.display())
-                        }
-                        Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
-                    }
-                }
-                Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
-            }
-            notify(&[sd_notify::NotifyState::Ready]);
+            let _ = reload(&path, &config, &feed, &live, "SIGHUP");
             continue;
         }
         tracing::info!(signal = sig, "stopping");
         notify(&[sd_notify::NotifyState::Stopping]);
         break;
     }
-    // Stop accepting and finish in-flight TCP answers, then checkpoint.
+    // Stop accepting and finish in-flight TCP answers, then checkpoint. The control thread
+    // first: it holds the feed's handle (for reloads and checkpoints).
+    if let Some(c) = control {
+        c.stop();
+    }
+    drop(control_ctx);
     server.stop();
-    feed.stop();
+    match Arc::try_unwrap(feed) {
+        Ok(feed) => feed.stop(),
+        // Dropping the last handle stops the feed as well.
+        Err(_) => tracing::warn!("the feed is still referenced; it stops when released"),
+    }
     if let Some(m) = metrics {
         m.stop();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the configuration file at `path`, as SIGHUP and `ctl reload` ask (`via` says
+/// which), telling systemd (RELOADING, then READY): the listeners and threads stay those of
+/// `running`; zones, clusters and TTLs switch in the next snapshot. On error the running
+/// configuration stays, and the error says why (file and line).
+fn reload(
+    path: &Path,
+    running: &Config,
+    feed: &clusterns::feed::BuilderHandle,
+    live: &Live,
+    via: &'static str,
+) -> Result<(), String> {
+    let _one_at_a_time = live.reload_guard();
+    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    notify(&reloading);
+    let result = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut new| {
+            new.server.listen = running.server.listen.clone();
+            new.server.threads = running.server.threads;
+            if new.control != running.control {
+                tracing::warn!("{via}: the control socket changes at the next restart");
+            }
+            let new = Arc::new(new);
+            feed.reload(new.clone())?;
+            live.set_config(new);
+            Ok(())
+        });
+    match &result {
+        Ok(()) => tracing::info!("{via}: configuration {} reloaded", path.display()),
+        Err(e) => tracing::error!("{via}: keeping the running configuration: {e}"),
+    }
+    live.record_reload(via, &result);
+    notify(&[sd_notify::NotifyState::Ready]);
+    result
+}
+
+/// `clusterns ctl`: one request to the running server; its body lines go to stdout as they
+/// come; an error reply is this command's error.
+fn ctl(
+    config: &Path,
+    socket: Option<PathBuf>,
+    timeout: u64,
+    action: CtlAction,
+) -> Result<(), String> {
+    let socket = match socket {
+        Some(s) => s,
+        None => clusterns::control::client::socket_of_config(config)?,
+    };
+    let request = match action {
+        CtlAction::Status => Request::Status,
+        CtlAction::Stats => Request::Stats,
+        CtlAction::Reload => Request::Reload,
+        CtlAction::Checkpoint => Request::Checkpoint,
+        CtlAction::App { name } => Request::App(name),
+        CtlAction::Apps { user } => Request::Apps(user),
+        CtlAction::Dump => Request::Dump,
+    };
+    // What the server would refuse is refused here, with the same words.
+    let line = request.to_line();
+    clusterns::control::protocol::parse_request(line.trim_end().as_bytes())
+        .map_err(|e| format!("cannot ask that: {e}"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    clusterns::control::client::request(
+        &socket,
+        &config.display().to_string(),
+        &request,
+        Duration::from_secs(timeout.max(1)),
+        &mut out,
+    )
 }
 
 /// What `serve` would only find out when it runs: the service user exists, and the checkpoint
@@ -312,6 +477,26 @@ fn run_time_checks(config: &Config) -> Result<(), String> {
     if let Some(user) = &config.server.user {
         (uid, gid) = clusterns::privs::lookup(user)
             .map_err(|e| format!("{file}:{}: server.user: {e}", config.user_line.unwrap_or(0)))?;
+    }
+    if let Some(control) = &config.control {
+        let dir = match control.socket.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "{file}:{}: control.socket {}: its directory {} {}",
+                control.line,
+                control.socket.display(),
+                dir.display(),
+                if dir.exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist (the package's unit creates /run/clusterns: \
+                     RuntimeDirectory=clusterns)"
+                }
+            ));
+        }
     }
     if let Some(ckpt) = &config.feed.checkpoint {
         let line = config.feed_lines.checkpoint.unwrap_or(0);
@@ -401,6 +586,9 @@ fn check_config(path: PathBuf) -> Result<(), String> {
     }
     if let Some(c) = &config.feed.checkpoint {
         println!("checkpoint {}", c.display());
+    }
+    if let Some(c) = &config.control {
+        println!("control {}", c.socket.display());
     }
     for l in &config.server.listen {
         println!("listen {l}");

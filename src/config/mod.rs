@@ -8,6 +8,7 @@
 //! the file and runs the validators in order: server, feed, clusters, zones.
 
 mod cluster;
+mod control;
 mod error;
 mod feed;
 mod metrics;
@@ -24,6 +25,7 @@ use toml::Spanned;
 use crate::name::DomainName;
 
 pub use cluster::ClusterConfig;
+pub use control::{ControlConfig, PACKAGE_SOCKET};
 pub use error::{line_of, ConfigError};
 pub use feed::{redact_conninfo, FeedConfig, FeedLines, SourceConfig};
 pub use rrl::RrlConfig;
@@ -44,6 +46,8 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// Where the Prometheus endpoint listens (none: no endpoint).
     pub metrics: Option<SocketAddr>,
+    /// The control socket (none: no `[control]`, no socket).
+    pub control: Option<ControlConfig>,
     /// The lines of the feed's file settings, for messages about those files.
     pub feed_lines: FeedLines,
     /// The line of `server.user`, for messages about that user.
@@ -58,6 +62,7 @@ struct RawConfig {
     server: ServerConfig,
     feed: Option<feed::RawFeed>,
     metrics: Option<metrics::RawMetrics>,
+    control: Option<control::RawControl>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -92,6 +97,7 @@ impl Config {
         let clusters = cluster::validate(raw.cluster, &at)?;
         let zones = zone::validate(raw.zone, &at)?;
         let metrics = metrics::validate(raw.metrics, &server.listen, &at)?;
+        let control = control::validate(raw.control, base_dir, &at)?;
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -99,6 +105,7 @@ impl Config {
             zones,
             clusters,
             metrics,
+            control,
             feed_lines,
             user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
         })

@@ -223,3 +223,40 @@ fn passwords_are_left_out_of_printed_conninfo() {
         assert!(!out.contains("s3cret") && !out.contains("words"), "{out}");
     }
 }
+
+#[test]
+fn the_control_socket_is_optional_and_relative_to_the_file() {
+    let c = Config::parse(Path::new("/etc/clusterns/c.toml"), GOOD).unwrap();
+    assert_eq!(c.control, None, "no [control]: no socket");
+    let text = format!("{GOOD}\n[control]\nsocket = \"run/ctl.sock\"\n");
+    let c = Config::parse(Path::new("/etc/clusterns/c.toml"), &text).unwrap();
+    let ctl = c.control.unwrap();
+    assert_eq!(ctl.socket, PathBuf::from("/etc/clusterns/run/ctl.sock"));
+    assert_eq!(ctl.line, GOOD.lines().count() + 3);
+    let text = format!("{GOOD}\n[control]\nsocket = \"{PACKAGE_SOCKET}\"\n");
+    let c = Config::parse(Path::new("/etc/clusterns/c.toml"), &text).unwrap();
+    assert_eq!(c.control.unwrap().socket, PathBuf::from(PACKAGE_SOCKET));
+}
+
+#[test]
+fn bad_control_sockets_are_located() {
+    let line = GOOD.lines().count() + 3;
+    for (value, says) in [
+        ("\"\"", "is empty"),
+        ("\"run/\"", "names a directory"),
+        (&format!("\"/{}\"", "x".repeat(120)), "at most 107"),
+        ("5", "invalid type"),
+    ] {
+        let e = err(&format!("{GOOD}\n[control]\nsocket = {value}\n"));
+        assert_eq!(e.line, Some(line), "{value}: {e}");
+        assert!(e.message.contains(says), "{value}: {e}");
+    }
+    let e = err(&format!("{GOOD}\n[control]\nsokcet = \"x\"\n"));
+    assert!(e.message.contains("unknown field"), "{e}");
+    assert_eq!(e.line, Some(line), "{e}");
+    let e = err(&format!("{GOOD}\n[control]\n"));
+    assert!(
+        e.message.contains("socket"),
+        "a [control] without a socket: {e}"
+    );
+}
