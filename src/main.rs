@@ -343,11 +343,11 @@ fn serve(
     }
     for addr in server.local_addrs() {
         tracing::info!(%addr, zones = config.zones.len(), apps = shared.load().table.len(), "answering over udp and tcp");
-        println!("clusterns: listening on {addr}");
+        say(format_args!("clusterns: listening on {addr}"));
     }
     if let Some(m) = &metrics {
         tracing::info!(addr = %m.addr(), "metrics endpoint");
-        println!("clusterns: metrics on {}", m.addr());
+        say(format_args!("clusterns: metrics on {}", m.addr()));
     }
     // Type=notify: ready once the table is loaded and every socket answers.
     let snap = shared.load();
@@ -528,6 +528,13 @@ fn run_time_checks(config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Prints a line of `serve`'s start-up report on stdout. Whoever started the server may
+/// have stopped reading (a closed pipe): that must not stop the server, so errors are dropped.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// Tells systemd (`$NOTIFY_SOCKET`, Type=notify) about the service's state; nothing without

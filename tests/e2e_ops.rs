@@ -1,6 +1,7 @@
 //! Operating the real binary: the metrics endpoint adds up under load, SIGHUP reloads a good
 //! config and keeps the old one on a bad one (also when it comes during the start-up load),
-//! SIGTERM lets TCP answers out and exits 0; the sampled query log reads as dig names things.
+//! SIGTERM lets TCP answers out and exits 0; the sampled query log reads as dig names things;
+//! a closed stdout does not stop the server.
 
 mod common;
 
@@ -452,4 +453,59 @@ fn systemd_hears_ready_reloading_and_stopping() {
         first.contains("version=") && first.contains("feed=journal"),
         "{first}"
     );
+}
+
+/// Whoever started the server may stop reading its stdout (a pipe closed at once here): the
+/// start-up report then goes nowhere, and the server still answers (it used to panic on the
+/// closed pipe as it printed "listening on").
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::{Command, Stdio};
+    let s = setup("");
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) writes two new descriptors into the array it is given.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just made by pipe(2) and are owned by nothing else.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read_end);
+    let log = s.dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["serve", "--config", path_str(&s.config_path)])
+        .env("CLUSTERNS_LOG", "info")
+        .stdout(Stdio::from(write_end))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = {
+        let mut found = None;
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                let text = std::fs::read_to_string(&log).unwrap();
+                found = text
+                    .lines()
+                    .find(|l| l.contains("answering over udp and tcp"))
+                    .and_then(|l| l.split("addr=").nth(1))
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+                found.is_some()
+            }),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        found.unwrap()
+    };
+    assert_eq!(
+        a_records(&udp_ask(addr, "r-one.repl.co", RecordType::A)).len(),
+        2
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
 }
