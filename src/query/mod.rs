@@ -4,6 +4,9 @@
 //! resolved (`resolve`); the outcome becomes the codec's reply ([`reply`]), written within
 //! the transport's and the client's size limit ([`edns`]), truncated when it does not fit.
 //! The [`Response`] says what was sent, for counting, rate limiting and logging.
+//! An UPDATE message, when the server accepts them ([`Policy`]), is not answered here: it
+//! comes back as [`ResponseClass::Update`] with nothing written, for the server to hand to
+//! its update thread.
 
 pub mod edns;
 pub(crate) mod policy;
@@ -14,6 +17,7 @@ mod tests;
 use domain::base::iana::{OptRcode, Rcode, Rtype};
 
 pub use crate::wire::Transport;
+pub use policy::Policy;
 
 use crate::name::MAX_NAME_LEN;
 use crate::resolve::{resolve, Outcome, Question};
@@ -34,6 +38,8 @@ pub enum ResponseClass {
     Error = 3,
     /// Nothing is sent.
     Dropped = 4,
+    /// An UPDATE message, handed on unanswered (see [`Policy`]).
+    Update = 5,
 }
 
 impl ResponseClass {
@@ -76,14 +82,40 @@ impl Response {
         class: ResponseClass::Dropped,
         question_end: 0,
     };
+
+    /// An UPDATE message to hand on: nothing written here.
+    pub const UPDATE: Response = Response {
+        len: 0,
+        rcode: None,
+        qtype: None,
+        truncated: false,
+        class: ResponseClass::Update,
+        question_end: 0,
+    };
 }
 
 /// Answers one packet from `snap` into `out` (at least [`crate::wire::MIN_BUFFER`] bytes;
-/// 65535 for full TCP answers).
+/// 65535 for full TCP answers). Every opcode but QUERY gets NOTIMP
+/// ([`Policy::QUERIES_ONLY`]).
 #[inline]
 pub fn respond(snap: &Snapshot, pkt: &[u8], out: &mut [u8], transport: Transport) -> Response {
+    respond_with(snap, pkt, out, transport, Policy::QUERIES_ONLY)
+}
+
+/// [`respond`] under `policy`: with [`Policy::UPDATES`] an UPDATE message is not answered
+/// but comes back as [`Response::UPDATE`] (nothing written to `out`) for the caller to hand
+/// on.
+#[inline]
+pub fn respond_with(
+    snap: &Snapshot,
+    pkt: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    policy: Policy,
+) -> Response {
     match decode(pkt) {
         Decoded::Query(req) => answer(snap, &req, out, transport),
+        other if policy::hands_on(&other, policy) => Response::UPDATE,
         other => match policy::reject(&other) {
             Some((h, rcode)) => error(out, &h, rcode),
             None => Response::DROPPED,
@@ -133,13 +165,29 @@ fn answer(snap: &Snapshot, req: &Request<'_>, out: &mut [u8], transport: Transpo
     }
 }
 
+/// A header-only error response with `rcode` to the message `pkt` (an UPDATE that cannot be
+/// handed on, say), or `None` when `pkt` is not a request (too short, or a response).
+pub fn header_error(pkt: &[u8], out: &mut [u8], rcode: Rcode) -> Option<Response> {
+    let h = match decode(pkt) {
+        Decoded::OtherOpcode(h) | Decoded::Malformed(h) => h,
+        Decoded::Query(req) => ErrorHeader {
+            id: req.id,
+            opcode: domain::base::iana::Opcode::QUERY,
+            rd: req.rd,
+            cd: req.cd,
+        },
+        Decoded::Response | Decoded::Runt => return None,
+    };
+    Some(error(out, &h, rcode))
+}
+
 fn error(out: &mut [u8], h: &ErrorHeader, rcode: Rcode) -> Response {
     Response {
         len: encode_error(out, h, rcode),
         rcode: Some(OptRcode::from_rcode(rcode)),
         qtype: None,
         truncated: false,
-        // FORMERR, NOTIMP.
+        // FORMERR, NOTIMP, SERVFAIL.
         class: ResponseClass::Error,
         question_end: HEADER_LEN as u16,
     }

@@ -1,12 +1,34 @@
 //! What this server answers at all, before looking anything up (Knot's `process_query`
 //! checks): responses and runts are dropped, opcodes other than QUERY get NOTIMP, malformed
 //! queries FORMERR; questions of another class than IN, zone transfers and meta types are
-//! refused or rejected without a lookup.
+//! refused or rejected without a lookup. UPDATE (opcode 5) is handed on, not answered here,
+//! when the server accepts updates ([`Policy`]).
 
-use domain::base::iana::{Class, Rcode, Rtype};
+use domain::base::iana::{Class, Opcode, Rcode, Rtype};
 
 use crate::resolve::{Outcome, Question};
 use crate::wire::{Decoded, ErrorHeader};
+
+/// What a server accepts besides queries, as its workers hold it (a copy per packet costs
+/// nothing: it is one flag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// UPDATE messages are handed to the update thread instead of getting NOTIMP.
+    pub updates: bool,
+}
+
+impl Policy {
+    /// Queries only: every other opcode gets NOTIMP.
+    pub const QUERIES_ONLY: Policy = Policy { updates: false };
+    /// Queries answered, UPDATE messages handed on.
+    pub const UPDATES: Policy = Policy { updates: true };
+}
+
+/// Whether `decoded` is an UPDATE message that `policy` hands on rather than rejects.
+#[inline]
+pub fn hands_on(decoded: &Decoded<'_>, policy: Policy) -> bool {
+    policy.updates && matches!(decoded, Decoded::OtherOpcode(h) if h.opcode == Opcode::UPDATE)
+}
 
 /// The header checks, for a packet that is not a well-formed query (`Decoded::Query` is
 /// answered and passes through `None`, as does what is dropped): the header-only error to

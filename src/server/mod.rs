@@ -1,5 +1,6 @@
 //! Sockets and threads: per listen address, N UDP workers each with its own SO_REUSEPORT
-//! socket, and one TCP event loop for all addresses.
+//! socket, and one TCP event loop for all addresses; with an [`UpdateHandler`], one more
+//! thread, `update`, that handles DNS UPDATE messages ([`update`]).
 
 pub mod batch;
 pub mod coalesce;
@@ -9,6 +10,7 @@ pub mod stats;
 #[doc(hidden)]
 pub mod tcp;
 pub(crate) mod udp;
+pub mod update;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -22,6 +24,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::ServerConfig;
 use crate::snapshot::SharedSnapshot;
 use stats::WorkerStats;
+pub use update::{UpdateHandler, UpdateStats};
 
 /// A running server.
 pub struct Server {
@@ -29,6 +32,7 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     local_addrs: Vec<SocketAddr>,
     stats: Vec<Arc<WorkerStats>>,
+    update_stats: Option<Arc<UpdateStats>>,
 }
 
 /// How many UDP workers `threads = 0` means: one per core.
@@ -92,8 +96,25 @@ fn bind_all(
 }
 
 impl Server {
-    /// Binds every listener and starts the worker threads answering from `shared`.
+    /// Binds every listener and starts the worker threads answering from `shared`. UPDATE
+    /// messages get NOTIMP (see [`start_with_updates`](Server::start_with_updates)).
     pub fn start(cfg: &ServerConfig, shared: SharedSnapshot) -> io::Result<Server> {
+        Server::start_with_updates(cfg, shared, None)
+    }
+
+    /// [`start`](Server::start), and with `updates` a thread named `update` that handles
+    /// every UPDATE message (opcode 5) received over UDP or TCP with that handler: the
+    /// workers copy each into a bounded queue ([`update::QUEUE_DEPTH`]; a message that finds
+    /// it full is answered SERVFAIL and counted in `WorkerStats::update_queue_full`), the
+    /// handler's answer goes back from the socket the message came on (UDP) or on its
+    /// connection in order with the queries around it (TCP). Without `updates`, UPDATE gets
+    /// NOTIMP as every other opcode but QUERY. [`stop`](Server::stop) answers every message
+    /// already queued before the update thread ends.
+    pub fn start_with_updates(
+        cfg: &ServerConfig,
+        shared: SharedSnapshot,
+        updates: Option<Box<dyn UpdateHandler>>,
+    ) -> io::Result<Server> {
         let threads = if cfg.threads == 0 {
             default_threads()
         } else {
@@ -112,10 +133,27 @@ impl Server {
             listeners.push(tcp);
             udp_socks.extend(socks);
         }
+        let (queue, update_stats) = match updates {
+            Some(handler) => {
+                let (queue, jobs) = update::queue(update::QUEUE_DEPTH);
+                let st = Arc::new(UpdateStats::default());
+                let thread_stats = st.clone();
+                // Joined last: it ends once every worker (each holding a sender) has.
+                let t = std::thread::Builder::new()
+                    .name("update".into())
+                    .spawn(move || update::run(handler, jobs, thread_stats))?;
+                (Some((queue, t)), Some(st))
+            }
+            None => (None, None),
+        };
+        let (queue, update_thread) = match queue {
+            Some((q, t)) => (Some(q), Some(t)),
+            None => (None, None),
+        };
         for (i, sock) in udp_socks.into_iter().enumerate() {
             let st = Arc::new(WorkerStats::new(crate::query::Transport::Udp));
             stats.push(st.clone());
-            let (shared, stop) = (shared.clone(), stop.clone());
+            let (shared, stop, queue) = (shared.clone(), stop.clone(), queue.clone());
             let opts = udp::Options {
                 rrl: cfg.rrl,
                 query_log_sample: cfg.query_log_sample,
@@ -124,7 +162,7 @@ impl Server {
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("udp-{i}"))
-                    .spawn(move || udp::run(sock, shared, stop, st, opts))?,
+                    .spawn(move || udp::run(sock, shared, stop, st, opts, queue))?,
             );
         }
         let limits = tcp::TcpLimits {
@@ -139,16 +177,18 @@ impl Server {
             std::thread::Builder::new()
                 .name("tcp".into())
                 .spawn(move || {
-                    if let Err(e) = tcp::run(listeners, shared, limits, tcp_stop, st) {
+                    if let Err(e) = tcp::run(listeners, shared, limits, tcp_stop, st, queue) {
                         tracing::error!("tcp loop failed: {e}");
                     }
                 })?,
         );
+        handles.extend(update_thread);
         Ok(Server {
             stop,
             threads: handles,
             local_addrs,
             stats,
+            update_stats,
         })
     }
 
@@ -162,7 +202,13 @@ impl Server {
         &self.stats
     }
 
-    /// Stops accepting, lets in-flight TCP answers go out, and waits for every thread.
+    /// The update thread's counters, when the server takes updates.
+    pub fn update_stats(&self) -> Option<&Arc<UpdateStats>> {
+        self.update_stats.as_ref()
+    }
+
+    /// Stops accepting, lets in-flight TCP answers go out, and waits for every thread (the
+    /// update thread last, once it has answered every message queued).
     pub fn stop(mut self) {
         self.shutdown();
     }

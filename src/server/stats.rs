@@ -84,6 +84,12 @@ pub struct WorkerStats {
     /// TCP connections closed because a message took too long to arrive.
     pub tcp_timed_out: AtomicU64,
     pub tcp_open: AtomicU64,
+    /// UPDATE messages handed to the update thread (counted in `received` too).
+    pub updates: AtomicU64,
+    /// UPDATE messages answered SERVFAIL because the update queue was full.
+    pub update_queue_full: AtomicU64,
+    /// TCP: update answers whose connection had closed meanwhile (dropped quietly).
+    pub update_answers_lost: AtomicU64,
 }
 
 #[inline]
@@ -117,6 +123,9 @@ impl WorkerStats {
             tcp_evicted: AtomicU64::new(0),
             tcp_timed_out: AtomicU64::new(0),
             tcp_open: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            update_queue_full: AtomicU64::new(0),
+            update_answers_lost: AtomicU64::new(0),
         }
     }
 
@@ -150,6 +159,12 @@ impl WorkerStats {
     pub fn record_latency(&self, ns: u64, n: u64) {
         add(&self.latency[bucket(ns)], n);
         add(&self.latency_sum_ns, ns.saturating_mul(n));
+    }
+
+    /// Counts a response sent with `rcode` outside [`record`](WorkerStats::record) (the
+    /// SERVFAIL of an UPDATE the update queue had no room for).
+    pub fn responded(&self, rcode: OptRcode) {
+        bump(&self.rcodes[rcode_index(rcode)]);
     }
 
     /// Counts a response the kernel would not send.

@@ -1,9 +1,12 @@
 //! DNS over TCP (RFC 7766) on a mio event loop: length-prefixed messages, pipelined queries
 //! answered in order, an idle timeout, a cap on open connections, and back-pressure so that a
-//! client that does not read its answers only stalls itself.
+//! client that does not read its answers only stalls itself. An UPDATE message (when the
+//! server takes them) goes to the update thread; its connection reads nothing more until the
+//! answer is back (the thread wakes the loop), so answers keep the order of the messages.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +14,13 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::query::{respond, Transport};
-use crate::server::stats::WorkerStats;
+use domain::base::iana::{OptRcode, Rcode};
+
+use crate::query::{header_error, respond_with, Policy, ResponseClass, Transport};
+use crate::server::stats::{bump, WorkerStats};
+use crate::server::update::{Job, ReplyTo, TcpAnswer, TcpReturn, Throttle, UpdateQueue};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::wire::header::HEADER_LEN;
 
 /// Largest DNS message over TCP plus its length prefix.
 pub const FRAME_MAX: usize = 2 + 65535;
@@ -46,6 +53,10 @@ pub enum Close {
 /// query is answered (nor should more be read): a client that does not read its answers only
 /// stalls itself. Queries that get no response (too short for a header, QR set) are consumed
 /// without output.
+///
+/// Under [`Policy::UPDATES`] an UPDATE message is not answered here: it is taken out
+/// ([`take_update`](Framer::take_update)) and nothing more is answered until its answer
+/// comes back ([`update_answered`](Framer::update_answered)), so answers stay in order.
 #[derive(Debug, Default)]
 pub struct Framer {
     /// Bytes read and not yet answered: a partial frame, or whole frames held back by the
@@ -56,16 +67,53 @@ pub struct Framer {
     wpos: usize,
     /// Messages taken from the stream so far.
     taken: u64,
+    policy: Policy,
+    /// An UPDATE message taken from the stream, not yet handed on.
+    update: Option<Vec<u8>>,
+    /// An UPDATE message's answer is awaited.
+    awaiting: bool,
 }
 
 impl Framer {
     /// An empty stream.
     pub fn new() -> Framer {
+        Framer::with_policy(Policy::QUERIES_ONLY)
+    }
+
+    /// An empty stream whose messages are answered under `policy`.
+    pub fn with_policy(policy: Policy) -> Framer {
         Framer {
             rbuf: Vec::with_capacity(512),
             wbuf: Vec::new(),
             wpos: 0,
             taken: 0,
+            policy,
+            update: None,
+            awaiting: false,
+        }
+    }
+
+    /// The UPDATE message that stopped the stream, once: hand it on, then call
+    /// [`update_answered`](Framer::update_answered) with its answer.
+    pub fn take_update(&mut self) -> Option<Vec<u8>> {
+        self.update.take()
+    }
+
+    /// Whether an UPDATE message's answer is awaited (nothing more is answered until then).
+    pub fn awaiting_update(&self) -> bool {
+        self.awaiting
+    }
+
+    /// Appends the awaited UPDATE answer (none when empty) to the output; the stream goes on
+    /// with the next [`feed`](Framer::feed). An answer longer than a frame is not sent.
+    pub fn update_answered(&mut self, answer: &[u8]) {
+        self.awaiting = false;
+        self.update = None;
+        if let Ok(len) = u16::try_from(answer.len()) {
+            if len > 0 {
+                self.wbuf.extend_from_slice(&len.to_be_bytes());
+                self.wbuf.extend_from_slice(answer);
+            }
         }
     }
 
@@ -86,7 +134,7 @@ impl Framer {
         let mut answered = 0;
         let mut pos = 0;
         let mut result = Ok(());
-        while self.rbuf.len() - pos >= 2 && self.pending() < WRITE_BACKLOG {
+        while !self.awaiting && self.rbuf.len() - pos >= 2 && self.pending() < WRITE_BACKLOG {
             let len = usize::from(u16::from_be_bytes([self.rbuf[pos], self.rbuf[pos + 1]]));
             if len == 0 {
                 result = Err(Close::ZeroLength);
@@ -96,7 +144,16 @@ impl Framer {
                 break;
             }
             let pkt = &self.rbuf[pos + 2..pos + 2 + len];
-            let handled = respond(snap, pkt, scratch, Transport::Tcp);
+            let handled = respond_with(snap, pkt, scratch, Transport::Tcp, self.policy);
+            if handled.class == ResponseClass::Update {
+                bump(&stats.received);
+                bump(&stats.updates);
+                self.update = Some(pkt.to_vec());
+                self.awaiting = true;
+                self.taken += 1;
+                pos += 2 + len;
+                break;
+            }
             stats.record(&handled, false);
             answered += 1;
             self.taken += 1;
@@ -162,6 +219,7 @@ impl Framer {
 
 struct Conn {
     stream: TcpStream,
+    peer: SocketAddr,
     framer: Framer,
     last_active: Instant,
     /// Since when a message has been arriving (bytes of it read, the rest not yet): a
@@ -176,21 +234,67 @@ impl Conn {
     fn pending(&self) -> usize {
         self.framer.pending()
     }
+
+    /// Whether the connection still has something to do while the server stops: answers to
+    /// write, or an update's answer to wait for.
+    fn busy(&self) -> bool {
+        self.pending() > 0 || self.framer.awaiting_update()
+    }
+}
+
+/// The poll token of the waker the update thread wakes the loop with.
+pub const WAKER: Token = Token(usize::MAX);
+/// How long a stopping loop waits for update answers (a durable write may take a while).
+const UPDATE_GRACE: Duration = Duration::from_secs(10);
+
+/// The TCP loop's way to the update thread.
+struct Updates {
+    queue: UpdateQueue,
+    back: TcpReturn,
+    answers: crossbeam_channel::Receiver<TcpAnswer>,
+    full: Throttle,
+}
+
+/// What every connection's servicing needs.
+struct Ctx<'a> {
+    shared: &'a SharedSnapshot,
+    scratch: &'a mut [u8],
+    stats: &'a WorkerStats,
+    updates: Option<&'a mut Updates>,
 }
 
 /// Runs the TCP loop on `listeners` until `stop` is set; then stops accepting, writes the
-/// answers already computed (for up to a second) and returns.
+/// answers already computed (for up to a second; up to [`UPDATE_GRACE`] while an update's
+/// answer is awaited) and returns. With `updates`, UPDATE messages go to the update thread;
+/// without, they get NOTIMP.
 pub fn run(
     mut listeners: Vec<TcpListener>,
     shared: SharedSnapshot,
     limits: TcpLimits,
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
+    updates: Option<UpdateQueue>,
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
     for (i, l) in listeners.iter_mut().enumerate() {
         poll.registry().register(l, Token(i), Interest::READABLE)?;
     }
+    let policy = Policy {
+        updates: updates.is_some(),
+    };
+    let mut updates = match updates {
+        Some(queue) => {
+            let (tx, answers) = crossbeam_channel::unbounded();
+            let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+            Some(Updates {
+                queue,
+                back: TcpReturn { tx, waker },
+                answers,
+                full: Throttle::default(),
+            })
+        }
+        None => None,
+    };
     let first_conn = listeners.len();
     let mut next_token = first_conn;
     let mut conns: HashMap<Token, Conn> = HashMap::new();
@@ -204,12 +308,17 @@ pub fn run(
             for l in &mut listeners {
                 let _ = poll.registry().deregister(l);
             }
-            // Nothing more is read: close connections with nothing left to write.
-            conns.retain(|_, c| c.pending() > 0);
+            // Nothing more is read: close connections with nothing left to write or wait for.
+            conns.retain(|_, c| c.busy());
             stopping = Some(Instant::now());
         }
         if let Some(since) = stopping {
-            if conns.is_empty() || since.elapsed() > Duration::from_secs(1) {
+            let grace = if conns.values().any(|c| c.framer.awaiting_update()) {
+                UPDATE_GRACE
+            } else {
+                Duration::from_secs(1)
+            };
+            if conns.is_empty() || since.elapsed() > grace {
                 return Ok(());
             }
         }
@@ -218,8 +327,18 @@ pub fn run(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
+        let mut ctx = Ctx {
+            shared: &shared,
+            scratch: &mut scratch,
+            stats: &stats,
+            updates: updates.as_mut(),
+        };
         for event in events.iter() {
             let token = event.token();
+            if token == WAKER {
+                answers_back(&mut poll, &mut conns, &mut ctx, stopping.is_some());
+                continue;
+            }
             if token.0 < first_conn {
                 if stopping.is_some() {
                     continue;
@@ -231,36 +350,11 @@ pub fn run(
                     &mut next_token,
                     limits,
                     &stats,
+                    policy,
                 );
                 continue;
             }
-            let Some(conn) = conns.get_mut(&token) else {
-                continue;
-            };
-            let alive = if stopping.is_some() {
-                flush(conn).is_ok() && conn.pending() > 0
-            } else {
-                service(conn, &shared, &mut scratch, &stats)
-            };
-            if !alive {
-                if let Some(mut c) = conns.remove(&token) {
-                    let _ = poll.registry().deregister(&mut c.stream);
-                }
-                continue;
-            }
-            let want = if conn.pending() > 0 {
-                if conn.pending() >= WRITE_BACKLOG || conn.read_closed {
-                    Interest::WRITABLE
-                } else {
-                    Interest::READABLE | Interest::WRITABLE
-                }
-            } else {
-                Interest::READABLE
-            };
-            if want != conn.interest {
-                conn.interest = want;
-                let _ = poll.registry().reregister(&mut conn.stream, token, want);
-            }
+            drive(&mut poll, &mut conns, token, &mut ctx, stopping.is_some());
         }
         stats
             .tcp_open
@@ -269,11 +363,16 @@ pub fn run(
             last_sweep = Instant::now();
             let now = Instant::now();
             conns.retain(|_, c| {
+                // A connection waiting for its update's answer is not idle: the update
+                // thread holds it up, not the client.
+                if c.framer.awaiting_update() {
+                    return true;
+                }
                 let slow = c
                     .message_since
                     .is_some_and(|t| now.duration_since(t) >= limits.message_timeout);
                 if slow {
-                    crate::server::stats::bump(&stats.tcp_timed_out);
+                    bump(&stats.tcp_timed_out);
                 }
                 let keep = !slow && now.duration_since(c.last_active) < limits.idle_timeout;
                 if !keep {
@@ -285,6 +384,75 @@ pub fn run(
     }
 }
 
+/// Services connection `token` after an event (or an update's answer): reads, answers and
+/// writes what it can, then closes it or sets the readiness it waits for.
+fn drive(
+    poll: &mut Poll,
+    conns: &mut HashMap<Token, Conn>,
+    token: Token,
+    ctx: &mut Ctx<'_>,
+    stopping: bool,
+) {
+    let Some(conn) = conns.get_mut(&token) else {
+        return;
+    };
+    let alive = if stopping {
+        flush(conn).is_ok() && conn.busy()
+    } else {
+        service(conn, token, ctx)
+    };
+    if !alive {
+        if let Some(mut c) = conns.remove(&token) {
+            let _ = poll.registry().deregister(&mut c.stream);
+        }
+        return;
+    }
+    let want = if conn.pending() > 0 {
+        if conn.pending() >= WRITE_BACKLOG || conn.read_closed {
+            Interest::WRITABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        }
+    } else {
+        Interest::READABLE
+    };
+    if want != conn.interest {
+        conn.interest = want;
+        let _ = poll.registry().reregister(&mut conn.stream, token, want);
+    }
+}
+
+/// Takes the update answers the update thread has sent back and goes on with their
+/// connections; an answer whose connection has closed meanwhile is dropped quietly.
+fn answers_back(
+    poll: &mut Poll,
+    conns: &mut HashMap<Token, Conn>,
+    ctx: &mut Ctx<'_>,
+    stopping: bool,
+) {
+    let Some(up) = ctx.updates.as_deref_mut() else {
+        return;
+    };
+    let answers: Vec<TcpAnswer> = up.answers.try_iter().collect();
+    for a in answers {
+        let token = Token(a.token);
+        match conns.get_mut(&token) {
+            Some(conn) if conn.framer.awaiting_update() => {
+                conn.framer.update_answered(&a.answer);
+                let now = Instant::now();
+                conn.last_active = now;
+                // The next message's clock starts afresh: it waited on the update.
+                conn.message_since = (conn.framer.buffered() > 0).then_some(now);
+            }
+            _ => {
+                bump(&ctx.stats.update_answers_lost);
+                continue;
+            }
+        }
+        drive(poll, conns, token, ctx, stopping);
+    }
+}
+
 fn accept_all(
     poll: &mut Poll,
     listener: &mut TcpListener,
@@ -292,10 +460,11 @@ fn accept_all(
     next_token: &mut usize,
     limits: TcpLimits,
     stats: &WorkerStats,
+    policy: Policy,
 ) {
     loop {
         match listener.accept() {
-            Ok((mut stream, _peer)) => {
+            Ok((mut stream, peer)) => {
                 if conns.len() >= limits.max_connections {
                     // At the cap: the connection idle the longest makes room, so that
                     // connections held open on purpose cannot lock everyone else out.
@@ -306,16 +475,16 @@ fn accept_all(
                     match idlest.and_then(|t| conns.remove(&t)) {
                         Some(mut old) => {
                             let _ = poll.registry().deregister(&mut old.stream);
-                            crate::server::stats::bump(&stats.tcp_evicted);
+                            bump(&stats.tcp_evicted);
                         }
                         None => {
                             drop(stream);
-                            crate::server::stats::bump(&stats.tcp_refused);
+                            bump(&stats.tcp_refused);
                             continue;
                         }
                     }
                 }
-                crate::server::stats::bump(&stats.tcp_accepted);
+                bump(&stats.tcp_accepted);
                 let _ = stream.set_nodelay(true);
                 let token = Token(*next_token);
                 *next_token += 1;
@@ -330,7 +499,8 @@ fn accept_all(
                     token,
                     Conn {
                         stream,
-                        framer: Framer::new(),
+                        peer,
+                        framer: Framer::with_policy(policy),
                         last_active: Instant::now(),
                         message_since: None,
                         read_closed: false,
@@ -350,30 +520,19 @@ fn accept_all(
 }
 
 /// Reads what is there, answers every complete message, writes what it can. Returns whether
-/// the connection stays open.
-fn service(
-    conn: &mut Conn,
-    shared: &SharedSnapshot,
-    scratch: &mut [u8],
-    stats: &WorkerStats,
-) -> bool {
-    if flush(conn).is_err()
-        || conn
-            .framer
-            .feed(&[], &shared.load(), scratch, stats)
-            .is_err()
-    {
+/// the connection stays open. Nothing is read while an update's answer is awaited.
+fn service(conn: &mut Conn, token: Token, ctx: &mut Ctx<'_>) -> bool {
+    if flush(conn).is_err() || feed(conn, token, &[], ctx).is_err() {
         return false;
     }
     let mut buf = [0u8; READ_CHUNK];
-    while !conn.read_closed && !conn.framer.backlogged() {
+    while !conn.read_closed && !conn.framer.backlogged() && !conn.framer.awaiting_update() {
         match conn.stream.read(&mut buf) {
             Ok(0) => conn.read_closed = true,
             Ok(n) => {
                 conn.last_active = Instant::now();
-                let snap = shared.load();
                 let taken = conn.framer.messages();
-                if conn.framer.feed(&buf[..n], &snap, scratch, stats).is_err() {
+                if feed(conn, token, &buf[..n], ctx).is_err() {
                     return false;
                 }
                 // A message is arriving while bytes of it wait; its clock starts with its
@@ -393,7 +552,50 @@ fn service(
     if flush(conn).is_err() {
         return false;
     }
-    !(conn.read_closed && conn.pending() == 0)
+    // A client that sent an UPDATE and closed its side still gets the answer.
+    !(conn.read_closed && conn.pending() == 0 && !conn.framer.awaiting_update())
+}
+
+/// Feeds `bytes` to the connection's framer and hands an UPDATE it stops at to the update
+/// thread; when the queue is full the UPDATE is answered SERVFAIL and the stream goes on.
+fn feed(conn: &mut Conn, token: Token, bytes: &[u8], ctx: &mut Ctx<'_>) -> Result<(), Close> {
+    let snap = ctx.shared.load();
+    let mut result = conn.framer.feed(bytes, &snap, ctx.scratch, ctx.stats);
+    while let Some(msg) = conn.framer.take_update() {
+        let Some(up) = ctx.updates.as_deref_mut() else {
+            // Not reached: the framer hands updates on only when the loop has a queue.
+            conn.framer.update_answered(&[]);
+            result = result.and(conn.framer.feed(&[], &snap, ctx.scratch, ctx.stats));
+            continue;
+        };
+        let job = Job {
+            msg,
+            client: conn.peer,
+            reply: ReplyTo::Tcp {
+                token: token.0,
+                back: up.back.clone(),
+            },
+            max_len: usize::from(u16::MAX),
+        };
+        let Err(job) = up.queue.offer(job) else {
+            break;
+        };
+        bump(&ctx.stats.update_queue_full);
+        up.full.warn(format_args!(
+            "update queue full: UPDATE from {} answered SERVFAIL",
+            conn.peer
+        ));
+        let mut err = [0u8; HEADER_LEN];
+        match header_error(&job.msg, &mut err, Rcode::SERVFAIL) {
+            Some(r) => {
+                ctx.stats.responded(OptRcode::SERVFAIL);
+                conn.framer.update_answered(&err[..r.len]);
+            }
+            None => conn.framer.update_answered(&[]),
+        }
+        result = result.and(conn.framer.feed(&[], &snap, ctx.scratch, ctx.stats));
+    }
+    result
 }
 
 fn flush(conn: &mut Conn) -> io::Result<()> {

@@ -1,19 +1,23 @@
 //! A UDP worker: one SO_REUSEPORT socket, one thread, batches of datagrams received with
 //! `recvmmsg` and answered with `sendmmsg`. The snapshot is loaded once per batch; nothing is
-//! allocated and no lock is taken per packet.
+//! allocated and no lock is taken per packet. An UPDATE message (when the server takes
+//! them) is copied and queued for the update thread, which answers from this same socket.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::RrlConfig;
 use crate::prefetch::BatchLookups;
-use crate::query::{respond, Response, Transport};
+use domain::base::iana::Rcode;
+
+use crate::query::{header_error, respond_with, Policy, Response, ResponseClass, Transport};
 use crate::server::batch::{Datagrams, BATCH};
 use crate::server::coalesce::Coalescer;
 use crate::server::rrl::{Rrl, Verdict};
 use crate::server::stats::{bump, WorkerStats};
+use crate::server::update::{udp_limit, Job, ReplyTo, Throttle, UpdateQueue};
 use crate::snapshot::SharedSnapshot;
 use crate::wire::{name_text, question_name, truncate};
 
@@ -46,16 +50,72 @@ fn log_query(client: Option<std::net::SocketAddr>, pkt: &[u8], resp: &Response) 
     }
 }
 
+/// A worker's way to the update thread.
+pub struct Updates {
+    queue: UpdateQueue,
+    /// The worker's own socket, for the update thread to answer from.
+    sock: Arc<UdpSocket>,
+    full: Throttle,
+}
+
+/// Hands the UPDATE message `pkt` from `client` to the update thread, or, when its queue is
+/// full, writes a SERVFAIL into `tx`. Returns what was written (nothing when handed on).
+#[cold]
+#[inline(never)]
+fn hand_on(
+    up: &mut Updates,
+    pkt: &[u8],
+    client: Option<SocketAddr>,
+    payload: u16,
+    tx: &mut [u8],
+    stats: &WorkerStats,
+) -> Response {
+    let Some(client) = client else {
+        return Response::DROPPED;
+    };
+    let job = Job {
+        msg: pkt.to_vec(),
+        client,
+        reply: ReplyTo::Udp(up.sock.clone()),
+        max_len: udp_limit(pkt, payload),
+    };
+    match up.queue.offer(job) {
+        Ok(()) => {
+            bump(&stats.updates);
+            bump(&stats.received);
+            Response::UPDATE
+        }
+        Err(_) => {
+            bump(&stats.update_queue_full);
+            up.full.warn(format_args!(
+                "update queue full: UPDATE from {client} answered SERVFAIL"
+            ));
+            header_error(pkt, tx, Rcode::SERVFAIL).unwrap_or(Response::DROPPED)
+        }
+    }
+}
+
 /// Runs a worker until `stop` is set. The socket must have a receive timeout so that the
-/// worker notices `stop`.
+/// worker notices `stop`. With `updates`, UPDATE messages go to the update thread; without,
+/// they get NOTIMP.
 pub fn run(
     sock: UdpSocket,
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
     stats: Arc<WorkerStats>,
     opts: Options,
+    updates: Option<UpdateQueue>,
 ) {
+    let sock = Arc::new(sock);
     let fd = sock.as_raw_fd();
+    let policy = Policy {
+        updates: updates.is_some(),
+    };
+    let mut updates = updates.map(|queue| Updates {
+        queue,
+        sock: sock.clone(),
+        full: Throttle::default(),
+    });
     let mut b = Datagrams::new();
     let mut limiter = Rrl::new(opts.rrl);
     let mut until_log = opts.query_log_sample;
@@ -82,7 +142,18 @@ pub fn run(
         let mut out = 0;
         for i in 0..n {
             let (pkt, truncated_rx, tx) = b.datagram_and_tx(i, out);
-            let handled = respond(&snap, pkt, tx, Transport::Udp);
+            let mut handled = respond_with(&snap, pkt, tx, Transport::Udp, policy);
+            if handled.class == ResponseClass::Update {
+                if let Some(up) = &mut updates {
+                    let source = b.source(i);
+                    let payload = snap.served.udp_payload;
+                    let (pkt, _, tx) = b.datagram_and_tx(i, out);
+                    handled = hand_on(up, pkt, source, payload, tx, &stats);
+                }
+                if handled.class == ResponseClass::Update {
+                    continue;
+                }
+            }
             stats.record(&handled, truncated_rx);
             if until_log > 0 {
                 until_log -= 1;
