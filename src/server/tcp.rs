@@ -768,4 +768,114 @@ mod tests {
         assert!(answers.iter().all(|a| a[..2] == [0, 7]));
         assert_eq!(out, run(snap, &[&s]).0);
     }
+
+    /// An UPDATE message (zone `repl.co`, nothing else), length-prefixed.
+    fn update_frame(id: u16) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(b"\x04repl\x02co\x00\x00\x06\x00\x01");
+        let mut f = (m.len() as u16).to_be_bytes().to_vec();
+        f.extend(m);
+        f
+    }
+
+    /// Like `run` under [`Policy::UPDATES`]: each UPDATE taken is checked to hold the
+    /// stream (nothing more answered while it waits), then answered with itself, QR set.
+    fn run_updates(snap: &Snapshot, chunks: &[&[u8]], stats: &WorkerStats) -> Vec<u8> {
+        let mut scratch = vec![0u8; 65535];
+        let mut f = Framer::with_policy(Policy::UPDATES);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            f.feed(chunk, snap, &mut scratch, stats).unwrap();
+            loop {
+                out.extend_from_slice(f.output());
+                f.consume(f.pending());
+                let took = match f.take_update() {
+                    Some(mut u) => {
+                        assert!(f.awaiting_update());
+                        assert_eq!(f.take_update(), None, "taken once");
+                        f.feed(&[], snap, &mut scratch, stats).unwrap();
+                        assert_eq!(f.pending(), 0, "nothing answered while it waits");
+                        u[2] |= 0x80;
+                        f.update_answered(&u);
+                        assert!(!f.awaiting_update());
+                        true
+                    }
+                    None => false,
+                };
+                f.feed(&[], snap, &mut scratch, stats).unwrap();
+                if !took && f.pending() == 0 {
+                    break;
+                }
+            }
+        }
+        assert!(!f.awaiting_update());
+        out
+    }
+
+    #[test]
+    fn updates_between_pipelined_queries_keep_their_order_at_every_split() {
+        let snap = snapshot();
+        let mut s = frame(1, "coolgame.mark.repl.co", 1);
+        s.extend(update_frame(2));
+        s.extend(frame(3, "nope.mark.repl.co", 1));
+        s.extend(update_frame(4));
+        s.extend(update_frame(5));
+        s.extend(frame(6, "huge.ann.repl.co", 28));
+        let stats = WorkerStats::new(Transport::Tcp);
+        let whole = run_updates(snap, &[&s], &stats);
+        assert_eq!(stats.updates.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(stats.received.load(std::sync::atomic::Ordering::Relaxed), 6);
+        let answers = frames(&whole);
+        let ids: Vec<u16> = answers
+            .iter()
+            .map(|m| u16::from_be_bytes([m[0], m[1]]))
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+        for u in [1, 3, 4] {
+            assert_eq!(
+                answers[u][2],
+                0x80 | 0x28,
+                "the handler's answer, opcode UPDATE"
+            );
+        }
+        assert_eq!(answers[2][3] & 0x0f, 3, "NXDOMAIN");
+        for i in 0..=s.len() {
+            let got = run_updates(snap, &[&s[..i], &s[i..]], &stats);
+            assert_eq!(got, whole, "split at {i}");
+        }
+        let bytes: Vec<&[u8]> = s.chunks(1).collect();
+        assert_eq!(run_updates(snap, &bytes, &stats), whole);
+        // Without updates the same stream is answered NOTIMP in place, nothing held.
+        let (plain, _) = run(snap, &[&s]);
+        let answers = frames(&plain);
+        assert_eq!(answers.len(), 6);
+        assert_eq!(answers[1][3] & 0x0f, 4, "NOTIMP");
+    }
+
+    #[test]
+    fn an_update_without_answer_lets_the_stream_go_on() {
+        let snap = snapshot();
+        let stats = WorkerStats::new(Transport::Tcp);
+        let mut scratch = vec![0u8; 65535];
+        let mut f = Framer::with_policy(Policy::UPDATES);
+        let mut s = update_frame(1);
+        s.extend(frame(2, "coolgame.mark.repl.co", 1));
+        f.feed(&s, snap, &mut scratch, &stats).unwrap();
+        assert!(f.take_update().is_some());
+        let rest = s.len() - update_frame(1).len();
+        assert_eq!((f.pending(), f.buffered()), (0, rest));
+        f.update_answered(&[]);
+        f.feed(&[], snap, &mut scratch, &stats).unwrap();
+        assert_eq!(frames(f.output()).len(), 1);
+        assert_eq!(f.buffered(), 0);
+        // An answer longer than a frame cannot be sent: dropped, the stream goes on.
+        let mut f = Framer::with_policy(Policy::UPDATES);
+        f.feed(&update_frame(3), snap, &mut scratch, &stats)
+            .unwrap();
+        f.take_update().unwrap();
+        f.update_answered(&vec![0; 70_000]);
+        assert_eq!(f.pending(), 0);
+        assert!(!f.awaiting_update());
+    }
 }
