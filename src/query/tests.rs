@@ -957,3 +957,84 @@ fn acme_cname_target_longer_than_255_is_yxdomain() {
         }
     }
 }
+
+// ---- UPDATE handed on (issue #16 plumbing): `respond_with` under `Policy::UPDATES`.
+
+mod update_policy {
+    use super::*;
+    use crate::query::{header_error, respond_with, Policy};
+    use domain::base::iana::Rcode;
+
+    fn message(op: OpCode, qr: bool) -> Vec<u8> {
+        let mut q = query("repl.co.", RecordType::SOA);
+        q.set_op_code(op);
+        if qr {
+            q.set_message_type(MessageType::Response);
+        }
+        q.to_vec().unwrap()
+    }
+
+    fn respond_under(pkt: &[u8], policy: Policy, transport: Transport) -> (Vec<u8>, Response) {
+        let mut out = vec![0xaa; 65535];
+        let h = respond_with(snapshot(), pkt, &mut out, transport, policy);
+        (out, h)
+    }
+
+    #[test]
+    fn an_update_is_handed_on_with_nothing_written() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let (out, h) =
+                respond_under(&message(OpCode::Update, false), Policy::UPDATES, transport);
+            assert_eq!(h, Response::UPDATE);
+            assert_eq!((h.len, h.class, h.rcode), (0, ResponseClass::Update, None));
+            assert!(out.iter().all(|&b| b == 0xaa), "nothing written");
+        }
+    }
+
+    #[test]
+    fn without_updates_nothing_changes() {
+        let pkt = message(OpCode::Update, false);
+        let (out, h) = respond_under(&pkt, Policy::QUERIES_ONLY, Transport::Udp);
+        assert_eq!(
+            (h.class, h.len, self::rcode(&h)),
+            (ResponseClass::Error, 12, Some(4))
+        );
+        let mut plain = vec![0u8; 65535];
+        assert_eq!(respond(snapshot(), &pkt, &mut plain, Transport::Udp), h);
+        assert_eq!(out[..12], plain[..12]);
+    }
+
+    #[test]
+    fn other_opcodes_responses_and_queries_are_as_before() {
+        for op in [OpCode::Notify, OpCode::Status] {
+            let (_, h) = respond_under(&message(op, false), Policy::UPDATES, Transport::Udp);
+            assert_eq!(self::rcode(&h), Some(4), "{op:?} stays NOTIMP");
+        }
+        let (_, h) = respond_under(
+            &message(OpCode::Update, true),
+            Policy::UPDATES,
+            Transport::Udp,
+        );
+        assert_eq!(h, Response::DROPPED, "an UPDATE response is dropped");
+        let q = query("coolgame.mark.repl.co.", RecordType::A)
+            .to_vec()
+            .unwrap();
+        let (out, h) = respond_under(&q, Policy::UPDATES, Transport::Udp);
+        let (want, wh) = respond_raw(&q, Transport::Udp, PAYLOAD);
+        assert_eq!((&out[..h.len], h), (&want[..], wh));
+    }
+
+    #[test]
+    fn header_error_answers_an_update_with_its_opcode() {
+        let pkt = message(OpCode::Update, false);
+        let mut out = [0u8; 12];
+        let h = header_error(&pkt, &mut out, Rcode::SERVFAIL).unwrap();
+        assert_eq!((h.len, self::rcode(&h)), (12, Some(2)));
+        let resp = Message::from_vec(&out).unwrap();
+        assert_eq!(resp.op_code(), OpCode::Update);
+        assert_eq!(resp.id(), Message::from_vec(&pkt).unwrap().id());
+        assert_eq!(resp.response_code(), ResponseCode::ServFail);
+        assert!(header_error(&message(OpCode::Update, true), &mut out, Rcode::SERVFAIL).is_none());
+        assert!(header_error(&[1, 2], &mut out, Rcode::SERVFAIL).is_none());
+    }
+}
