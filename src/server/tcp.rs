@@ -525,6 +525,10 @@ fn service(conn: &mut Conn, token: Token, ctx: &mut Ctx<'_>) -> bool {
     if flush(conn).is_err() || feed(conn, token, &[], ctx).is_err() {
         return false;
     }
+    if conn.framer.buffered() == 0 {
+        // The messages held back (by the backlog or an update) are answered: none arriving.
+        conn.message_since = None;
+    }
     let mut buf = [0u8; READ_CHUNK];
     while !conn.read_closed && !conn.framer.backlogged() && !conn.framer.awaiting_update() {
         match conn.stream.read(&mut buf) {

@@ -326,3 +326,22 @@ pub fn metric(body: &str, metric: &str, labels: &[&str]) -> f64 {
         })
         .sum()
 }
+
+/// [`start_with`], the server taking UPDATE messages with `updates` (see
+/// `Server::start_with_updates`).
+pub fn start_with_updates(
+    setup: Setup,
+    updates: Option<Box<dyn clusterns::server::UpdateHandler>>,
+) -> Running {
+    let config = Arc::new(Config::load(&setup.config_path).unwrap());
+    let builder = Builder::load(config.clone()).unwrap();
+    let server = Server::start_with_updates(&config.server, builder.shared(), updates).unwrap();
+    let feed = builder.spawn().unwrap();
+    let addr = server.local_addrs()[0];
+    Running {
+        server: Some(server),
+        feed: Some(feed),
+        addr,
+        setup: Some(setup),
+    }
+}
