@@ -399,3 +399,29 @@ fn nsupdate_accepts_noerror_and_reports_refused_over_udp_and_tcp() {
         assert_eq!(seen, [transport]);
     }
 }
+
+#[test]
+fn a_udp_update_longer_than_the_receive_buffer_is_formerr_not_handed_on() {
+    let fake = Fake::answering(0);
+    let seen = fake.seen.clone();
+    let r = running(fake, "");
+    let mut m = Message::from_vec(&update(12, None)).unwrap();
+    m.add_name_server(Record::from_rdata(
+        Name::from_ascii("_acme-challenge.mark.repl.co.").unwrap(),
+        60,
+        RData::TXT(TXT::new(vec!["x".repeat(250); 20])),
+    ));
+    let big = m.to_vec().unwrap();
+    assert!(big.len() > 4096);
+    let c = udp_client();
+    c.send_to(&big, r.addr).unwrap();
+    let m = Message::from_vec(&recv(&c).0).unwrap();
+    assert_eq!((m.id(), m.response_code()), (12, ResponseCode::FormErr));
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(stat(&r, |s| s.oversized.load(Relaxed)), 1);
+    // Over TCP the same message is handed on whole.
+    let mut s = tcp_connect(r.addr);
+    tcp_send(&mut s, &big);
+    assert_eq!(tcp_read(&mut s).unwrap().id(), 12);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}

@@ -59,12 +59,15 @@ pub struct Updates {
 }
 
 /// Hands the UPDATE message `pkt` from `client` to the update thread, or, when its queue is
-/// full, writes a SERVFAIL into `tx`. Returns what was written (nothing when handed on).
+/// full, writes a SERVFAIL into `tx`; one cut by the receive buffer (`cut`, longer than
+/// [`crate::server::batch::RX_SIZE`]) is not handed on but answered FORMERR. Returns what was
+/// written (nothing when handed on).
 #[cold]
 #[inline(never)]
 fn hand_on(
     up: &mut Updates,
     pkt: &[u8],
+    cut: bool,
     client: Option<SocketAddr>,
     payload: u16,
     tx: &mut [u8],
@@ -73,6 +76,10 @@ fn hand_on(
     let Some(client) = client else {
         return Response::DROPPED;
     };
+    bump(&stats.updates);
+    if cut {
+        return header_error(pkt, tx, Rcode::FORMERR).unwrap_or(Response::DROPPED);
+    }
     let job = Job {
         msg: pkt.to_vec(),
         client,
@@ -81,7 +88,6 @@ fn hand_on(
     };
     match up.queue.offer(job) {
         Ok(()) => {
-            bump(&stats.updates);
             bump(&stats.received);
             Response::UPDATE
         }
@@ -147,8 +153,8 @@ pub fn run(
                 if let Some(up) = &mut updates {
                     let source = b.source(i);
                     let payload = snap.served.udp_payload;
-                    let (pkt, _, tx) = b.datagram_and_tx(i, out);
-                    handled = hand_on(up, pkt, source, payload, tx, &stats);
+                    let (pkt, cut, tx) = b.datagram_and_tx(i, out);
+                    handled = hand_on(up, pkt, cut, source, payload, tx, &stats);
                 }
                 if handled.class == ResponseClass::Update {
                     continue;
