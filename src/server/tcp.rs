@@ -467,9 +467,11 @@ fn accept_all(
             Ok((mut stream, peer)) => {
                 if conns.len() >= limits.max_connections {
                     // At the cap: the connection idle the longest makes room, so that
-                    // connections held open on purpose cannot lock everyone else out.
+                    // connections held open on purpose cannot lock everyone else out. One
+                    // waiting for its update's answer is not idle.
                     let idlest = conns
                         .iter()
+                        .filter(|(_, c)| !c.framer.awaiting_update())
                         .min_by_key(|(_, c)| c.last_active)
                         .map(|(t, _)| *t);
                     match idlest.and_then(|t| conns.remove(&t)) {
