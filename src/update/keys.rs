@@ -364,13 +364,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Keys, KeyFileError> {
                     })?;
                     secret = Some(bytes);
                 }
-                _ => return Err(err(
-                    l,
-                    format!(
+                _ => {
+                    return Err(err(
+                        l,
+                        format!(
                         "key {name:?}: unknown setting {:?} (a key has `algorithm` and `secret`)",
                         short(field)
                     ),
-                )),
+                    ))
+                }
             }
             match next!("`;`") {
                 (Tok::Semi, _) => {}

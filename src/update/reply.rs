@@ -20,12 +20,15 @@ pub(super) fn time48(now: u64) -> Time48 {
 #[derive(Debug)]
 pub struct PendingReply {
     request: Message<Vec<u8>>,
-    signer: Signer,
+    signer: Box<Signer>,
 }
 
 impl PendingReply {
     pub(super) fn new(request: Message<Vec<u8>>, signer: Signer) -> PendingReply {
-        PendingReply { request, signer }
+        PendingReply {
+            request,
+            signer: Box::new(signer),
+        }
     }
 
     /// The request's ID.
@@ -35,12 +38,12 @@ impl PendingReply {
 
     /// NOERROR, signed: the change is durable.
     pub fn success(self, now: u64) -> Vec<u8> {
-        answer(&self.request, Some(self.signer), Rcode::NOERROR, now)
+        answer(&self.request, Some(*self.signer), Rcode::NOERROR, now)
     }
 
     /// `rcode` (SERVFAIL when the durable write failed), signed.
     pub fn failure(self, rcode: Rcode, now: u64) -> Vec<u8> {
-        answer(&self.request, Some(self.signer), rcode, now)
+        answer(&self.request, Some(*self.signer), rcode, now)
     }
 }
 
