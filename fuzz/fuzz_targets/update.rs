@@ -38,8 +38,21 @@ struct NameSel {
 
 impl NameSel {
     fn text(&self) -> String {
-        let prefix = ["_acme-challenge.", "", "www.", "_ACME-Challenge.", "_acme-challenge._acme-challenge."];
-        let middle = ["app.mark.", "mark.", "other.", "nope.mark.", "a.b.mark.", ""];
+        let prefix = [
+            "_acme-challenge.",
+            "",
+            "www.",
+            "_ACME-Challenge.",
+            "_acme-challenge._acme-challenge.",
+        ];
+        let middle = [
+            "app.mark.",
+            "mark.",
+            "other.",
+            "nope.mark.",
+            "a.b.mark.",
+            "",
+        ];
         let zone = ["repl.co", "example.com", "Repl.CO", "co"];
         format!(
             "{}{}{}",
@@ -63,7 +76,16 @@ struct Rr {
 impl Rr {
     fn record(&self) -> Option<Record<Name<Vec<u8>>, UnknownRecordData<Vec<u8>>>> {
         let classes = [Class::IN, Class::NONE, Class::ANY, Class::CH];
-        let types = [Rtype::TXT, Rtype::A, Rtype::ANY, Rtype::SOA, Rtype::NS, Rtype::CNAME, Rtype::AXFR, Rtype::TSIG];
+        let types = [
+            Rtype::TXT,
+            Rtype::A,
+            Rtype::ANY,
+            Rtype::SOA,
+            Rtype::NS,
+            Rtype::CNAME,
+            Rtype::AXFR,
+            Rtype::TSIG,
+        ];
         let rtype = types[usize::from(self.rtype) % types.len()];
         let mut data = Vec::new();
         for s in &self.strings {
@@ -108,17 +130,35 @@ fn policy() -> UpdatePolicy {
                 "_acme-challenge.mark.repl.co".parse().unwrap(),
             ],
         }],
-        limits: Limits { max_value_len: 64, max_values_per_name: 3, max_names_per_key: 3, rate: 1, burst: 2 },
+        limits: Limits {
+            max_value_len: 64,
+            max_values_per_name: 3,
+            max_names_per_key: 3,
+            rate: 1,
+            burst: 2,
+        },
     }
 }
 
 fn view() -> MemView {
-    let mut v = MemView::new(&["repl.co"], &["mark.repl.co", "app.mark.repl.co", "other.repl.co", "a.b.mark.repl.co"]);
+    let mut v = MemView::new(
+        &["repl.co"],
+        &[
+            "mark.repl.co",
+            "app.mark.repl.co",
+            "other.repl.co",
+            "a.b.mark.repl.co",
+        ],
+    );
     v.apply(
         "acme-mark",
-        &[Op::Add { name: "_acme-challenge.app.mark.repl.co".parse().unwrap(), value: b"seed".to_vec() }],
+        &[Op::Add {
+            name: "_acme-challenge.app.mark.repl.co".parse().unwrap(),
+            value: b"seed".to_vec(),
+        }],
     );
-    v.other.push(("app.mark.repl.co".parse().unwrap(), Rtype::A.to_int()));
+    v.other
+        .push(("app.mark.repl.co".parse().unwrap(), Rtype::A.to_int()));
     v
 }
 
@@ -169,10 +209,13 @@ fn check(msg: &[u8], tx: Option<&ClientTransaction<Arc<Key>>>) {
             let mut m = parse(&r.wire);
             assert_eq!(m.header().rcode(), r.rcode);
             if let (Some(tx), None, Some(_)) = (tx, r.tsig_error, &r.key) {
-                tx.answer(&mut m, Time48::from_u64(NOW)).expect("a signed reply");
+                tx.answer(&mut m, Time48::from_u64(NOW))
+                    .expect("a signed reply");
             }
         }
-        Decision::Apply { key, ops, reply, .. } => {
+        Decision::Apply {
+            key, ops, reply, ..
+        } => {
             assert!(!ops.is_empty());
             for op in &ops {
                 assert!(policy.allows(&key, op.name()), "{op:?} outside the grant");
@@ -184,19 +227,24 @@ fn check(msg: &[u8], tx: Option<&ClientTransaction<Arc<Key>>>) {
             let mut m = parse(&reply.success(NOW));
             assert_eq!(m.header().rcode(), Rcode::NOERROR);
             if let Some(tx) = tx {
-                tx.answer(&mut m, Time48::from_u64(NOW)).expect("a signed success");
+                tx.answer(&mut m, Time48::from_u64(NOW))
+                    .expect("a signed success");
             }
         }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     if mode % 2 == 0 {
         check(rest, None);
         return;
     }
-    let Ok(u) = Update::arbitrary(&mut Unstructured::new(rest)) else { return };
+    let Ok(u) = Update::arbitrary(&mut Unstructured::new(rest)) else {
+        return;
+    };
     if let Some((wire, tx)) = signed(&u) {
         check(&wire, Some(&tx));
     }

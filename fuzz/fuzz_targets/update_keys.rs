@@ -14,18 +14,28 @@ use clusterns::update::keys::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     // The quoted values of `secret` settings that occur once in the text (a value that also
     // occurs elsewhere, as a key's name say, may rightly appear in a message).
     let pieces: Vec<&str> = text.split('"').collect();
     let quoted: Vec<&str> = (1..pieces.len())
         .step_by(2)
-        .filter(|&i| pieces[i - 1].trim_end().to_ascii_lowercase().ends_with("secret"))
+        .filter(|&i| {
+            pieces[i - 1]
+                .trim_end()
+                .to_ascii_lowercase()
+                .ends_with("secret")
+        })
         .map(|i| pieces[i])
         .filter(|q| q.len() > 8 && text.matches(q).count() == 1)
         // Only what could be a secret: base64 text (not, say, words that a message or the
         // `Debug` output holds anyway).
-        .filter(|q| q.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)))
+        .filter(|q| {
+            q.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        })
         .filter(|q| q.bytes().any(|b| b.is_ascii_digit() || b"+/=".contains(&b)))
         .collect();
     match parse(Path::new("k.key"), text) {
