@@ -38,7 +38,11 @@ struct NameSel {
 
 impl NameSel {
     fn text(&self) -> String {
+        // Most choices are ones the grants accept, so that signed inputs reach Apply often.
         let prefix = [
+            "_acme-challenge.",
+            "_acme-challenge.",
+            "_acme-challenge.",
             "_acme-challenge.",
             "",
             "www.",
@@ -48,12 +52,14 @@ impl NameSel {
         let middle = [
             "app.mark.",
             "mark.",
+            "app.mark.",
+            "a.b.mark.",
             "other.",
             "nope.mark.",
             "a.b.mark.",
             "",
         ];
-        let zone = ["repl.co", "example.com", "Repl.CO", "co"];
+        let zone = ["repl.co", "repl.co", "Repl.CO", "example.com", "co"];
         format!(
             "{}{}{}",
             prefix[usize::from(self.prefix) % prefix.len()],
@@ -69,14 +75,19 @@ struct Rr {
     class: u8,
     ttl: u8,
     rtype: u8,
+    /// A value from a small set (most inputs), or `strings` when `raw % 4 == 0`.
+    value: u8,
     strings: Vec<Vec<u8>>,
-    raw: bool,
+    raw: u8,
 }
 
 impl Rr {
     fn record(&self) -> Option<Record<Name<Vec<u8>>, UnknownRecordData<Vec<u8>>>> {
-        let classes = [Class::IN, Class::NONE, Class::ANY, Class::CH];
+        let classes = [Class::IN, Class::IN, Class::NONE, Class::ANY, Class::CH];
         let types = [
+            Rtype::TXT,
+            Rtype::TXT,
+            Rtype::TXT,
             Rtype::TXT,
             Rtype::A,
             Rtype::ANY,
@@ -87,9 +98,23 @@ impl Rr {
             Rtype::TSIG,
         ];
         let rtype = types[usize::from(self.rtype) % types.len()];
+        let values: [&[u8]; 4] = [
+            b"a",
+            b"seed",
+            b"token-2",
+            b"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0",
+        ];
         let mut data = Vec::new();
-        for s in &self.strings {
-            if self.raw {
+        if self.raw % 4 != 0 {
+            let v = values[usize::from(self.value) % values.len()];
+            // Deletes of an RRset and prerequisites without data carry none.
+            if self.value % 5 != 4 {
+                data.push(v.len() as u8);
+                data.extend_from_slice(v);
+            }
+        }
+        for s in self.strings.iter().filter(|_| self.raw % 4 == 0) {
+            if self.raw % 8 == 0 {
                 data.extend_from_slice(s);
             } else {
                 let s = &s[..s.len().min(255)];
@@ -101,7 +126,7 @@ impl Rr {
         Some(Record::new(
             self.name.text().parse().ok()?,
             classes[usize::from(self.class) % classes.len()],
-            Ttl::from_secs(u32::from(self.ttl % 3) * 30),
+            Ttl::from_secs(if self.ttl % 4 == 0 { 60 } else { 0 }),
             UnknownRecordData::from_octets(rtype, data).ok()?,
         ))
     }
@@ -110,11 +135,16 @@ impl Rr {
 #[derive(Arbitrary, Debug)]
 struct Update {
     id: u16,
+    /// The zone section: one SOA question for repl.co, IN, unless `zone_defect % 8 == 0`;
+    /// then `zones` as drawn.
+    zone_defect: u8,
     zones: Vec<(NameSel, bool, bool)>,
     prereqs: Vec<Rr>,
     updates: Vec<Rr>,
+    /// 0: a wrong secret, 1: an unknown key, else the right key.
     key: u8,
-    skew: i16,
+    /// Seconds, times 3: past the fudge (300) now and then.
+    skew: i8,
 }
 
 fn keys() -> Keys {
@@ -167,7 +197,21 @@ fn signed(u: &Update) -> Option<(Vec<u8>, ClientTransaction<Arc<Key>>)> {
     b.header_mut().set_id(u.id);
     b.header_mut().set_opcode(Opcode::UPDATE);
     let mut q = b.question();
-    for (z, soa, inet) in u.zones.iter().take(3) {
+    let regular = [(
+        NameSel {
+            prefix: 4,
+            middle: 7,
+            zone: 0,
+        },
+        true,
+        true,
+    )];
+    let zones = if u.zone_defect % 8 == 0 {
+        &u.zones[..u.zones.len().min(3)]
+    } else {
+        &regular[..]
+    };
+    for (z, soa, inet) in zones {
         let name: Name<Vec<u8>> = z.text().parse().ok()?;
         let t = if *soa { Rtype::SOA } else { Rtype::TXT };
         let c = if *inet { Class::IN } else { Class::CH };
@@ -182,13 +226,13 @@ fn signed(u: &Update) -> Option<(Vec<u8>, ClientTransaction<Arc<Key>>)> {
         au.push(r.record()?).ok()?;
     }
     let mut add = au.additional();
-    let (name, alg, secret): (&str, _, &[u8]) = match u.key % 4 {
-        0 | 1 => ("acme-mark.", Algorithm::Sha256, SECRET),
-        2 => ("acme-mark.", Algorithm::Sha256, b"wrong"),
-        _ => ("nobody.", Algorithm::Sha512, SECRET),
+    let (name, alg, secret): (&str, _, &[u8]) = match u.key % 8 {
+        0 => ("acme-mark.", Algorithm::Sha256, b"wrong"),
+        1 => ("nobody.", Algorithm::Sha512, SECRET),
+        _ => ("acme-mark.", Algorithm::Sha256, SECRET),
     };
     let key = Arc::new(Key::new(alg, secret, name.parse().ok()?, None, None).ok()?);
-    let at = NOW.saturating_add_signed(i64::from(u.skew));
+    let at = NOW.saturating_add_signed(i64::from(u.skew) * 3);
     let tx = ClientTransaction::request(key, &mut add, Time48::from_u64(at)).ok()?;
     Some((add.finish(), tx))
 }
