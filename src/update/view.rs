@@ -45,7 +45,8 @@ pub struct MemView {
 }
 
 impl MemView {
-    /// A view serving `zones` (whose apexes exist as owners), with `owners` besides.
+    /// A view serving `zones` (whose apexes exist as owners), with `owners` besides. A test
+    /// helper: panics on a name that does not parse.
     pub fn new(zones: &[&str], owners: &[&str]) -> MemView {
         let parse = |s: &&str| s.parse::<DomainName>().expect("test name");
         let zones: Vec<DomainName> = zones.iter().map(parse).collect();
