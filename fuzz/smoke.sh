@@ -33,6 +33,7 @@ dict_for() {
         journal | journal_reader | pg_row) echo dict/journal.dict ;;
         config) echo dict/config.dict ;;
         control) echo dict/control.dict ;;
+        update | update_keys) echo dict/update.dict ;;
     esac
 }
 

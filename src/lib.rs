@@ -22,5 +22,6 @@ pub mod table;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod testkit;
+pub mod update;
 pub mod wire;
 pub mod zone;

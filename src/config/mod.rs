@@ -14,6 +14,7 @@ mod feed;
 mod metrics;
 mod rrl;
 mod server;
+mod update;
 mod zone;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use error::{line_of, ConfigError};
 pub use feed::{redact_conninfo, FeedConfig, FeedLines, SourceConfig};
 pub use rrl::RrlConfig;
 pub use server::ServerConfig;
+pub use update::{GrantConfig, UpdateConfig};
 pub use zone::{CaaConfig, HostConfig, MxConfig, SoaConfig, ZoneConfig};
 
 use error::ConfigText;
@@ -48,6 +50,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The control socket (none: no `[control]`, no socket).
     pub control: Option<ControlConfig>,
+    /// DNS UPDATE for ACME challenges (`[update]`; disabled when absent).
+    pub update: UpdateConfig,
     /// The lines of the feed's file settings, for messages about those files.
     pub feed_lines: FeedLines,
     /// The line of `server.user`, for messages about that user.
@@ -63,6 +67,7 @@ struct RawConfig {
     feed: Option<feed::RawFeed>,
     metrics: Option<metrics::RawMetrics>,
     control: Option<control::RawControl>,
+    update: Option<update::RawUpdate>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -98,6 +103,7 @@ impl Config {
         let zones = zone::validate(raw.zone, &at)?;
         let metrics = metrics::validate(raw.metrics, &server.listen, &at)?;
         let control = control::validate(raw.control, base_dir, &at)?;
+        let update = update::validate(raw.update, base_dir, &zones, &at)?;
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -106,6 +112,7 @@ impl Config {
             clusters,
             metrics,
             control,
+            update,
             feed_lines,
             user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
         })

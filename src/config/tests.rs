@@ -260,3 +260,146 @@ fn bad_control_sockets_are_located() {
         "a [control] without a socket: {e}"
     );
 }
+
+const UPDATE: &str = r#"
+[update]
+enabled = true
+keys = "update.keys"
+max_values_per_name = 4
+rate = 5
+burst = 7
+
+[[update.grant]]
+key = "ACME-mark."
+names = ["_acme-challenge.*.mark.repl.co", "_acme-challenge.mark.repl.co"]
+"#;
+
+#[test]
+fn update_is_off_by_default_and_parses() {
+    let c = Config::parse(Path::new("/etc/clusterns/c.toml"), GOOD).unwrap();
+    assert!(!c.update.enabled);
+    assert!(c.update.grants.is_empty());
+    let c = Config::parse(
+        Path::new("/etc/clusterns/c.toml"),
+        &format!("{GOOD}{UPDATE}"),
+    )
+    .unwrap();
+    let u = &c.update;
+    assert!(u.enabled);
+    assert_eq!(u.keys, Some(PathBuf::from("/etc/clusterns/update.keys")));
+    assert_eq!(u.limits.max_values_per_name, 4);
+    assert_eq!((u.limits.rate, u.limits.burst), (5, 7));
+    assert_eq!(u.limits.max_value_len, 255, "a default");
+    assert_eq!(u.grants.len(), 1);
+    assert_eq!(u.grants[0].key, "acme-mark");
+    assert_eq!(u.grants[0].line, GOOD.lines().count() + 10);
+    let name: crate::name::DomainName = "_acme-challenge.app.mark.repl.co".parse().unwrap();
+    assert!(u.policy().allows("acme-mark", &name));
+}
+
+#[test]
+fn bad_update_sections_are_located() {
+    let base = GOOD.lines().count();
+    for (from, to, line, says) in [
+        (
+            "max_values_per_name = 4",
+            "max_values_per_name = 0",
+            base + 5,
+            "must be 1 to",
+        ),
+        (
+            "max_values_per_name = 4",
+            "max_value_len = 256",
+            base + 5,
+            "must be 1 to 255",
+        ),
+        ("burst = 7", "burst = 0", base + 7, "at least 1"),
+        (
+            "keys = \"update.keys\"",
+            "keys = \"\"",
+            base + 4,
+            "is empty",
+        ),
+        (
+            "keys = \"update.keys\"\n",
+            "",
+            base + 3,
+            "needs update.keys",
+        ),
+        (
+            ", \"_acme-challenge.mark.repl.co\"",
+            ", \"www.mark.repl.co\"",
+            base + 11,
+            "must start with `_acme-challenge.`",
+        ),
+        (
+            ", \"_acme-challenge.mark.repl.co\"",
+            ", \"_acme-challenge.example.com\"",
+            base + 11,
+            "in no configured zone",
+        ),
+        (
+            "key = \"ACME-mark.\"",
+            "key = \"\"",
+            base + 10,
+            "key is empty",
+        ),
+        (
+            "names = [\"_acme-challenge.*.mark.repl.co\", \"_acme-challenge.mark.repl.co\"]",
+            "names = []",
+            base + 11,
+            "has no names",
+        ),
+        ("rate = 5", "rat = 5", base + 6, "unknown field"),
+    ] {
+        let text = format!("{GOOD}{UPDATE}");
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        let e = err(&text.replace(from, to));
+        assert!(e.message.contains(says), "{to}: {e}");
+        assert_eq!(e.line, Some(line), "{to}: {e}");
+    }
+    let no_grant = format!(
+        "{GOOD}{}",
+        &UPDATE[..UPDATE.find("[[update.grant]]").unwrap()]
+    );
+    let e = err(&no_grant);
+    assert!(e.message.contains("without any [[update.grant]]"), "{e}");
+    assert_eq!(e.line, Some(base + 3), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn update_load_reads_the_keys_and_checks_the_grants() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let keys = dir.path().join("update.keys");
+    let key = |name: &str| {
+        format!("key \"{name}\" {{\n algorithm hmac-sha256;\n secret \"c2VjcmV0\";\n}};\n")
+    };
+    std::fs::write(&keys, key("acme-mark")).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!("{GOOD}{UPDATE}");
+    let c = Config::parse(&path, &text).unwrap();
+    let (k, policy) = c.update.load().unwrap();
+    assert_eq!(k.len(), 1);
+    assert_eq!(policy.limits.burst, 7);
+    // A grant for a key the file lacks, located at the grant.
+    std::fs::write(&keys, key("someone-else")).unwrap();
+    let e = c.update.load().unwrap_err();
+    assert_eq!(
+        (e.file.clone(), e.line),
+        (path.clone(), Some(GOOD.lines().count() + 10)),
+        "{e}"
+    );
+    assert!(e.message.contains("not in the key file"), "{e}");
+    // A key file others can read, and a broken one, name the key file.
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = c.update.load().unwrap_err();
+    assert_eq!(e.file, keys);
+    assert!(e.message.contains("chmod"), "{e}");
+    std::fs::write(&keys, "key \"acme-mark\" {\n algorithm hmac-md5;\n};\n").unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = c.update.load().unwrap_err();
+    assert_eq!((e.file.clone(), e.line), (keys.clone(), Some(2)), "{e}");
+}
