@@ -563,6 +563,12 @@ fn check_config(path: PathBuf) -> Result<(), String> {
         }
     }
     run_time_checks(&config)?;
+    // The TSIG key file: readable, private, every grant naming a key in it.
+    let update_keys = if config.update.keys.is_some() {
+        Some(config.update.load().map_err(|e| e.to_string())?.0)
+    } else {
+        None
+    };
     println!("{}: ok", path.display());
     for z in &config.zones {
         println!(
@@ -601,6 +607,19 @@ fn check_config(path: PathBuf) -> Result<(), String> {
         println!("listen {l}");
     }
     println!("udp_coalesce_us {}", config.server.udp_coalesce_us);
+    if let Some(keys) = update_keys {
+        println!(
+            "update {} keys {} ({} keys) grants {}",
+            if config.update.enabled { "on" } else { "off" },
+            config
+                .update
+                .keys
+                .as_ref()
+                .map_or(String::new(), |k| k.display().to_string()),
+            keys.len(),
+            config.update.grants.len()
+        );
+    }
     Ok(())
 }
 
