@@ -282,6 +282,19 @@ pub fn render(src: &Sources) -> String {
         vec![(String::new(), src.feed.rejected.load(Relaxed))],
     );
     counter(
+        "clusterns_acme_changes_rejected_total",
+        "ACME challenge record changes rejected since start, by reason (also counted in clusterns_feed_changes_rejected_total).",
+        crate::table::AcmeReject::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.reason()),
+                    src.feed.acme_rejected_by[r.index()].load(Relaxed),
+                )
+            })
+            .collect(),
+    );
+    counter(
         "clusterns_feed_reloads_total",
         "Times the whole table was rebuilt from the feed (a rewritten or compacted journal, a PostgreSQL reload after a gap).",
         vec![(String::new(), src.feed.reloads.load(Relaxed))],
@@ -314,6 +327,16 @@ pub fn render(src: &Sources) -> String {
         "clusterns_table_apps",
         "Apps in the table.",
         snap.table.len() as f64,
+    );
+    gauge(
+        "clusterns_acme_names",
+        "ACME challenge names holding TXT values.",
+        snap.table.acme().len() as f64,
+    );
+    gauge(
+        "clusterns_acme_values",
+        "ACME challenge TXT values held.",
+        snap.table.acme().value_count() as f64,
     );
     gauge(
         "clusterns_zones",

@@ -7,6 +7,7 @@
 //! section has its module (types, defaults, and a validator); [`Config::parse`] deserialises
 //! the file and runs the validators in order: server, feed, clusters, zones.
 
+pub mod acme;
 mod cluster;
 mod control;
 mod error;
@@ -24,6 +25,7 @@ use toml::Spanned;
 
 use crate::name::DomainName;
 
+pub use acme::{AcmeConfig, AcmeMode};
 pub use cluster::ClusterConfig;
 pub use control::{ControlConfig, PACKAGE_SOCKET};
 pub use error::{line_of, ConfigError};
@@ -52,6 +54,8 @@ pub struct Config {
     pub feed_lines: FeedLines,
     /// The line of `server.user`, for messages about that user.
     pub user_line: Option<usize>,
+    /// `[acme]`: challenge TXT records' TTL, expiry and limits.
+    pub acme: AcmeConfig,
 }
 
 /// The file as written, each section deserialised (types and unknown keys checked).
@@ -63,6 +67,7 @@ struct RawConfig {
     feed: Option<feed::RawFeed>,
     metrics: Option<metrics::RawMetrics>,
     control: Option<control::RawControl>,
+    acme: Option<AcmeConfig>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -98,6 +103,7 @@ impl Config {
         let zones = zone::validate(raw.zone, &at)?;
         let metrics = metrics::validate(raw.metrics, &server.listen, &at)?;
         let control = control::validate(raw.control, base_dir, &at)?;
+        let acme = acme::validate(raw.acme, &at)?;
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -108,6 +114,7 @@ impl Config {
             control,
             feed_lines,
             user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
+            acme,
         })
     }
 

@@ -93,8 +93,11 @@ fn fold_and_catch_up(
 ) -> Result<Table, BuildError> {
     let base = table.fold()?;
     let clusters = table.clusters().clone();
+    let acme = table.acme().clone();
     drop(table);
-    let mut table = Table::from_base(Arc::new(base)).with_clusters(clusters);
+    let mut table = Table::from_base(Arc::new(base))
+        .with_clusters(clusters)
+        .with_acme(acme);
     while let Ok(change) = changes.try_recv() {
         reapply(&mut table, &change);
     }

@@ -1,5 +1,6 @@
 //! Change feeds and the builder thread that turns them into published snapshots.
 
+pub mod acme;
 pub(crate) mod batch;
 pub(crate) mod builder;
 pub mod change;
