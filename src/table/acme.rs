@@ -213,6 +213,13 @@ impl AcmeStore {
         Ok(())
     }
 
+    /// Puts `name` with `values` back as a checkpoint held them (no limit applies: they were
+    /// accepted when added).
+    pub fn restore(&mut self, name: DomainName, values: Vec<(Box<[u8]>, u64)>) {
+        let entry = AcmeEntry::new(name, values, self.params.ttl_secs);
+        Arc::make_mut(&mut self.names).insert(entry.name.wire().into(), Arc::new(entry));
+    }
+
     /// Deletes `value` at `name`, or every value there (`None`). Deleting what is not there
     /// is no change (RFC 2136 3.4.2.4: a delete of an absent record is silently ignored; two
     /// janitors may delete the same record). Returns how many values went.
