@@ -132,9 +132,7 @@ impl AcmeMode {
             None | Some("txt") => Ok(AcmeMode::Txt),
             Some("cname") if has_validation_zone => Ok(AcmeMode::Cname),
             Some("cname") => Err("acme = \"cname\" needs acme_validation_zone".into()),
-            Some(other) => Err(format!(
-                "acme = {other:?}: expected \"txt\" or \"cname\""
-            )),
+            Some(other) => Err(format!("acme = {other:?}: expected \"txt\" or \"cname\"")),
         }
     }
 }

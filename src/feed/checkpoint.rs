@@ -17,7 +17,9 @@ use std::path::Path;
 use crate::feed::durable;
 use crate::feed::journal::JournalPos;
 use crate::name::DomainName;
-use crate::table::le::{bad, get, get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8};
+use crate::table::le::{
+    bad, get, get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8,
+};
 use crate::table::{persist, AcmeStore, Table};
 use crate::zone::ACME_LABEL;
 
@@ -134,7 +136,9 @@ fn get_acme(r: &mut impl Read) -> io::Result<AcmeStore> {
         r.read_exact(&mut wire)?;
         let name = DomainName::from_wire(&wire).map_err(|e| bad(format!("challenge name: {e}")))?;
         if !name.wire().starts_with(ACME_LABEL) || name.wire() != &wire[..] {
-            return Err(bad("a challenge name not in its lower-case _acme-challenge form"));
+            return Err(bad(
+                "a challenge name not in its lower-case _acme-challenge form",
+            ));
         }
         if store.get(name.wire()).is_some() {
             return Err(bad(format!("challenge name {name} listed twice")));
@@ -364,7 +368,10 @@ mod tests {
         let t = small();
         assert_eq!(l.table.apps(), t.apps());
         assert_eq!(l.table.len(), 7);
-        assert!(l.table.acme().is_empty(), "version 2 holds no challenge records");
+        assert!(
+            l.table.acme().is_empty(),
+            "version 2 holds no challenge records"
+        );
         // The same table written now: version 3, no challenge record (a zero count after the
         // position), the rest the same bytes.
         let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ pub mod postgres;
 pub(crate) mod source;
 pub(crate) mod status;
 pub(crate) mod watch;
+pub mod writer;
 
 pub use builder::{Builder, BuilderHandle};
 pub use change::{Change, Sequenced};

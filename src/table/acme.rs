@@ -345,7 +345,10 @@ mod tests {
             ttl_secs: 5,
             ..AcmeConfig::default()
         });
-        assert_eq!(&s.answer(a.wire()).unwrap().bytes[6..10], &5u32.to_be_bytes());
+        assert_eq!(
+            &s.answer(a.wire()).unwrap().bytes[6..10],
+            &5u32.to_be_bytes()
+        );
         // Any bytes are a value, 255 of them at most.
         s.add(&a, &[0, b'"', b'\\', 0xff], 1).unwrap();
         s.add(&a, &[7; 255], 1).unwrap();

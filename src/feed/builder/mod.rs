@@ -439,5 +439,5 @@ fn acme_reason(change: &crate::feed::Change, message: &str) -> Option<AcmeReject
     AcmeReject::ALL
         .into_iter()
         .find(|r| message.ends_with(&format!("({})", r.reason())))
-    .or(Some(AcmeReject::BadName))
+        .or(Some(AcmeReject::BadName))
 }

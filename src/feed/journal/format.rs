@@ -2,8 +2,8 @@
 //! journal (see the module above). Parsing is pure: bytes in, an entry or a short error out.
 
 use crate::feed::change::{value_from_hex, Change, Sequenced};
-use crate::name::{check_label, DomainName};
 pub use crate::name::quote;
+use crate::name::{check_label, DomainName};
 
 /// The largest sequence number (PostgreSQL's bigint, and room to count past it).
 pub const MAX_SEQ: u64 = i64::MAX as u64;
@@ -287,14 +287,20 @@ mod tests {
         for (line, needle) in [
             ("1 txt-add", "missing name"),
             ("1 txt-add a..b 1 61", "name"),
-            ("1 txt-add www.a.co 1 61", "does not start with _acme-challenge"),
+            (
+                "1 txt-add www.a.co 1 61",
+                "does not start with _acme-challenge",
+            ),
             ("1 txt-add _acme-challenge.a.co", "missing expiry"),
             ("1 txt-add _acme-challenge.a.co -1 61", "unix seconds"),
             ("1 txt-add _acme-challenge.a.co 1", "missing value"),
             ("1 txt-add _acme-challenge.a.co 1 6", "hex digits"),
             ("1 txt-add _acme-challenge.a.co 1 zz", "hex digits"),
             ("1 txt-add _acme-challenge.a.co 1 ''", "hex digits"),
-            (&format!("1 txt-add _acme-challenge.a.co 1 {long}"), "1 to 255 bytes"),
+            (
+                &format!("1 txt-add _acme-challenge.a.co 1 {long}"),
+                "1 to 255 bytes",
+            ),
             ("1 txt-del _acme-challenge.a.co 61 62", "unexpected field"),
             ("1 txt-add _acme-challenge.a.co 1 61 x", "unexpected field"),
         ] {

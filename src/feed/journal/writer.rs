@@ -128,6 +128,20 @@ pub fn write_snapshot<'a, W: Write>(
     from: u32,
     apps: impl IntoIterator<Item = [&'a str; 4]>,
 ) -> io::Result<u64> {
+    write_snapshot_with(w, comment, seq, from, apps, std::iter::empty())
+}
+
+/// [`write_snapshot`] with the challenge TXT values too: `<seq> txt <name> <expires> <hex>`
+/// lines after the apps (`txt`: `Change::TxtAdd`s; other changes are left out), counted with
+/// them.
+pub fn write_snapshot_with<'a, W: Write>(
+    w: &mut W,
+    comment: &str,
+    seq: u64,
+    from: u32,
+    apps: impl IntoIterator<Item = [&'a str; 4]>,
+    txt: impl IntoIterator<Item = Change>,
+) -> io::Result<u64> {
     writeln!(w, "# {}", comment.replace('\n', " "))?;
     let mut count = 0;
     if seq == 0 {
@@ -138,6 +152,15 @@ pub fn write_snapshot<'a, W: Write>(
     for [id, user, slug, cluster] in apps {
         writeln!(w, "{seq} app {id} {user} {slug} {cluster}")?;
         count += 1;
+    }
+    for change in txt {
+        if matches!(change, Change::TxtAdd { .. }) {
+            // The change line's form, its verb made the snapshot's.
+            let line = Sequenced { seq, change }.to_string();
+            let line = line.replacen(" txt-add ", " txt ", 1);
+            writeln!(w, "{line}")?;
+            count += 1;
+        }
     }
     writeln!(w, "{seq} snapshot end {count}")?;
     Ok(count)
