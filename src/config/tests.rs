@@ -283,12 +283,18 @@ fn acme_mode_and_section() {
     assert_eq!((c.acme.max_names, c.acme.max_values_per_name), (3, 8));
 
     // Errors name the line.
-    let cname = no_zone.replace("a = [\"192.0.2.1\"]\n", "a = [\"192.0.2.1\"]\nacme = \"cname\"\n");
+    let cname = no_zone.replace(
+        "a = [\"192.0.2.1\"]\n",
+        "a = [\"192.0.2.1\"]\nacme = \"cname\"\n",
+    );
     let e = Config::parse(Path::new("c.toml"), &cname).unwrap_err();
     assert!(e.message.contains("needs acme_validation_zone"), "{e}");
     // Inside a `[[zone]]`, the zone's line (as for its other keys).
     assert_eq!(e.line, Some(14), "{e}");
-    let other = GOOD.replace("a = [\"192.0.2.1\"]\n", "a = [\"192.0.2.1\"]\nacme = \"dns\"\n");
+    let other = GOOD.replace(
+        "a = [\"192.0.2.1\"]\n",
+        "a = [\"192.0.2.1\"]\nacme = \"dns\"\n",
+    );
     let e = Config::parse(Path::new("c.toml"), &other).unwrap_err();
     assert!(e.message.contains("expected \"txt\" or \"cname\""), "{e}");
     for (key, value, needle) in [
