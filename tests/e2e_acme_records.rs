@@ -188,6 +188,14 @@ fn challenge_records_are_added_answered_removed_and_expired() {
         txt_values(&udp_ask(c.addr, NAME, RecordType::TXT)),
         ["token-two"]
     );
+    // `lookup` shows them as the server answers them.
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["lookup", "--config", path_str(&cfg), NAME, "TXT"])
+        .env("CLUSTERNS_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TXT") && text.contains("token-two"), "{text}");
     // Removing the whole set: NXDOMAIN again.
     acme_ok(&cfg, &["remove", NAME]);
     assert!(wait_for(Duration::from_secs(10), || {

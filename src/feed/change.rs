@@ -20,7 +20,7 @@ pub fn value_hex(value: &[u8]) -> String {
 
 /// The bytes of a hex value ([`value_hex`]'s form; upper case accepted).
 pub fn value_from_hex(text: &str) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
             "value {} is not an even number of hex digits",
             crate::name::quote(text)
