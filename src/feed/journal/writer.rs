@@ -183,6 +183,38 @@ mod tests {
         b.notices.iter().map(|n| n.kind).collect()
     }
 
+    #[test]
+    fn a_snapshot_carries_challenge_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let name: crate::name::DomainName = "_acme-challenge.mark.repl.co".parse().unwrap();
+        let txt = vec![
+            Change::TxtAdd {
+                name: name.clone(),
+                value: Box::from(&b"tok"[..]),
+                expires: 77,
+            },
+            // Not a snapshot line: left out.
+            Change::TxtDelete { name, value: None },
+        ];
+        let mut out = Vec::new();
+        let n =
+            write_snapshot_with(&mut out, "t", 9, 1, [["r1", "mark", "game", "c1"]], txt).unwrap();
+        assert_eq!(n, 2);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\n9 txt _acme-challenge.mark.repl.co 77 746f6b\n9 snapshot end 2\n"),
+            "{text}"
+        );
+        write(&path, &text);
+        let mut r = JournalReader::new(&path);
+        let b = r.read_new().unwrap();
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+        let changes: Vec<&Change> = b.changes().map(|c| &c.change).collect();
+        assert_eq!(changes.len(), 2);
+        assert!(matches!(changes[1], Change::TxtAdd { expires: 77, .. }));
+    }
+
     fn delete(id: &str) -> Change {
         Change::Delete {
             id: id.parse().unwrap(),
