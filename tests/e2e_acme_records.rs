@@ -31,7 +31,7 @@ fn setup_txt() -> Setup {
     );
     std::fs::write(
         &s.config_path,
-        format!("{text}\n[acme]\nttl_secs = 30\nmax_values_per_name = 3\n"),
+        format!("{text}\n[acme]\nttl_secs = 30\nmax_values_per_name = 3\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
     )
     .unwrap();
     s
@@ -88,7 +88,7 @@ fn waits_for_values(addr: std::net::SocketAddr, name: &str, want: &[&str]) -> bo
 fn challenge_records_are_added_answered_removed_and_expired() {
     let s = setup_txt();
     let cfg = s.config_path.clone();
-    let c = spawn_binary(&cfg, false);
+    let c = spawn_binary(&cfg, true);
     // Nothing yet: no such name (RFC 8020), with the SOA.
     let m = udp_ask(c.addr, NAME, RecordType::TXT);
     assert_eq!(m.response_code(), ResponseCode::NXDomain);
@@ -154,6 +154,32 @@ fn challenge_records_are_added_answered_removed_and_expired() {
     let (ok, _, err) = acme(&cfg, &["add", NAME, "token-four"]);
     assert!(!ok && err.contains("max_values_per_name"), "{err}");
 
+    // Lines written by hand that break the rules are skipped, logged and counted by reason;
+    // the feed goes on.
+    append_raw(
+        &s.journal_path,
+        "900 txt-add _acme-challenge.example.com 1 78\n\
+         901 txt-add _acme-challenge.coolgame.mark.repl.co 1 7878\n",
+    );
+    let m = c.metrics.unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        let body = http_get(m, "/metrics");
+        metric(
+            &body,
+            "clusterns_acme_changes_rejected_total",
+            &["reason=\"acme_name\""],
+        ) == 1.0
+            && metric(
+                &body,
+                "clusterns_acme_changes_rejected_total",
+                &["reason=\"acme_values_per_name\""],
+            ) == 1.0
+    }));
+    let body = http_get(m, "/metrics");
+    assert_eq!(metric(&body, "clusterns_acme_names", &[]), 1.0);
+    assert_eq!(metric(&body, "clusterns_acme_values", &[]), 3.0);
+    assert!(metric(&body, "clusterns_feed_changes_rejected_total", &[]) >= 2.0);
+
     // Removal of one value.
     acme_ok(&cfg, &["remove", NAME, "token-one"]);
     assert!(waits_for_values(
@@ -183,7 +209,7 @@ fn challenge_records_are_added_answered_removed_and_expired() {
     let ckpt = s.dir.path().join("table.ckpt");
     let loaded = clusterns::feed::checkpoint::read(&ckpt).unwrap();
     assert_eq!(loaded.table.acme().value_count(), 1);
-    let c = spawn_binary(&cfg, false);
+    let c = spawn_binary(&cfg, true);
     assert_eq!(
         txt_values(&udp_ask(c.addr, NAME, RecordType::TXT)),
         ["token-two"]
@@ -242,7 +268,7 @@ fn a_row_in_acme_txt_reaches_the_answer() {
         ),
     );
     std::fs::write(&s.config_path, text).unwrap();
-    let c = spawn_binary(&s.config_path, false);
+    let c = spawn_binary(&s.config_path, true);
     // Loaded at start, then followed: a row inserted, then one added by the CLI's writer.
     assert!(waits_for_values(
         c.addr,
