@@ -316,9 +316,19 @@ CREATE TABLE IF NOT EXISTS acme_txt (
 
 ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS value bytea;
 ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS expires_at bigint;
-ALTER TABLE repl_changes DROP CONSTRAINT IF EXISTS repl_changes_op_check;
-ALTER TABLE repl_changes ADD CONSTRAINT repl_changes_op_check
-    CHECK (op IN ('set', 'delete', 'txt-add', 'txt-del'));
+-- Widened once (a database set up by an older version allows 'set' and 'delete' only); not
+-- again on every apply, which would scan the log under an exclusive lock.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'repl_changes'::regclass AND conname = 'repl_changes_op_check'
+                     AND pg_get_constraintdef(oid) LIKE '%txt-add%') THEN
+        ALTER TABLE repl_changes DROP CONSTRAINT IF EXISTS repl_changes_op_check;
+        ALTER TABLE repl_changes ADD CONSTRAINT repl_changes_op_check
+            CHECK (op IN ('set', 'delete', 'txt-add', 'txt-del'));
+    END IF;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION clusterns_acme_txt_log() RETURNS trigger
 LANGUAGE plpgsql AS $$
