@@ -79,9 +79,10 @@ impl ChangeTarget for Model {
             None if names >= limits.max_names => return Err(()),
             None => self.txt.entry(name.wire().to_vec()).or_default(),
         };
+        let held = values.len();
         match values.iter_mut().find(|(v, _)| v == value) {
-            Some(held) => held.1 = expires,
-            None if values.len() >= limits.max_values_per_name => return Err(()),
+            Some(slot) => slot.1 = expires,
+            None if held >= limits.max_values_per_name => return Err(()),
             None => values.push((value.to_vec(), expires)),
         }
         Ok(())

@@ -20,6 +20,12 @@ use crate::name::DomainName;
 use crate::table::AcmeStore;
 use crate::zone::ACME_LABEL;
 
+/// Whether `name` is `_acme-challenge.<something>` (at least one label after the first).
+pub fn is_challenge_name(name: &DomainName) -> bool {
+    let w = name.wire();
+    w.starts_with(ACME_LABEL) && w.len() > ACME_LABEL.len() + 1
+}
+
 /// The zone holding `name` (the deepest one when zones nest).
 fn zone_of<'c>(cfg: &'c Config, name: &DomainName) -> Option<&'c ZoneConfig> {
     cfg.zones
@@ -32,7 +38,7 @@ fn zone_of<'c>(cfg: &'c Config, name: &DomainName) -> Option<&'c ZoneConfig> {
 /// apex, one or two labels below it, or a host of the zone). Returns the zone.
 pub fn check_name<'c>(cfg: &'c Config, name: &DomainName) -> Result<&'c ZoneConfig, String> {
     let wire = name.wire();
-    if !wire.starts_with(ACME_LABEL) {
+    if !is_challenge_name(name) {
         return Err(format!("{name} does not start with _acme-challenge."));
     }
     let owner = DomainName::from_wire(&wire[ACME_LABEL.len()..])?;

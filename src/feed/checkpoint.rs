@@ -21,7 +21,6 @@ use crate::table::le::{
     bad, get, get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8,
 };
 use crate::table::{persist, AcmeStore, Table};
-use crate::zone::ACME_LABEL;
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
 /// Version 2 added the journal's identity to the position; version 3 the ACME challenge
@@ -135,7 +134,7 @@ fn get_acme(r: &mut impl Read) -> io::Result<AcmeStore> {
         let mut wire = vec![0; len];
         r.read_exact(&mut wire)?;
         let name = DomainName::from_wire(&wire).map_err(|e| bad(format!("challenge name: {e}")))?;
-        if !name.wire().starts_with(ACME_LABEL) || name.wire() != &wire[..] {
+        if !crate::feed::acme::is_challenge_name(&name) || name.wire() != &wire[..] {
             return Err(bad(
                 "a challenge name not in its lower-case _acme-challenge form",
             ));

@@ -155,9 +155,9 @@ fn parse_txt<'a>(
     let name: DomainName = name_text
         .parse()
         .map_err(|e| format!("{verb}: name: {e}"))?;
-    if !name.wire().starts_with(crate::zone::ACME_LABEL) {
+    if !crate::feed::acme::is_challenge_name(&name) {
         return Err(format!(
-            "{verb}: name {} does not start with {RESERVED_LABEL}",
+            "{verb}: name {} does not start with {RESERVED_LABEL}.",
             quote(name_text)
         ));
     }
@@ -290,6 +290,10 @@ mod tests {
             (
                 "1 txt-add www.a.co 1 61",
                 "does not start with _acme-challenge",
+            ),
+            (
+                "1 txt-del _acme-challenge",
+                "does not start with _acme-challenge.",
             ),
             ("1 txt-add _acme-challenge.a.co", "missing expiry"),
             ("1 txt-add _acme-challenge.a.co -1 61", "unix seconds"),

@@ -93,7 +93,7 @@ pub(super) fn txt_name(text: &str) -> Result<DomainName, String> {
             quote(text)
         ));
     }
-    if !name.wire().starts_with(crate::zone::ACME_LABEL) {
+    if !crate::feed::acme::is_challenge_name(&name) {
         return Err(format!(
             "name {} does not start with {RESERVED_LABEL}.",
             quote(text)
