@@ -154,7 +154,7 @@ fn parse_txt<'a>(
         .ok_or_else(|| format!("{verb}: missing name"))?;
     let name: DomainName = name_text
         .parse()
-        .map_err(|e| format!("{verb}: name: {e}"))?;
+        .map_err(|_| format!("{verb}: name {} is not a domain name", quote(name_text)))?;
     if !crate::feed::acme::is_challenge_name(&name) {
         return Err(format!(
             "{verb}: name {} does not start with {RESERVED_LABEL}.",
@@ -286,7 +286,7 @@ mod tests {
         let long = "ab".repeat(256);
         for (line, needle) in [
             ("1 txt-add", "missing name"),
-            ("1 txt-add a..b 1 61", "name"),
+            ("1 txt-add a..b 1 61", "not a domain name"),
             (
                 "1 txt-add www.a.co 1 61",
                 "does not start with _acme-challenge",
@@ -333,6 +333,9 @@ mod tests {
             let e = parse_line(line).unwrap_err();
             assert!(e.contains(needle), "{line}: {e}");
         }
+        // A long challenge name too.
+        let e = parse_line(&format!("1 txt-add {} 1 61", "a.".repeat(1000))).unwrap_err();
+        assert!(e.len() < 200, "{e}");
         // A long field is quoted in part.
         let long = format!("1 {} a", "v".repeat(100_000));
         let e = parse_line(&long).unwrap_err();

@@ -85,7 +85,10 @@ pub fn decode_txt_row(
 
 /// A challenge name column: `_acme-challenge.<owner>`, lower-case, no final dot.
 pub(super) fn txt_name(text: &str) -> Result<DomainName, String> {
-    let name: DomainName = text.parse().map_err(|e| format!("name: {e}"))?;
+    // The parser's message repeats the whole text: quote it cut instead.
+    let name: DomainName = text
+        .parse()
+        .map_err(|_| format!("name {} is not a domain name", quote(text)))?;
     let canonical = name.to_string();
     if canonical.strip_suffix('.') != Some(text) {
         return Err(format!(
