@@ -298,4 +298,85 @@ CREATE OR REPLACE TRIGGER clusterns_repls_notify
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON repls
     FOR EACH STATEMENT EXECUTE FUNCTION clusterns_repls_notify();
 
+-- ACME DNS-01 challenge TXT records (`_acme-challenge.<owner>`), written by the servers that
+-- accept RFC 2136 UPDATEs (or `clusterns acme add/remove`), read by every server fed by this
+-- database. One row per value: `name` the lower-case challenge name without the final dot,
+-- `value` one TXT character-string (1 to 255 bytes), `expires_at` unix seconds at which the
+-- writing server's janitor deletes it (edges never expire records by their own clock).
+-- Triggers log every change into repl_changes, in the same order as app changes: op
+-- 'txt-add' (id = name, value, expires_at) or 'txt-del' (id = name, value; NULL value: every
+-- value of the name). clusterns needs SELECT on acme_txt too; a writer needs INSERT, UPDATE and
+-- DELETE.
+CREATE TABLE IF NOT EXISTS acme_txt (
+    name       text NOT NULL CHECK (name ~ '^_acme-challenge(\.[-_0-9a-z]{1,63})+$'),
+    value      bytea NOT NULL CHECK (octet_length(value) BETWEEN 1 AND 255),
+    expires_at bigint NOT NULL CHECK (expires_at >= 0),
+    PRIMARY KEY (name, value)
+);
+
+ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS value bytea;
+ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS expires_at bigint;
+-- Widened once (a database set up by an older version allows 'set' and 'delete' only); not
+-- again on every apply, which would scan the log under an exclusive lock.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint
+                   WHERE conrelid = 'repl_changes'::regclass AND conname = 'repl_changes_op_check'
+                     AND pg_get_constraintdef(oid) LIKE '%txt-add%') THEN
+        ALTER TABLE repl_changes DROP CONSTRAINT IF EXISTS repl_changes_op_check;
+        ALTER TABLE repl_changes ADD CONSTRAINT repl_changes_op_check
+            CHECK (op IN ('set', 'delete', 'txt-add', 'txt-del'));
+    END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION clusterns_acme_txt_log() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE'
+       AND (OLD.name, OLD.value, OLD.expires_at)
+           IS NOT DISTINCT FROM (NEW.name, NEW.value, NEW.expires_at) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(7164230245974110830);
+    IF TG_OP = 'DELETE'
+       OR (TG_OP = 'UPDATE' AND (OLD.name, OLD.value) IS DISTINCT FROM (NEW.name, NEW.value)) THEN
+        INSERT INTO repl_changes (seq, op, id, value)
+        VALUES (nextval('repl_changes_seq'), 'txt-del', OLD.name, OLD.value);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO repl_changes (seq, op, id, value, expires_at)
+        VALUES (nextval('repl_changes_seq'), 'txt-add', NEW.name, NEW.value, NEW.expires_at);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION clusterns_acme_txt_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7164230245974110830);
+    INSERT INTO repl_changes (seq, op, id)
+    SELECT nextval('repl_changes_seq'), 'txt-del', t.name
+    FROM (SELECT DISTINCT name FROM acme_txt ORDER BY name) AS t;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER clusterns_acme_txt_lock
+    BEFORE INSERT OR UPDATE OR DELETE ON acme_txt
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_repls_lock();
+
+CREATE OR REPLACE TRIGGER clusterns_acme_txt_log
+    AFTER INSERT OR UPDATE OR DELETE ON acme_txt
+    FOR EACH ROW EXECUTE FUNCTION clusterns_acme_txt_log();
+
+CREATE OR REPLACE TRIGGER clusterns_acme_txt_truncate
+    BEFORE TRUNCATE ON acme_txt
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_acme_txt_truncate();
+
+CREATE OR REPLACE TRIGGER clusterns_acme_txt_notify
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON acme_txt
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_repls_notify();
+
 COMMIT;

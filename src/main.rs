@@ -107,6 +107,15 @@ enum Command {
         #[command(subcommand)]
         action: CtlAction,
     },
+    /// List, add and remove ACME DNS-01 challenge TXT records (written to the feed's source:
+    /// the journal or PostgreSQL), and expire the old ones.
+    Acme {
+        /// The configuration file (for the feed, the zones and the `[acme]` limits).
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AcmeAction,
+    },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).
@@ -156,6 +165,33 @@ enum CtlAction {
 }
 
 #[derive(Subcommand)]
+enum AcmeAction {
+    /// Every challenge record: name, value (quoted as dig prints TXT), expiry (unix seconds)
+    /// and seconds left.
+    List,
+    /// Add a value to the TXT records of `_acme-challenge.<owner>` (the name must be one a
+    /// zone in `acme = "txt"` mode answers; limits as the server checks them).
+    Add {
+        /// The full name, `_acme-challenge.<owner>`.
+        name: String,
+        /// The value (one TXT string, at most `[acme] max_value_len` bytes).
+        value: String,
+        /// Seconds until the janitor deletes it (default `[acme] expire_secs`).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Remove one value, or every value of the name.
+    Remove {
+        /// The full name, `_acme-challenge.<owner>`.
+        name: String,
+        /// The value to remove (none: all of them).
+        value: Option<String>,
+    },
+    /// Run the janitor once: delete (through the source) every value whose expiry has passed.
+    Expire,
+}
+
+#[derive(Subcommand)]
 enum ReplAction {
     /// Create or replace an app (a new user or slug renames it).
     Set {
@@ -202,6 +238,7 @@ fn main() -> ExitCode {
             qtype,
         } => lookup(config, &name, &qtype),
         Command::Repl { config, action } => repl(config, *action),
+        Command::Acme { config, action } => acme(config, action),
         Command::Ctl {
             config,
             socket,
@@ -281,7 +318,22 @@ fn serve(
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
     let feed_status = builder.status();
-    let server = Server::start(&config.server, shared.clone()).map_err(|e| e.to_string())?;
+    // UPDATE (opcode 5) goes to the update thread where the config takes updates.
+    let (updates, update_counters) = if config.update.enabled {
+        let writer = clusterns::feed::writer::open(&config)
+            .map_err(|e| format!("updates: opening the writer of the feed source: {e}"))?;
+        let service =
+            clusterns::update::service::UpdateService::new(config.clone(), shared.clone(), writer)?;
+        let counters = service.counters();
+        (
+            Some(Box::new(service) as Box<dyn clusterns::server::UpdateHandler>),
+            Some(counters),
+        )
+    } else {
+        (None, None)
+    };
+    let server = Server::start_with_updates(&config.server, shared.clone(), updates)
+        .map_err(|e| e.to_string())?;
     let metrics = match config.metrics {
         Some(addr) => Some(
             MetricsServer::start(
@@ -290,6 +342,9 @@ fn serve(
                     workers: server.stats().to_vec(),
                     shared: shared.clone(),
                     feed: feed_status.clone(),
+                    updates: server.update_stats().cloned().zip(update_counters).map(
+                        |(server, service)| clusterns::metrics::UpdateSources { server, service },
+                    ),
                 },
             )
             .map_err(|e| format!("metrics on {addr}: {e}"))?,
@@ -580,9 +635,13 @@ fn check_config(path: PathBuf) -> Result<(), String> {
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
-            z.acme_validation_zone
-                .as_ref()
-                .map_or("-".to_string(), |a| a.to_string()),
+            match z.acme {
+                clusterns::config::AcmeMode::Txt => "txt".to_string(),
+                clusterns::config::AcmeMode::Cname => z
+                    .acme_validation_zone
+                    .as_ref()
+                    .map_or("-".to_string(), |a| format!("cname {a}")),
+            },
         );
     }
     for c in &config.clusters {
@@ -620,6 +679,11 @@ fn check_config(path: PathBuf) -> Result<(), String> {
             config.update.grants.len()
         );
     }
+    let a = &config.acme;
+    println!(
+        "acme ttl {} expire {} max_value_len {} max_values_per_name {} max_names {}",
+        a.ttl_secs, a.expire_secs, a.max_value_len, a.max_values_per_name, a.max_names
+    );
     Ok(())
 }
 
@@ -715,6 +779,80 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
     }
     for s in appended.written {
         println!("{s}");
+    }
+    Ok(())
+}
+
+/// `clusterns acme`: reads the records as the server would (checkpoint and feed), checks a
+/// change as the server would, and writes it through the source's writer.
+fn acme(config_path: PathBuf, action: AcmeAction) -> Result<(), String> {
+    use clusterns::feed::{acme as records, writer};
+    use clusterns::name::DomainName;
+    let config = Arc::new(Config::load(&config_path).map_err(|e| e.to_string())?);
+    let table = Builder::load(config.clone())
+        .map_err(|e| format!("loading the feed: {e}"))?
+        .into_table();
+    let store = table.acme();
+    let now = records::unix_now();
+    let parse_name = |text: &str| -> Result<DomainName, String> {
+        let name: DomainName = text.parse()?;
+        records::check_writable(&config, &name)?;
+        Ok(name)
+    };
+    let changes = match action {
+        AcmeAction::List => {
+            for e in store.iter() {
+                for (value, expires) in &e.values {
+                    println!(
+                        "{} {} {expires} {}",
+                        e.name,
+                        clusterns::wire::present::txt_quoted(value),
+                        expires.saturating_sub(now)
+                    );
+                }
+            }
+            return Ok(());
+        }
+        AcmeAction::Add {
+            name,
+            value,
+            expires_in,
+        } => {
+            let name = parse_name(&name)?;
+            store
+                .check_add(&name, value.as_bytes())
+                .map_err(|e| format!("{name}: {e}"))?;
+            let secs = expires_in.unwrap_or(config.acme.expire_secs);
+            vec![records::add(name, value.as_bytes(), now, secs)]
+        }
+        AcmeAction::Remove { name, value } => {
+            let name = parse_name(&name)?;
+            let held = store.get(name.wire());
+            let found = match (&value, held) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(v), Some(e)) => e.values.iter().any(|(h, _)| **h == *v.as_bytes()),
+            };
+            if !found {
+                return Err(format!("{name} holds no such value"));
+            }
+            vec![Change::TxtDelete {
+                name,
+                value: value.map(|v| v.into_bytes().into()),
+            }]
+        }
+        AcmeAction::Expire => records::expired(store, now),
+    };
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut w = writer::open(&config)?;
+    let seqs = w.write(&changes)?;
+    for (i, c) in changes.into_iter().enumerate() {
+        match seqs.get(i) {
+            Some(&seq) => println!("{}", clusterns::feed::Sequenced { seq, change: c }),
+            None => println!("{}", clusterns::feed::Sequenced { seq: 0, change: c }),
+        }
     }
     Ok(())
 }

@@ -117,6 +117,15 @@ pub struct Sources {
     pub workers: Vec<Arc<WorkerStats>>,
     pub shared: SharedSnapshot,
     pub feed: Arc<FeedStatus>,
+    /// The update thread's counters, where the server takes updates.
+    pub updates: Option<UpdateSources>,
+}
+
+/// What the update path counts: the server's plumbing and the update service.
+#[derive(Clone)]
+pub struct UpdateSources {
+    pub server: Arc<crate::server::UpdateStats>,
+    pub service: Arc<crate::update::service::UpdateCounters>,
 }
 
 fn sum(workers: &[Arc<WorkerStats>], transport: Transport, f: impl Fn(&WorkerStats) -> u64) -> u64 {
@@ -282,6 +291,19 @@ pub fn render(src: &Sources) -> String {
         vec![(String::new(), src.feed.rejected.load(Relaxed))],
     );
     counter(
+        "clusterns_acme_changes_rejected_total",
+        "ACME challenge record changes rejected since start, by reason (also counted in clusterns_feed_changes_rejected_total).",
+        crate::table::AcmeReject::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.reason()),
+                    src.feed.acme_rejected_by[r.index()].load(Relaxed),
+                )
+            })
+            .collect(),
+    );
+    counter(
         "clusterns_feed_reloads_total",
         "Times the whole table was rebuilt from the feed (a rewritten or compacted journal, a PostgreSQL reload after a gap).",
         vec![(String::new(), src.feed.reloads.load(Relaxed))],
@@ -314,6 +336,16 @@ pub fn render(src: &Sources) -> String {
         "clusterns_table_apps",
         "Apps in the table.",
         snap.table.len() as f64,
+    );
+    gauge(
+        "clusterns_acme_names",
+        "ACME challenge names holding TXT values.",
+        snap.table.acme().len() as f64,
+    );
+    gauge(
+        "clusterns_acme_values",
+        "ACME challenge TXT values held.",
+        snap.table.acme().value_count() as f64,
     );
     gauge(
         "clusterns_zones",
@@ -425,7 +457,78 @@ pub fn render(src: &Sources) -> String {
             );
         }
     }
+    if let Some(u) = &src.updates {
+        render_updates(&mut out, w, u);
+    }
     out
+}
+
+/// The UPDATE counters: received and refused at the door by transport, results, answers.
+fn render_updates(out: &mut String, w: &[Arc<WorkerStats>], u: &UpdateSources) {
+    let mut counter = |name: &str, help: &str, rows: Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let by_transport = |f: fn(&WorkerStats) -> u64| {
+        [Transport::Udp, Transport::Tcp]
+            .into_iter()
+            .map(|t| (format!("{{transport=\"{t}\"}}"), sum(w, t, f)))
+            .collect::<Vec<_>>()
+    };
+    counter(
+        "clusterns_updates_received_total",
+        "DNS UPDATE messages received.",
+        by_transport(|s| s.updates.load(Relaxed)),
+    );
+    counter(
+        "clusterns_updates_queue_full_total",
+        "UPDATE messages answered SERVFAIL because the update queue was full.",
+        by_transport(|s| s.update_queue_full.load(Relaxed)),
+    );
+    counter(
+        "clusterns_updates_total",
+        "UPDATE messages processed, by result (noerror, refused, notauth, badsig, ...).",
+        u.service
+            .by_result()
+            .into_iter()
+            .map(|(r, n)| (format!("{{result=\"{r}\"}}"), n))
+            .collect(),
+    );
+    counter(
+        "clusterns_updates_write_errors_total",
+        "Writes of accepted updates or expiries to the source of truth that failed.",
+        vec![(String::new(), u.service.write_errors.load(Relaxed))],
+    );
+    counter(
+        "clusterns_acme_expired_total",
+        "Challenge values the janitor deleted when they expired.",
+        vec![(String::new(), u.service.expired.load(Relaxed))],
+    );
+    let s = &u.server;
+    counter(
+        "clusterns_update_answers_total",
+        "Answers to UPDATE messages sent, by transport.",
+        vec![
+            ("{transport=\"udp\"}".into(), s.answered_udp.load(Relaxed)),
+            ("{transport=\"tcp\"}".into(), s.answered_tcp.load(Relaxed)),
+        ],
+    );
+    counter(
+        "clusterns_update_problems_total",
+        "UPDATE messages the update thread could not answer normally, by kind.",
+        vec![
+            ("{kind=\"unanswered\"}".into(), s.unanswered.load(Relaxed)),
+            ("{kind=\"truncated\"}".into(), s.truncated.load(Relaxed)),
+            ("{kind=\"send_error\"}".into(), s.send_errors.load(Relaxed)),
+            ("{kind=\"panic\"}".into(), s.panics.load(Relaxed)),
+            (
+                "{kind=\"tcp_answer_lost\"}".into(),
+                w.iter().map(|s| s.update_answers_lost.load(Relaxed)).sum(),
+            ),
+        ],
+    );
 }
 
 /// A running metrics endpoint.

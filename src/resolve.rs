@@ -108,6 +108,7 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
     let rel = &q.name[..rel_len];
     match zone.classify(rel) {
         Shape::Apex => apex(zone, q.qtype),
+        Shape::Acme { rest } if zone.acme_txt => acme_txt(snap, zone, rest, q),
         Shape::Acme { rest } => match &zone.acme_zone {
             Some(target_zone) if exists(snap, zone, rest) => {
                 // The target: the name without `_acme-challenge` (and its root label) followed
@@ -135,6 +136,26 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
             None => Outcome::NxDomain { zone },
         },
         Shape::Deep => Outcome::NxDomain { zone },
+    }
+}
+
+/// `_acme-challenge.<owner>` in a zone that answers the challenge TXT records itself: the
+/// TXT RRset when the owner exists and the name holds values (ANY: the same set, RFC 8482),
+/// NODATA for another type; NXDOMAIN when it holds none (nothing exists below it either:
+/// RFC 8020) or the owner does not exist.
+#[inline]
+fn acme_txt<'s>(snap: &'s Snapshot, zone: &'s Zone, rest: &[u8], q: &Question<'_>) -> Outcome<'s> {
+    let set = match snap.table.acme().answer(q.name) {
+        Some(set) if exists(snap, zone, rest) => set,
+        _ => return Outcome::NxDomain { zone },
+    };
+    match q.qtype {
+        Rtype::TXT | Rtype::ANY => Outcome::Hit {
+            zone,
+            answer: set,
+            additional: &[],
+        },
+        _ => Outcome::NoData { zone },
     }
 }
 
@@ -220,6 +241,46 @@ mod tests {
             Outcome::Hit { answer, .. } => (answer.rtype, answer.count),
             other => panic!("expected a hit, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn challenge_names_answer_their_txt_records() {
+        let s = crate::testkit::acme_snapshot();
+        assert_eq!(
+            hit_count(ask(s, "_acme-challenge.MARK.repl.dev", Rtype::TXT)),
+            (Rtype::TXT, 2)
+        );
+        // ANY: the TXT set (RFC 8482); another type: NODATA.
+        assert_eq!(
+            hit_count(ask(s, "_acme-challenge.mark.repl.dev", Rtype::ANY)),
+            (Rtype::TXT, 2)
+        );
+        assert!(matches!(
+            ask(s, "_acme-challenge.mark.repl.dev", Rtype::A),
+            Outcome::NoData { .. }
+        ));
+        assert_eq!(
+            hit_count(ask(s, "_acme-challenge.repl.dev", Rtype::TXT)),
+            (Rtype::TXT, 1)
+        );
+        // No value at an existing owner, values at a missing owner, below a challenge name:
+        // no such name.
+        for name in [
+            "_acme-challenge.ann.repl.dev",
+            "_acme-challenge.nobody.repl.dev",
+            "x._acme-challenge.mark.repl.dev",
+            "_acme-challenge._acme-challenge.mark.repl.dev",
+        ] {
+            assert!(
+                matches!(ask(s, name, Rtype::TXT), Outcome::NxDomain { .. }),
+                "{name}"
+            );
+        }
+        // A zone that delegates with a CNAME answers the CNAME, records or not.
+        assert!(matches!(
+            ask(s, "_acme-challenge.mark.repl.co", Rtype::TXT),
+            Outcome::AcmeCname { .. }
+        ));
     }
 
     #[test]

@@ -177,6 +177,34 @@ pub fn snapshot() -> &'static Snapshot {
     })
 }
 
+/// Challenge TXT values held in [`acme_snapshot`]: two at `_acme-challenge.mark.repl.dev`
+/// (user `mark` exists), one at the apex's, one at `_acme-challenge.nobody.repl.dev` (no such
+/// owner).
+pub const ACME_VALUES: [(&str, &str); 4] = [
+    ("_acme-challenge.mark.repl.dev", "first-token"),
+    ("_acme-challenge.mark.repl.dev", "second-token"),
+    ("_acme-challenge.repl.dev", "apex-token"),
+    ("_acme-challenge.nobody.repl.dev", "orphan-token"),
+];
+
+/// [`snapshot`]'s configuration and apps (`repl.dev` answers challenges with TXT records: it
+/// has no validation zone) with the challenge records of [`ACME_VALUES`], expiring at 1000.
+pub fn acme_snapshot() -> &'static Snapshot {
+    static SNAP: OnceLock<Snapshot> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let base = snapshot();
+        let mut table = (*base.table).clone();
+        for (name, value) in ACME_VALUES {
+            let name = name.parse().expect("fixture challenge name");
+            table
+                .acme_mut()
+                .add(&name, value.as_bytes(), 1000)
+                .expect("fixture challenge value");
+        }
+        Snapshot::new(base.served.clone(), Arc::new(table), 0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,14 @@
 //!
 //! Shapes (relative to the apex, on the lower-cased wire name):
 //! - nothing: the apex;
-//! - `_acme-challenge.<rest>`: the DNS-01 delegation CNAME;
+//! - `_acme-challenge.<rest>`: the DNS-01 challenge: the TXT records held in the table
+//!   (`acme = "txt"`) or the delegation CNAME (`acme = "cname"`);
 //! - a configured host (`ns1`), or an ancestor of one (an empty non-terminal);
 //! - one label: `<replid>` or `<user>`;
 //! - two labels: `<slug>.<user>`;
 //! - anything deeper: no such name.
 
-use crate::config::{ClusterConfig, ZoneConfig};
+use crate::config::{AcmeMode, ClusterConfig, ZoneConfig};
 use crate::name::DomainName;
 use domain::base::iana::Rtype;
 
@@ -45,8 +46,11 @@ pub struct Zone {
     pub hosts: Vec<Host>,
     /// Relative names that exist only because a host lies below them.
     pub host_ancestors: Vec<Box<[u8]>>,
-    /// `_acme-challenge.<name>` -> `<name>.<acme_zone>`.
+    /// `_acme-challenge.<name>` -> `<name>.<acme_zone>` (only in `acme = "cname"` mode).
     pub acme_zone: Option<DomainName>,
+    /// `_acme-challenge.<name>` answers the challenge TXT records the table holds
+    /// (`acme = "txt"`).
+    pub acme_txt: bool,
     /// Per cluster, by the table's cluster index (its registry's order): the A and AAAA
     /// answers for an app's name, with this zone's TTL; `None` for a cluster the
     /// configuration does not have (its apps answer SERVFAIL).
@@ -180,7 +184,11 @@ impl Zone {
             glue,
             hosts,
             host_ancestors,
-            acme_zone: cfg.acme_validation_zone.clone(),
+            acme_zone: match cfg.acme {
+                AcmeMode::Cname => cfg.acme_validation_zone.clone(),
+                AcmeMode::Txt => None,
+            },
+            acme_txt: cfg.acme == AcmeMode::Txt,
             clusters: clusters
                 .iter()
                 .map(|c| {

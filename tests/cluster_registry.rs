@@ -94,6 +94,7 @@ fn unknown_gauge(b: &Builder) -> String {
         workers: Vec::new(),
         shared: b.shared(),
         feed: b.status(),
+        updates: None,
     });
     text.lines()
         .find(|l| l.starts_with("clusterns_feed_apps_unknown_cluster "))

@@ -94,6 +94,10 @@ impl ChangeTarget for Model {
     fn delete(&mut self, id: &Label) {
         self.apps.remove(id.as_str());
     }
+    // Challenge records are not apps: this model leaves them out.
+    fn txt_add(&mut self, _: &clusterns::name::DomainName, _: &[u8], _: u64) {}
+
+    fn txt_delete(&mut self, _: &clusterns::name::DomainName, _: Option<&[u8]>) {}
 }
 
 impl Model {

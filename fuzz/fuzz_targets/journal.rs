@@ -12,7 +12,10 @@
 //!   table ends equal to the model: `apps()` sorted with unique ids and unique `<slug>.<user>`
 //!   names, `len()` their number, every app found by id, by name and under its user, and the
 //!   cluster registry the names in the order the accepted changes first used them;
-//! - folding into a new base changes nothing (the registry included).
+//! - folding into a new base changes nothing (the registry included);
+//! - challenge TXT lines (`txt-add`, `txt-del`) apply as a plain model of the store says
+//!   (values per name and names in all within the default limits, a delete of what is absent
+//!   no change), and the store ends equal to it, its answers holding each value once.
 
 #![no_main]
 
@@ -20,7 +23,8 @@ use std::collections::BTreeMap;
 
 use clusterns::feed::change::{ChangeTarget, UpsertRef};
 use clusterns::feed::journal::parse_line;
-use clusterns::name::Label;
+use clusterns::config::AcmeConfig;
+use clusterns::name::{DomainName, Label};
 use clusterns::table::key::name_key_of;
 use clusterns::table::{LabelIs, Table, MAX_CLUSTERS};
 use libfuzzer_sys::fuzz_target;
@@ -30,6 +34,8 @@ use libfuzzer_sys::fuzz_target;
 struct Model {
     apps: BTreeMap<String, (String, String, u16)>,
     clusters: Vec<String>,
+    /// Challenge records: wire name -> values in the order added, with their expiry.
+    txt: BTreeMap<Vec<u8>, Vec<(Vec<u8>, u64)>>,
 }
 
 /// The table's rules, written out plainly.
@@ -61,6 +67,36 @@ impl ChangeTarget for Model {
     fn delete(&mut self, id: &Label) -> Result<(), ()> {
         self.apps.remove(id.as_str()).map(|_| ()).ok_or(())
     }
+
+    fn txt_add(&mut self, name: &DomainName, value: &[u8], expires: u64) -> Result<(), ()> {
+        let limits = AcmeConfig::default();
+        if value.is_empty() || value.len() > limits.max_value_len {
+            return Err(());
+        }
+        let names = self.txt.len();
+        let values = match self.txt.get_mut(name.wire()) {
+            Some(v) => v,
+            None if names >= limits.max_names => return Err(()),
+            None => self.txt.entry(name.wire().to_vec()).or_default(),
+        };
+        let held = values.len();
+        match values.iter_mut().find(|(v, _)| v == value) {
+            Some(slot) => slot.1 = expires,
+            None if held >= limits.max_values_per_name => return Err(()),
+            None => values.push((value.to_vec(), expires)),
+        }
+        Ok(())
+    }
+
+    fn txt_delete(&mut self, name: &DomainName, value: Option<&[u8]>) -> Result<(), ()> {
+        if let Some(values) = self.txt.get_mut(name.wire()) {
+            values.retain(|(v, _)| value.is_some_and(|value| v != value));
+            if values.is_empty() {
+                self.txt.remove(name.wire());
+            }
+        }
+        Ok(())
+    }
 }
 
 fn label(text: &str) -> Vec<u8> {
@@ -71,6 +107,19 @@ fn label(text: &str) -> Vec<u8> {
 
 /// Checks `table` against the model.
 fn check(table: &Table, m: &Model) {
+    let store: BTreeMap<Vec<u8>, Vec<(Vec<u8>, u64)>> = table
+        .acme()
+        .iter()
+        .map(|e| {
+            let values = e.values.iter().map(|(v, x)| (v.to_vec(), *x)).collect();
+            (e.name.wire().to_vec(), values)
+        })
+        .collect();
+    assert_eq!(store, m.txt, "the challenge records are the model's");
+    for (name, values) in &m.txt {
+        let set = table.acme().answer(name).expect("a name with values answers");
+        assert_eq!(usize::from(set.count), values.len(), "one record per value");
+    }
     let registry: Vec<&str> = table
         .clusters()
         .names()

@@ -12,11 +12,16 @@
 //! `_acme-challenge`, and that it prints (the journal format) to a line that `parse_line` reads
 //! back as the same change; that an error names the row and stays short (values quoted in it
 //! are cut), however long the input.
+//!
+//! Rows whose op starts with `txt-` go to `decode_txt_row` (challenge records): the user column
+//! is the value's bytes, the slug column the expiry. A decoded one keeps the name's text
+//! exactly (lower-case, `_acme-challenge.` first, no final dot), a value of 1 to 255 bytes, and
+//! prints to a journal line read back as the same change.
 
 #![no_main]
 
 use clusterns::feed::journal::parse_line;
-use clusterns::feed::postgres::{decode_row, RESERVED_LABEL};
+use clusterns::feed::postgres::{decode_row, decode_txt_row, RESERVED_LABEL};
 use clusterns::feed::Change;
 use libfuzzer_sys::fuzz_target;
 
@@ -64,6 +69,10 @@ fuzz_target!(|data: &[u8]| {
         slug: col(),
         cluster: col(),
     };
+    if op.starts_with("txt-") {
+        txt_row(&row, op);
+        return;
+    }
     let decoded = decode_row(
         row.seq,
         op,
@@ -97,6 +106,9 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(id.as_str(), row.id);
                     assert!(is_app_label(id.as_str()), "{id:?}");
                 }
+                Change::TxtAdd { .. } | Change::TxtDelete { .. } => {
+                    panic!("decode_row made a challenge record change: {s:?}")
+                }
             }
             let line = s.to_string();
             assert_eq!(parse_line(&line), Ok(Some(s)), "{line:?}");
@@ -118,3 +130,38 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// A challenge record row: id the name, user the value, slug the expiry.
+fn txt_row(row: &Row, op: &str) {
+    let value = row.user.as_deref().map(str::as_bytes);
+    let expires = row.slug.as_deref().and_then(|e| e.parse::<i64>().ok());
+    match decode_txt_row(row.seq, op, &row.id, value, expires) {
+        Ok(s) => {
+            assert!(row.seq > 0 && s.seq == row.seq as u64);
+            let (name, v) = match &s.change {
+                Change::TxtAdd { name, value, expires: e } => {
+                    assert_eq!(op, "txt-add");
+                    assert_eq!(Some(*e as i64), expires);
+                    (name, Some(value))
+                }
+                Change::TxtDelete { name, value } => {
+                    assert_eq!(op, "txt-del");
+                    (name, value.as_ref())
+                }
+                other => panic!("decode_txt_row made an app change: {other:?}"),
+            };
+            assert_eq!(format!("{}.", row.id), name.to_string());
+            assert!(row.id.starts_with("_acme-challenge."), "{}", row.id);
+            if let Some(v) = v {
+                assert!((1..=255).contains(&v.len()));
+                assert_eq!(Some(&v[..]), value);
+            }
+            let line = s.to_string();
+            assert_eq!(parse_line(&line), Ok(Some(s)), "{line:?}");
+        }
+        Err(e) => {
+            assert!(e.starts_with("repl_changes seq "), "{e}");
+            assert!(e.len() < 4096, "{} bytes", e.len());
+        }
+    }
+}

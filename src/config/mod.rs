@@ -7,6 +7,7 @@
 //! section has its module (types, defaults, and a validator); [`Config::parse`] deserialises
 //! the file and runs the validators in order: server, feed, clusters, zones.
 
+pub mod acme;
 mod cluster;
 mod control;
 mod error;
@@ -25,6 +26,7 @@ use toml::Spanned;
 
 use crate::name::DomainName;
 
+pub use acme::{AcmeConfig, AcmeMode};
 pub use cluster::ClusterConfig;
 pub use control::{ControlConfig, PACKAGE_SOCKET};
 pub use error::{line_of, ConfigError};
@@ -56,6 +58,8 @@ pub struct Config {
     pub feed_lines: FeedLines,
     /// The line of `server.user`, for messages about that user.
     pub user_line: Option<usize>,
+    /// `[acme]`: challenge TXT records' TTL, expiry and limits.
+    pub acme: AcmeConfig,
 }
 
 /// The file as written, each section deserialised (types and unknown keys checked).
@@ -68,6 +72,7 @@ struct RawConfig {
     metrics: Option<metrics::RawMetrics>,
     control: Option<control::RawControl>,
     update: Option<update::RawUpdate>,
+    acme: Option<AcmeConfig>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -104,6 +109,7 @@ impl Config {
         let metrics = metrics::validate(raw.metrics, &server.listen, &at)?;
         let control = control::validate(raw.control, base_dir, &at)?;
         let update = update::validate(raw.update, base_dir, &zones, &at)?;
+        let acme = acme::validate(raw.acme, &at)?;
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -115,6 +121,7 @@ impl Config {
             update,
             feed_lines,
             user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
+            acme,
         })
     }
 

@@ -403,3 +403,55 @@ fn update_load_reads_the_keys_and_checks_the_grants() {
     let e = c.update.load().unwrap_err();
     assert_eq!((e.file.clone(), e.line), (keys.clone(), Some(2)), "{e}");
 }
+
+#[test]
+fn acme_mode_and_section() {
+    let c = Config::parse(Path::new("c.toml"), GOOD).unwrap();
+    // A validation zone and no `acme`: the CNAME, as before.
+    assert_eq!(c.zones[0].acme, AcmeMode::Cname);
+    assert_eq!(c.acme, AcmeConfig::default());
+    assert_eq!((c.acme.ttl_secs, c.acme.expire_secs), (60, 3600));
+    let no_zone = GOOD.replace("acme_validation_zone = \"acme.example.net\"\n", "");
+    let c = Config::parse(Path::new("c.toml"), &no_zone).unwrap();
+    assert_eq!(c.zones[0].acme, AcmeMode::Txt);
+    let txt = GOOD.replace(
+        "acme_validation_zone = \"acme.example.net\"\n",
+        "acme_validation_zone = \"acme.example.net\"\nacme = \"txt\"\n",
+    );
+    let c = Config::parse(Path::new("c.toml"), &txt).unwrap();
+    assert_eq!(c.zones[0].acme, AcmeMode::Txt);
+    let section = format!("{GOOD}\n[acme]\nttl_secs = 5\nexpire_secs = 600\nmax_names = 3\n");
+    let c = Config::parse(Path::new("c.toml"), &section).unwrap();
+    assert_eq!((c.acme.ttl_secs, c.acme.expire_secs), (5, 600));
+    assert_eq!((c.acme.max_names, c.acme.max_values_per_name), (3, 8));
+
+    // Errors name the line.
+    let cname = no_zone.replace(
+        "a = [\"192.0.2.1\"]\n",
+        "a = [\"192.0.2.1\"]\nacme = \"cname\"\n",
+    );
+    let e = Config::parse(Path::new("c.toml"), &cname).unwrap_err();
+    assert!(e.message.contains("needs acme_validation_zone"), "{e}");
+    // Inside a `[[zone]]`, the zone's line (as for its other keys).
+    assert_eq!(e.line, Some(14), "{e}");
+    let other = GOOD.replace(
+        "a = [\"192.0.2.1\"]\n",
+        "a = [\"192.0.2.1\"]\nacme = \"dns\"\n",
+    );
+    let e = Config::parse(Path::new("c.toml"), &other).unwrap_err();
+    assert!(e.message.contains("expected \"txt\" or \"cname\""), "{e}");
+    for (key, value, needle) in [
+        ("ttl_secs", "3601", "above 3600"),
+        ("expire_secs", "0", "1 to 604800"),
+        ("max_value_len", "256", "1 to 255"),
+        ("max_values_per_name", "0", "1 to 64"),
+        ("max_names", "0", "1 to 1000000"),
+    ] {
+        let text = format!("{GOOD}\n[acme]\n\n{key} = {value}\n");
+        let e = Config::parse(Path::new("c.toml"), &text).unwrap_err();
+        assert!(e.message.contains(needle), "{key}: {e}");
+        assert_eq!(e.line, Some(GOOD.lines().count() + 4), "{key}: {e}");
+    }
+    let unknown = format!("{GOOD}\n[acme]\nttl = 5\n");
+    assert!(Config::parse(Path::new("c.toml"), &unknown).is_err());
+}

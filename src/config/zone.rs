@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::acme::AcmeMode;
 use super::error::{ConfigError, ConfigText};
 use crate::name::DomainName;
 
@@ -24,8 +25,11 @@ pub struct ZoneConfig {
     pub caa: Vec<CaaConfig>,
     pub txt: Vec<String>,
     pub mx: Vec<MxConfig>,
-    /// `_acme-challenge.<name>` answers a CNAME to `<name>.<acme_validation_zone>`.
+    /// `_acme-challenge.<name>` answers a CNAME to `<name>.<acme_validation_zone>` (in
+    /// [`AcmeMode::Cname`]).
     pub acme_validation_zone: Option<DomainName>,
+    /// Whether `_acme-challenge.<name>` answers the TXT records held here or the CNAME.
+    pub acme: AcmeMode,
     /// Named hosts inside the zone (name servers' glue and the like).
     pub hosts: Vec<HostConfig>,
 }
@@ -116,6 +120,7 @@ pub(super) struct RawZone {
     #[serde(default)]
     mx: Vec<MxConfig>,
     acme_validation_zone: Option<DomainName>,
+    acme: Option<Spanned<String>>,
     #[serde(default)]
     host: Vec<Spanned<HostConfig>>,
 }
@@ -151,6 +156,14 @@ pub(super) fn validate(
         let ns = name_servers(z.ns, &z.apex, &hosts, at)?;
         let soa = z.soa;
         let txt = z.txt.into_iter().map(|t| t.into_inner()).collect();
+        let acme = AcmeMode::choose(
+            z.acme.as_ref().map(|a| a.get_ref().as_str()),
+            z.acme_validation_zone.is_some(),
+        )
+        .map_err(|m| {
+            let at_span = z.acme.as_ref().map_or(span.clone(), |a| a.span());
+            at.err(Some(at_span), format!("zone {}: {m}", z.apex))
+        })?;
         zones.push(ZoneConfig {
             apex: z.apex,
             ttl: z.ttl,
@@ -163,6 +176,7 @@ pub(super) fn validate(
             txt,
             mx: z.mx,
             acme_validation_zone: z.acme_validation_zone,
+            acme,
             hosts,
         });
     }

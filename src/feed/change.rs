@@ -1,12 +1,36 @@
-//! The change events every feed produces: upsert or delete an app, with a sequence number,
-//! and how a change applies: to the table (the builder's, a fold's, the offline lookup's), or
+//! The change events every feed produces: upsert or delete an app, add or delete an ACME
+//! challenge TXT value, with a sequence number, and how a change applies: to the table (the builder's, a fold's, the offline lookup's), or
 //! to a model of it (tests and fuzz targets), through [`ChangeTarget`]. A new kind of change
 //! is a new variant here and a new method there, not a new match in every consumer.
 
 use std::fmt;
 
-use crate::name::Label;
+use crate::name::{DomainName, Label};
 use crate::table::{Lookup, Moved, Table};
+
+/// The journal's form of a TXT value: hex, lower case (any bytes, one word, round trip).
+pub fn value_hex(value: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * value.len());
+    for b in value {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The bytes of a hex value ([`value_hex`]'s form; upper case accepted).
+pub fn value_from_hex(text: &str) -> Result<Vec<u8>, String> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "value {} is not an even number of hex digits",
+            crate::name::quote(text)
+        ));
+    }
+    Ok((0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
+        .collect())
+}
 
 /// One change to the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +44,21 @@ pub enum Change {
     },
     /// Remove the app with this id.
     Delete { id: Label },
+    /// Add one value (a TXT character-string, 1..=255 bytes) to the challenge RRset at
+    /// `name` (`_acme-challenge.<owner>`), or move its expiry when it holds it already.
+    /// `expires`: unix seconds, chosen by the writer; the janitor of a writing server deletes
+    /// the value then (`feed::acme::expired`).
+    TxtAdd {
+        name: DomainName,
+        value: Box<[u8]>,
+        expires: u64,
+    },
+    /// Delete one value at `name`, or all of them (`None`). Deleting what is not there is no
+    /// change.
+    TxtDelete {
+        name: DomainName,
+        value: Option<Box<[u8]>>,
+    },
 }
 
 /// The app an upsert creates or replaces.
@@ -40,7 +79,18 @@ pub trait ChangeTarget {
     fn upsert(&mut self, app: UpsertRef<'_>) -> Self::Outcome;
     /// Removes the app `id`.
     fn delete(&mut self, id: &Label) -> Self::Outcome;
+    /// Adds a challenge TXT value (see [`Change::TxtAdd`]).
+    fn txt_add(&mut self, name: &DomainName, value: &[u8], expires: u64) -> Self::Outcome;
+    /// Deletes one challenge TXT value or all at a name (see [`Change::TxtDelete`]).
+    fn txt_delete(&mut self, name: &DomainName, value: Option<&[u8]>) -> Self::Outcome;
 }
+
+/// What a challenge record change does to the apps: nothing.
+const NO_MOVE: Moved = Moved {
+    from: None,
+    to: None,
+    new_cluster: false,
+};
 
 /// An upsert's cluster is looked up in the table's cluster registry, and added to it when
 /// new, whether or not the configuration has it: what the table holds depends on the feed
@@ -63,6 +113,19 @@ impl ChangeTarget for Table {
     fn delete(&mut self, id: &Label) -> Result<Moved, String> {
         self.delete_moved(id.as_str())
     }
+
+    /// Refused over the limits of the store's parameters (`AcmeStore::set_params`).
+    fn txt_add(&mut self, name: &DomainName, value: &[u8], expires: u64) -> Result<Moved, String> {
+        self.acme_mut()
+            .add(name, value, expires)
+            .map(|()| NO_MOVE)
+            .map_err(|e| format!("{e} ({})", e.reason()))
+    }
+
+    fn txt_delete(&mut self, name: &DomainName, value: Option<&[u8]>) -> Result<Moved, String> {
+        self.acme_mut().delete(name, value);
+        Ok(NO_MOVE)
+    }
 }
 
 impl Change {
@@ -82,6 +145,20 @@ impl Change {
                 cluster,
             }),
             Change::Delete { id } => target.delete(id),
+            Change::TxtAdd {
+                name,
+                value,
+                expires,
+            } => target.txt_add(name, value, *expires),
+            Change::TxtDelete { name, value } => target.txt_delete(name, value.as_deref()),
+        }
+    }
+
+    /// The challenge record name this change is about, if it is a `TxtAdd` or `TxtDelete`.
+    pub fn acme_name(&self) -> Option<&DomainName> {
+        match self {
+            Change::TxtAdd { name, .. } | Change::TxtDelete { name, .. } => Some(name),
+            Change::Upsert { .. } | Change::Delete { .. } => None,
         }
     }
 
@@ -92,6 +169,7 @@ impl Change {
                 Table::lookups_of_change(id.as_str(), Some((slug.as_str(), user.as_str())))
             }
             Change::Delete { id } => Table::lookups_of_change(id.as_str(), None),
+            Change::TxtAdd { .. } | Change::TxtDelete { .. } => [None, None],
         }
     }
 
@@ -100,7 +178,9 @@ impl Change {
     pub fn labels_answered(&self) -> [Option<(&'static str, &Label)>; 2] {
         match self {
             Change::Upsert { id, user, .. } => [Some(("repl id", id)), Some(("user", user))],
-            Change::Delete { .. } => [None, None],
+            Change::Delete { .. } | Change::TxtAdd { .. } | Change::TxtDelete { .. } => {
+                [None, None]
+            }
         }
     }
 }
@@ -124,6 +204,39 @@ impl fmt::Display for Sequenced {
                 cluster,
             } => write!(f, "{} set {id} {user} {slug} {cluster}", self.seq),
             Change::Delete { id } => write!(f, "{} delete {id}", self.seq),
+            Change::TxtAdd {
+                name,
+                value,
+                expires,
+            } => write!(
+                f,
+                "{} txt-add {} {expires} {}",
+                self.seq,
+                name_text(name),
+                value_hex(value)
+            ),
+            Change::TxtDelete { name, value: None } => {
+                write!(f, "{} txt-del {}", self.seq, name_text(name))
+            }
+            Change::TxtDelete {
+                name,
+                value: Some(v),
+            } => write!(
+                f,
+                "{} txt-del {} {}",
+                self.seq,
+                name_text(name),
+                value_hex(v)
+            ),
         }
+    }
+}
+
+/// A challenge name as the journal writes it: without the final dot.
+fn name_text(name: &DomainName) -> String {
+    let t = name.to_string();
+    match t.strip_suffix('.') {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => t,
     }
 }

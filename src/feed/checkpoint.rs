@@ -5,9 +5,10 @@
 //!
 //! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, the journal's
 //! position (byte offset, line, and the file's identity: its first line's length and CRC-32,
-//! the CRC-32 of the bytes before the offset), the table (a hash probe, cluster names, the
-//! arena, the three indexes, user counts, the overlay's entries, the app count); a CRC-32 of
-//! all of it last.
+//! the CRC-32 of the bytes before the offset), from version 3 the ACME challenge records (see
+//! [`put_acme`]), the table (a hash probe, cluster names, the arena, the three indexes, user
+//! counts, the overlay's entries, the app count); a CRC-32 of all of it last. A version 2
+//! checkpoint still loads, with no challenge records.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -15,12 +16,18 @@ use std::path::Path;
 
 use crate::feed::durable;
 use crate::feed::journal::JournalPos;
-use crate::table::le::{bad, get, get_u32, get_u64, put_u32, put_u64};
-use crate::table::{persist, Table};
+use crate::name::DomainName;
+use crate::table::le::{
+    bad, get, get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8,
+};
+use crate::table::{persist, AcmeStore, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
-/// Version 2 added the journal's identity to the position.
-const VERSION: u32 = 2;
+/// Version 2 added the journal's identity to the position; version 3 the ACME challenge
+/// records.
+const VERSION: u32 = 3;
+/// The oldest version read.
+const OLDEST: u32 = 2;
 
 /// Where a checkpoint's feed position is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,18 +86,83 @@ fn put_position(w: &mut impl Write, p: &Position) -> io::Result<()> {
     put_u64(w, p.journal.first)
 }
 
-/// Reads the magic, the version (only this one) and the position.
-fn get_header(r: &mut impl Read) -> io::Result<Position> {
+/// Reads the magic, the version (this one or back to `OLDEST`) and the position.
+fn get_header(r: &mut impl Read) -> io::Result<(u32, Position)> {
     if &get::<8>(r)? != MAGIC {
         return Err(bad("not a clusterns checkpoint"));
     }
     let version = get_u32(r)?;
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(bad(format!(
-            "checkpoint version {version}, expected {VERSION}"
+            "checkpoint version {version}, expected {OLDEST} to {VERSION}"
         )));
     }
-    get_position(r)
+    Ok((version, get_position(r)?))
+}
+
+/// The most challenge names a checkpoint may hold (far above `[acme] max_names`' limit).
+const MAX_ACME_NAMES: u32 = 1 << 22;
+
+/// The challenge records: the number of names (u32), then per name its wire form (u8 length,
+/// bytes), its values (u16 count), each its expiry (u64) and bytes (u8 length, bytes).
+fn put_acme(w: &mut impl Write, acme: &AcmeStore) -> io::Result<()> {
+    put_u32(w, acme.len() as u32)?;
+    for e in acme.iter() {
+        let name = e.name.wire();
+        put_u8(w, name.len() as u8)?;
+        w.write_all(name)?;
+        put_u16(w, e.values.len() as u16)?;
+        for (v, expires) in &e.values {
+            put_u64(w, *expires)?;
+            put_u8(w, v.len() as u8)?;
+            w.write_all(v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads what [`put_acme`] wrote, checking names (challenge names, each once) and values
+/// (1 to 255 bytes, each once per name).
+fn get_acme(r: &mut impl Read) -> io::Result<AcmeStore> {
+    let n = get_u32(r)?;
+    if n > MAX_ACME_NAMES {
+        return Err(bad(format!("{n} challenge names")));
+    }
+    let mut store = AcmeStore::default();
+    for _ in 0..n {
+        let len = usize::from(get_u8(r)?);
+        let mut wire = vec![0; len];
+        r.read_exact(&mut wire)?;
+        let name = DomainName::from_wire(&wire).map_err(|e| bad(format!("challenge name: {e}")))?;
+        if !crate::feed::acme::is_challenge_name(&name) || name.wire() != &wire[..] {
+            return Err(bad(
+                "a challenge name not in its lower-case _acme-challenge form",
+            ));
+        }
+        if store.get(name.wire()).is_some() {
+            return Err(bad(format!("challenge name {name} listed twice")));
+        }
+        let count = get_u16(r)?;
+        if count == 0 {
+            return Err(bad(format!("challenge name {name} without values")));
+        }
+        let mut values: Vec<(Box<[u8]>, u64)> = Vec::with_capacity(usize::from(count).min(64));
+        for _ in 0..count {
+            let expires = get_u64(r)?;
+            let len = usize::from(get_u8(r)?);
+            if len == 0 {
+                return Err(bad(format!("an empty challenge value at {name}")));
+            }
+            let mut v = vec![0; len];
+            r.read_exact(&mut v)?;
+            if values.iter().any(|(o, _)| **o == *v) {
+                return Err(bad(format!("a challenge value listed twice at {name}")));
+            }
+            values.push((v.into(), expires));
+        }
+        store.restore(name, values);
+    }
+    Ok(store)
 }
 
 fn get_position(r: &mut impl Read) -> io::Result<Position> {
@@ -113,7 +185,7 @@ fn get_position(r: &mut impl Read) -> io::Result<Position> {
 /// is an error.
 pub fn read_position(path: &Path) -> io::Result<Position> {
     let mut r = BufReader::with_capacity(256, File::open(path)?);
-    get_header(&mut r)
+    Ok(get_header(&mut r)?.1)
 }
 
 /// Writes `table` at `position` to `path` atomically. On any error the temp file is removed.
@@ -146,6 +218,7 @@ fn write_to(
     w.write_all(MAGIC)?;
     put_u32(&mut w, VERSION)?;
     put_position(&mut w, &position)?;
+    put_acme(&mut w, table.acme())?;
     persist::write(&mut w, table, clusters)?;
     let crc = w.crc.clone().finalize();
     let mut inner = w.inner;
@@ -172,7 +245,12 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
         inner: r,
         crc: crc32fast::Hasher::new(),
     };
-    let position = get_header(&mut r)?;
+    let (version, position) = get_header(&mut r)?;
+    let acme = if version >= 3 {
+        get_acme(&mut r)?
+    } else {
+        AcmeStore::default()
+    };
     let head = persist::read_head(&mut r, size)?;
     // The rest: the overlay, the app count, and the CRC of everything before it, read at once
     // and checked before it is parsed.
@@ -189,7 +267,7 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
     }
     let (table, clusters) = head.finish(body)?;
     Ok(Loaded {
-        table,
+        table: table.with_acme(acme),
         position,
         clusters,
     })
@@ -289,11 +367,56 @@ mod tests {
         let t = small();
         assert_eq!(l.table.apps(), t.apps());
         assert_eq!(l.table.len(), 7);
-        // And the same table written now gives the same bytes.
+        assert!(
+            l.table.acme().is_empty(),
+            "version 2 holds no challenge records"
+        );
+        // The same table written now: version 3, no challenge record (a zero count after the
+        // position), the rest the same bytes.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.ckpt");
         write(&path, &t, pos, &clusters).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), old);
+        let new = fs::read(&path).unwrap();
+        let at = 8 + 4 + 8 * 5 + 4 * 3;
+        assert_eq!(&new[8..12], &3u32.to_le_bytes());
+        assert_eq!(&new[at..at + 4], &[0; 4]);
+        assert_eq!(new[..8], old[..8]);
+        assert_eq!(new[12..at], old[12..at]);
+        assert_eq!(new[at + 4..new.len() - 4], old[at..old.len() - 4]);
+    }
+
+    #[test]
+    fn challenge_records_round_trip() {
+        let mut t = small();
+        let a: DomainName = "_acme-challenge.mark.repl.co".parse().unwrap();
+        let b: DomainName = "_acme-challenge.repl.co".parse().unwrap();
+        t.acme_mut().add(&a, b"one", 10).unwrap();
+        t.acme_mut().add(&a, &[0, 255, b' '], 20).unwrap();
+        t.acme_mut().add(&b, &[9; 255], u64::MAX).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        write(&path, &t, position(), &["a".into(), "b".into()]).unwrap();
+        let l = read(&path).unwrap();
+        assert_eq!(l.table.acme(), t.acme());
+        assert_eq!(l.table.acme().get(a.wire()).unwrap().values[1].1, 20);
+        assert_eq!(l.table.apps(), t.apps());
+        // Damage in the section is caught by the checksum, and by the checks behind it.
+        let good = fs::read(&path).unwrap();
+        let at = 8 + 4 + 8 * 5 + 4 * 3;
+        let mut twice = good.clone();
+        // A label length inside the second name broken, the checksum made to match.
+        let first_len = usize::from(good[at + 4]);
+        let second = at + 4 + 1 + first_len + 2 + 2 * 9 + 3 + 3;
+        assert_eq!(usize::from(good[second]), b.wire().len());
+        let body_end = twice.len() - 4;
+        let crc = |v: &[u8]| crc32fast::hash(v).to_le_bytes();
+        twice[second + 1 + 16] = b'x';
+        let c = crc(&twice[..body_end]);
+        twice[body_end..].copy_from_slice(&c);
+        assert!(read_from(&twice[..], twice.len() as u64).is_err());
+        let mut flipped = good.clone();
+        flipped[at + 10] ^= 1;
+        assert!(read_from(&flipped[..], flipped.len() as u64).is_err());
     }
 
     #[test]
@@ -411,9 +534,9 @@ mod tests {
             let e = read_from(&patched(&good, 8, len)[..], size).err().unwrap();
             assert!(e.to_string().contains("app count"), "{e}");
         }
-        // An arena length (after the header and the three cluster names) far beyond the
-        // file: refused, not allocated.
-        let at = 8 + 4 + 5 * 8 + 3 * 4 + 8 + 4 + 3 * 2;
+        // An arena length (after the header, the empty challenge section and the three
+        // cluster names) far beyond the file: refused, not allocated.
+        let at = 8 + 4 + 5 * 8 + 3 * 4 + 4 + 8 + 4 + 3 * 2;
         assert_eq!(
             &good[at..at + 8],
             &(t.base().arena_len() as u64).to_le_bytes()

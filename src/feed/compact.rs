@@ -49,6 +49,7 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
     let from = builder.journal_identity().unwrap_or(0);
     let names = builder.table().clusters().names().to_vec();
     let apps = builder.table().apps();
+    let acme = builder.table().acme().clone();
     let tmp = durable::beside(&path, ".compact.tmp");
     let written = (|| -> io::Result<u64> {
         let file = File::create(&tmp)?;
@@ -63,7 +64,16 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
             let cluster = names.get(usize::from(*c)).map_or("-", |s| s.as_str());
             [id.as_str(), user.as_str(), slug.as_str(), cluster]
         });
-        let n = journal::write_snapshot(&mut w, &comment, seq, from, rows)?;
+        let txt = acme.iter().flat_map(|e| {
+            e.values
+                .iter()
+                .map(|(value, expires)| crate::feed::Change::TxtAdd {
+                    name: e.name.clone(),
+                    value: value.clone(),
+                    expires: *expires,
+                })
+        });
+        let n = journal::write_snapshot_with(&mut w, &comment, seq, from, rows, txt)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(n)

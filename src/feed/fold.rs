@@ -93,8 +93,11 @@ fn fold_and_catch_up(
 ) -> Result<Table, BuildError> {
     let base = table.fold()?;
     let clusters = table.clusters().clone();
+    let acme = table.acme().clone();
     drop(table);
-    let mut table = Table::from_base(Arc::new(base)).with_clusters(clusters);
+    let mut table = Table::from_base(Arc::new(base))
+        .with_clusters(clusters)
+        .with_acme(acme);
     while let Ok(change) = changes.try_recv() {
         reapply(&mut table, &change);
     }
@@ -127,7 +130,14 @@ mod tests {
         upsert("first", &synth::cluster_name(0))
             .apply_to(&mut table)
             .unwrap();
+        crate::feed::acme::add(acme_name(), b"before", 0, 60)
+            .apply_to(&mut table)
+            .unwrap();
         table
+    }
+
+    fn acme_name() -> crate::name::DomainName {
+        "_acme-challenge.someone.repl.co".parse().unwrap()
     }
 
     /// Changes the builder applies during a fold: moves, a new app on a cluster name the
@@ -139,6 +149,7 @@ mod tests {
             upsert("third", "elsewhere"),
             upsert("fourth", &synth::cluster_name(0)),
             upsert("fifth", "later"),
+            crate::feed::acme::add(acme_name(), b"during", 0, 60),
         ]
     }
 
@@ -191,6 +202,8 @@ mod tests {
             fold.send(c);
         }
         let folded = fold.finish().unwrap();
+        assert_eq!(folded.acme(), builders.acme(), "challenge records kept");
+        assert_eq!(folded.acme().value_count(), 2);
         assert_eq!(folded.len(), 105);
         assert_eq!(folded.apps(), builders.apps());
         assert_eq!(folded.clusters(), builders.clusters());

@@ -72,9 +72,9 @@ pub use crate::name::QUOTE_MAX;
 /// snapshot, one round trip). The mark's row is always there (its primary key allows one), so
 /// the result has at least one row; with no changes, that row's change columns are NULL.
 const CHANGES_SQL: &str = "SELECT p.pruned_upto, c.seq, c.op::text, c.id::text, \
-     c.user_name::text, c.slug::text, c.cluster::text \
+     c.user_name::text, c.slug::text, c.cluster::text, c.value, c.expires_at \
      FROM repl_changes_pruned AS p LEFT JOIN LATERAL \
-     (SELECT seq, op, id, user_name, slug, cluster FROM repl_changes \
+     (SELECT seq, op, id, user_name, slug, cluster, value, expires_at FROM repl_changes \
       WHERE seq > $1 ORDER BY seq LIMIT $2) AS c ON true \
      ORDER BY c.seq";
 /// The position a full read reflects: the highest seq in the log, and the pruning mark (the
@@ -83,6 +83,8 @@ const MAX_SEQ_SQL: &str = "SELECT coalesce((SELECT max(seq) FROM repl_changes), 
      (SELECT pruned_upto FROM repl_changes_pruned)";
 const APPS_SQL: &str =
     "SELECT id::text, user_name::text, slug::text, cluster::text FROM repls ORDER BY id";
+/// The challenge records, read with the apps at a full load.
+const ACME_SQL: &str = "SELECT name::text, value, expires_at FROM acme_txt ORDER BY name, value";
 const PRUNED_SQL: &str = "SELECT pruned_upto FROM repl_changes_pruned";
 /// Why a read found no pruning mark.
 const NO_MARK: &str =
@@ -179,7 +181,7 @@ fn db_error(e: postgres::Error) -> PgError {
 
 pub use crate::name::quote;
 use decode::decode_app;
-pub use decode::decode_row;
+pub use decode::{decode_row, decode_txt_row};
 
 /// Runs the schema (`sql/schema.sql`: idempotent, one transaction) on `client`.
 pub fn apply_schema(client: &mut Client) -> Result<(), postgres::Error> {
@@ -373,6 +375,29 @@ impl PgSource {
                     }
                 }
             }
+            {
+                let mut rows = tx
+                    .query_raw(ACME_SQL, std::iter::empty::<i32>())
+                    .map_err(db_error)?;
+                while let Some(row) = rows.next()? {
+                    let name: &str = row.try_get(0)?;
+                    let value: &[u8] = row.try_get(1)?;
+                    let expires: i64 = row.try_get(2)?;
+                    match decode_txt_row(
+                        seq.max(1) as i64,
+                        "txt-add",
+                        name,
+                        Some(value),
+                        Some(expires),
+                    ) {
+                        Ok(s) => apps.push(s.change),
+                        Err(e) => {
+                            skipped += 1;
+                            tracing::warn!("acme_txt row left out (load at seq {seq}): {e}");
+                        }
+                    }
+                }
+            }
             tx.commit()?;
             Ok((apps, seq))
         });
@@ -527,6 +552,20 @@ impl PgSource {
     }
 }
 
+/// A plain connection to `conninfo` (libpq's TLS parameters honoured, no LISTEN), for writers.
+pub(crate) fn connect_plain(conninfo: &str) -> Result<Client, PgError> {
+    let split = conninfo::split(conninfo);
+    let settings = TlsSettings::from_split(&split).map_err(PgError::Tls)?;
+    let mut config = Config::from_str(&split.rest)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("clusterns");
+    }
+    connect_tls(&mut config, &settings)
+}
+
 /// Opens a connection to `config` with the TLS of `settings`. In `sslmode=prefer`, a failed
 /// handshake is followed by a connection without TLS, as libpq does (logged).
 fn connect_tls(config: &mut Config, settings: &TlsSettings) -> Result<Client, PgError> {
@@ -637,14 +676,19 @@ fn read_changes(
             read += 1;
             let op: &str = row.try_get(2)?;
             let id: &str = row.try_get(3)?;
-            match decode_row(
-                seq,
-                op,
-                id,
-                row.try_get(4)?,
-                row.try_get(5)?,
-                row.try_get(6)?,
-            ) {
+            let decoded = if op.starts_with("txt-") {
+                decode_txt_row(seq, op, id, row.try_get(7)?, row.try_get(8)?)
+            } else {
+                decode_row(
+                    seq,
+                    op,
+                    id,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                    row.try_get(6)?,
+                )
+            };
+            match decoded {
                 Ok(change) => out.push(change),
                 Err(e) => {
                     *rejected += 1;
@@ -685,5 +729,6 @@ mod decode;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+pub mod writer;
 
 use tls::TlsSettings;

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::table::AcmeReject;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -43,9 +45,19 @@ pub struct FeedStatus {
     pub apps_unknown_cluster: AtomicU64,
     /// 1 while the last read of the source succeeded (0: the database is away).
     pub source_up: AtomicU64,
+    /// ACME challenge names holding TXT values in the served table.
+    pub acme_names: AtomicU64,
+    /// Challenge record changes rejected, by reason (`AcmeReject::ALL`'s order); they count
+    /// in `rejected` too.
+    pub acme_rejected_by: [AtomicU64; AcmeReject::ALL.len()],
 }
 
 impl FeedStatus {
+    /// Counts a rejected challenge record change.
+    pub fn acme_rejected(&self, reason: AcmeReject) {
+        self.acme_rejected_by[reason.index()].fetch_add(1, Relaxed);
+    }
+
     /// Seconds the feed may be behind its source: 0 right after it found nothing new to read.
     pub fn behind_secs(&self) -> f64 {
         let at = self.caught_up_at_ms.load(Relaxed);

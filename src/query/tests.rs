@@ -1038,3 +1038,94 @@ mod update_policy {
         assert!(header_error(&[1, 2], &mut out, Rcode::SERVFAIL).is_none());
     }
 }
+
+/// The response to `q` from `snap` over `transport`, parsed.
+fn exchange_with(snap: &Snapshot, q: &Message, transport: Transport) -> Message {
+    let pkt = q.to_vec().unwrap();
+    let mut out = vec![0u8; 65535];
+    let h = respond(snap, &pkt, &mut out, transport);
+    Message::from_vec(&out[..h.len]).unwrap()
+}
+
+fn txt_strings(resp: &Message) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = resp
+        .answers()
+        .iter()
+        .map(|r| match rdata(r) {
+            RData::TXT(t) => {
+                assert_eq!(t.txt_data().len(), 1, "one character-string a record");
+                t.txt_data()[0].to_vec()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn challenge_txt_records_are_answered_in_txt_zones() {
+    let snap = testkit::acme_snapshot();
+    let q = query("_ACME-challenge.Mark.repl.dev.", RecordType::TXT);
+    let resp = exchange_with(snap, &q, Transport::Udp);
+    assert_eq!(resp.response_code(), ResponseCode::NoError);
+    assert!(resp.authoritative());
+    assert_eq!(
+        txt_strings(&resp),
+        vec![b"first-token".to_vec(), b"second-token".to_vec()]
+    );
+    for r in resp.answers() {
+        assert_eq!(r.name().to_ascii(), "_ACME-challenge.Mark.repl.dev.");
+        assert_eq!(r.ttl(), 60, "[acme] ttl_secs' default");
+    }
+    // ANY: the TXT set; A: NODATA with the zone's SOA.
+    let any = exchange_with(
+        snap,
+        &query("_acme-challenge.mark.repl.dev.", RecordType::ANY),
+        Transport::Udp,
+    );
+    assert_eq!(txt_strings(&any).len(), 2);
+    let a = exchange_with(
+        snap,
+        &query("_acme-challenge.mark.repl.dev.", RecordType::A),
+        Transport::Udp,
+    );
+    assert_eq!(a.response_code(), ResponseCode::NoError);
+    assert!(a.answers().is_empty() && a.authoritative());
+    assert_eq!(a.name_servers()[0].record_type(), RecordType::SOA);
+    assert_eq!(a.name_servers()[0].name().to_ascii(), "repl.dev.");
+    // No record, or no owner: NXDOMAIN.
+    for n in [
+        "_acme-challenge.ann.repl.dev.",
+        "_acme-challenge.nobody.repl.dev.",
+    ] {
+        let r = exchange_with(snap, &query(n, RecordType::TXT), Transport::Udp);
+        assert_eq!(r.response_code(), ResponseCode::NXDomain, "{n}");
+    }
+    // The CNAME zone is unchanged.
+    let resp = udp(&query("_acme-challenge.mark.repl.co.", RecordType::TXT));
+    assert_eq!(resp.answers()[0].record_type(), RecordType::CNAME);
+}
+
+#[test]
+fn a_challenge_set_too_large_for_udp_is_truncated() {
+    let base = testkit::acme_snapshot();
+    let mut table = (*base.table).clone();
+    let name: crate::name::DomainName = "_acme-challenge.mark.repl.dev".parse().unwrap();
+    for i in 0..6u8 {
+        table.acme_mut().add(&name, &[b'a' + i; 255], 9).unwrap();
+    }
+    let snap = Snapshot::new(base.served.clone(), std::sync::Arc::new(table), 0);
+    let mut q = query("_acme-challenge.mark.repl.dev.", RecordType::TXT);
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    q.set_edns(edns);
+    let resp = exchange_with(&snap, &q, Transport::Udp);
+    assert!(
+        resp.truncated(),
+        "8 values of up to 255 bytes do not fit 1232"
+    );
+    let resp = exchange_with(&snap, &q, Transport::Tcp);
+    assert!(!resp.truncated());
+    assert_eq!(resp.answers().len(), 8);
+}

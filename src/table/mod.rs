@@ -10,6 +10,7 @@
 //! multi-version maps); `key` (key encodings and the hash); `clusters` (the cluster registry);
 //! `persist` (the on-disk form a checkpoint holds) over `le` (its integer encodings).
 
+pub mod acme;
 pub(crate) mod base;
 pub(crate) mod clusters;
 mod index;
@@ -23,6 +24,7 @@ pub(crate) mod versions;
 
 use std::sync::Arc;
 
+pub use acme::{AcmeEntry, AcmeReject, AcmeStore};
 pub use base::{Base, BuildError, Which};
 pub use clusters::{Clusters, MAX_CLUSTERS};
 pub use key::hash_key;
@@ -74,6 +76,8 @@ pub struct Table {
     overlay: Overlay,
     len: usize,
     clusters: Clusters,
+    /// The ACME challenge TXT records (not apps: they travel with the table).
+    acme: AcmeStore,
 }
 
 /// What a change did to an app's cluster (indexes into the table's registry).
@@ -111,6 +115,7 @@ impl Table {
             base,
             len,
             clusters: Clusters::default(),
+            acme: AcmeStore::default(),
         }
     }
 
@@ -122,6 +127,7 @@ impl Table {
             overlay,
             len,
             clusters: Clusters::default(),
+            acme: AcmeStore::default(),
         }
     }
 
@@ -129,6 +135,24 @@ impl Table {
     pub fn with_clusters(mut self, clusters: Clusters) -> Table {
         self.clusters = clusters;
         self
+    }
+
+    /// This table with `acme` as its challenge records.
+    pub fn with_acme(mut self, acme: AcmeStore) -> Table {
+        self.acme = acme;
+        self
+    }
+
+    /// The ACME challenge TXT records.
+    #[inline]
+    pub fn acme(&self) -> &AcmeStore {
+        &self.acme
+    }
+
+    /// The ACME challenge TXT records, to change (changes: `Change::apply_to`; the TTL and
+    /// limits: `AcmeStore::set_params`).
+    pub fn acme_mut(&mut self) -> &mut AcmeStore {
+        &mut self.acme
     }
 
     /// The cluster names this table's cluster indexes refer to, by index.
@@ -139,7 +163,9 @@ impl Table {
     /// A table of this one's apps with the overlay folded into a new base (see
     /// [`Table::fold`]) and the same cluster registry.
     pub fn folded(&self) -> Result<Table, BuildError> {
-        Ok(Table::from_base(Arc::new(self.fold()?)).with_clusters(self.clusters.clone()))
+        Ok(Table::from_base(Arc::new(self.fold()?))
+            .with_clusters(self.clusters.clone())
+            .with_acme(self.acme.clone()))
     }
 
     /// The base.

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod pattern;
 pub mod policy;
 mod reply;
+pub mod service;
 pub mod view;
 
 #[cfg(test)]

@@ -97,6 +97,27 @@ pub fn dig_style(msg: &Message<[u8]>) -> String {
     s
 }
 
+/// One TXT character-string as dig prints it: in double quotes, `"` and `\` escaped with a
+/// backslash, bytes outside printable ASCII as `\DDD`.
+pub fn txt_quoted(value: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for &b in value {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\{b:03}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn record_line(s: &mut String, record: &ParsedRecord<'_, [u8]>) {
     match record.to_any_record::<AllRecordData<_, _>>() {
         Ok(r) => {
@@ -118,6 +139,12 @@ fn record_line(s: &mut String, record: &ParsedRecord<'_, [u8]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn txt_values_are_quoted_as_dig_does() {
+        assert_eq!(txt_quoted(b"abc"), "\"abc\"");
+        assert_eq!(txt_quoted(b"a\"b\\c\n\xff"), "\"a\\\"b\\\\c\\010\\255\"");
+    }
 
     #[test]
     fn prints_what_dig_prints() {

@@ -143,6 +143,9 @@ impl Builder {
         self.unconfigured = counts;
         self.shadowed = config.labels_answered_elsewhere();
         self.config = config;
+        if let Some(t) = &mut self.pending {
+            t.acme_mut().set_params(self.config.acme);
+        }
         self.publish();
         tracing::info!(
             zones = self.config.zones.len(),

@@ -29,7 +29,7 @@ use crate::feed::source::{self, Opened, Source};
 use crate::feed::status::{now_ms, FeedStatus};
 use crate::os;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
-use crate::table::{Lookup, Table};
+use crate::table::{AcmeReject, Lookup, Table};
 use clusters::count_unconfigured;
 
 /// Owns the table and the feed.
@@ -101,10 +101,11 @@ impl Builder {
         let ckpt = persist::load_checkpoint(&config);
         let Opened {
             source,
-            table,
+            mut table,
             position,
             resumed,
         } = source::open(&config.feed.source, ckpt)?;
+        table.acme_mut().set_params(config.acme);
         let served = Arc::new(Served::for_registry(&config, table.clusters().names()));
         let unconfigured = count_unconfigured(&table, &config, &[]);
         let shared = snapshot::shared(Snapshot::new(
@@ -286,7 +287,9 @@ impl Builder {
             let (change, line) = match event {
                 Event::Reset { seq } => {
                     // Start over; the served table stays until the new one is complete.
-                    self.pending = Some(Table::default());
+                    let mut fresh = Table::default();
+                    fresh.acme_mut().set_params(self.config.acme);
+                    self.pending = Some(fresh);
                     self.fold = None;
                     self.last_seq = seq;
                     continue;
@@ -294,6 +297,13 @@ impl Builder {
                 Event::Change { change, line } => (change, line),
             };
             self.last_seq = self.last_seq.max(change.seq);
+            if let Some(name) = change.change.acme_name() {
+                if let Err(message) = crate::feed::acme::check_name(&self.config, name) {
+                    let e = self.at_change(line, format!("change {change}: {message}; skipped"));
+                    self.reject_acme(&e, AcmeReject::BadName);
+                    continue;
+                }
+            }
             let result = match &mut self.pending {
                 Some(table) => {
                     let r = change.change.apply_to(table);
@@ -329,7 +339,10 @@ impl Builder {
                 }
                 Err(message) => {
                     let e = self.at_change(line, format!("change {change}: {message}; skipped"));
-                    self.reject(&e);
+                    match acme_reason(&change.change, &message) {
+                        Some(r) => self.reject_acme(&e, r),
+                        None => self.reject(&e),
+                    }
                 }
             }
         }
@@ -403,6 +416,12 @@ impl Builder {
         tracing::warn!("{e}");
     }
 
+    /// Rejects a challenge record change, counted by reason too.
+    fn reject_acme(&mut self, e: &LineError, reason: AcmeReject) {
+        self.reject(e);
+        self.status.acme_rejected(reason);
+    }
+
     /// Where a change came from and what about it, as a rejection says it.
     fn at_change(&self, line: u64, message: String) -> LineError {
         LineError {
@@ -411,4 +430,14 @@ impl Builder {
             message,
         }
     }
+}
+
+/// Why applying a challenge record change failed, from its message (`Table::txt_add` ends it
+/// with the reason's label); None for an app change.
+fn acme_reason(change: &crate::feed::Change, message: &str) -> Option<AcmeReject> {
+    change.acme_name()?;
+    AcmeReject::ALL
+        .into_iter()
+        .find(|r| message.ends_with(&format!("({})", r.reason())))
+        .or(Some(AcmeReject::BadName))
 }

@@ -25,6 +25,10 @@ impl Builder {
                 self.table.clusters().names(),
             ));
         }
+        if *self.table.acme().params() != self.config.acme {
+            // A reload changed them, or a fold started before it carried the old ones.
+            self.table.acme_mut().set_params(self.config.acme);
+        }
         self.generation += 1;
         let snap = Snapshot {
             generation: self.generation,
@@ -40,6 +44,9 @@ impl Builder {
         self.status
             .apps
             .store(self.table.len() as u64, Ordering::Relaxed);
+        self.status
+            .acme_names
+            .store(self.table.acme().len() as u64, Ordering::Relaxed);
         self.status
             .apps_unknown_cluster
             .store(self.apps_on_unconfigured_clusters(), Ordering::Relaxed);

@@ -1,9 +1,9 @@
 //! The journal's line format: one change per line, and the snapshot block of a compacted
 //! journal (see the module above). Parsing is pure: bytes in, an entry or a short error out.
 
-use crate::feed::change::{Change, Sequenced};
-use crate::name::check_label;
+use crate::feed::change::{value_from_hex, Change, Sequenced};
 pub use crate::name::quote;
+use crate::name::{check_label, DomainName};
 
 /// The largest sequence number (PostgreSQL's bigint, and room to count past it).
 pub const MAX_SEQ: u64 = i64::MAX as u64;
@@ -23,7 +23,8 @@ pub enum Entry {
     Change(Sequenced),
     /// `<seq> snapshot begin <from>`: the table as of `seq` follows.
     SnapshotBegin { seq: u64, from: u32 },
-    /// `<seq> app ...`: one app of a snapshot.
+    /// `<seq> app ...` or `<seq> txt ...`: one app or challenge TXT value of a snapshot (a
+    /// `Change::Upsert` or `Change::TxtAdd`).
     SnapshotApp(Sequenced),
     /// `<seq> snapshot end <count>`.
     SnapshotEnd { seq: u64, count: u64 },
@@ -47,6 +48,21 @@ pub fn parse_entry(line: &str) -> Result<Option<Entry>, String> {
         return Err(format!("sequence number {seq} is larger than {MAX_SEQ}"));
     }
     let verb = fields.next().ok_or("missing verb (set or delete)")?;
+    if let Some(change) = parse_txt(verb, &mut fields)? {
+        let s = Sequenced { seq, change };
+        let entry = if verb == "txt" {
+            Entry::SnapshotApp(s)
+        } else {
+            Entry::Change(s)
+        };
+        if let Some(extra) = fields.next() {
+            return Err(format!(
+                "unexpected field {} after the {verb} line",
+                quote(extra)
+            ));
+        }
+        return Ok(Some(entry));
+    }
     let mut label = |what: &str| -> Result<_, String> {
         let text = fields
             .next()
@@ -123,6 +139,62 @@ pub fn parse_entry(line: &str) -> Result<Option<Entry>, String> {
     Ok(Some(entry))
 }
 
+/// Parses the fields after a challenge record verb: `txt-add <name> <expires> <hex value>`,
+/// `txt-del <name> [<hex value>]`, or the snapshot's `txt <name> <expires> <hex value>`.
+/// `Ok(None)`: another verb.
+fn parse_txt<'a>(
+    verb: &str,
+    fields: &mut impl Iterator<Item = &'a str>,
+) -> Result<Option<Change>, String> {
+    if !matches!(verb, "txt-add" | "txt-del" | "txt") {
+        return Ok(None);
+    }
+    let name_text = fields
+        .next()
+        .ok_or_else(|| format!("{verb}: missing name"))?;
+    let name: DomainName = name_text
+        .parse()
+        .map_err(|_| format!("{verb}: name {} is not a domain name", quote(name_text)))?;
+    if !crate::feed::acme::is_challenge_name(&name) {
+        return Err(format!(
+            "{verb}: name {} does not start with {RESERVED_LABEL}.",
+            quote(name_text)
+        ));
+    }
+    let value = |text: &str| -> Result<Box<[u8]>, String> {
+        let v = value_from_hex(text).map_err(|e| format!("{verb}: {e}"))?;
+        if v.is_empty() || v.len() > crate::config::acme::MAX_VALUE_LEN {
+            return Err(format!(
+                "{verb}: a value is 1 to {} bytes, not {}",
+                crate::config::acme::MAX_VALUE_LEN,
+                v.len()
+            ));
+        }
+        Ok(v.into())
+    };
+    if verb == "txt-del" {
+        let value = fields.next().map(value).transpose()?;
+        return Ok(Some(Change::TxtDelete { name, value }));
+    }
+    let exp_text = fields
+        .next()
+        .ok_or_else(|| format!("{verb}: missing expiry"))?;
+    let expires: u64 = exp_text.parse().map_err(|_| {
+        format!(
+            "{verb}: expiry {} is not a whole number of unix seconds",
+            quote(exp_text)
+        )
+    })?;
+    let hex = fields
+        .next()
+        .ok_or_else(|| format!("{verb}: missing value"))?;
+    Ok(Some(Change::TxtAdd {
+        name,
+        value: value(hex)?,
+        expires,
+    }))
+}
+
 /// Parses one change line (without its newline). `Ok(None)` for blank lines and comments;
 /// snapshot lines are errors here (they only mean something in a whole journal).
 pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
@@ -168,6 +240,80 @@ mod tests {
     }
 
     #[test]
+    fn challenge_lines_round_trip() {
+        let add = Sequenced {
+            seq: 5,
+            change: Change::TxtAdd {
+                name: "_acme-challenge.Mark.repl.co".parse().unwrap(),
+                value: Box::from(&b"a b\"\n\x00\xff"[..]),
+                expires: 1_700_000_000,
+            },
+        };
+        let line = add.to_string();
+        assert_eq!(
+            line,
+            "5 txt-add _acme-challenge.mark.repl.co 1700000000 612062220a00ff"
+        );
+        assert_eq!(parse_line(&line).unwrap(), Some(add));
+        for change in [
+            Change::TxtDelete {
+                name: "_acme-challenge.repl.co".parse().unwrap(),
+                value: None,
+            },
+            Change::TxtDelete {
+                name: "_acme-challenge.x.repl.co".parse().unwrap(),
+                value: Some(Box::from(&[7u8; 255][..])),
+            },
+        ] {
+            let s = Sequenced { seq: 9, change };
+            assert_eq!(parse_line(&s.to_string()).unwrap(), Some(s));
+        }
+        // Upper-case hex and a final dot are read too.
+        assert!(parse_line("1 txt-add _acme-challenge.a.co. 1 AB").is_ok());
+        // The snapshot's form.
+        assert!(matches!(
+            parse_entry("3 txt _acme-challenge.a.co 9 6162").unwrap(),
+            Some(Entry::SnapshotApp(Sequenced {
+                change: Change::TxtAdd { .. },
+                ..
+            }))
+        ));
+        assert!(parse_line("3 txt _acme-challenge.a.co 9 6162").is_err());
+    }
+
+    #[test]
+    fn reports_bad_challenge_lines() {
+        let long = "ab".repeat(256);
+        for (line, needle) in [
+            ("1 txt-add", "missing name"),
+            ("1 txt-add a..b 1 61", "not a domain name"),
+            (
+                "1 txt-add www.a.co 1 61",
+                "does not start with _acme-challenge",
+            ),
+            (
+                "1 txt-del _acme-challenge",
+                "does not start with _acme-challenge.",
+            ),
+            ("1 txt-add _acme-challenge.a.co", "missing expiry"),
+            ("1 txt-add _acme-challenge.a.co -1 61", "unix seconds"),
+            ("1 txt-add _acme-challenge.a.co 1", "missing value"),
+            ("1 txt-add _acme-challenge.a.co 1 6", "hex digits"),
+            ("1 txt-add _acme-challenge.a.co 1 zz", "hex digits"),
+            ("1 txt-add _acme-challenge.a.co 1 ''", "hex digits"),
+            (
+                &format!("1 txt-add _acme-challenge.a.co 1 {long}"),
+                "1 to 255 bytes",
+            ),
+            ("1 txt-del _acme-challenge.a.co 61 62", "unexpected field"),
+            ("1 txt-add _acme-challenge.a.co 1 61 x", "unexpected field"),
+        ] {
+            let e = parse_line(line).unwrap_err();
+            assert!(e.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
     fn reports_bad_lines_briefly() {
         for (line, needle) in [
             ("x set a b c d", "not a whole number"),
@@ -187,6 +333,9 @@ mod tests {
             let e = parse_line(line).unwrap_err();
             assert!(e.contains(needle), "{line}: {e}");
         }
+        // A long challenge name too.
+        let e = parse_line(&format!("1 txt-add {} 1 61", "a.".repeat(1000))).unwrap_err();
+        assert!(e.len() < 200, "{e}");
         // A long field is quoted in part.
         let long = format!("1 {} a", "v".repeat(100_000));
         let e = parse_line(&long).unwrap_err();

@@ -50,4 +50,4 @@ mod writer;
 pub use crate::feed::batch::{Event, LineError, Notice, NoticeKind, ReadBatch};
 pub use format::{parse_entry, parse_line, quote, Entry, MAX_LINE, MAX_SEQ, RESERVED_LABEL};
 pub use reader::{JournalPos, JournalReader, MAX_BATCH};
-pub use writer::{append, lock, write_snapshot, Appended};
+pub use writer::{append, lock, write_snapshot, write_snapshot_with, Appended};

@@ -128,6 +128,20 @@ pub fn write_snapshot<'a, W: Write>(
     from: u32,
     apps: impl IntoIterator<Item = [&'a str; 4]>,
 ) -> io::Result<u64> {
+    write_snapshot_with(w, comment, seq, from, apps, std::iter::empty())
+}
+
+/// [`write_snapshot`] with the challenge TXT values too: `<seq> txt <name> <expires> <hex>`
+/// lines after the apps (`txt`: `Change::TxtAdd`s; other changes are left out), counted with
+/// them.
+pub fn write_snapshot_with<'a, W: Write>(
+    w: &mut W,
+    comment: &str,
+    seq: u64,
+    from: u32,
+    apps: impl IntoIterator<Item = [&'a str; 4]>,
+    txt: impl IntoIterator<Item = Change>,
+) -> io::Result<u64> {
     writeln!(w, "# {}", comment.replace('\n', " "))?;
     let mut count = 0;
     if seq == 0 {
@@ -138,6 +152,15 @@ pub fn write_snapshot<'a, W: Write>(
     for [id, user, slug, cluster] in apps {
         writeln!(w, "{seq} app {id} {user} {slug} {cluster}")?;
         count += 1;
+    }
+    for change in txt {
+        if matches!(change, Change::TxtAdd { .. }) {
+            // The change line's form, its verb made the snapshot's.
+            let line = Sequenced { seq, change }.to_string();
+            let line = line.replacen(" txt-add ", " txt ", 1);
+            writeln!(w, "{line}")?;
+            count += 1;
+        }
     }
     writeln!(w, "{seq} snapshot end {count}")?;
     Ok(count)
@@ -158,6 +181,38 @@ mod tests {
 
     fn kinds(b: &ReadBatch) -> Vec<NoticeKind> {
         b.notices.iter().map(|n| n.kind).collect()
+    }
+
+    #[test]
+    fn a_snapshot_carries_challenge_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let name: crate::name::DomainName = "_acme-challenge.mark.repl.co".parse().unwrap();
+        let txt = vec![
+            Change::TxtAdd {
+                name: name.clone(),
+                value: Box::from(&b"tok"[..]),
+                expires: 77,
+            },
+            // Not a snapshot line: left out.
+            Change::TxtDelete { name, value: None },
+        ];
+        let mut out = Vec::new();
+        let n =
+            write_snapshot_with(&mut out, "t", 9, 1, [["r1", "mark", "game", "c1"]], txt).unwrap();
+        assert_eq!(n, 2);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\n9 txt _acme-challenge.mark.repl.co 77 746f6b\n9 snapshot end 2\n"),
+            "{text}"
+        );
+        write(&path, &text);
+        let mut r = JournalReader::new(&path);
+        let b = r.read_new().unwrap();
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+        let changes: Vec<&Change> = b.changes().map(|c| &c.change).collect();
+        assert_eq!(changes.len(), 2);
+        assert!(matches!(changes[1], Change::TxtAdd { expires: 77, .. }));
     }
 
     fn delete(id: &str) -> Change {

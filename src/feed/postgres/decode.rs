@@ -4,7 +4,7 @@
 
 use super::{quote, RESERVED_LABEL};
 use crate::feed::change::{Change, Sequenced};
-use crate::name::{check_label, Label, MAX_LABEL_LEN};
+use crate::name::{check_label, DomainName, Label, MAX_LABEL_LEN};
 
 /// Decodes one `repl_changes` row. Every name must already be exactly a lower-case label (1 to
 /// 63 bytes of `a`-`z`, `0`-`9`, `-`, `_`), and the id, user and slug must not be
@@ -40,6 +40,77 @@ pub fn decode_row(
             quote(id)
         )
     })
+}
+
+/// Decodes one `repl_changes` row of a challenge record (op `txt-add` or `txt-del`): `id`
+/// holds the name, exactly in its lower-case form without the final dot
+/// (`_acme-challenge.<owner>`), `value` the TXT value (1 to 255 bytes; NULL in a `txt-del`:
+/// every value of the name), `expires_at` the expiry of a `txt-add` (unix seconds).
+pub fn decode_txt_row(
+    seq: i64,
+    op: &str,
+    name: &str,
+    value: Option<&[u8]>,
+    expires_at: Option<i64>,
+) -> Result<Sequenced, String> {
+    let seq = u64::try_from(seq)
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| format!("repl_changes seq {seq}: sequence numbers start at 1"))?;
+    let change = (|| match op {
+        "txt-add" => Ok(Change::TxtAdd {
+            name: txt_name(name)?,
+            value: txt_value(value.ok_or("value is NULL")?)?,
+            expires: expires_at
+                .ok_or("expires_at is NULL")
+                .and_then(|e| u64::try_from(e).map_err(|_| "expires_at is negative"))?,
+        }),
+        "txt-del" => Ok(Change::TxtDelete {
+            name: txt_name(name)?,
+            value: value.map(txt_value).transpose()?,
+        }),
+        other => Err(format!(
+            "unknown op {} (expected 'txt-add' or 'txt-del')",
+            quote(other)
+        )),
+    })();
+    change.map(|change| Sequenced { seq, change }).map_err(|e| {
+        format!(
+            "repl_changes seq {seq} ({} of {}): {e}",
+            quote(op),
+            quote(name)
+        )
+    })
+}
+
+/// A challenge name column: `_acme-challenge.<owner>`, lower-case, no final dot.
+pub(super) fn txt_name(text: &str) -> Result<DomainName, String> {
+    // The parser's message repeats the whole text: quote it cut instead.
+    let name: DomainName = text
+        .parse()
+        .map_err(|_| format!("name {} is not a domain name", quote(text)))?;
+    let canonical = name.to_string();
+    if canonical.strip_suffix('.') != Some(text) {
+        return Err(format!(
+            "name {} is not a lower-case name without its final dot",
+            quote(text)
+        ));
+    }
+    if !crate::feed::acme::is_challenge_name(&name) {
+        return Err(format!(
+            "name {} does not start with {RESERVED_LABEL}.",
+            quote(text)
+        ));
+    }
+    Ok(name)
+}
+
+/// A challenge value column: 1 to 255 bytes.
+pub(super) fn txt_value(value: &[u8]) -> Result<Box<[u8]>, String> {
+    if value.is_empty() || value.len() > crate::config::acme::MAX_VALUE_LEN {
+        return Err(format!("a value is 1 to 255 bytes, not {}", value.len()));
+    }
+    Ok(value.into())
 }
 
 /// An app's four columns as an upsert.

@@ -259,3 +259,81 @@ fn schema_is_embedded() {
     assert!(SCHEMA.contains(RESERVED_LABEL));
     assert!(SCHEMA.contains(CHANNEL));
 }
+
+#[test]
+fn challenge_rows_decode_or_say_why() {
+    let s = decode_txt_row(
+        3,
+        "txt-add",
+        "_acme-challenge.mark.repl.co",
+        Some(b"tok"),
+        Some(9),
+    )
+    .unwrap();
+    assert_eq!(
+        s.to_string(),
+        "3 txt-add _acme-challenge.mark.repl.co 9 746f6b"
+    );
+    let s = decode_txt_row(4, "txt-del", "_acme-challenge.mark.repl.co", None, None).unwrap();
+    assert_eq!(s.to_string(), "4 txt-del _acme-challenge.mark.repl.co");
+    // Found by the pg_row fuzz target: a challenge name with no owner.
+    for (op, name, value, exp, needle) in [
+        ("txt-del", "_acme-challenge", None, None, "does not start"),
+        (
+            "txt-add",
+            "_ACME-challenge.a.co",
+            Some(&b"x"[..]),
+            Some(1),
+            "lower-case",
+        ),
+        (
+            "txt-add",
+            "_acme-challenge.a.co.",
+            Some(&b"x"[..]),
+            Some(1),
+            "final dot",
+        ),
+        (
+            "txt-add",
+            "_acme-challenge.a.co",
+            None,
+            Some(1),
+            "value is NULL",
+        ),
+        (
+            "txt-add",
+            "_acme-challenge.a.co",
+            Some(&b""[..]),
+            Some(1),
+            "1 to 255",
+        ),
+        (
+            "txt-add",
+            "_acme-challenge.a.co",
+            Some(&b"x"[..]),
+            None,
+            "expires_at is NULL",
+        ),
+        (
+            "txt-add",
+            "_acme-challenge.a.co",
+            Some(&b"x"[..]),
+            Some(-1),
+            "negative",
+        ),
+        ("txt-move", "_acme-challenge.a.co", None, None, "unknown op"),
+        // Found by the pg_row fuzz target: the parser's message held the whole name.
+        (
+            "txt-del",
+            &"a.".repeat(3000),
+            None,
+            None,
+            "not a domain name",
+        ),
+    ] {
+        let e = decode_txt_row(5, op, name, value, exp).unwrap_err();
+        assert!(e.starts_with("repl_changes seq 5"), "{e}");
+        assert!(e.contains(needle), "{name}: {e}");
+        assert!(e.len() < 400, "short: {e}");
+    }
+}
