@@ -318,12 +318,15 @@ fn serve(
     let builder = Builder::load(config.clone()).map_err(|e| format!("loading the feed: {e}"))?;
     let shared = builder.shared();
     let feed_status = builder.status();
+    // The configuration in force: reloads replace it; the control socket and the update
+    // service read it.
+    let live = Arc::new(Live::new(config.clone()));
     // UPDATE (opcode 5) goes to the update thread where the config takes updates.
     let (updates, update_counters) = if config.update.enabled {
         let writer = clusterns::feed::writer::open(&config)
             .map_err(|e| format!("updates: opening the writer of the feed source: {e}"))?;
         let service =
-            clusterns::update::service::UpdateService::new(config.clone(), shared.clone(), writer)?;
+            clusterns::update::service::UpdateService::new(live.clone(), shared.clone(), writer)?;
         let counters = service.counters();
         (
             Some(Box::new(service) as Box<dyn clusterns::server::UpdateHandler>),
@@ -363,7 +366,6 @@ fn serve(
             .map_err(|e| format!("installing signal handlers: {e}"))?;
     }
     let feed = Arc::new(builder.spawn().map_err(|e| e.to_string())?);
-    let live = Arc::new(Live::new(config.clone()));
     if control.is_some() {
         let (reload_feed, checkpoint_feed) = (feed.clone(), feed.clone());
         let (reload_live, reload_path, running) = (live.clone(), path.clone(), config.clone());
@@ -471,6 +473,13 @@ fn reload(
             new.server.threads = running.server.threads;
             if new.control != running.control {
                 tracing::warn!("{via}: the control socket changes at the next restart");
+            }
+            if new.update.enabled && !running.update.enabled {
+                tracing::warn!("{via}: updates are taken from the next restart on");
+            }
+            // A key file that does not load rejects the reload (the running keys stay).
+            if new.update.enabled {
+                new.update.load().map_err(|e| e.to_string())?;
             }
             let new = Arc::new(new);
             feed.reload(new.clone())?;

@@ -437,3 +437,55 @@ fn lego_gets_a_wildcard_certificate_from_pebble_through_rfc2136() {
         assert!(s.wait_txt(n, &[]), "{n} still has records\n{}", s.log());
     }
 }
+
+/// Key rollover without a restart: a new secret in the key file and SIGHUP; the old secret is
+/// refused from then on. A key file that does not load rejects the reload and the running
+/// keys stay.
+#[test]
+fn a_reload_takes_new_keys_and_keeps_them_when_the_file_is_broken() {
+    if !have("nsupdate", "-V") {
+        return;
+    }
+    let s = Acme::start();
+    let dir = s.dir.path();
+    let keys = dir.join("keys.conf");
+    let name = "_acme-challenge.coolgame.mark.repl.co";
+    let add = |v: &str| script(s.addr(), &format!("update add {name} 60 TXT \"{v}\""));
+    let reloads = |n: usize| {
+        s.child.signal(libc::SIGHUP);
+        assert!(
+            wait_for(Duration::from_secs(5), || s
+                .log()
+                .matches("SIGHUP: ")
+                .count()
+                >= n),
+            "{}",
+            s.log()
+        );
+    };
+    assert!(nsupdate(dir, KEY, Some(SECRET), false, &add("one"))
+        .status
+        .success());
+    std::fs::write(&keys, key_file(KEY, WRONG_SECRET)).unwrap();
+    reloads(1);
+    let o = nsupdate(dir, KEY, Some(SECRET), false, &add("two"));
+    assert!(
+        !o.status.success() && text(&o).contains("NOTAUTH"),
+        "{}",
+        text(&o)
+    );
+    // The service takes the new keys at its next message at the latest.
+    let o = nsupdate(dir, KEY, Some(WRONG_SECRET), false, &add("three"));
+    assert!(o.status.success(), "{}\n{}", text(&o), s.log());
+    // A broken key file: the reload is refused, the keys in force keep working.
+    std::fs::write(&keys, "key \"acme-mark\" { algorithm hmac-sha256; };\n").unwrap();
+    reloads(2);
+    assert!(
+        s.log().contains("keeping the running configuration"),
+        "{}",
+        s.log()
+    );
+    let o = nsupdate(dir, KEY, Some(WRONG_SECRET), false, &add("four"));
+    assert!(o.status.success(), "{}\n{}", text(&o), s.log());
+    assert!(s.wait_txt(name, &["four", "one", "three"]), "{}", s.log());
+}

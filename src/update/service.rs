@@ -17,6 +17,7 @@ use domain::base::iana::{Class, Rcode, Rtype};
 
 use super::{process, Decision, Keys, Op, RateLimiter, UpdatePolicy, UpdateView};
 use crate::config::{AcmeMode, Config};
+use crate::control::Live;
 use crate::feed::acme::{expired, unix_now};
 use crate::feed::writer::ChangeWriter;
 use crate::feed::Change;
@@ -60,6 +61,9 @@ impl UpdateCounters {
 
 /// The handler the server's update thread runs.
 pub struct UpdateService {
+    /// The configuration in force (SIGHUP and `ctl reload` replace it there).
+    live: Arc<Live>,
+    /// The one the keys, grants and limits below were read from.
     config: Arc<Config>,
     shared: SharedSnapshot,
     keys: Keys,
@@ -73,16 +77,19 @@ pub struct UpdateService {
 }
 
 impl UpdateService {
-    /// The service for `config` (its `[update]` keys and grants, `[acme]` expiry), writing
-    /// through `writer`.
+    /// The service for the configuration in force (its `[update]` keys and grants, `[acme]`
+    /// expiry), writing through `writer`. A reload that changes the configuration in force
+    /// is taken at the next message or tick: the key file is read again then.
     pub fn new(
-        config: Arc<Config>,
+        live: Arc<Live>,
         shared: SharedSnapshot,
         writer: Box<dyn ChangeWriter>,
     ) -> Result<UpdateService, String> {
+        let config = live.config();
         let (keys, policy) = config.update.load().map_err(|e| e.to_string())?;
         let limiter = RateLimiter::new(&policy.limits);
         Ok(UpdateService {
+            live,
             config,
             shared,
             keys,
@@ -93,6 +100,31 @@ impl UpdateService {
             counters: Arc::default(),
             next_janitor: Instant::now(),
         })
+    }
+
+    /// Takes a reloaded configuration: its keys, grants and limits (a key file that no
+    /// longer loads keeps the old ones, loudly; the reload itself checks it first).
+    fn refresh(&mut self) {
+        let config = self.live.config();
+        if Arc::ptr_eq(&config, &self.config) {
+            return;
+        }
+        if config.update.enabled {
+            match config.update.load() {
+                Ok((keys, policy)) => {
+                    self.limiter = RateLimiter::new(&policy.limits);
+                    self.keys = keys;
+                    self.policy = policy;
+                    tracing::info!(
+                        keys = self.keys.len(),
+                        grants = self.policy.grants.len(),
+                        "update: keys and grants reloaded"
+                    );
+                }
+                Err(e) => tracing::error!("update: keeping the old keys and grants: {e}"),
+            }
+        }
+        self.config = config;
     }
 
     /// The counters the metrics endpoint renders.
@@ -145,6 +177,16 @@ impl UpdateHandler for UpdateService {
         max_len: usize,
         out: &mut Vec<u8>,
     ) {
+        self.refresh();
+        if !self.config.update.enabled {
+            // Turned off by a reload: answered as a server that takes no updates.
+            self.counters.count("notimp");
+            let mut buf = [0u8; 512];
+            if let Some(r) = crate::query::header_error(msg, &mut buf, Rcode::NOTIMP) {
+                out.extend_from_slice(&buf[..r.len]);
+            }
+            return;
+        }
         let now = unix_now();
         let snap = self.shared.load();
         let view = SnapshotView {
@@ -214,6 +256,7 @@ impl UpdateHandler for UpdateService {
             return;
         }
         self.next_janitor = now + JANITOR_EVERY;
+        self.refresh();
         let snap = self.shared.load();
         // Names a key added that are gone (deleted or expired) no longer count against it.
         for names in self.held.values_mut() {
