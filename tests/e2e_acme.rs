@@ -32,6 +32,11 @@ struct Acme {
 
 impl Acme {
     fn start() -> Acme {
+        Acme::start_with("")
+    }
+
+    /// With more `[acme]` settings.
+    fn start_with(acme: &str) -> Acme {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("journal.log"), JOURNAL).unwrap();
         let keys = dir.path().join("keys.conf");
@@ -53,6 +58,7 @@ journal = "journal.log"
 
 [acme]
 ttl_secs = 10
+{acme}
 
 [update]
 enabled = true
@@ -488,4 +494,48 @@ fn a_reload_takes_new_keys_and_keeps_them_when_the_file_is_broken() {
     let o = nsupdate(dir, KEY, Some(WRONG_SECRET), false, &add("four"));
     assert!(o.status.success(), "{}\n{}", text(&o), s.log());
     assert!(s.wait_txt(name, &["four", "one", "three"]), "{}", s.log());
+}
+
+/// Expiry is written to the source by the server that takes updates (its janitor), so every
+/// edge drops the value at the same point of the feed: a `txt-del` line in the journal.
+#[test]
+fn the_update_server_expires_challenge_values_through_the_journal() {
+    if !have("nsupdate", "-V") {
+        return;
+    }
+    let s = Acme::start_with("expire_secs = 1");
+    let name = "_acme-challenge.coolgame.mark.repl.co";
+    let o = nsupdate(
+        s.dir.path(),
+        KEY,
+        Some(SECRET),
+        false,
+        &script(
+            s.addr(),
+            &format!("update add {name} 60 TXT \"short-lived\""),
+        ),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(s.wait_txt(name, &["short-lived"]), "{}", s.log());
+    // The janitor looks every 5 s; the value expired after 1 s.
+    assert!(
+        wait_for(Duration::from_secs(12), || s.txt(name).0
+            == ResponseCode::NXDomain),
+        "{}",
+        s.log()
+    );
+    let journal = std::fs::read_to_string(s.dir.path().join("journal.log")).unwrap();
+    let last = journal.lines().last().unwrap();
+    assert!(
+        last.contains(" txt-del ") && last.contains(name),
+        "{journal}"
+    );
+    // (Logged once the write returned: maybe after the feed applied it.)
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .log()
+            .contains("challenge records expired")),
+        "{}",
+        s.log()
+    );
 }
