@@ -12,13 +12,28 @@ if [ -z "${CLUSTERNS_TEST_PG:-}" ]; then
   export CLUSTERNS_TEST_PG
 fi
 [ -n "$CLUSTERNS_TEST_PG" ] || { echo "PostgreSQL not found: set CLUSTERNS_TEST_PG" >&2; exit 1; }
-out=$(CLUSTERNS_ACME_LATENCY_UPDATES=$n cargo test --release --locked --test e2e_acme_pg \
-  -- --nocapture 2>&1) || { echo "$out" >&2; exit 1; }
-line=$(grep -o 'acme update -> .*' <<<"$out")
-echo "$line"
+# With NOTIFY (n updates), then polling alone (NOTIFY triggers off; n/10 updates: each waits
+# up to the 500 ms poll interval).
+run() {
+  local out
+  out=$(CLUSTERNS_ACME_LATENCY_UPDATES=$1 CLUSTERNS_ACME_LATENCY_NO_NOTIFY=$2 \
+    cargo test --release --locked --test e2e_acme_pg -- --nocapture 2>&1) || {
+    echo "$out" >&2
+    exit 1
+  }
+  grep -o 'acme update -> .*' <<<"$out"
+}
+notify=$(run "$n" 0)
+echo "$notify"
+poll=$(run $((n / 10)) 1)
+echo "$poll"
 {
   echo
   echo "### ACME update propagation, $(date -u +%Y-%m-%d) (git $(git rev-parse --short HEAD), $(nproc) cores)"
   echo
-  echo "perf/acme_latency.sh: $line"
+  echo "perf/acme_latency.sh, two release servers on one PostgreSQL, time from the UPDATE's"
+  echo "answer (server A) to server B answering the new value:"
+  echo
+  echo "- $notify"
+  echo "- $poll"
 } >> perf/RESULTS.md

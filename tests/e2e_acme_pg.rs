@@ -128,6 +128,13 @@ fn txt_values(addr: SocketAddr) -> Vec<String> {
         .collect()
 }
 
+/// `CLUSTERNS_ACME_LATENCY_NO_NOTIFY=1`: the tables' NOTIFY triggers are disabled, so the
+/// edges only find changes by polling (`feed.poll_interval_ms`, 500 ms by default): the latency
+/// when notifications are lost (a connection pooler in transaction mode drops them).
+fn without_notify() -> bool {
+    std::env::var("CLUSTERNS_ACME_LATENCY_NO_NOTIFY").as_deref() == Ok("1")
+}
+
 fn updates_count() -> usize {
     std::env::var("CLUSTERNS_ACME_LATENCY_UPDATES")
         .ok()
@@ -146,6 +153,14 @@ fn an_update_sent_to_one_server_is_answered_by_the_other() {
     client
         .batch_execute("INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east')")
         .unwrap();
+    if without_notify() {
+        client
+            .batch_execute(
+                "ALTER TABLE acme_txt DISABLE TRIGGER clusterns_acme_txt_notify;
+                 ALTER TABLE repls DISABLE TRIGGER clusterns_repls_notify;",
+            )
+            .unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.conf");
     std::fs::write(
@@ -180,6 +195,10 @@ fn an_update_sent_to_one_server_is_answered_by_the_other() {
     let mut lag = Vec::with_capacity(n);
     let mut old: Option<String> = None;
     for i in 0..n {
+        if without_notify() {
+            // Not in step with the edges' polls: a spread-out delay before each update.
+            std::thread::sleep(Duration::from_millis((i as u64 * 389) % 500));
+        }
         let value = format!("token-{i}");
         let (msg, tx) = update(i as u16, old.as_deref(), &value, &key);
         sock.send_to(&msg, a.addr).unwrap();
@@ -210,13 +229,20 @@ fn an_update_sent_to_one_server_is_answered_by_the_other() {
     lag.sort();
     let pct = |p: f64| lag[((lag.len() as f64 * p).ceil() as usize).clamp(1, lag.len()) - 1];
     println!(
-        "acme update -> other edge's answer, {n} updates over PostgreSQL (LISTEN/NOTIFY): p50 {:?} p99 {:?} max {:?}",
+        "acme update -> other edge's answer, {n} updates over PostgreSQL ({}): p50 {:?} p99 {:?} max {:?}",
+        if without_notify() {
+            "NOTIFY off: polling every 500 ms"
+        } else {
+            "LISTEN/NOTIFY"
+        },
         pct(0.50),
         pct(0.99),
         lag[lag.len() - 1]
     );
-    // The issue's target with NOTIFY, with room for a loaded test machine.
-    assert!(pct(0.99) < Duration::from_secs(1), "p99 {:?}", pct(0.99));
+    // The issue's target with NOTIFY; polling alone is bounded by the poll interval (500 ms),
+    // with room for a loaded test machine.
+    let bound = Duration::from_secs(if without_notify() { 2 } else { 1 });
+    assert!(pct(0.99) < bound, "p99 {:?}", pct(0.99));
     // Both servers agree with the database.
     let rows: i64 = client
         .query_one("SELECT count(*) FROM acme_txt", &[])
