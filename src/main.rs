@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 use clusterns::config::{Config, SourceConfig};
 use clusterns::control::protocol::Request;
 use clusterns::control::{CheckpointDone, Context, ControlServer, Live};
-use clusterns::feed::checkpoint;
 use clusterns::feed::journal::append;
 use clusterns::feed::{Builder, Change};
 use clusterns::metrics::{MetricsServer, Sources};
@@ -754,14 +753,7 @@ fn repl(config_path: PathBuf, action: ReplAction) -> Result<(), String> {
     // Number after the checkpoint too: a journal that lost its lines must never be numbered
     // again from where it now ends (the server would take the new lines as already applied).
     // The journal is read from where the checkpoint left it, not from its start.
-    let (floor, from) = match &config.feed.checkpoint {
-        Some(c) if c.exists() => {
-            let p = checkpoint::read_position(c)
-                .map_err(|e| format!("checkpoint {}: {e}", c.display()))?;
-            (p.last_seq, Some(p.journal))
-        }
-        _ => (0, None),
-    };
+    let (floor, from) = clusterns::feed::writer::journal_floor(config.feed.checkpoint.as_deref())?;
     let appended = append(path, &[change], floor, from, floor == 0).map_err(|e| {
         if floor > 0 && e.kind() == std::io::ErrorKind::NotFound {
             format!(

@@ -8,12 +8,12 @@
 //! all or nothing. The writer checks nothing about the changes: callers check names and limits
 //! first (`feed::acme::check_writable`, `AcmeStore::check_add`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, SourceConfig};
 use crate::feed::change::Change;
 use crate::feed::checkpoint;
-use crate::feed::journal::append;
+use crate::feed::journal::{append, JournalPos};
 
 /// Writes batches of changes to a source, durably.
 pub trait ChangeWriter: Send {
@@ -35,6 +35,20 @@ pub fn open(config: &Config) -> Result<Box<dyn ChangeWriter>, String> {
     }
 }
 
+/// Where an append to the journal starts: the checkpoint's sequence number (a journal that
+/// lost its lines is never numbered again from where it now ends) and its position in the
+/// journal (read from there, not from the start); `(0, None)` without a written checkpoint.
+pub fn journal_floor(checkpoint: Option<&Path>) -> Result<(u64, Option<JournalPos>), String> {
+    match checkpoint {
+        Some(c) if c.exists() => {
+            let p = checkpoint::read_position(c)
+                .map_err(|e| format!("checkpoint {}: {e}", c.display()))?;
+            Ok((p.last_seq, Some(p.journal)))
+        }
+        _ => Ok((0, None)),
+    }
+}
+
 /// Appends to the journal (`feed::journal::append`: under the lock, numbered after its last
 /// line and after the checkpoint's position, fsynced).
 pub struct JournalWriter {
@@ -47,16 +61,7 @@ impl ChangeWriter for JournalWriter {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        // Numbered after the checkpoint too: a journal that lost its lines is never numbered
-        // again from where it now ends.
-        let (floor, from) = match &self.checkpoint {
-            Some(c) if c.exists() => {
-                let p = checkpoint::read_position(c)
-                    .map_err(|e| format!("checkpoint {}: {e}", c.display()))?;
-                (p.last_seq, Some(p.journal))
-            }
-            _ => (0, None),
-        };
+        let (floor, from) = journal_floor(self.checkpoint.as_deref())?;
         let appended = append(&self.path, changes, floor, from, floor == 0).map_err(|e| {
             if floor > 0 && e.kind() == std::io::ErrorKind::NotFound {
                 format!(

@@ -147,14 +147,11 @@ impl UpdateService {
 
     /// The feed changes an accepted update's operations become.
     fn changes(&self, ops: &[Op], now: u64) -> Vec<Change> {
-        let expires = now + self.config.acme.expire_secs;
         ops.iter()
             .map(|op| match op {
-                Op::Add { name, value } => Change::TxtAdd {
-                    name: name.clone(),
-                    value: value.clone().into_boxed_slice(),
-                    expires,
-                },
+                Op::Add { name, value } => {
+                    crate::feed::acme::add(name.clone(), value, now, self.config.acme.expire_secs)
+                }
                 Op::DeleteValue { name, value } => Change::TxtDelete {
                     name: name.clone(),
                     value: Some(value.clone().into_boxed_slice()),
