@@ -729,6 +729,5 @@ mod decode;
 #[cfg(test)]
 mod tests;
 pub mod tls;
-pub mod writer;
 
 use tls::TlsSettings;

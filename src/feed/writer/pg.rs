@@ -1,5 +1,5 @@
-//! Writing changes to PostgreSQL (`feed::writer` for a PostgreSQL feed): one transaction per
-//! batch, committed before [`PgWriter::write`](crate::feed::writer::ChangeWriter::write)
+//! The PostgreSQL [`ChangeWriter`]: one transaction per
+//! batch, committed before [`PgWriter::write`](ChangeWriter::write)
 //! returns. The schema's triggers number the changes in `repl_changes` (so the write returns
 //! no sequence numbers) and NOTIFY every server.
 //!
@@ -8,9 +8,9 @@
 
 use postgres::Client;
 
-use super::{connect_plain, PgError};
+use super::ChangeWriter;
 use crate::feed::change::Change;
-use crate::feed::writer::ChangeWriter;
+use crate::feed::postgres::{connect_plain, PgError};
 use crate::name::DomainName;
 
 /// A connection that writes batches of changes (reconnects after an error).
