@@ -1,0 +1,197 @@
+//! The command line: every command, its options and their help (clap), also the source of the
+//! man pages and shell completions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use clusterns::name::Label;
+
+/// `--version`: the crate version, the git revision and the optional features built in.
+pub(crate) const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("CLUSTERNS_GIT_REVISION"),
+    "; features: ",
+    env!("CLUSTERNS_BUILD_FEATURES"),
+    ")"
+);
+
+#[derive(Parser)]
+#[command(
+    name = "clusterns",
+    version = LONG_VERSION,
+    about = "Cluster-aware authoritative DNS responder"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where every command finds the configuration unless told: `--config`, else
+/// `$CLUSTERNS_CONFIG`, else this.
+const DEFAULT_CONFIG: &str = "/etc/clusterns/clusterns.toml";
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Answer queries for the configured zones.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Listen on this address instead of the config's (repeatable).
+        #[arg(long)]
+        listen: Vec<std::net::SocketAddr>,
+        /// UDP worker threads (0: one per core), instead of the config's.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Validate a configuration file and print what it would serve.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long = "config", short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The configuration file, given without --config (as earlier versions took it).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Answer one question offline from the configured feed (checkpoint, journal or
+    /// database), as the server would, and print the response.
+    Lookup {
+        /// The configuration file.
+        #[arg(long, short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The name to ask for.
+        name: String,
+        /// The query type (A, AAAA, TXT, ...; default A).
+        #[arg(default_value = "A")]
+        qtype: String,
+    },
+    /// Maintain the journal.
+    Journal {
+        /// The configuration file (for the journal and checkpoint paths).
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+    /// Write the manual pages (one per command) into a folder, for packaging.
+    Manpages {
+        /// The folder (created if missing).
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Ask the running server (over its control socket, `[control] socket`): status, counters,
+    /// reload, checkpoint, apps.
+    Ctl {
+        /// The configuration file (for the control socket's path).
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The control socket, instead of the configuration's.
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Seconds to wait for the server (to connect, and for each part of the reply).
+        #[arg(long, global = true, default_value_t = 60)]
+        timeout: u64,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+    /// List, add and remove ACME DNS-01 challenge TXT records (written to the feed's source:
+    /// the journal or PostgreSQL), and expire the old ones.
+    Acme {
+        /// The configuration file (for the feed, the zones and the `[acme]` limits).
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AcmeAction,
+    },
+    /// Change the journal: create, move, rename or delete an app.
+    Repl {
+        /// The configuration file (for the journal path and the cluster names).
+        #[arg(long, short, global = true, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: Box<ReplAction>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum JournalAction {
+    /// Rewrite the journal as one snapshot of the table at its last sequence number
+    /// (atomically, under the writers' lock; a running server follows without a reload).
+    /// With the journal missing, it is written from the checkpoint.
+    Compact {
+        /// Keep the old journal under this name (a hard link, in the same file system).
+        #[arg(long)]
+        keep_old: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CtlAction {
+    /// Version, configuration, feed position and lag, snapshot, apps, last reload, uptime.
+    Status,
+    /// The query counters since start.
+    Stats,
+    /// Reload the configuration file as SIGHUP does; fails (exit 1) with the reason when the
+    /// new configuration is rejected (the running one stays).
+    Reload,
+    /// Write a checkpoint now; prints its path and sequence number.
+    Checkpoint,
+    /// One app from the live table, by repl id or `slug.user` name (a user name lists the
+    /// user's apps): its cluster and the addresses it is answered with.
+    App {
+        /// A repl id, a `slug.user` name or a user.
+        name: String,
+    },
+    /// A user's apps (`<id> <user> <slug> <cluster>`, one a line).
+    Apps {
+        #[arg(long)]
+        user: String,
+    },
+    /// Every app of the live table as journal lines (`<n> set <id> <user> <slug> <cluster>`).
+    Dump,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AcmeAction {
+    /// Every challenge record: name, value (quoted as dig prints TXT), expiry (unix seconds)
+    /// and seconds left.
+    List,
+    /// Add a value to the TXT records of `_acme-challenge.<owner>` (the name must be one a
+    /// zone in `acme = "txt"` mode answers; limits as the server checks them).
+    Add {
+        /// The full name, `_acme-challenge.<owner>`.
+        name: String,
+        /// The value (one TXT string, at most `[acme] max_value_len` bytes).
+        value: String,
+        /// Seconds until the janitor deletes it (default `[acme] expire_secs`).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Remove one value, or every value of the name.
+    Remove {
+        /// The full name, `_acme-challenge.<owner>`.
+        name: String,
+        /// The value to remove (none: all of them).
+        value: Option<String>,
+    },
+    /// Run the janitor once: delete (through the source) every value whose expiry has passed.
+    Expire,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ReplAction {
+    /// Create or replace an app (a new user or slug renames it).
+    Set {
+        id: Label,
+        user: Label,
+        slug: Label,
+        cluster: Label,
+    },
+    /// Move an existing app to another cluster.
+    Move { id: Label, cluster: Label },
+    /// Remove an app.
+    Delete { id: Label },
+}
