@@ -6,6 +6,7 @@
 pub mod config;
 pub mod control;
 pub mod feed;
+pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod name;

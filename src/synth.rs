@@ -433,7 +433,7 @@ pub fn queries(apps: &[App], zone: &str, count: usize, mix: &Mix, seed: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, SourceConfig};
+    use crate::config::{Config, Member, SourceConfig};
     use crate::name::DomainName;
     use crate::resolve::{resolve, Outcome, Question};
     use crate::snapshot::{Served, Snapshot};
@@ -501,8 +501,11 @@ mod tests {
         assert_eq!(cfg.clusters[7].ipv4.len(), 2);
         assert_eq!(cfg.clusters[7].ipv6.len(), 1);
         let ([a, b], v6) = cluster_addresses(7);
-        assert_eq!(cfg.clusters[7].ipv4, vec![a, b]);
-        assert_eq!(cfg.clusters[7].ipv6, vec![v6]);
+        assert_eq!(
+            cfg.clusters[7].ipv4,
+            vec![Member::plain(a), Member::plain(b)]
+        );
+        assert_eq!(cfg.clusters[7].ipv6, vec![Member::plain(v6)]);
         assert!(a.is_documentation() && b.is_documentation());
         assert_eq!(v6.segments()[..2], [0x2001, 0xdb8]);
         assert_eq!(

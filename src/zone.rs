@@ -193,8 +193,16 @@ impl Zone {
                 .iter()
                 .map(|c| {
                     c.map(|c| ClusterSets {
-                        a: RrSet::a(&c.ipv4, ttl, Owner::Query),
-                        aaaa: RrSet::aaaa(&c.ipv6, ttl, Owner::Query),
+                        a: RrSet::a(
+                            &c.ipv4.iter().map(|m| m.addr).collect::<Vec<_>>(),
+                            ttl,
+                            Owner::Query,
+                        ),
+                        aaaa: RrSet::aaaa(
+                            &c.ipv6.iter().map(|m| m.addr).collect::<Vec<_>>(),
+                            ttl,
+                            Owner::Query,
+                        ),
                     })
                 })
                 .collect(),

@@ -246,10 +246,10 @@ fn write_zone(path: &Path, cfg: &Config, apps: &[App]) -> Result<(), String> {
         .map(|c| {
             let mut t = String::new();
             for a in &c.ipv4 {
-                t.push_str(&format!("\tA\t{a}\n"));
+                t.push_str(&format!("\tA\t{}\n", a.addr));
             }
             for a in &c.ipv6 {
-                t.push_str(&format!("\tAAAA\t{a}\n"));
+                t.push_str(&format!("\tAAAA\t{}\n", a.addr));
             }
             t.into_bytes()
         })

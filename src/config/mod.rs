@@ -12,6 +12,7 @@ mod cluster;
 mod control;
 mod error;
 mod feed;
+mod health;
 mod metrics;
 mod rrl;
 mod server;
@@ -27,10 +28,11 @@ use toml::Spanned;
 use crate::name::DomainName;
 
 pub use acme::{AcmeConfig, AcmeMode};
-pub use cluster::ClusterConfig;
+pub use cluster::{CheckConfig, CheckKind, ClusterConfig, Member, MAX_ADDRESSES, MAX_WEIGHT};
 pub use control::{ControlConfig, PACKAGE_SOCKET};
 pub use error::{line_of, ConfigError};
 pub use feed::{redact_conninfo, FeedConfig, FeedLines, SourceConfig};
+pub use health::HealthConfig;
 pub use rrl::RrlConfig;
 pub use server::ServerConfig;
 pub use update::{GrantConfig, UpdateConfig};
@@ -60,6 +62,8 @@ pub struct Config {
     pub user_line: Option<usize>,
     /// `[acme]`: challenge TXT records' TTL, expiry and limits.
     pub acme: AcmeConfig,
+    /// `[health]`: how a `clusterns health` checker probes (defaults when absent).
+    pub health: HealthConfig,
 }
 
 /// The file as written, each section deserialised (types and unknown keys checked).
@@ -73,6 +77,7 @@ struct RawConfig {
     control: Option<control::RawControl>,
     update: Option<update::RawUpdate>,
     acme: Option<AcmeConfig>,
+    health: Option<health::RawHealth>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -110,6 +115,7 @@ impl Config {
         let control = control::validate(raw.control, base_dir, &at)?;
         let update = update::validate(raw.update, base_dir, &zones, &at)?;
         let acme = acme::validate(raw.acme, &at)?;
+        let health = health::validate(raw.health, &at)?;
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -122,6 +128,7 @@ impl Config {
             feed_lines,
             user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
             acme,
+            health,
         })
     }
 

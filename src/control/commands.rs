@@ -247,12 +247,7 @@ fn app_lines(
     let config = ctx.live.config();
     let answers = match config.cluster(&cluster) {
         Some(cl) => {
-            let addrs: Vec<String> = cl
-                .ipv4
-                .iter()
-                .map(|a| a.to_string())
-                .chain(cl.ipv6.iter().map(|a| a.to_string()))
-                .collect();
+            let addrs: Vec<String> = cl.addresses().map(|a| a.to_string()).collect();
             if addrs.is_empty() {
                 "none (the cluster has no addresses)".to_string()
             } else {
