@@ -6,6 +6,7 @@
 
 use domain::base::iana::{Class, Rcode, Rtype};
 
+use crate::health::pick::Pick;
 use crate::name::{DomainName, MAX_NAME_LEN};
 use crate::snapshot::Snapshot;
 use crate::table::LabelIs;
@@ -23,11 +24,14 @@ pub struct Question<'q> {
 /// What the answer to a question is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome<'s> {
-    /// One RRset owned by the query name, with records for the additional section.
+    /// One RRset owned by the query name, with records for the additional section. With
+    /// `pick`, a cluster's answer with more addresses than an answer carries: the query layer
+    /// draws which of `answer`'s records go out (by weight, per query).
     Hit {
         zone: &'s Zone,
         answer: &'s RrSet,
         additional: &'s [RrSet],
+        pick: Option<&'s Pick>,
     },
     /// `_acme-challenge.<name>`: a CNAME to `<name>.<target_zone>`, where `<name>` is the query
     /// name without its first label.
@@ -123,7 +127,10 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
         },
         Shape::Host(i) => {
             let h = &zone.hosts[i];
-            addresses(zone, &h.a, &h.aaaa, q.qtype)
+            match family(&h.a, &h.aaaa, h.a.is_empty(), q.qtype) {
+                Some(set) => hit(zone, set, None),
+                None => Outcome::NoData { zone },
+            }
         }
         Shape::HostAncestor => Outcome::NoData { zone },
         Shape::IdOrUser(key) => match snap.table.find_id_or_user(key) {
@@ -154,6 +161,7 @@ fn acme_txt<'s>(snap: &'s Snapshot, zone: &'s Zone, rest: &[u8], q: &Question<'_
             zone,
             answer: set,
             additional: &[],
+            pick: None,
         },
         _ => Outcome::NoData { zone },
     }
@@ -169,25 +177,36 @@ fn exists(snap: &Snapshot, zone: &Zone, rel: &[u8]) -> bool {
     }
 }
 
+/// An app's answer: its cluster's precomputed answer for the type asked (with what to pick
+/// from when it has more addresses than an answer carries).
 #[inline]
 fn app(zone: &Zone, cluster: u16, qtype: Rtype) -> Outcome<'_> {
     match zone.clusters.get(usize::from(cluster)) {
-        Some(Some(c)) => addresses(zone, &c.a, &c.aaaa, qtype),
+        Some(Some(c)) => match family(&c.a, &c.aaaa, c.a.set.is_empty(), qtype) {
+            Some(f) => hit(zone, &f.set, f.pick.as_ref()),
+            None => Outcome::NoData { zone },
+        },
         _ => Outcome::ServFail,
     }
 }
 
-/// The answer for a name that has (possibly empty) A and AAAA sets.
+/// Which of a name's (possibly empty) A and AAAA answers answers `qtype`, if one does
+/// (`a_empty`: the name has no A record).
 #[inline]
-fn addresses<'s>(zone: &'s Zone, a: &'s RrSet, aaaa: &'s RrSet, qtype: Rtype) -> Outcome<'s> {
-    let set = match qtype {
-        Rtype::A => a,
-        Rtype::AAAA => aaaa,
+fn family<'s, T>(a: &'s T, aaaa: &'s T, a_empty: bool, qtype: Rtype) -> Option<&'s T> {
+    match qtype {
+        Rtype::A => Some(a),
+        Rtype::AAAA => Some(aaaa),
         // RFC 8482: answer ANY with one RRset.
-        Rtype::ANY if !a.is_empty() => a,
-        Rtype::ANY => aaaa,
-        _ => return Outcome::NoData { zone },
-    };
+        Rtype::ANY if !a_empty => Some(a),
+        Rtype::ANY => Some(aaaa),
+        _ => None,
+    }
+}
+
+/// A hit with `set`, NODATA when it is empty.
+#[inline]
+fn hit<'s>(zone: &'s Zone, set: &'s RrSet, pick: Option<&'s Pick>) -> Outcome<'s> {
     if set.is_empty() {
         Outcome::NoData { zone }
     } else {
@@ -195,6 +214,7 @@ fn addresses<'s>(zone: &'s Zone, a: &'s RrSet, aaaa: &'s RrSet, qtype: Rtype) ->
             zone,
             answer: set,
             additional: &[],
+            pick,
         }
     }
 }
@@ -211,6 +231,7 @@ fn apex(zone: &Zone, qtype: Rtype) -> Outcome<'_> {
             zone,
             answer: set,
             additional: if qtype == Rtype::NS { &zone.glue } else { &[] },
+            pick: None,
         },
         None => Outcome::NoData { zone },
     }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{ClusterConfig, Config};
+use crate::config::Config;
+use crate::health::answer::{choose, ClusterChoice, ClusterStatus};
 use crate::health::view::HealthView;
 use crate::name::Label;
 use crate::table::Table;
@@ -26,6 +27,9 @@ pub struct Served {
     /// Cluster names by index (the table stores indexes): the registry these answers were
     /// built for.
     pub cluster_names: Vec<Label>,
+    /// What the answer policy made of each cluster under the health these answers were
+    /// built for, by registry index (`None`: not configured): for metrics and `lookup`.
+    pub cluster_status: Vec<Option<ClusterStatus>>,
     /// The EDNS UDP payload size this server advertises and the largest UDP answer it sends.
     pub udp_payload: u16,
 }
@@ -47,20 +51,27 @@ impl Served {
     }
 
     /// [`Served::for_registry`] with the clusters' answers chosen for the addresses' health
-    /// (`health::answer`'s policy).
+    /// (`health::answer`'s policy: priority groups, drained addresses, failover, fail open,
+    /// the TTL while degraded; the per-query pick by weight is the query layer's).
     pub fn for_registry_health(cfg: &Config, registry: &[Label], health: &HealthView) -> Served {
-        let _ = health;
-        let clusters: Vec<Option<&ClusterConfig>> = registry
+        let choices: Vec<Option<ClusterChoice>> = registry
             .iter()
-            .map(|name| cfg.cluster(name.as_str()))
+            .map(|name| {
+                cfg.cluster(name.as_str())
+                    .map(|c| choose(c, &cfg.clusters, health))
+            })
             .collect();
         Served {
             zones: cfg
                 .zones
                 .iter()
-                .map(|z| Zone::build(z, &clusters))
+                .map(|z| Zone::build(z, &choices))
                 .collect(),
             cluster_names: registry.to_vec(),
+            cluster_status: choices
+                .iter()
+                .map(|c| c.as_ref().map(ClusterChoice::status))
+                .collect(),
             udp_payload: cfg.server.udp_payload,
         }
     }

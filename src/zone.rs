@@ -10,7 +10,9 @@
 //! - two labels: `<slug>.<user>`;
 //! - anything deeper: no such name.
 
-use crate::config::{AcmeMode, ClusterConfig, ZoneConfig};
+use crate::config::{AcmeMode, ZoneConfig};
+use crate::health::answer::{ClusterChoice, Choice};
+use crate::health::pick::Pick;
 use crate::name::DomainName;
 use domain::base::iana::Rtype;
 
@@ -52,16 +54,43 @@ pub struct Zone {
     /// (`acme = "txt"`).
     pub acme_txt: bool,
     /// Per cluster, by the table's cluster index (its registry's order): the A and AAAA
-    /// answers for an app's name, with this zone's TTL; `None` for a cluster the
-    /// configuration does not have (its apps answer SERVFAIL).
+    /// answers for an app's name as the answer policy chose them, with this zone's TTL (or
+    /// the degraded one); `None` for a cluster the configuration does not have (its apps
+    /// answer SERVFAIL).
     pub clusters: Vec<Option<ClusterSets>>,
 }
 
-/// A cluster's answer records, owned by the query name.
+/// A cluster's answers, owned by the query name.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClusterSets {
-    pub a: RrSet,
-    pub aaaa: RrSet,
+    pub a: AnswerSet,
+    pub aaaa: AnswerSet,
+}
+
+/// One family's answer for a cluster's apps: the chosen addresses' records and, when there
+/// are more of them than an answer carries, what each query picks from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AnswerSet {
+    /// Every chosen address, in configuration order, with the answer's TTL.
+    pub set: RrSet,
+    /// The records' weights and how many an answer carries; `None`: every answer is the
+    /// whole set.
+    pub pick: Option<Pick>,
+}
+
+impl AnswerSet {
+    fn build<A>(choice: &Choice<A>, zone_ttl: u32, set: impl Fn(&[A], u32) -> RrSet) -> AnswerSet
+    where
+        A: Copy,
+    {
+        let addrs: Vec<A> = choice.members.iter().map(|m| m.addr).collect();
+        AnswerSet {
+            set: set(&addrs, choice.ttl(zone_ttl)),
+            pick: choice
+                .max_answers
+                .and_then(|k| Pick::new(&choice.weights(), usize::from(k))),
+        }
+    }
 }
 
 /// What a query name is, relative to a zone.
@@ -84,9 +113,9 @@ pub enum Shape<'q> {
 }
 
 impl Zone {
-    /// Pre-encodes a zone from its configuration and the clusters' addresses, by cluster index
-    /// (`None`: a cluster index with no configured cluster).
-    pub fn build(cfg: &ZoneConfig, clusters: &[Option<&ClusterConfig>]) -> Zone {
+    /// Pre-encodes a zone from its configuration and the answer policy's choice for each
+    /// cluster, by cluster index (`None`: a cluster index with no configured cluster).
+    pub fn build(cfg: &ZoneConfig, clusters: &[Option<ClusterChoice>]) -> Zone {
         let apex = cfg.apex.clone();
         let soa_ttl = cfg.soa.ttl;
         let mname = cfg.soa.mname.clone().unwrap_or_else(|| cfg.ns[0].clone());
@@ -192,17 +221,11 @@ impl Zone {
             clusters: clusters
                 .iter()
                 .map(|c| {
-                    c.map(|c| ClusterSets {
-                        a: RrSet::a(
-                            &c.ipv4.iter().map(|m| m.addr).collect::<Vec<_>>(),
-                            ttl,
-                            Owner::Query,
-                        ),
-                        aaaa: RrSet::aaaa(
-                            &c.ipv6.iter().map(|m| m.addr).collect::<Vec<_>>(),
-                            ttl,
-                            Owner::Query,
-                        ),
+                    c.as_ref().map(|c| ClusterSets {
+                        a: AnswerSet::build(&c.a, ttl, |a, ttl| RrSet::a(a, ttl, Owner::Query)),
+                        aaaa: AnswerSet::build(&c.aaaa, ttl, |a, ttl| {
+                            RrSet::aaaa(a, ttl, Owner::Query)
+                        }),
                     })
                 })
                 .collect(),
@@ -252,6 +275,8 @@ impl Zone {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::health::answer::choose;
+    use crate::health::view::HealthView;
     use crate::testkit::{parse, C1, FEED, REPL_CO};
 
     /// The fixture's `repl.co` and one cluster, `c1` (two IPv4 addresses).
@@ -259,10 +284,17 @@ mod tests {
         parse(&format!("{FEED}{REPL_CO}{C1}"))
     }
 
+    /// The policy's choice for every configured cluster, without health data.
+    fn choices(c: &Config) -> Vec<Option<ClusterChoice>> {
+        c.clusters
+            .iter()
+            .map(|k| Some(choose(k, &c.clusters, &HealthView::none())))
+            .collect()
+    }
+
     fn zone() -> Zone {
         let c = config();
-        let clusters: Vec<_> = c.clusters.iter().map(Some).collect();
-        Zone::build(&c.zones[0], &clusters)
+        Zone::build(&c.zones[0], &choices(&c))
     }
 
     #[test]
@@ -288,11 +320,50 @@ mod tests {
     #[test]
     fn cluster_answers_follow_the_index_order_given() {
         let c = config();
-        let z = Zone::build(&c.zones[0], &[None, Some(&c.clusters[0])]);
+        let c1 = choices(&c).pop().unwrap();
+        let z = Zone::build(&c.zones[0], &[None, c1]);
         assert_eq!(z.clusters.len(), 2);
         assert!(z.clusters[0].is_none(), "no configured cluster: no answers");
         let c1 = z.clusters[1].as_ref().unwrap();
-        assert_eq!((c1.a.count, c1.aaaa.count), (2, 0));
+        assert_eq!((c1.a.set.count, c1.aaaa.set.count), (2, 0));
+        assert_eq!((c1.a.pick, c1.aaaa.pick), (None, None));
+        assert_eq!(&c1.a.set.bytes[6..10], &z.ttl.to_be_bytes());
+    }
+
+    #[test]
+    fn cluster_answers_carry_the_policy() {
+        use crate::health::view::AddrState;
+        let c = parse(&format!(
+            "{FEED}{REPL_CO}\n[[cluster]]\nname = \"w\"\nmax_answers = 2\ndegraded_ttl = 7\n\
+             ipv4 = [{{ address = \"192.0.2.1\", weight = 3 }}, \"192.0.2.2\", \
+             {{ address = \"192.0.2.3\", weight = 0 }}, \"192.0.2.4\", \"192.0.2.5\"]\n"
+        ));
+        let z = zone_with(&c, &HealthView::none());
+        let w = z.clusters[0].as_ref().unwrap();
+        // The drained address is left out; four to pick two of, by weight.
+        assert_eq!(w.a.set.count, 4);
+        let pick = w.a.pick.as_ref().unwrap();
+        assert_eq!((pick.weights(), pick.k()), (&[3, 1, 1, 1][..], 2));
+        assert_eq!(&w.a.set.bytes[6..10], &z.ttl.to_be_bytes());
+        // Two of them down: the two left, the whole set in every answer, the degraded TTL.
+        let down = |a: &str| (("w".parse().unwrap(), a.parse().unwrap()), AddrState::Down);
+        let health = HealthView::from_states([down("192.0.2.1"), down("192.0.2.4")]);
+        let z = zone_with(&c, &health);
+        let w = z.clusters[0].as_ref().unwrap();
+        assert_eq!(w.a.set.count, 2);
+        assert_eq!(w.a.pick, None);
+        assert_eq!(&w.a.set.bytes[6..10], &7u32.to_be_bytes());
+        assert_eq!(&w.a.set.bytes[12..16], &[192, 0, 2, 2]);
+        assert_eq!(&w.a.set.bytes[28..32], &[192, 0, 2, 5]);
+    }
+
+    fn zone_with(c: &Config, health: &HealthView) -> Zone {
+        let choices: Vec<_> = c
+            .clusters
+            .iter()
+            .map(|k| Some(choose(k, &c.clusters, health)))
+            .collect();
+        Zone::build(&c.zones[0], &choices)
     }
 
     #[test]

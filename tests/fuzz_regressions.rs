@@ -274,7 +274,7 @@ ipv4 = ["203.0.113.3"]
     let snap = b.shared().load_full();
     let z = &snap.served.zones[0];
     let c1 = z.clusters[1].as_ref().expect("c1 is configured");
-    assert_eq!(c1.a.bytes[c1.a.bytes.len() - 4..], [203, 0, 113, 1]);
+    assert_eq!(c1.a.set.bytes[c1.a.set.bytes.len() - 4..], [203, 0, 113, 1]);
 }
 
 /// config: a NUL inside a comment. `toml` reports it with an empty message, so

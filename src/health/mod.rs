@@ -3,5 +3,7 @@
 //! cluster's configuration and that state into its answers (priority groups, weights,
 //! failover, the TTL while degraded).
 
+pub mod answer;
+pub mod pick;
 pub mod report;
 pub mod view;

@@ -3,13 +3,16 @@
 
 use domain::base::iana::Rcode;
 
+use crate::health::pick;
 use crate::resolve::Outcome;
 use crate::wire::header::HEADER_LEN;
 use crate::wire::rrset::Owner;
 use crate::wire::{Answer, Reply, ResponseOpt};
 use crate::zone::Zone;
 
-/// The reply for `outcome` to the question whose lower-cased name is `name`.
+/// The reply for `outcome` to the question whose lower-cased name is `name`. A hit with a
+/// pick gets the records drawn by weight with this thread's random numbers
+/// ([`pick::random`]).
 #[inline]
 pub fn for_outcome<'a>(
     outcome: &Outcome<'a>,
@@ -31,14 +34,22 @@ pub fn for_outcome<'a>(
             zone,
             answer,
             additional,
+            pick,
         } => {
             let owner_ptr = match answer.owner {
                 Owner::Apex => apex_ptr(zone),
                 Owner::Query | Owner::Inline => HEADER_LEN as u16,
             };
-            reply.answer = Answer::Set {
-                set: answer,
-                owner_ptr,
+            reply.answer = match pick {
+                Some(p) => Answer::Pick {
+                    set: answer,
+                    owner_ptr,
+                    picked: p.draw(pick::random()),
+                },
+                None => Answer::Set {
+                    set: answer,
+                    owner_ptr,
+                },
             };
             reply.additional = additional;
         }

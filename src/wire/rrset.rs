@@ -11,6 +11,52 @@ use domain::base::iana::{Class, Rtype};
 use super::header::{COMPRESSED_QNAME, POINTER, RR_FIXED_LEN};
 use crate::name::DomainName;
 
+/// The most records of one set a [`Picked`] can name.
+pub const MAX_PICKED: usize = 32;
+
+/// Some records of a set, by index, in the order they are to be written (a query's weighted
+/// pick from a cluster's answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Picked {
+    idx: [u8; MAX_PICKED],
+    n: u8,
+}
+
+impl Picked {
+    /// No record.
+    pub const EMPTY: Picked = Picked {
+        idx: [0; MAX_PICKED],
+        n: 0,
+    };
+
+    /// Adds record `i`; ignored when [`MAX_PICKED`] are named already.
+    #[inline]
+    pub fn push(&mut self, i: u8) {
+        if usize::from(self.n) < MAX_PICKED {
+            self.idx[usize::from(self.n)] = i;
+            self.n += 1;
+        }
+    }
+
+    /// The record indexes, in order.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.idx[..usize::from(self.n)]
+    }
+
+    /// How many records are named.
+    #[inline]
+    pub fn len(&self) -> usize {
+        usize::from(self.n)
+    }
+
+    /// Whether no record is named.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
 /// How the owner of every record in a set is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
@@ -71,6 +117,73 @@ impl RrSet {
     /// Bytes this set takes in a response.
     pub fn wire_len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// The length of each record when all have the same length (A and AAAA sets, whose
+    /// records can be picked by index); `None` for an empty set or records of several lengths.
+    #[inline]
+    pub fn record_len(&self) -> Option<usize> {
+        let count = usize::from(self.count);
+        if count == 0 || self.bytes.len() % count != 0 {
+            return None;
+        }
+        let len = self.bytes.len() / count;
+        // Every record has its rdata length at the same place and the same value.
+        let rdlen_at = match self.owner {
+            Owner::Inline => return None,
+            Owner::Query | Owner::Apex => 2 + RR_FIXED_LEN - 2,
+        };
+        let rdlen = |r: usize| {
+            let at = r * len + rdlen_at;
+            usize::from(u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]]))
+        };
+        (rdlen(0) + 2 + RR_FIXED_LEN == len).then_some(len)
+    }
+
+    /// Bytes the records `picked` names take in a response (indexes past the set's end, and
+    /// every index of a set whose records are not of one length, count nothing).
+    #[inline]
+    pub fn picked_len(&self, picked: &Picked) -> usize {
+        match self.record_len() {
+            Some(len) => len * self.picked_count(picked),
+            None => 0,
+        }
+    }
+
+    /// How many of `picked`'s indexes name a record of this set.
+    #[inline]
+    pub fn picked_count(&self, picked: &Picked) -> usize {
+        if self.record_len().is_none() {
+            return 0;
+        }
+        picked
+            .as_slice()
+            .iter()
+            .filter(|&&i| u16::from(i) < self.count)
+            .count()
+    }
+
+    /// Copies the records `picked` names, in its order, into `out` (at least
+    /// [`RrSet::picked_len`] long), their owners written as pointers to `owner_ptr`; returns
+    /// the bytes written. Only for sets of records of one length ([`RrSet::record_len`]).
+    #[inline]
+    pub fn write_picked(&self, out: &mut [u8], owner_ptr: u16, picked: &Picked) -> usize {
+        let Some(len) = self.record_len() else {
+            return 0;
+        };
+        let ptr = (POINTER | owner_ptr).to_be_bytes();
+        let mut pos = 0;
+        for &i in picked.as_slice() {
+            if u16::from(i) >= self.count {
+                continue;
+            }
+            let start = usize::from(i) * len;
+            let rec = &mut out[pos..pos + len];
+            rec.copy_from_slice(&self.bytes[start..start + len]);
+            rec[..2].copy_from_slice(&ptr);
+            pos += len;
+        }
+        pos
     }
 
     /// Copies the set into `out` (which must be at least `wire_len()` long), writing owner
@@ -175,6 +288,53 @@ mod tests {
         );
         assert_eq!(&out[16..18], &[0xC0, 0x1f]);
         assert_eq!(&out[28..], &[192, 0, 2, 2]);
+    }
+
+    #[test]
+    fn picked_records_are_written_in_the_pick_order() {
+        let set = RrSet::a(
+            &[
+                "192.0.2.1".parse().unwrap(),
+                "192.0.2.2".parse().unwrap(),
+                "192.0.2.3".parse().unwrap(),
+            ],
+            60,
+            Owner::Query,
+        );
+        assert_eq!(set.record_len(), Some(16));
+        let mut picked = Picked::EMPTY;
+        picked.push(2);
+        picked.push(0);
+        // An index past the set's end is skipped, not a panic.
+        picked.push(9);
+        assert_eq!(set.picked_count(&picked), 2);
+        assert_eq!(set.picked_len(&picked), 32);
+        let mut out = [0u8; 48];
+        assert_eq!(set.write_picked(&mut out, 0x1f, &picked), 32);
+        assert_eq!(&out[..2], &[0xC0, 0x1f]);
+        assert_eq!(&out[12..16], &[192, 0, 2, 3]);
+        assert_eq!(&out[16..18], &[0xC0, 0x1f]);
+        assert_eq!(&out[28..32], &[192, 0, 2, 1]);
+        assert_eq!(&out[32..], &[0; 16], "nothing past the picked records");
+        // Sets whose records are not of one length cannot be picked from.
+        let mut b = RrSet::builder(Rtype::TXT, Owner::Query);
+        b.push(60, &txt_rdata("a"));
+        b.push(60, &txt_rdata("abc"));
+        let txt = b.finish();
+        assert_eq!(txt.record_len(), None);
+        assert_eq!(txt.write_picked(&mut out, 12, &picked), 0);
+        assert_eq!(RrSet::a(&[], 60, Owner::Query).record_len(), None);
+    }
+
+    #[test]
+    fn picked_holds_at_most_its_capacity() {
+        let mut p = Picked::EMPTY;
+        assert!(p.is_empty());
+        for i in 0..40u8 {
+            p.push(i);
+        }
+        assert_eq!(p.len(), MAX_PICKED);
+        assert_eq!(p.as_slice()[MAX_PICKED - 1], (MAX_PICKED - 1) as u8);
     }
 
     #[test]

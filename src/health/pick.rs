@@ -1,0 +1,280 @@
+//! Weighted random picks of `k` of a cluster's `n` answer addresses without replacement, in
+//! fixed arrays (no allocation), and the per-thread random numbers the query path draws them
+//! with (no lock).
+//!
+//! A pick draws one address at a time, each with the probability of its weight among the
+//! weights not drawn yet (the "successive sampling" of weighted sampling without
+//! replacement): the first address of an answer follows the weights exactly, and an address
+//! never appears twice.
+
+use std::cell::Cell;
+
+use crate::config::MAX_ADDRESSES;
+use crate::wire::rrset::{Picked, MAX_PICKED};
+
+const _: () = assert!(MAX_ADDRESSES <= MAX_PICKED && MAX_ADDRESSES <= u8::MAX as usize);
+
+/// A small, fast, non-cryptographic generator (wyrand): what a pick needs, not for secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed` (every seed is fine, 0 included).
+    #[inline]
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    /// A number in `0..bound` (`bound` above 0; the multiply-shift reduction, whose bias is
+    /// below 2^-40 for the totals of at most 32 weights of at most 65,535).
+    #[inline]
+    pub fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
+    }
+}
+
+/// What a query picks from: the weights of a cluster's answer records (in the set's order)
+/// and how many records an answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    weights: [u32; MAX_ADDRESSES],
+    n: u8,
+    k: u8,
+}
+
+impl Pick {
+    /// A pick of `k` of the records whose weights are `weights` (at most [`MAX_ADDRESSES`]
+    /// are read); `None` when `k` covers them all (every answer is the whole set).
+    pub fn new(weights: &[u32], k: usize) -> Option<Pick> {
+        let n = weights.len().min(MAX_ADDRESSES);
+        if k >= n {
+            return None;
+        }
+        let mut w = [0u32; MAX_ADDRESSES];
+        w[..n].copy_from_slice(&weights[..n]);
+        Some(Pick {
+            weights: w,
+            n: n as u8,
+            k: k as u8,
+        })
+    }
+
+    /// The weights, one per record.
+    pub fn weights(&self) -> &[u32] {
+        &self.weights[..usize::from(self.n)]
+    }
+
+    /// How many records an answer carries.
+    pub fn k(&self) -> usize {
+        usize::from(self.k)
+    }
+
+    /// The records of one answer, drawn with the random bits `random`.
+    #[inline]
+    pub fn draw(&self, random: u64) -> Picked {
+        pick(self.weights(), self.k(), random)
+    }
+}
+
+/// Picks `k` of the indexes `0..weights.len()` (at most [`MAX_ADDRESSES`] are read) by weight,
+/// without replacement, with the random bits `random`: each draw takes an index with the
+/// probability of its weight among those not drawn yet. Indexes of weight 0 come only when
+/// nothing else is left, in order. `k` at or above the number of weights: every index, in
+/// order. A pure function: equal arguments, equal picks.
+#[inline]
+pub fn pick(weights: &[u32], k: usize, random: u64) -> Picked {
+    let n = weights.len().min(MAX_ADDRESSES);
+    let mut out = Picked::EMPTY;
+    if k >= n {
+        for i in 0..n {
+            out.push(i as u8);
+        }
+        return out;
+    }
+    let mut left = [0u64; MAX_ADDRESSES];
+    let mut total = 0u64;
+    for (l, &w) in left.iter_mut().zip(&weights[..n]) {
+        *l = u64::from(w);
+        total += u64::from(w);
+    }
+    let mut taken = 0u32;
+    let mut rng = Rng::new(random);
+    for _ in 0..k {
+        let i = if total == 0 {
+            // Only weight-0 indexes are left: the first not taken.
+            (0..n).find(|&i| taken & (1 << i) == 0).unwrap_or(0)
+        } else {
+            let mut r = rng.below(total);
+            // Taken indexes have 0 left: the walk passes them.
+            let mut i = 0;
+            while i + 1 < n && r >= left[i] {
+                r -= left[i];
+                i += 1;
+            }
+            i
+        };
+        taken |= 1 << i;
+        total -= left[i];
+        left[i] = 0;
+        out.push(i as u8);
+    }
+    out
+}
+
+thread_local! {
+    /// This thread's generator state; 0 until its first draw seeds it.
+    static STATE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// 64 random bits from this thread's generator: no lock, no allocation (seeded on a
+/// thread's first call from the standard library's per-process random keys, the thread and
+/// the time).
+#[inline]
+pub fn random() -> u64 {
+    STATE.with(|s| {
+        let mut state = s.get();
+        if state == 0 {
+            state = seed();
+        }
+        let mut rng = Rng(state);
+        let r = rng.next_u64();
+        s.set(rng.0);
+        r
+    })
+}
+
+#[cold]
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::thread::current().id().hash(&mut h);
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        .hash(&mut h);
+    h.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DRAWS: u64 = 100_000;
+
+    /// How often each index comes first over [`DRAWS`] picks of `k`.
+    fn first_counts(weights: &[u32], k: usize) -> Vec<u64> {
+        let mut seeds = Rng::new(7);
+        let mut counts = vec![0u64; weights.len()];
+        for _ in 0..DRAWS {
+            let p = pick(weights, k, seeds.next_u64());
+            counts[usize::from(p.as_slice()[0])] += 1;
+        }
+        counts
+    }
+
+    fn assert_shares(counts: &[u64], weights: &[u32]) {
+        let sum: u32 = weights.iter().sum();
+        for (i, (&c, &w)) in counts.iter().zip(weights).enumerate() {
+            let share = c as f64 / DRAWS as f64;
+            let want = f64::from(w) / f64::from(sum);
+            assert!(
+                (share - want).abs() < 0.01,
+                "index {i}: share {share:.4}, weight share {want:.4} ({counts:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn one_of_four_follows_the_weights_within_one_point() {
+        let w = [1, 2, 3, 4];
+        assert_shares(&first_counts(&w, 1), &w);
+    }
+
+    #[test]
+    fn the_first_of_two_follows_the_weights_and_none_repeats() {
+        let w = [1, 2, 3, 4];
+        assert_shares(&first_counts(&w, 2), &w);
+        let mut seeds = Rng::new(11);
+        let mut pairs = [[0u64; 4]; 4];
+        for _ in 0..DRAWS {
+            let p = pick(&w, 2, seeds.next_u64());
+            let s = p.as_slice();
+            assert_eq!(s.len(), 2);
+            assert_ne!(s[0], s[1], "drawn twice");
+            pairs[usize::from(s[0])][usize::from(s[1])] += 1;
+        }
+        // The second draw follows the weights left: after index 3 (weight 4), index 2 comes
+        // with 3/6.
+        let after3: u64 = pairs[3].iter().sum();
+        let share = pairs[3][2] as f64 / after3 as f64;
+        assert!((share - 0.5).abs() < 0.02, "{share} ({pairs:?})");
+    }
+
+    #[test]
+    fn many_addresses_and_large_weights() {
+        let w: Vec<u32> = (1..=32).map(|i| i * 2000).collect();
+        let mut seeds = Rng::new(3);
+        let mut counts = [0u64; 32];
+        for _ in 0..DRAWS {
+            let p = pick(&w, 5, seeds.next_u64());
+            let s = p.as_slice();
+            assert_eq!(s.len(), 5);
+            for (j, a) in s.iter().enumerate() {
+                assert!(!s[..j].contains(a), "{s:?}");
+            }
+            counts[usize::from(s[0])] += 1;
+        }
+        assert_shares(&counts, &w);
+    }
+
+    #[test]
+    fn k_at_or_above_n_is_every_index_in_order() {
+        assert_eq!(pick(&[5, 1, 0], 3, 99).as_slice(), &[0, 1, 2]);
+        assert_eq!(pick(&[5, 1], 7, 99).as_slice(), &[0, 1]);
+        assert_eq!(pick(&[], 1, 99).as_slice(), &[] as &[u8]);
+        assert_eq!(Pick::new(&[1, 2], 2), None);
+        let p = Pick::new(&[1, 2, 3], 2).unwrap();
+        assert_eq!((p.weights(), p.k()), (&[1, 2, 3][..], 2));
+    }
+
+    #[test]
+    fn weight_zero_comes_only_when_nothing_else_is_left() {
+        let mut seeds = Rng::new(5);
+        for _ in 0..1000 {
+            let p = pick(&[0, 3, 0, 1], 2, seeds.next_u64());
+            let mut s = p.as_slice().to_vec();
+            s.sort();
+            assert_eq!(s, [1, 3]);
+            let p = pick(&[0, 3, 0, 1], 3, seeds.next_u64());
+            assert_eq!(p.as_slice()[2], 0, "the first weight-0 index fills up");
+        }
+    }
+
+    #[test]
+    fn a_pick_is_a_pure_function_of_its_random_bits() {
+        let w = [1, 1, 1, 1, 1, 1];
+        assert_eq!(pick(&w, 3, 42), pick(&w, 3, 42));
+        let distinct: std::collections::HashSet<Vec<u8>> = (0..200)
+            .map(|r| pick(&w, 3, r).as_slice().to_vec())
+            .collect();
+        assert!(distinct.len() > 50, "rotation: {} distinct", distinct.len());
+    }
+
+    #[test]
+    fn the_thread_generator_varies() {
+        let a: Vec<u64> = (0..8).map(|_| random()).collect();
+        let distinct: std::collections::HashSet<_> = a.iter().collect();
+        assert_eq!(distinct.len(), 8);
+        let other = std::thread::spawn(random).join().unwrap();
+        assert!(!a.contains(&other));
+    }
+}
