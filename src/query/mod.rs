@@ -12,6 +12,8 @@ pub mod edns;
 pub(crate) mod policy;
 pub mod reply;
 #[cfg(test)]
+mod health_tests;
+#[cfg(test)]
 mod tests;
 
 use domain::base::iana::{OptRcode, Rcode, Rtype};
