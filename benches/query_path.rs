@@ -4,6 +4,12 @@
 //! EDNS. Every benchmark rotates over its own set of distinct packets (not one packet
 //! repeated), and reports the time of one query.
 //!
+//! The `policy` group times `respond` for A queries over a second snapshot of the same apps
+//! whose clusters carry an answer policy (`health::answer`), side by side: `plain` (a cluster
+//! answered as before: the whole set), `weighted_pick` (4 addresses of weights 1 to 4, 2 per
+//! answer: a weighted pick per query) and `failover` (every address of the cluster down: the
+//! failover cluster's precomputed answer).
+//!
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench query_path
 //! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench query_path -- respond/
@@ -17,6 +23,7 @@
 //!   `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*hot_loop*'`.
 
 use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -26,7 +33,9 @@ use criterion::{Criterion, Throughput};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-use clusterns::config::Config;
+use clusterns::config::{Config, Member};
+use clusterns::health::view::{AddrState, HealthView};
+use clusterns::name::Label;
 use clusterns::query::edns::{response_opt, size_limit};
 use clusterns::query::{self, reply, respond, Transport};
 use clusterns::resolve::{Outcome, Question};
@@ -79,8 +88,30 @@ impl PacketSet {
     }
 }
 
+/// A set of packets over the policy snapshot.
+struct PolicySet {
+    id: &'static str,
+    packets: Vec<Vec<u8>>,
+}
+
+/// Clusters of the policy snapshot: the one answered with weighted picks, the one failing
+/// over (to [`PLAIN_CLUSTER`]), and one answered as before.
+const WEIGHTED_CLUSTER: u16 = 0;
+const FAILOVER_CLUSTER: u16 = 1;
+const PLAIN_CLUSTER: u16 = 2;
+/// The weighted cluster's addresses and their weights.
+const WEIGHTED: [(Ipv4Addr, u32); 4] = [
+    (Ipv4Addr::new(10, 0, 0, 1), 1),
+    (Ipv4Addr::new(10, 0, 0, 2), 2),
+    (Ipv4Addr::new(10, 0, 0, 3), 3),
+    (Ipv4Addr::new(10, 0, 0, 4), 4),
+];
+
 struct Fixture {
     snap: Snapshot,
+    /// The same table with the answer policy: weighted picks, failover.
+    policy: Snapshot,
+    policy_sets: Vec<PolicySet>,
     sets: Vec<PacketSet>,
     /// The default query mix (`synth::Mix`, 25% mixed case) over many names: mostly cache
     /// misses in the table.
@@ -121,7 +152,9 @@ fn build_fixture() -> Fixture {
         heap as f64 / n as f64,
         table.base().user_count(),
     );
-    let snap = Snapshot::new(Arc::new(Served::from_config(&cfg)), Arc::new(table), 0);
+    let table = Arc::new(table);
+    let snap = Snapshot::new(Arc::new(Served::from_config(&cfg)), table.clone(), 0);
+    let policy = Snapshot::new(Arc::new(policy_served(&cfg)), table, 0);
 
     let mut rng = Rng::new(SEED);
     let mut sets = Vec::new();
@@ -162,10 +195,65 @@ fn build_fixture() -> Fixture {
         .enumerate()
         .map(|(i, q)| packet(q, i as u16, i % 2 == 0))
         .collect();
+    let policy_sets = [
+        ("plain", PLAIN_CLUSTER),
+        ("weighted_pick", WEIGHTED_CLUSTER),
+        ("failover", FAILOVER_CLUSTER),
+    ]
+    .into_iter()
+    .map(|(id, cluster)| {
+        let on: Vec<_> = apps
+            .iter()
+            .filter(|a| a.cluster == cluster)
+            .cloned()
+            .collect();
+        let packets = (0..PACKETS)
+            .map(|i| {
+                let q = synth::query(Kind::NameA, &on, synth::ZONE, &mut rng);
+                packet(&q, i as u16, true)
+            })
+            .collect();
+        PolicySet { id, packets }
+    })
+    .collect();
     drop(apps);
-    let f = Fixture { snap, sets, mix };
+    let f = Fixture {
+        snap,
+        policy,
+        policy_sets,
+        sets,
+        mix,
+    };
     check(&f);
     f
+}
+
+/// The synthetic configuration's answers with a policy: cluster [`WEIGHTED_CLUSTER`] has the
+/// [`WEIGHTED`] addresses and 2 answers each; [`FAILOVER_CLUSTER`] has both addresses down
+/// and fails over to [`PLAIN_CLUSTER`].
+fn policy_served(cfg: &Config) -> Served {
+    let mut cfg = cfg.clone();
+    let weighted = &mut cfg.clusters[usize::from(WEIGHTED_CLUSTER)];
+    weighted.ipv4 = WEIGHTED
+        .iter()
+        .map(|&(addr, weight)| Member {
+            addr,
+            weight,
+            priority: 1,
+        })
+        .collect();
+    weighted.max_answers = Some(2);
+    let target = cfg.clusters[usize::from(PLAIN_CLUSTER)].name.clone();
+    let failing = &mut cfg.clusters[usize::from(FAILOVER_CLUSTER)];
+    failing.failover = Some(target);
+    let name = failing.name.clone();
+    let health = HealthView::from_states(
+        synth::cluster_addresses(FAILOVER_CLUSTER)
+            .0
+            .map(|a| ((name.clone(), IpAddr::V4(a)), AddrState::Down)),
+    );
+    let names: Vec<Label> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
+    Served::for_registry_health(&cfg, &names, &health)
 }
 
 /// A query packet built with hickory-proto (RD set, as stub resolvers send).
@@ -232,6 +320,34 @@ fn check(f: &Fixture) {
                 Case::FormErr => {
                     assert_eq!(r.response_code(), ResponseCode::FormErr, "{}", set.id());
                 }
+            }
+        }
+    }
+    let plain = synth::cluster_addresses(PLAIN_CLUSTER).0.map(IpAddr::V4);
+    let weighted = WEIGHTED.map(|(a, _)| IpAddr::V4(a));
+    for set in &f.policy_sets {
+        for p in &set.packets {
+            let h = respond(&f.policy, p, &mut out, Transport::Udp);
+            let r = Message::from_vec(&out[..h.len])
+                .unwrap_or_else(|e| panic!("policy/{}: response does not parse: {e}", set.id));
+            let addrs: Vec<IpAddr> = r
+                .answers()
+                .iter()
+                .filter_map(|rr| rr.data().and_then(|d| d.ip_addr()))
+                .collect();
+            let ttl = r.answers().first().map(|rr| rr.ttl());
+            assert_eq!(addrs.len(), 2, "policy/{}", set.id);
+            match set.id {
+                "weighted_pick" => {
+                    assert!(addrs.iter().all(|a| weighted.contains(a)), "{addrs:?}");
+                    assert_ne!(addrs[0], addrs[1]);
+                    assert_eq!(ttl, Some(60));
+                }
+                "failover" => {
+                    assert_eq!(addrs, plain, "the failover cluster's answer");
+                    assert_eq!(ttl, Some(30), "degraded: half the zone's TTL");
+                }
+                _ => assert_eq!((addrs, ttl), (plain.to_vec(), Some(60))),
             }
         }
     }
@@ -415,6 +531,18 @@ fn run_all<M: Measurement>(r: &mut Runner<'_, M>) {
             respond(black_box(snap), black_box(p), &mut out, Transport::Udp).len
         });
     }
+    let policy = &f.policy;
+    for set in &f.policy_sets {
+        let pkts = &set.packets;
+        let mut out = vec![0u8; 4096];
+        let mut i = 0usize;
+        r.bench("policy", set.id, move || {
+            let p = &pkts[i % PACKETS];
+            i = i.wrapping_add(1);
+            respond(black_box(policy), black_box(p), &mut out, Transport::Udp).len
+        });
+    }
+
     let mix = &f.mix;
     let mut out = vec![0u8; 4096];
     let mut i = 0usize;

@@ -62,11 +62,7 @@ impl Served {
             })
             .collect();
         Served {
-            zones: cfg
-                .zones
-                .iter()
-                .map(|z| Zone::build(z, &choices))
-                .collect(),
+            zones: cfg.zones.iter().map(|z| Zone::build(z, &choices)).collect(),
             cluster_names: registry.to_vec(),
             cluster_status: choices
                 .iter()

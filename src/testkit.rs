@@ -129,7 +129,11 @@ pub fn config() -> Config {
     let mut cfg = parse(&config_text());
     if let Some(huge) = cfg.clusters.iter_mut().find(|c| c.name.as_str() == "huge") {
         huge.ipv6 = (1..=HUGE_V6 as u16)
-            .map(|i| crate::config::Member::plain(std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, i)))
+            .map(|i| {
+                crate::config::Member::plain(std::net::Ipv6Addr::new(
+                    0x2001, 0xdb8, 2, 0, 0, 0, 0, i,
+                ))
+            })
             .collect();
     }
     cfg
@@ -233,7 +237,10 @@ mod tests {
         assert_eq!(parse(&config_text()).clusters.len(), 4);
         let huge = &config().clusters[3];
         assert_eq!((huge.name.as_str(), huge.ipv6.len()), ("huge", HUGE_V6));
-        assert_eq!(huge.ipv6[HUGE_V6 - 1].addr, "2001:db8:2::3c".parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(
+            huge.ipv6[HUGE_V6 - 1].addr,
+            "2001:db8:2::3c".parse::<std::net::Ipv6Addr>().unwrap()
+        );
         assert!(snap.served.find_zone(b"\x01x\x04repl\x02co\x00").is_some());
     }
 }

@@ -11,7 +11,7 @@
 //! - anything deeper: no such name.
 
 use crate::config::{AcmeMode, ZoneConfig};
-use crate::health::answer::{ClusterChoice, Choice};
+use crate::health::answer::{Choice, ClusterChoice};
 use crate::health::pick::Pick;
 use crate::name::DomainName;
 use domain::base::iana::Rtype;

@@ -100,7 +100,11 @@ impl ClusterChoice {
 /// The policy's choice for `cluster` under `health`; `all` is every configured cluster, where
 /// the failover cluster is found (a failover naming none of them is as if there were none:
 /// the configuration check rejects it).
-pub fn choose(cluster: &ClusterConfig, all: &[ClusterConfig], health: &HealthView) -> ClusterChoice {
+pub fn choose(
+    cluster: &ClusterConfig,
+    all: &[ClusterConfig],
+    health: &HealthView,
+) -> ClusterChoice {
     let failover = cluster
         .failover
         .as_ref()

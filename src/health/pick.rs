@@ -99,9 +99,11 @@ pub fn pick(weights: &[u32], k: usize, random: u64) -> Picked {
         }
         return out;
     }
+    // What is left of each weight (taken: 0); at most 32 x 65,535 in all, but any u32 is
+    // summed without overflow.
     let mut left = [0u64; MAX_ADDRESSES];
     let mut total = 0u64;
-    for (l, &w) in left.iter_mut().zip(&weights[..n]) {
+    for (l, &w) in left[..n].iter_mut().zip(&weights[..n]) {
         *l = u64::from(w);
         total += u64::from(w);
     }

@@ -89,14 +89,18 @@ fn query(id: u16, name: &str, qtype: Rtype, edns: Option<u16>) -> Vec<u8> {
 }
 
 /// The response to `pkt`: parsed, with the answer's addresses and TTLs.
-fn ask(snap: &Snapshot, pkt: &[u8], transport: Transport) -> (Message<Vec<u8>>, Vec<(IpAddr, u32)>) {
+fn ask(
+    snap: &Snapshot,
+    pkt: &[u8],
+    transport: Transport,
+) -> (Message<Vec<u8>>, Vec<(IpAddr, u32)>) {
     let mut out = vec![0u8; 65535];
     let r = respond(snap, pkt, &mut out, transport);
     out.truncate(r.len);
     let msg = Message::from_octets(out).unwrap();
     let mut records = Vec::new();
     let answer = msg.answer().unwrap();
-    for rr in answer.clone().limit_to::<A>() {
+    for rr in answer.limit_to::<A>() {
         let rr = rr.unwrap();
         records.push((IpAddr::V4(rr.data().addr()), rr.ttl().as_secs()));
     }
@@ -135,14 +139,24 @@ fn weighted_picks_leave_out_the_down_address_and_follow_the_weights() {
         }
         *first.entry(recs[0].0).or_default() += 1;
         // The app's id name: a pick as well.
-        let (_, by_id) = ask(&snap, &query(1, "rw.repl.co", Rtype::A, None), Transport::Udp);
+        let (_, by_id) = ask(
+            &snap,
+            &query(1, "rw.repl.co", Rtype::A, None),
+            Transport::Udp,
+        );
         assert_eq!(by_id.len(), 2);
     }
     // The first record follows the weights 1:2:3:4 (within 2 points over 20,000 queries).
     for (last, w) in [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)] {
-        let n = first.get(&v4(&format!("198.51.100.{last}"))).copied().unwrap_or(0);
+        let n = first
+            .get(&v4(&format!("198.51.100.{last}")))
+            .copied()
+            .unwrap_or(0);
         let share = f64::from(n) / f64::from(QUERIES);
-        assert!((share - w / 10.0).abs() < 0.02, ".{last}: {share} ({first:?})");
+        assert!(
+            (share - w / 10.0).abs() < 0.02,
+            ".{last}: {share} ({first:?})"
+        );
     }
 }
 
@@ -150,14 +164,22 @@ fn weighted_picks_leave_out_the_down_address_and_follow_the_weights() {
 fn a_cluster_with_every_address_down_is_answered_with_its_failover() {
     let snap = snapshot();
     assert_eq!(snap.served.zones[0].ttl, 60);
-    let (_, recs) = ask(&snap, &query(7, "sf.u.repl.co", Rtype::A, None), Transport::Udp);
+    let (_, recs) = ask(
+        &snap,
+        &query(7, "sf.u.repl.co", Rtype::A, None),
+        Transport::Udp,
+    );
     assert_eq!(
         recs,
         [(v4("192.0.2.101"), 30), (v4("192.0.2.102"), 30)],
         "g's addresses, at half the zone's TTL of 60"
     );
     // f has no IPv6 address: no AAAA, failing over or not.
-    let (_, recs) = ask(&snap, &query(8, "rf.repl.co", Rtype::AAAA, None), Transport::Udp);
+    let (_, recs) = ask(
+        &snap,
+        &query(8, "rf.repl.co", Rtype::AAAA, None),
+        Transport::Udp,
+    );
     assert!(recs.is_empty());
     assert_eq!(snap.served.cluster_status.len(), 4);
     let f = snap.served.cluster_status[1].unwrap();
@@ -184,9 +206,17 @@ fn a_pick_that_does_not_fit_is_truncated_and_fits_with_edns() {
     assert!(recs.iter().all(|(a, ttl)| {
         *ttl == 60 && matches!(a, IpAddr::V6(v) if v.segments()[..3] == [0x2001, 0xdb8, 9])
     }));
-    let (_, recs) = ask(&snap, &query(9, "sbig.u.repl.co", Rtype::AAAA, None), Transport::Tcp);
+    let (_, recs) = ask(
+        &snap,
+        &query(9, "sbig.u.repl.co", Rtype::AAAA, None),
+        Transport::Tcp,
+    );
     assert_eq!(recs.len(), 20);
     // The one A address: the whole set, no pick.
-    let (_, recs) = ask(&snap, &query(9, "sbig.u.repl.co", Rtype::A, None), Transport::Udp);
+    let (_, recs) = ask(
+        &snap,
+        &query(9, "sbig.u.repl.co", Rtype::A, None),
+        Transport::Udp,
+    );
     assert_eq!(recs, [(v4("192.0.2.200"), 60)]);
 }

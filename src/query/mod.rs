@@ -9,10 +9,10 @@
 //! its update thread.
 
 pub mod edns;
-pub(crate) mod policy;
-pub mod reply;
 #[cfg(test)]
 mod health_tests;
+pub(crate) mod policy;
+pub mod reply;
 #[cfg(test)]
 mod tests;
 

@@ -124,7 +124,7 @@ impl RrSet {
     #[inline]
     pub fn record_len(&self) -> Option<usize> {
         let count = usize::from(self.count);
-        if count == 0 || self.bytes.len() % count != 0 {
+        if count == 0 || !self.bytes.len().is_multiple_of(count) {
             return None;
         }
         let len = self.bytes.len() / count;

@@ -74,7 +74,13 @@ fn no_health_data_answers_every_member_at_the_normal_ttl() {
 fn the_lowest_priority_group_with_an_eligible_member_answers() {
     let c = cluster(
         "c",
-        vec![m4(1, 1, 1), m4(2, 1, 1), m4(3, 1, 2), m4(4, 1, 2), m4(5, 1, 3)],
+        vec![
+            m4(1, 1, 1),
+            m4(2, 1, 1),
+            m4(3, 1, 2),
+            m4(4, 1, 2),
+            m4(5, 1, 3),
+        ],
     );
     let all = [c.clone()];
     assert_eq!(addrs(&choose(&c, &all, &HealthView::none()).a), [1, 2]);
@@ -122,7 +128,10 @@ fn drained_members_are_never_answered_nor_counted() {
 
 #[test]
 fn weights_share_the_answers_within_one_point_over_100k_picks() {
-    let mut c = cluster("c", vec![m4(1, 1, 1), m4(2, 2, 1), m4(3, 3, 1), m4(4, 4, 1)]);
+    let mut c = cluster(
+        "c",
+        vec![m4(1, 1, 1), m4(2, 2, 1), m4(3, 3, 1), m4(4, 4, 1)],
+    );
     c.max_answers = Some(1);
     let ch = choose(&c, std::slice::from_ref(&c), &HealthView::none());
     assert_eq!(ch.a.max_answers, Some(1));
@@ -163,10 +172,18 @@ fn no_eligible_member_fails_over_one_hop() {
     assert_eq!((s.eligible, s.down), (0, 2));
     assert_eq!(ch.a.ttl(300), 10);
     // b's own health decides b's part: its group 1 down, group 2.
-    let ch = choose(&a, &all, &view(&[down("a", 1), down("a", 2), down("b", 11)]));
+    let ch = choose(
+        &a,
+        &all,
+        &view(&[down("a", 1), down("a", 2), down("b", 11)]),
+    );
     assert_eq!(addrs(&ch.a), [12]);
     // The same address under a's name says nothing about b.
-    let ch = choose(&a, &all, &view(&[down("a", 1), down("a", 2), down("a", 11)]));
+    let ch = choose(
+        &a,
+        &all,
+        &view(&[down("a", 1), down("a", 2), down("a", 11)]),
+    );
     assert_eq!(addrs(&ch.a), [11]);
 
     // b down too: not c (one hop), but every member of a (fail open).
@@ -198,7 +215,11 @@ fn failover_cycles_do_not_loop() {
     // A failover naming no configured cluster: as if there were none.
     let mut lone = cluster("lone", vec![m4(9, 1, 1)]);
     lone.failover = Some(label("gone"));
-    let ch = choose(&lone, std::slice::from_ref(&lone), &view(&[down("lone", 9)]));
+    let ch = choose(
+        &lone,
+        std::slice::from_ref(&lone),
+        &view(&[down("lone", 9)]),
+    );
     assert_eq!(addrs(&ch.a), [9]);
     assert!(ch.a.status.failed_open);
 }
@@ -247,7 +268,10 @@ fn a_and_aaaa_are_chosen_independently() {
     assert_eq!(addrs(&ch.a), [1, 2]);
     assert!(!ch.a.status.degraded);
     assert_eq!(ch.a.ttl(300), 300);
-    assert_eq!(ch.aaaa.members.iter().map(|m| m.addr).collect::<Vec<_>>(), [v6(11)]);
+    assert_eq!(
+        ch.aaaa.members.iter().map(|m| m.addr).collect::<Vec<_>>(),
+        [v6(11)]
+    );
     assert!(ch.aaaa.status.failing_over);
     assert_eq!(ch.aaaa.ttl(300), 150);
     assert!(ch.status().degraded());
