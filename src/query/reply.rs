@@ -1,5 +1,7 @@
 //! From an [`Outcome`] to the codec's [`Reply`]: which records go in which section, with
-//! which owner pointers (the query name at offset 12, or the zone apex inside it).
+//! which owner pointers (the query name at offset 12, or the zone apex inside it). A
+//! cluster's answer with more addresses than it carries (`max_answers`) has its records
+//! drawn here, by weight, per query (`health::pick`): the only randomness of the query path.
 
 use domain::base::iana::Rcode;
 
