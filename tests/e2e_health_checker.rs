@@ -214,7 +214,10 @@ check = {{ kind = "http", port = {web_port}, path = "/healthz", expect_status = 
             "{l:?}"
         );
     }
-    assert!(first_up.until <= started + LEASE + 1, "a lease from the report's time");
+    assert!(
+        first_up.until <= started + LEASE + 1,
+        "a lease from the report's time"
+    );
 
     // Stop the TCP listener: a down line within fall x interval + 1 s.
     drop(tcp);
@@ -246,7 +249,8 @@ check = {{ kind = "http", port = {web_port}, path = "/healthz", expect_status = 
 
     // The metrics endpoint.
     let text = metrics(metrics_addr);
-    let probes = r#"clusterns_health_probes_total{cluster="web",address="127.0.0.5",result="down"}"#;
+    let probes =
+        r#"clusterns_health_probes_total{cluster="web",address="127.0.0.5",result="down"}"#;
     assert!(metric(&text, probes) >= 3.0, "{text}");
     let up = r#"clusterns_health_address_up{cluster="tcp",address="127.0.0.2"}"#;
     assert_eq!(metric(&text, up), 0.0);

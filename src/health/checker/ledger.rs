@@ -187,7 +187,10 @@ mod tests {
         // Same states: nothing due until 10 s (a third of 30) have passed.
         l.observe(0, true);
         l.observe(1, false);
-        assert!(l.due(&label("c1"), t0 + Duration::from_millis(9_999), 1009).reports.is_empty());
+        assert!(l
+            .due(&label("c1"), t0 + Duration::from_millis(9_999), 1009)
+            .reports
+            .is_empty());
         let d = l.due(&label("c1"), t0 + Duration::from_secs(10), 1010);
         assert_eq!(summary(&d), vec![(0, true, 1040), (1, false, 1040)]);
     }
@@ -212,7 +215,10 @@ mod tests {
         l.written(&l.due(&label("c1"), t0, 1000).targets, t0);
         l.observe(0, false);
         // The write of this batch fails: `written` is not called.
-        assert_eq!(summary(&l.due(&label("c1"), t0, 1000)), vec![(0, false, 1030)]);
+        assert_eq!(
+            summary(&l.due(&label("c1"), t0, 1000)),
+            vec![(0, false, 1030)]
+        );
         // Next round: still due, with the later lease.
         let t1 = t0 + Duration::from_millis(500);
         let d = l.due(&label("c1"), t1, 1001);

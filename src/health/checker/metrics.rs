@@ -280,7 +280,10 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         // Never reported: no age.
-        assert!(!text.contains(r#"seconds_since_report{cluster="b""#), "{text}");
+        assert!(
+            !text.contains(r#"seconds_since_report{cluster="b""#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -302,7 +305,10 @@ mod tests {
         s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
+            "{text}"
+        );
         assert!(text.contains(
             r#"clusterns_health_probes_total{cluster="b",address="2001:db8::2",result="up"} 1"#
         ));

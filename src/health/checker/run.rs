@@ -86,11 +86,17 @@ impl Checker {
     pub fn with_name(config: &Config, name: Label) -> Result<Checker, String> {
         let health = config.health.clone();
         let timeout = Duration::from_millis(health.timeout_ms);
-        let needs_tls = config
-            .clusters
-            .iter()
-            .any(|c| matches!(c.check.as_ref().map(|k| &k.kind), Some(CheckKind::Https { .. })));
-        let tls = if needs_tls { Some(native_roots()?) } else { None };
+        let needs_tls = config.clusters.iter().any(|c| {
+            matches!(
+                c.check.as_ref().map(|k| &k.kind),
+                Some(CheckKind::Https { .. })
+            )
+        });
+        let tls = if needs_tls {
+            Some(native_roots()?)
+        } else {
+            None
+        };
         let mut targets = Vec::new();
         for c in &config.clusters {
             let Some(check) = &c.check else { continue };
@@ -318,7 +324,9 @@ impl Pool {
 
     /// Queues a probe; false if the threads are gone.
     fn send(&self, round: u64, i: usize) -> bool {
-        self.jobs.as_ref().is_some_and(|j| j.send((round, i)).is_ok())
+        self.jobs
+            .as_ref()
+            .is_some_and(|j| j.send((round, i)).is_ok())
     }
 
     /// Takes this round's results into `into` until `want` have come, `until` has passed or

@@ -64,7 +64,10 @@ fn read_head(stream: &mut impl Read) -> Option<(String, String)> {
     let line = text.lines().next()?.to_string();
     let host = text
         .lines()
-        .find_map(|l| l.strip_prefix("Host: ").or_else(|| l.strip_prefix("host: ")))
+        .find_map(|l| {
+            l.strip_prefix("Host: ")
+                .or_else(|| l.strip_prefix("host: "))
+        })
         .unwrap_or_default()
         .to_string();
     Some((line, host))
@@ -102,7 +105,9 @@ fn ca() -> (CertificateDer<'static>, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, "test ca");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "test ca");
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::DigitalSignature,
@@ -163,7 +168,10 @@ fn probe(check: &CheckConfig, tls: Option<&Arc<ClientConfig>>) -> ProbeResult {
 fn tcp_accepted_is_up_refused_is_down() {
     let listener = TcpListener::bind((LOCAL, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
-    assert_eq!(probe(&check(CheckKind::Tcp, port, None), None), ProbeResult::Up);
+    assert_eq!(
+        probe(&check(CheckKind::Tcp, port, None), None),
+        ProbeResult::Up
+    );
     drop(listener);
     assert_eq!(
         probe(&check(CheckKind::Tcp, port, None), None),
@@ -174,7 +182,10 @@ fn tcp_accepted_is_up_refused_is_down() {
 #[test]
 fn http_expected_status_is_up_with_the_host_header() {
     let (port, seen) = responder(200, Duration::ZERO);
-    assert_eq!(probe(&check(http("/healthz?x=1", 200), port, None), None), ProbeResult::Up);
+    assert_eq!(
+        probe(&check(http("/healthz?x=1", 200), port, None), None),
+        ProbeResult::Up
+    );
     assert_eq!(
         probe(&check(http("/", 200), port, Some("lb.example")), None),
         ProbeResult::Up
@@ -200,7 +211,10 @@ fn http_status_mismatch_is_down() {
         ProbeResult::Down("status 503".into())
     );
     // The expected status may be any status, an error one too.
-    assert_eq!(probe(&check(http("/", 503), port, None), None), ProbeResult::Up);
+    assert_eq!(
+        probe(&check(http("/", 503), port, None), None),
+        ProbeResult::Up
+    );
     // A redirect is not followed: its status is the answer.
     let (port, _) = responder(302, Duration::ZERO);
     assert_eq!(
@@ -227,7 +241,11 @@ fn slow_server_is_a_timeout() {
     );
     let took = start.elapsed();
     assert!(took >= TIMEOUT && took < TIMEOUT * 3, "took {took:?}");
-    assert_eq!(seen.lock().unwrap().len(), 1, "the request reached the server");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the request reached the server"
+    );
 }
 
 #[test]
@@ -254,7 +272,10 @@ fn https_checks_the_certificate_against_the_host_or_the_address() {
         probe(&check(https(200), port, Some("lb.example")), Some(&tls)),
         ProbeResult::Up
     );
-    assert_eq!(probe(&check(https(200), port, None), Some(&tls)), ProbeResult::Up);
+    assert_eq!(
+        probe(&check(https(200), port, None), Some(&tls)),
+        ProbeResult::Up
+    );
     // A name the certificate does not hold.
     match probe(&check(https(200), port, Some("other.example")), Some(&tls)) {
         ProbeResult::Down(why) => assert!(why.starts_with("tls: "), "{why}"),
@@ -262,7 +283,10 @@ fn https_checks_the_certificate_against_the_host_or_the_address() {
     }
     // A CA nobody trusts.
     let (other_ca, _) = ca();
-    match probe(&check(https(200), port, Some("lb.example")), Some(&trusting(&other_ca))) {
+    match probe(
+        &check(https(200), port, Some("lb.example")),
+        Some(&trusting(&other_ca)),
+    ) {
         ProbeResult::Down(why) => assert!(why.starts_with("tls: "), "{why}"),
         up => panic!("{up}"),
     }
@@ -273,7 +297,10 @@ fn https_status_mismatch_is_down() {
     let (ca_cert, issuer) = ca();
     let port = tls_responder(&issuer, &["lb.example"], 500);
     assert_eq!(
-        probe(&check(https(200), port, Some("lb.example")), Some(&trusting(&ca_cert))),
+        probe(
+            &check(https(200), port, Some("lb.example")),
+            Some(&trusting(&ca_cert))
+        ),
         ProbeResult::Down("status 500".into())
     );
 }

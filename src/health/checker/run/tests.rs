@@ -102,8 +102,18 @@ fn once_probes_every_checked_address_drained_ones_too() {
     assert_eq!(
         got,
         vec![
-            ("up".into(), "127.0.0.1".into(), AddrState::Up, Some(ProbeResult::Up)),
-            ("up".into(), "127.0.0.2".into(), AddrState::Up, Some(ProbeResult::Up)),
+            (
+                "up".into(),
+                "127.0.0.1".into(),
+                AddrState::Up,
+                Some(ProbeResult::Up)
+            ),
+            (
+                "up".into(),
+                "127.0.0.2".into(),
+                AddrState::Up,
+                Some(ProbeResult::Up)
+            ),
             (
                 "gone".into(),
                 "127.0.0.3".into(),
@@ -167,7 +177,10 @@ fn run_reports_changes_then_renewals_and_stops_when_told() {
     // Lease 3 s: renewals every second; 2.5 s see the first reports and two renewals.
     let before = unix_now();
     let (c, stop_lag) = run_for(&cfg, &mut sink, 2.5);
-    assert!(stop_lag < Duration::from_millis(500), "stopped {stop_lag:?} late");
+    assert!(
+        stop_lag < Duration::from_millis(500),
+        "stopped {stop_lag:?} late"
+    );
     let batches = sink.batches.lock().unwrap().clone();
     assert_eq!(
         summary(&batches[0]),
@@ -177,16 +190,25 @@ fn run_reports_changes_then_renewals_and_stops_when_told() {
             ("up".into(), "127.0.0.2".into(), true),
         ]
     );
-    assert!(batches[0].iter().all(|r| r.checker.as_str() == "test-checker"));
+    assert!(batches[0]
+        .iter()
+        .all(|r| r.checker.as_str() == "test-checker"));
     // The lease: 3 s from the report.
     assert!(batches[0]
         .iter()
         .all(|r| r.until >= before + 3 && r.until <= before + 4));
     // Renewals: every address again, about a second apart (rounds of 100 ms).
-    assert!((3..=4).contains(&batches.len()), "{} batches", batches.len());
+    assert!(
+        (3..=4).contains(&batches.len()),
+        "{} batches",
+        batches.len()
+    );
     for (i, b) in batches.iter().enumerate().skip(1) {
         assert_eq!(summary(b), summary(&batches[0]));
-        assert!(b[0].until >= batches[i - 1][0].until, "renewals extend the lease");
+        assert!(
+            b[0].until >= batches[i - 1][0].until,
+            "renewals extend the lease"
+        );
     }
     assert!(batches.last().unwrap()[0].until > batches[0][0].until);
     let text = c.metrics().render(Instant::now());
@@ -207,7 +229,11 @@ fn a_failed_write_is_retried_and_a_down_is_not_lost() {
     let (c, _) = run_for(&cfg, &mut sink, 0.8);
     let batches = sink.batches.lock().unwrap().clone();
     // Three rounds failed; the fourth wrote everything that was due.
-    assert_eq!(*sink.attempts.lock().unwrap(), 4, "one write per round until it works");
+    assert_eq!(
+        *sink.attempts.lock().unwrap(),
+        4,
+        "one write per round until it works"
+    );
     assert_eq!(batches.len(), 1);
     assert!(summary(&batches[0]).contains(&("gone".into(), "127.0.0.3".into(), false)));
     assert_eq!(c.metrics().write_errors(), 3);
@@ -234,7 +260,11 @@ fn a_listener_that_stops_is_reported_down() {
         while Instant::now() < deadline && seen.is_none() {
             std::thread::sleep(Duration::from_millis(20));
             let batches = recorded.lock().unwrap();
-            if batches.iter().flatten().any(|r| r.addr.to_string() == "127.0.0.2" && !r.up) {
+            if batches
+                .iter()
+                .flatten()
+                .any(|r| r.addr.to_string() == "127.0.0.2" && !r.up)
+            {
                 seen = Some(closed.elapsed());
             }
         }
@@ -243,6 +273,9 @@ fn a_listener_that_stops_is_reported_down() {
     });
     c.run(&mut sink, &stop).unwrap();
     let seen = closer.join().unwrap().expect("a down report for 127.0.0.2");
-    assert!(seen >= Duration::from_millis(100), "after {seen:?}: fall 2 needs two probes");
+    assert!(
+        seen >= Duration::from_millis(100),
+        "after {seen:?}: fall 2 needs two probes"
+    );
     assert!(seen < Duration::from_millis(600), "after {seen:?}");
 }
