@@ -35,6 +35,7 @@ struct AddrMetrics {
 pub struct CheckerMetrics {
     addrs: Vec<AddrMetrics>,
     write_errors: AtomicU64,
+    late_probes: AtomicU64,
     started: Instant,
 }
 
@@ -54,6 +55,7 @@ impl CheckerMetrics {
                 })
                 .collect(),
             write_errors: AtomicU64::new(0),
+            late_probes: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -89,6 +91,12 @@ impl CheckerMetrics {
     /// A batch of reports could not be written.
     pub fn write_error(&self) {
         self.write_errors.fetch_add(1, Relaxed);
+    }
+
+    /// `n` probes were still running past their timeout at the end of a round.
+    pub fn late_probes(&self, n: usize) {
+        self.late_probes
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// Batches that could not be written, since start.
@@ -163,6 +171,17 @@ impl CheckerMetrics {
             out,
             "clusterns_health_write_errors_total {}",
             self.write_errors()
+        );
+        head(
+            &mut out,
+            "late_probes_total",
+            "counter",
+            "Probes still running past their timeout at a round's end (their result is dropped).",
+        );
+        let _ = writeln!(
+            out,
+            "clusterns_health_late_probes_total {}",
+            self.late_probes.load(Relaxed)
         );
         out
     }
@@ -265,6 +284,7 @@ mod tests {
         m.set_state(1, AddrState::Down);
         m.reported(0, m.started + Duration::from_millis(1000));
         m.write_error();
+        m.late_probes(2);
         let text = m.render(m.started + Duration::from_millis(3500));
         for line in [
             r#"clusterns_health_probes_total{cluster="a",address="192.0.2.1",result="up"} 2"#,
@@ -276,6 +296,7 @@ mod tests {
             r#"clusterns_health_addresses{state="down"} 1"#,
             r#"clusterns_health_seconds_since_report{cluster="a",address="192.0.2.1"} 2.500"#,
             "clusterns_health_write_errors_total 1",
+            "clusterns_health_late_probes_total 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

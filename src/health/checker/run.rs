@@ -219,6 +219,7 @@ impl Checker {
             pending -= pool.collect(round, &mut results, deadline, pending, stop);
         }
         if pending > 0 && !stop.load(Relaxed) {
+            self.metrics.late_probes(pending);
             tracing::warn!(
                 late = pending,
                 "health: probes still running past their timeout; skipped this round"

@@ -323,3 +323,23 @@ fn the_connection_goes_to_the_address_not_to_the_host_name() {
     );
     assert_eq!(seen.lock().unwrap()[0].1, format!("lb.invalid:{port}"));
 }
+
+#[test]
+fn ipv6_addresses_are_bracketed_in_the_url_and_probed() {
+    let c = check(http("/", 200), 8080, None);
+    let p = Prober::new(&c, "2001:db8::1".parse().unwrap(), TIMEOUT, None).unwrap();
+    assert_eq!(p.addr(), "[2001:db8::1]:8080".parse().unwrap());
+    // Where ::1 is configured, a probe reaches it.
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let p = Prober::new(
+        &check(CheckKind::Tcp, port, None),
+        "::1".parse().unwrap(),
+        TIMEOUT,
+        None,
+    )
+    .unwrap();
+    assert_eq!(p.probe(), ProbeResult::Up);
+}
