@@ -63,9 +63,20 @@ pub(crate) fn health(config_path: PathBuf, once: bool, dry_run: bool) -> Result<
 /// The writer to the configured source of truth (journal or PostgreSQL).
 ///
 /// TODO(lead, issue #17): wire `clusterns::feed::writer::open(&config)` here once
-/// `Change::Health(HealthReport)` exists: an adapter whose `write` maps each report to
-/// `Change::Health(report.clone())` and calls `ChangeWriter::write(&changes)`, returning the
-/// error as a string (the checker logs it, counts it and retries the next round).
+/// `Change::Health(HealthReport)` exists, e.g.
+///
+/// ```ignore
+/// struct FeedSink(Box<dyn clusterns::feed::writer::ChangeWriter>);
+/// impl ReportSink for FeedSink {
+///     fn write(&mut self, reports: &[HealthReport]) -> Result<(), String> {
+///         let changes: Vec<Change> = reports.iter().cloned().map(Change::Health).collect();
+///         self.0.write(&changes).map(|_| ())
+///     }
+/// }
+/// Ok(Box::new(FeedSink(clusterns::feed::writer::open(config)?)))
+/// ```
+///
+/// An error from `write` is logged (WARN), counted and retried the next round by the checker.
 fn open_sink(_config: &Config) -> Result<Box<dyn ReportSink>, String> {
     Err("writing health reports to the feed is not wired yet (use --dry-run)".into())
 }
