@@ -599,9 +599,9 @@ mod tests {
             let e = read_from(&patched(&good, 8, len)[..], size).err().unwrap();
             assert!(e.to_string().contains("app count"), "{e}");
         }
-        // An arena length (after the header, the empty challenge section and the three
-        // cluster names) far beyond the file: refused, not allocated.
-        let at = 8 + 4 + 5 * 8 + 3 * 4 + 4 + 8 + 4 + 3 * 2;
+        // An arena length (after the header, the empty challenge and health sections and the
+        // three cluster names) far beyond the file: refused, not allocated.
+        let at = 8 + 4 + 5 * 8 + 3 * 4 + 4 + 4 + 8 + 4 + 3 * 2;
         assert_eq!(
             &good[at..at + 8],
             &(t.base().arena_len() as u64).to_le_bytes()

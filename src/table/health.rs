@@ -236,7 +236,8 @@ mod tests {
         let held = s.reports(&c1, "10.0.0.1".parse().unwrap());
         assert_eq!(held.len(), 2);
         assert_eq!((held[0].checker.as_str(), held[0].up, held[0].until), ("a", false, 200));
-        assert_eq!(s.fresh(100), 2);
+        assert_eq!(s.fresh(99), 2);
+        assert_eq!(s.fresh(100), 1);
         assert_eq!(s.next_expiry(50), Some(100));
         assert_eq!(s.next_expiry(200), None);
         // A clone shares until it changes.

@@ -1,7 +1,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::config::cluster::Member;
+use crate::config::Member;
 use crate::health::report::HealthReport;
 
 fn label(s: &str) -> Label {
