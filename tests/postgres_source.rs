@@ -1027,7 +1027,7 @@ fn applying_the_schema_again_changes_nothing() {
     assert!(before.contains(&"mark 2".to_string()), "{before:#?}");
     assert_eq!(
         before.iter().filter(|l| l.starts_with("trigger ")).count(),
-        11,
+        15,
         "{before:#?}"
     );
     assert_eq!(

@@ -23,6 +23,12 @@ pub(super) fn unix_now() -> u64 {
 }
 
 impl Builder {
+    /// What the served table's health reports say (as of the last evaluation: after a batch
+    /// with reports, at the end of a lease).
+    pub fn health(&self) -> &HealthView {
+        &self.health
+    }
+
     /// The configuration's answers for the table's cluster registry and the current health
     /// view.
     pub(super) fn lay_out(&mut self) {
