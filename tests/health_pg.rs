@@ -76,8 +76,14 @@ fn reports_written_to_lb_health_come_back_through_the_change_stream() {
     assert_eq!(table.health().len(), 3);
     let view = HealthView::evaluate(table.health(), 1_900_000_000);
     let east = "east".parse().unwrap();
-    assert_eq!(view.state(&east, "203.0.113.1".parse().unwrap()), AddrState::Down);
-    assert_eq!(view.state(&east, "2001:db8::1".parse().unwrap()), AddrState::Up);
+    assert_eq!(
+        view.state(&east, "203.0.113.1".parse().unwrap()),
+        AddrState::Down
+    );
+    assert_eq!(
+        view.state(&east, "2001:db8::1".parse().unwrap()),
+        AddrState::Up
+    );
 
     // A full load reads lb_health as it is: the same reports.
     let (loaded, seq) = src.load_all().unwrap();

@@ -192,9 +192,7 @@ impl Change {
                 Table::lookups_of_change(id.as_str(), Some((slug.as_str(), user.as_str())))
             }
             Change::Delete { id } => Table::lookups_of_change(id.as_str(), None),
-            Change::TxtAdd { .. } | Change::TxtDelete { .. } | Change::Health(_) => {
-                [None, None]
-            }
+            Change::TxtAdd { .. } | Change::TxtDelete { .. } | Change::Health(_) => [None, None],
         }
     }
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::config::ClusterConfig;
 use crate::name::Label;
-use crate::table::health::{Held, HealthStore};
+use crate::table::health::{HealthStore, Held};
 
 /// What the fresh reports about one address say: how many checkers say up, how many down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,9 +116,11 @@ impl HealthView {
     /// their lease (`until > now`), one per checker (the store keeps each checker's latest),
     /// decide by strict majority ([`Tally::state`]).
     pub fn evaluate(store: &HealthStore, now: u64) -> HealthView {
-        HealthView::from_states(store.addresses().map(|(cluster, addr, held)| {
-            ((cluster.clone(), addr), Tally::of(held, now).state())
-        }))
+        HealthView::from_states(
+            store.addresses().map(|(cluster, addr, held)| {
+                ((cluster.clone(), addr), Tally::of(held, now).state())
+            }),
+        )
     }
 
     /// When [`HealthView::evaluate`] may next say something else with no new report: the

@@ -235,7 +235,10 @@ mod tests {
         let c1: Label = "c1".parse().unwrap();
         let held = s.reports(&c1, "10.0.0.1".parse().unwrap());
         assert_eq!(held.len(), 2);
-        assert_eq!((held[0].checker.as_str(), held[0].up, held[0].until), ("a", false, 200));
+        assert_eq!(
+            (held[0].checker.as_str(), held[0].up, held[0].until),
+            ("a", false, 200)
+        );
         assert_eq!(s.fresh(99), 2);
         assert_eq!(s.fresh(100), 1);
         assert_eq!(s.next_expiry(50), Some(100));

@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use crate::table::base::{Base, Which};
+use crate::table::health::{HealthStore, MAX_REPORTS};
 use crate::table::index::Index;
 use crate::table::key::{hash_key, is_id_key, is_label, is_name_key};
 use crate::table::le::{
@@ -22,7 +23,6 @@ use crate::table::le::{
 };
 use crate::table::memory::with_capacity_huge;
 use crate::table::overlay::{Overlay, Owned, Val, IDS, NAMES, USERS};
-use crate::table::health::{HealthStore, MAX_REPORTS};
 use crate::table::Table;
 
 /// Writes `table` and the cluster names its indexes refer to.
@@ -103,7 +103,11 @@ pub(crate) fn read_health(r: &mut impl Read) -> io::Result<HealthStore> {
             std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|t| crate::name::check_label(t).ok().filter(|l| l.as_str() == t))
-                .ok_or_else(|| bad(format!("a health report's {what} is not a lower-case label")))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "a health report's {what} is not a lower-case label"
+                    ))
+                })
         };
         let checker = label("checker")?;
         let cluster = label("cluster")?;

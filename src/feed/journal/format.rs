@@ -218,9 +218,8 @@ fn parse_health<'a>(
             .next()
             .ok_or_else(|| format!("{verb}: missing {what}"))
     };
-    let label = |what: &str, text: &str| {
-        check_label(text).map_err(|e| format!("{verb}: {what}: {e}"))
-    };
+    let label =
+        |what: &str, text: &str| check_label(text).map_err(|e| format!("{verb}: {what}: {e}"));
     let checker = label("checker", field("checker")?)?;
     let cluster = label("cluster", field("cluster")?)?;
     let addr_text = field("address")?;
@@ -233,12 +232,7 @@ fn parse_health<'a>(
     let up = match field("state (up or down)")? {
         "up" => true,
         "down" => false,
-        other => {
-            return Err(format!(
-                "{verb}: state {} is not up or down",
-                quote(other)
-            ))
-        }
+        other => return Err(format!("{verb}: state {} is not up or down", quote(other))),
     };
     let until_text = field("until (unix seconds)")?;
     let until = until_text.parse().map_err(|_| {
@@ -422,14 +416,26 @@ mod tests {
             ("1 health a c 10.0.0.1 up", "missing until"),
             ("1 health a.b c 10.0.0.1 up 1", "checker"),
             ("1 health a c! 10.0.0.1 up 1", "cluster"),
-            ("1 health a c 10.0.0.256 up 1", "address \"10.0.0.256\" is not an IPv4 or IPv6"),
+            (
+                "1 health a c 10.0.0.256 up 1",
+                "address \"10.0.0.256\" is not an IPv4 or IPv6",
+            ),
             ("1 health a c host.example up 1", "not an IPv4 or IPv6"),
-            ("1 health a c 10.0.0.1 sideways 1", "state \"sideways\" is not up or down"),
+            (
+                "1 health a c 10.0.0.1 sideways 1",
+                "state \"sideways\" is not up or down",
+            ),
             ("1 health a c 10.0.0.1 UP 1", "not up or down"),
-            ("1 health a c 10.0.0.1 up -5", "until \"-5\" is not a whole number"),
+            (
+                "1 health a c 10.0.0.1 up -5",
+                "until \"-5\" is not a whole number",
+            ),
             ("1 health a c 10.0.0.1 up 1.5", "not a whole number"),
             ("1 health a c 10.0.0.1 up 1 extra", "unexpected field"),
-            ("1 health-held a c ::1 down 18446744073709551616", "not a whole number"),
+            (
+                "1 health-held a c ::1 down 18446744073709551616",
+                "not a whole number",
+            ),
         ] {
             let e = parse_entry(line).unwrap_err();
             assert!(e.contains(needle), "{line}: {e}");

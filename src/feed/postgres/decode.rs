@@ -104,9 +104,9 @@ pub fn decode_health_row(
         Ok(HealthReport {
             checker: label("checker (id)", Some(checker))?,
             cluster: label("cluster", cluster)?,
-            addr: addr.parse().map_err(|_| {
-                format!("addr {} is not an IPv4 or IPv6 address", quote(addr))
-            })?,
+            addr: addr
+                .parse()
+                .map_err(|_| format!("addr {} is not an IPv4 or IPv6 address", quote(addr)))?,
             up: up.ok_or("up is NULL")?,
             until: until
                 .ok_or("until (expires_at) is NULL")

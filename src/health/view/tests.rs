@@ -66,7 +66,10 @@ fn expired_reports_are_ignored() {
         report("c", "10.0.0.1", true, 200),
     ]);
     // All three fresh: 2 of 3 down.
-    assert_eq!(state(&HealthView::evaluate(&s, 59), "10.0.0.1"), AddrState::Down);
+    assert_eq!(
+        state(&HealthView::evaluate(&s, 59), "10.0.0.1"),
+        AddrState::Down
+    );
     assert_eq!(HealthView::next_expiry(&s, 59), Some(60));
     // b's lease is over at 60 (until > now counts): 1 down, 1 up.
     assert_eq!(
@@ -75,7 +78,10 @@ fn expired_reports_are_ignored() {
     );
     assert_eq!(HealthView::next_expiry(&s, 60), Some(100));
     // Only c's report is left: up.
-    assert_eq!(state(&HealthView::evaluate(&s, 100), "10.0.0.1"), AddrState::Up);
+    assert_eq!(
+        state(&HealthView::evaluate(&s, 100), "10.0.0.1"),
+        AddrState::Up
+    );
     // None left: unknown, nothing to wait for.
     assert_eq!(HealthView::evaluate(&s, 200), HealthView::none());
     assert_eq!(HealthView::next_expiry(&s, 200), None);
@@ -88,16 +94,25 @@ fn a_checker_counts_once_its_latest_report() {
         report("b", "10.0.0.1", true, 100),
         report("c", "10.0.0.1", true, 100),
     ]);
-    assert_eq!(state(&HealthView::evaluate(&s, 0), "10.0.0.1"), AddrState::Up);
+    assert_eq!(
+        state(&HealthView::evaluate(&s, 0), "10.0.0.1"),
+        AddrState::Up
+    );
     // c changes its mind: 2 down of 3, not 2 down of 4.
     s.apply(&report("c", "10.0.0.1", false, 100)).unwrap();
     assert_eq!(s.len(), 3);
-    assert_eq!(state(&HealthView::evaluate(&s, 0), "10.0.0.1"), AddrState::Down);
+    assert_eq!(
+        state(&HealthView::evaluate(&s, 0), "10.0.0.1"),
+        AddrState::Down
+    );
     // a says down again, many times: still one voice.
     for _ in 0..3 {
         s.apply(&report("a", "10.0.0.1", false, 100)).unwrap();
     }
-    assert_eq!(Tally::of(s.reports(&label("c1"), "10.0.0.1".parse().unwrap()), 0), Tally { up: 1, down: 2 });
+    assert_eq!(
+        Tally::of(s.reports(&label("c1"), "10.0.0.1".parse().unwrap()), 0),
+        Tally { up: 1, down: 2 }
+    );
 }
 
 #[test]
@@ -113,7 +128,11 @@ fn summary_says_degraded_and_failing_over() {
         HealthView::from_states(
             down.iter()
                 .map(|&i| ((label("c1"), IpAddr::V4(addr(i))), AddrState::Down))
-                .chain([((label("c1"), IpAddr::V4(addr(2))), AddrState::Up)].into_iter().filter(|_| !down.contains(&2))),
+                .chain(
+                    [((label("c1"), IpAddr::V4(addr(2))), AddrState::Up)]
+                        .into_iter()
+                        .filter(|_| !down.contains(&2)),
+                ),
         )
     };
     let s = HealthView::none().summary(&c);
