@@ -77,7 +77,8 @@ pub struct HealthStore {
 impl HealthStore {
     /// Takes `r`: it replaces the same checker's earlier report about the address (`until` 0:
     /// removes it). Refused over the limits, after reports long over (see [`STALE_SECS`]) gave
-    /// way; a refusal changes nothing.
+    /// way (they stay gone even when `r` is refused: that too depends on the store and `r`
+    /// alone).
     pub fn apply(&mut self, r: &HealthReport) -> Result<(), HealthReject> {
         let key = (r.cluster.clone(), r.addr);
         let held = self.addrs.get(&key);
