@@ -226,9 +226,11 @@ fn check(raw: RawCheck, cluster: &str) -> Result<CheckConfig, String> {
             },
             Some(443),
         ),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "cluster {cluster:?} check.kind {other:?} is not one of \"tcp\", \"http\", \"https\""
-        )),
+        ))
+        }
     };
     let port = match raw.port.or(default_port) {
         Some(0) | None => {

@@ -3,5 +3,6 @@
 //! cluster's configuration and that state into its answers (priority groups, weights,
 //! failover, the TTL while degraded).
 
+pub mod checker;
 pub mod report;
 pub mod view;
