@@ -346,6 +346,7 @@ fn write_checkpoint_seeds() {
     overlay.upsert("r2", "bob", "blog", 0).unwrap(); // a rename to a new user
     overlay.delete("r0").unwrap();
     overlay.upsert("r9", "mark", "coolgame", 1).unwrap(); // the freed name, taken
+
     // Health reports (checkpoint version 4): two checkers on one address, one on another.
     let mut health = overlay.clone();
     for (checker, addr, up, until) in [
