@@ -260,3 +260,30 @@ fn a_checkpoint_carries_the_reports_across_a_restart() {
         AddrState::Down
     );
 }
+
+#[test]
+fn reports_over_the_limit_are_refused_and_counted() {
+    let s = common::setup("");
+    let mut b = Builder::load(config(&s)).unwrap();
+    let until = now() + 600;
+    let mut lines = String::new();
+    for i in 0..65 {
+        lines.push_str(&format!(
+            "{} health c{i} east 203.0.113.1 up {until}\n",
+            4 + i
+        ));
+    }
+    // A cluster and an address the configuration lacks: kept (a reload may bring them).
+    lines.push_str(&format!("69 health c0 north 192.0.2.1 down {until}\n"));
+    append(&s, &lines);
+    let rejected = b.rejected();
+    assert_eq!(b.poll_once(Duration::ZERO).unwrap(), 65);
+    assert_eq!(b.rejected(), rejected + 1, "the 65th checker of one address");
+    assert_eq!(b.table().health().len(), 65);
+    assert_eq!(b.last_seq(), 69);
+    assert_eq!(b.health().state(&east(), addr("203.0.113.1")), AddrState::Up);
+    let north: Label = "north".parse().unwrap();
+    assert_eq!(b.health().state(&north, addr("192.0.2.1")), AddrState::Down);
+    // Not in the configuration: not in the summary.
+    assert_eq!(b.status().health_summary().len(), 2);
+}
