@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clusterns::config::Config;
+use clusterns::feed::writer::ReportWriter;
 use clusterns::health::checker::metrics::MetricsEndpoint;
 use clusterns::health::checker::probe::ProbeResult;
 use clusterns::health::checker::run::Checker;
@@ -60,25 +61,37 @@ pub(crate) fn health(config_path: PathBuf, once: bool, dry_run: bool) -> Result<
     checker.run(sink.as_mut(), &stop)
 }
 
-/// The writer to the configured source of truth (journal or PostgreSQL).
-///
-/// TODO(lead, issue #17): wire `clusterns::feed::writer::open(&config)` here once
-/// `Change::Health(HealthReport)` exists, e.g.
-///
-/// ```ignore
-/// struct FeedSink(Box<dyn clusterns::feed::writer::ChangeWriter>);
-/// impl ReportSink for FeedSink {
-///     fn write(&mut self, reports: &[HealthReport]) -> Result<(), String> {
-///         let changes: Vec<Change> = reports.iter().cloned().map(Change::Health).collect();
-///         self.0.write(&changes).map(|_| ())
-///     }
-/// }
-/// Ok(Box::new(FeedSink(clusterns::feed::writer::open(config)?)))
-/// ```
-///
-/// An error from `write` is logged (WARN), counted and retried the next round by the checker.
-fn open_sink(_config: &Config) -> Result<Box<dyn ReportSink>, String> {
-    Err("writing health reports to the feed is not wired yet (use --dry-run)".into())
+/// The writer to the configured source of truth (journal or PostgreSQL), through
+/// `feed::writer`. A source that cannot be opened now (PostgreSQL down) is reported and tried
+/// again at the next round's write: the checker keeps probing, and its reports stay due.
+fn open_sink(config: &Config) -> Result<Box<dyn ReportSink>, String> {
+    let writer = match ReportWriter::open(config) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("the feed cannot be written yet (will retry): {e}");
+            None
+        }
+    };
+    Ok(Box::new(FeedSink {
+        config: config.clone(),
+        writer,
+    }))
+}
+
+/// Reports written to the feed, its writer opened when first needed.
+struct FeedSink {
+    config: Config,
+    writer: Option<ReportWriter>,
+}
+
+impl ReportSink for FeedSink {
+    fn write(&mut self, reports: &[HealthReport]) -> Result<(), String> {
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(ReportWriter::open(&self.config)?),
+        };
+        writer.write(reports)
+    }
 }
 
 /// `--dry-run`: each report printed as the journal line it would be,

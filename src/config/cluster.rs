@@ -12,7 +12,7 @@ use crate::name::Label;
 
 /// The most addresses of one family a cluster may have (an answer's pick works in a fixed
 /// array of this size).
-pub const MAX_ADDRESSES: usize = 32;
+pub const MAX_ADDRESSES: usize = 64;
 /// The largest weight.
 pub const MAX_WEIGHT: u32 = 65_535;
 
