@@ -159,6 +159,40 @@ soa = { rname = "hostmaster.repl.co", mname = "ns1.repl.co" }
 name = "c0"
 ipv4 = ["203.0.113.1"]
 """ % (b"t" * 600),
+    "health_policy": b"""[feed]
+journal = "j"
+[health]
+checker = "fra-1"
+interval_ms = 500
+timeout_ms = 400
+rise = 2
+fall = 3
+lease_secs = 20
+metrics = "127.0.0.1:9154"
+[[zone]]
+apex = "a.b"
+ns = ["ns.example.net"]
+soa = { rname = "h.a.b" }
+[[cluster]]
+name = "c0"
+ipv4 = ["203.0.113.1", { address = "203.0.113.2", weight = 3, priority = 2 }]
+ipv6 = [{ address = "2001:db8::1", weight = 0 }, "2001:db8::2"]
+max_answers = 1
+failover = "c1"
+degraded_ttl = 20
+[cluster.check]
+kind = "https"
+port = 8443
+path = "/healthz"
+expect_status = 204
+host = "lb.a.b"
+[[cluster]]
+name = "c1"
+ipv4 = ["203.0.113.9"]
+[cluster.check]
+kind = "tcp"
+port = 443
+""",
     "dup_cluster": b"""[feed]
 journal = "j"
 [[zone]]

@@ -18,8 +18,8 @@
 -- `clusterns::feed::postgres::apply_schema`. It is idempotent (IF NOT EXISTS / OR REPLACE) and
 -- runs as one transaction, so it can be applied again on every deploy, and over a database set
 -- up by an older version. It needs PostgreSQL 14 or later (CREATE OR REPLACE TRIGGER). It does
--- not GRANT anything: clusterns needs SELECT on `repls`, `repl_changes` and
--- `repl_changes_pruned`, nothing else; whoever prunes `repl_changes` also needs UPDATE on
+-- not GRANT anything: clusterns needs SELECT on `repls`, `repl_changes`,
+-- `repl_changes_pruned`, `acme_txt` and `lb_health`, nothing else; whoever prunes `repl_changes` also needs UPDATE on
 -- `repl_changes_pruned` (the pruning triggers run as the pruner).
 --
 -- Names (ids, users, slugs, clusters) must be lower-case DNS labels: 1 to 63 bytes of a-z,
@@ -316,16 +316,19 @@ CREATE TABLE IF NOT EXISTS acme_txt (
 
 ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS value bytea;
 ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS expires_at bigint;
--- Widened once (a database set up by an older version allows 'set' and 'delete' only); not
+-- For the load balancers' health reports (below).
+ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS addr inet;
+ALTER TABLE repl_changes ADD COLUMN IF NOT EXISTS up boolean;
+-- Widened once per version (a database set up by an older version allows fewer ops); not
 -- again on every apply, which would scan the log under an exclusive lock.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_constraint
                    WHERE conrelid = 'repl_changes'::regclass AND conname = 'repl_changes_op_check'
-                     AND pg_get_constraintdef(oid) LIKE '%txt-add%') THEN
+                     AND pg_get_constraintdef(oid) LIKE '%health%') THEN
         ALTER TABLE repl_changes DROP CONSTRAINT IF EXISTS repl_changes_op_check;
         ALTER TABLE repl_changes ADD CONSTRAINT repl_changes_op_check
-            CHECK (op IN ('set', 'delete', 'txt-add', 'txt-del'));
+            CHECK (op IN ('set', 'delete', 'txt-add', 'txt-del', 'health'));
     END IF;
 END;
 $$;
@@ -377,6 +380,74 @@ CREATE OR REPLACE TRIGGER clusterns_acme_txt_truncate
 
 CREATE OR REPLACE TRIGGER clusterns_acme_txt_notify
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON acme_txt
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_repls_notify();
+
+-- Load-balancer health: the latest report of each checker (`clusterns health`) about each
+-- address of each cluster: `up` until unix second `until` (the report's lease; after it the
+-- report no longer counts and, with no other, edges answer the address: fail open). Checkers
+-- write it (INSERT ... ON CONFLICT DO UPDATE), every server reads it. Triggers log every change
+-- into repl_changes, in the same order as app changes: op 'health' (id = checker, cluster,
+-- addr, up, expires_at = until); a deleted row (or one whose key changes) is logged as a
+-- report of its checker with expires_at 0, which withdraws it. Checker and cluster names are
+-- lower-case labels, addr a single address (no network). clusterns needs SELECT on lb_health;
+-- a checker needs INSERT, UPDATE and DELETE.
+CREATE TABLE IF NOT EXISTS lb_health (
+    checker text NOT NULL CHECK (checker ~ '^[-_0123456789abcdefghijklmnopqrstuvwxyz]{1,63}$'),
+    cluster text NOT NULL CHECK (cluster ~ '^[-_0123456789abcdefghijklmnopqrstuvwxyz]{1,63}$'),
+    addr    inet NOT NULL CHECK (masklen(addr) = CASE family(addr) WHEN 4 THEN 32 ELSE 128 END),
+    up      boolean NOT NULL,
+    until   bigint NOT NULL CHECK (until >= 0),
+    PRIMARY KEY (checker, cluster, addr)
+);
+
+CREATE OR REPLACE FUNCTION clusterns_lb_health_log() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE'
+       AND (OLD.checker, OLD.cluster, OLD.addr, OLD.up, OLD.until)
+           IS NOT DISTINCT FROM (NEW.checker, NEW.cluster, NEW.addr, NEW.up, NEW.until) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(7164230245974110830);
+    IF TG_OP = 'DELETE'
+       OR (TG_OP = 'UPDATE'
+           AND (OLD.checker, OLD.cluster, OLD.addr) IS DISTINCT FROM (NEW.checker, NEW.cluster, NEW.addr)) THEN
+        INSERT INTO repl_changes (seq, op, id, cluster, addr, up, expires_at)
+        VALUES (nextval('repl_changes_seq'), 'health', OLD.checker, OLD.cluster, OLD.addr, OLD.up, 0);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO repl_changes (seq, op, id, cluster, addr, up, expires_at)
+        VALUES (nextval('repl_changes_seq'), 'health', NEW.checker, NEW.cluster, NEW.addr, NEW.up, NEW.until);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION clusterns_lb_health_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7164230245974110830);
+    INSERT INTO repl_changes (seq, op, id, cluster, addr, up, expires_at)
+    SELECT nextval('repl_changes_seq'), 'health', h.checker, h.cluster, h.addr, h.up, 0
+    FROM (SELECT checker, cluster, addr, up FROM lb_health ORDER BY checker, cluster, addr) AS h;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER clusterns_lb_health_lock
+    BEFORE INSERT OR UPDATE OR DELETE ON lb_health
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_repls_lock();
+
+CREATE OR REPLACE TRIGGER clusterns_lb_health_log
+    AFTER INSERT OR UPDATE OR DELETE ON lb_health
+    FOR EACH ROW EXECUTE FUNCTION clusterns_lb_health_log();
+
+CREATE OR REPLACE TRIGGER clusterns_lb_health_truncate
+    BEFORE TRUNCATE ON lb_health
+    FOR EACH STATEMENT EXECUTE FUNCTION clusterns_lb_health_truncate();
+
+CREATE OR REPLACE TRIGGER clusterns_lb_health_notify
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lb_health
     FOR EACH STATEMENT EXECUTE FUNCTION clusterns_repls_notify();
 
 COMMIT;

@@ -7,12 +7,20 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::*;
-use cli::{acme::*, check::*, ctl::*, lookup::*, repl::*, serve::*};
+use cli::{acme::*, check::*, ctl::*, health::*, lookup::*, repl::*, serve::*};
 
 fn main() -> ExitCode {
     clusterns::logs::init();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
+    if !matches!(
+        cli.command,
+        Command::Serve { .. }
+            | Command::Health {
+                dry_run: false,
+                once: false,
+                ..
+            }
+    ) {
         // The other commands print and end: a reader that goes away ends them quietly.
         clusterns::os::default_sigpipe();
     }
@@ -41,6 +49,11 @@ fn main() -> ExitCode {
             qtype,
         } => lookup(config, &name, &qtype),
         Command::Repl { config, action } => repl(config, *action),
+        Command::Health {
+            config,
+            once,
+            dry_run,
+        } => health(config, once, dry_run),
         Command::Acme { config, action } => acme(config, action),
         Command::Ctl {
             config,

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
+mod health;
+
 use crate::feed::status::FeedStatus;
 use crate::server::stats::{bucket_floor, WorkerStats, BUCKETS, QTYPES, RCODE_NAMES};
 use crate::snapshot::SharedSnapshot;
@@ -387,6 +389,7 @@ pub fn render(src: &Sources) -> String {
             age,
         );
     }
+    health::render(&mut out, &src.feed);
     process_metrics(&mut out);
 
     let _ = writeln!(

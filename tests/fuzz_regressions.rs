@@ -346,10 +346,28 @@ fn write_checkpoint_seeds() {
     overlay.upsert("r2", "bob", "blog", 0).unwrap(); // a rename to a new user
     overlay.delete("r0").unwrap();
     overlay.upsert("r9", "mark", "coolgame", 1).unwrap(); // the freed name, taken
+
+    // Health reports (checkpoint version 4): two checkers on one address, one on another.
+    let mut health = overlay.clone();
+    for (checker, addr, up, until) in [
+        ("eu", "203.0.113.1", false, 1_700_000_030),
+        ("us", "203.0.113.1", true, 1_700_000_020),
+        ("eu", "2001:db8::1", true, u64::MAX),
+    ] {
+        let report = clusterns::health::report::HealthReport {
+            checker: checker.parse().unwrap(),
+            cluster: "c0".parse().unwrap(),
+            addr: addr.parse().unwrap(),
+            up,
+            until,
+        };
+        health.health_mut().apply(&report).unwrap();
+    }
     for (name, table) in [
         ("empty", Table::default()),
         ("base", base),
         ("overlay", overlay),
+        ("health", health),
     ] {
         checkpoint::write(&dir.join(name), &table, pos, &clusters).unwrap();
         let back = checkpoint::read(&dir.join(name)).unwrap();

@@ -98,6 +98,9 @@ impl ChangeTarget for Model {
     fn txt_add(&mut self, _: &clusterns::name::DomainName, _: &[u8], _: u64) {}
 
     fn txt_delete(&mut self, _: &clusterns::name::DomainName, _: Option<&[u8]>) {}
+
+    // Health reports are not apps either.
+    fn health(&mut self, _: &clusterns::health::report::HealthReport) {}
 }
 
 impl Model {

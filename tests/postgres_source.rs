@@ -62,6 +62,7 @@ fn id_of(change: &Change) -> String {
     match change {
         Change::Upsert { id, .. } | Change::Delete { id } => id.to_string(),
         Change::TxtAdd { name, .. } | Change::TxtDelete { name, .. } => name.to_string(),
+        Change::Health(r) => r.checker.to_string(),
     }
 }
 
@@ -1026,7 +1027,7 @@ fn applying_the_schema_again_changes_nothing() {
     assert!(before.contains(&"mark 2".to_string()), "{before:#?}");
     assert_eq!(
         before.iter().filter(|l| l.starts_with("trigger ")).count(),
-        11,
+        15,
         "{before:#?}"
     );
     assert_eq!(
@@ -1073,6 +1074,9 @@ impl ChangeTarget for Mirror {
     fn txt_add(&mut self, _: &clusterns::name::DomainName, _: &[u8], _: u64) {}
 
     fn txt_delete(&mut self, _: &clusterns::name::DomainName, _: Option<&[u8]>) {}
+
+    // Health reports are not apps either.
+    fn health(&mut self, _: &clusterns::health::report::HealthReport) {}
 }
 
 fn db_mirror(db: &mut postgres::Client) -> Mirror {

@@ -7,7 +7,10 @@
 //! by default the RSS limit, catches that), and that a table read successfully behaves:
 //! - `apps()` has at most `len()` entries (exactly, for an undamaged file);
 //! - its apps and other labels look up by id, by name and by `get` without panicking;
-//! - it folds, and takes changes (move, rename, delete, add) without panicking.
+//! - it folds, and takes changes (move, rename, delete, add) without panicking;
+//! - its health reports (version 4) are within the store's limits, each checker once per
+//!   address, none withdrawn (until 0), and evaluate (`HealthView::evaluate`) without panicking
+//!   to states only for addresses that have reports.
 
 #![no_main]
 
@@ -49,11 +52,31 @@ fn check_table(t: &Table) {
     }
 }
 
+fn check_health(t: &Table) {
+    use clusterns::health::view::HealthView;
+    use clusterns::table::health::{MAX_CHECKERS_PER_ADDR, MAX_REPORTS};
+    let h = t.health();
+    assert!(h.len() <= MAX_REPORTS);
+    assert_eq!(h.iter().count(), h.len());
+    for (_, _, held) in h.addresses() {
+        assert!(!held.is_empty() && held.len() <= MAX_CHECKERS_PER_ADDR);
+        assert!(held.windows(2).all(|w| w[0].checker < w[1].checker));
+        assert!(held.iter().all(|r| r.until > 0));
+    }
+    for now in [0, 1_700_000_000, u64::MAX] {
+        let view = HealthView::evaluate(h, now);
+        for (c, a, _) in view.known() {
+            assert!(!h.reports(c, a).is_empty());
+        }
+    }
+}
+
 fn exercise(loaded: Loaded) {
     let Loaded {
         table, clusters, ..
     } = loaded;
     check_table(&table);
+    check_health(&table);
     if let Ok(base) = table.fold() {
         check_table(&Table::from_base(Arc::new(base)));
     }

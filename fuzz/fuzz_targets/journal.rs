@@ -15,15 +15,24 @@
 //! - folding into a new base changes nothing (the registry included);
 //! - challenge TXT lines (`txt-add`, `txt-del`) apply as a plain model of the store says
 //!   (values per name and names in all within the default limits, a delete of what is absent
-//!   no change), and the store ends equal to it, its answers holding each value once.
+//!   no change), and the store ends equal to it, its answers holding each value once;
+//! - health lines (`health <checker> <cluster> <addr> up|down <until>`) apply as a plain model
+//!   of the health store says (the latest report per checker, cluster and address; `until` 0
+//!   withdraws; at most 64 checkers per address and 65,536 reports, stale reports giving way
+//!   first), the store ends equal to it, and `HealthView::evaluate` at a few moments gives the
+//!   states a plain strict-majority count of the fresh reports gives.
 
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use clusterns::feed::change::{ChangeTarget, UpsertRef};
 use clusterns::feed::journal::parse_line;
 use clusterns::config::AcmeConfig;
+use clusterns::health::report::HealthReport;
+use clusterns::health::view::{AddrState, HealthView};
+use clusterns::table::health::{MAX_CHECKERS_PER_ADDR, MAX_REPORTS, STALE_SECS};
 use clusterns::name::{DomainName, Label};
 use clusterns::table::key::name_key_of;
 use clusterns::table::{LabelIs, Table, MAX_CLUSTERS};
@@ -36,6 +45,24 @@ struct Model {
     clusters: Vec<String>,
     /// Challenge records: wire name -> values in the order added, with their expiry.
     txt: BTreeMap<Vec<u8>, Vec<(Vec<u8>, u64)>>,
+    /// Health reports: (cluster, address, checker) -> (up, until).
+    health: BTreeMap<(String, IpAddr, String), (bool, u64)>,
+}
+
+impl Model {
+    /// Drops the reports whose lease ended at or before `below` (of one address, or all).
+    fn drop_stale(&mut self, of: Option<(&str, IpAddr)>, below: u64) {
+        self.health.retain(|(c, a, _), (_, until)| {
+            of.is_some_and(|(oc, oa)| (oc, oa) != (c.as_str(), *a)) || *until > below
+        });
+    }
+
+    fn checkers_of(&self, cluster: &str, addr: IpAddr) -> usize {
+        self.health
+            .keys()
+            .filter(|(c, a, _)| c == cluster && *a == addr)
+            .count()
+    }
 }
 
 /// The table's rules, written out plainly.
@@ -97,6 +124,35 @@ impl ChangeTarget for Model {
         }
         Ok(())
     }
+
+    fn health(&mut self, r: &HealthReport) -> Result<(), ()> {
+        let (cluster, checker) = (r.cluster.as_str(), r.checker.as_str());
+        let key = (cluster.to_string(), r.addr, checker.to_string());
+        if r.until == 0 {
+            self.health.remove(&key);
+            return Ok(());
+        }
+        if let Some(held) = self.health.get_mut(&key) {
+            *held = (r.up, r.until);
+            return Ok(());
+        }
+        let below = r.until.saturating_sub(STALE_SECS);
+        let here = self.checkers_of(cluster, r.addr);
+        if here > 0 && here >= MAX_CHECKERS_PER_ADDR {
+            self.drop_stale(Some((cluster, r.addr)), below);
+            if self.checkers_of(cluster, r.addr) >= MAX_CHECKERS_PER_ADDR {
+                return Err(());
+            }
+        }
+        if self.health.len() >= MAX_REPORTS {
+            self.drop_stale(None, below);
+            if self.health.len() >= MAX_REPORTS {
+                return Err(());
+            }
+        }
+        self.health.insert(key, (r.up, r.until));
+        Ok(())
+    }
 }
 
 fn label(text: &str) -> Vec<u8> {
@@ -116,6 +172,51 @@ fn check(table: &Table, m: &Model) {
         })
         .collect();
     assert_eq!(store, m.txt, "the challenge records are the model's");
+    let health: BTreeMap<(String, IpAddr, String), (bool, u64)> = table
+        .health()
+        .iter()
+        .map(|r| {
+            let key = (r.cluster.to_string(), r.addr, r.checker.to_string());
+            (key, (r.up, r.until))
+        })
+        .collect();
+    assert_eq!(health, m.health, "the health reports are the model's");
+    assert_eq!(table.health().len(), m.health.len());
+    // The view at each moment a lease ends, and just before: a strict majority of the fresh.
+    let moments: Vec<u64> = m
+        .health
+        .values()
+        .flat_map(|&(_, u)| [u - 1, u])
+        .take(16)
+        .collect();
+    for now in moments {
+        let view = HealthView::evaluate(table.health(), now);
+        let mut tally: BTreeMap<(&str, IpAddr), (usize, usize)> = BTreeMap::new();
+        for ((c, a, _), &(up, until)) in &m.health {
+            let t = tally.entry((c.as_str(), *a)).or_default();
+            if until > now {
+                if up {
+                    t.0 += 1;
+                } else {
+                    t.1 += 1;
+                }
+            }
+        }
+        for ((c, a), (up, down)) in tally {
+            let want = if 2 * down > up + down {
+                AddrState::Down
+            } else if 2 * up > up + down {
+                AddrState::Up
+            } else {
+                AddrState::Unknown
+            };
+            let cluster: Label = c.parse().expect("a stored label");
+            assert_eq!(view.state(&cluster, a), want, "{c} {a} at {now}");
+        }
+        let next = HealthView::next_expiry(table.health(), now);
+        let want = m.health.values().map(|&(_, u)| u).filter(|&u| u > now).min();
+        assert_eq!(next, want, "next expiry after {now}");
+    }
     for (name, values) in &m.txt {
         let set = table.acme().answer(name).expect("a name with values answers");
         assert_eq!(usize::from(set.count), values.len(), "one record per value");

@@ -17,11 +17,16 @@
 //! is the value's bytes, the slug column the expiry. A decoded one keeps the name's text
 //! exactly (lower-case, `_acme-challenge.` first, no final dot), a value of 1 to 255 bytes, and
 //! prints to a journal line read back as the same change.
+//!
+//! Rows whose op is `health` go to `decode_health_row`: the id column is the checker, then
+//! cluster, address, up (`t`/`f`, else NULL) and until. A decoded one keeps the checker's and
+//! cluster's texts exactly (lower-case labels), the address and the state, and prints to a
+//! journal line read back as the same change.
 
 #![no_main]
 
 use clusterns::feed::journal::parse_line;
-use clusterns::feed::postgres::{decode_row, decode_txt_row, RESERVED_LABEL};
+use clusterns::feed::postgres::{decode_health_row, decode_row, decode_txt_row, RESERVED_LABEL};
 use clusterns::feed::Change;
 use libfuzzer_sys::fuzz_target;
 
@@ -73,6 +78,11 @@ fuzz_target!(|data: &[u8]| {
         txt_row(&row, op);
         return;
     }
+    if op == "health" {
+        let until = col().and_then(|u| u.parse::<i64>().ok());
+        health_row(&row, until);
+        return;
+    }
     let decoded = decode_row(
         row.seq,
         op,
@@ -106,8 +116,8 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(id.as_str(), row.id);
                     assert!(is_app_label(id.as_str()), "{id:?}");
                 }
-                Change::TxtAdd { .. } | Change::TxtDelete { .. } => {
-                    panic!("decode_row made a challenge record change: {s:?}")
+                Change::TxtAdd { .. } | Change::TxtDelete { .. } | Change::Health(_) => {
+                    panic!("decode_row made a change that is not an app's: {s:?}")
                 }
             }
             let line = s.to_string();
@@ -156,6 +166,44 @@ fn txt_row(row: &Row, op: &str) {
                 assert!((1..=255).contains(&v.len()));
                 assert_eq!(Some(&v[..]), value);
             }
+            let line = s.to_string();
+            assert_eq!(parse_line(&line), Ok(Some(s)), "{line:?}");
+        }
+        Err(e) => {
+            assert!(e.starts_with("repl_changes seq "), "{e}");
+            assert!(e.len() < 4096, "{} bytes", e.len());
+        }
+    }
+}
+
+/// A health report row: id the checker, user the cluster, slug the address, cluster the state
+/// (`t`/`f`), then until.
+fn health_row(row: &Row, until: Option<i64>) {
+    let up = match row.cluster.as_deref() {
+        Some("t") => Some(true),
+        Some("f") => Some(false),
+        _ => None,
+    };
+    let decoded = decode_health_row(
+        row.seq,
+        &row.id,
+        row.user.as_deref(),
+        row.slug.as_deref(),
+        up,
+        until,
+    );
+    match decoded {
+        Ok(s) => {
+            assert!(row.seq > 0 && s.seq == row.seq as u64);
+            let Change::Health(r) = &s.change else {
+                panic!("decode_health_row made another change: {s:?}");
+            };
+            assert_eq!(r.checker.as_str(), row.id);
+            assert_eq!(Some(r.cluster.as_str()), row.user.as_deref());
+            assert!(is_lower_label(r.checker.as_str()) && is_lower_label(r.cluster.as_str()));
+            assert_eq!(row.slug.as_deref().and_then(|a| a.parse().ok()), Some(r.addr));
+            assert_eq!(Some(r.up), up);
+            assert_eq!(Some(r.until as i64), until);
             let line = s.to_string();
             assert_eq!(parse_line(&line), Ok(Some(s)), "{line:?}");
         }

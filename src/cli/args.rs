@@ -106,6 +106,24 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: AcmeAction,
     },
+    /// Probe the clusters' addresses (`[cluster.check]`, `[health]`) and write their state
+    /// (changes, and lease renewals every third of the lease) to the feed's source of truth,
+    /// until SIGTERM or SIGINT.
+    Health {
+        /// The configuration file.
+        #[arg(long, short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Probe every address once, print `<cluster> <address> up|down|unknown [(reason)]`
+        /// and exit 0; nothing is written. The state is the one rise/fall decide after one
+        /// probe: with `rise` or `fall` above 1, an address shows unknown.
+        #[arg(long)]
+        once: bool,
+        /// Print the reports to stdout as journal lines
+        /// (`<seq> health <checker> <cluster> <address> up|down <until>`) instead of writing
+        /// them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).

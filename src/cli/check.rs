@@ -49,7 +49,7 @@ pub(crate) fn check_config(path: PathBuf) -> Result<(), String> {
         );
     }
     for c in &config.clusters {
-        println!("cluster {} ipv4 {:?} ipv6 {:?}", c.name, c.ipv4, c.ipv6);
+        println!("{}", cluster_line(c));
     }
     match &config.feed.source {
         SourceConfig::Journal { path } => {
@@ -152,4 +152,63 @@ pub(crate) fn run_time_checks(config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One cluster as `check-config` prints it: addresses (with weight and priority group where
+/// not the defaults), then the policy and the check.
+fn cluster_line(c: &clusterns::config::ClusterConfig) -> String {
+    fn member<A: std::fmt::Display>(m: &clusterns::config::Member<A>) -> String {
+        match (m.weight, m.priority) {
+            (1, 1) => m.addr.to_string(),
+            (w, 1) => format!("{} weight {w}", m.addr),
+            (w, p) => format!("{} weight {w} priority {p}", m.addr),
+        }
+    }
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut line = format!(
+        "cluster {} ipv4 [{}] ipv6 [{}]",
+        c.name,
+        list(c.ipv4.iter().map(member).collect()),
+        list(c.ipv6.iter().map(member).collect()),
+    );
+    if let Some(n) = c.max_answers {
+        line += &format!(" max-answers {n}");
+    }
+    if let Some(f) = &c.failover {
+        line += &format!(" failover {f}");
+    }
+    if let Some(t) = c.degraded_ttl {
+        line += &format!(" degraded-ttl {t}");
+    }
+    if let Some(check) = &c.check {
+        use clusterns::config::CheckKind;
+        line += &match &check.kind {
+            CheckKind::Tcp => format!(" check tcp port {}", check.port),
+            CheckKind::Http {
+                path,
+                expect_status,
+            } => {
+                format!(
+                    " check http port {} {path} expects {expect_status}",
+                    check.port
+                )
+            }
+            CheckKind::Https {
+                path,
+                expect_status,
+            } => {
+                format!(
+                    " check https port {} {path} expects {expect_status}",
+                    check.port
+                )
+            }
+        };
+    }
+    line
 }

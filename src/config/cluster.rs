@@ -12,7 +12,7 @@ use crate::name::Label;
 
 /// The most addresses of one family a cluster may have (an answer's pick works in a fixed
 /// array of this size).
-pub const MAX_ADDRESSES: usize = 32;
+pub const MAX_ADDRESSES: usize = 64;
 /// The largest weight.
 pub const MAX_WEIGHT: u32 = 65_535;
 
@@ -226,9 +226,11 @@ fn check(raw: RawCheck, cluster: &str) -> Result<CheckConfig, String> {
             },
             Some(443),
         ),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "cluster {cluster:?} check.kind {other:?} is not one of \"tcp\", \"http\", \"https\""
-        )),
+        ))
+        }
     };
     let port = match raw.port.or(default_port) {
         Some(0) | None => {

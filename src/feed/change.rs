@@ -1,10 +1,11 @@
 //! The change events every feed produces: upsert or delete an app, add or delete an ACME
-//! challenge TXT value, with a sequence number, and how a change applies: to the table (the builder's, a fold's, the offline lookup's), or
+//! challenge TXT value, a checker's health report, with a sequence number, and how a change applies: to the table (the builder's, a fold's, the offline lookup's), or
 //! to a model of it (tests and fuzz targets), through [`ChangeTarget`]. A new kind of change
 //! is a new variant here and a new method there, not a new match in every consumer.
 
 use std::fmt;
 
+use crate::health::report::HealthReport;
 use crate::name::{DomainName, Label};
 use crate::table::{Lookup, Moved, Table};
 
@@ -59,6 +60,9 @@ pub enum Change {
         name: DomainName,
         value: Option<Box<[u8]>>,
     },
+    /// A checker's report about one address of a cluster: replaces the same checker's
+    /// earlier report about it (`until` 0: withdraws it). See `table::health`.
+    Health(HealthReport),
 }
 
 /// The app an upsert creates or replaces.
@@ -83,6 +87,8 @@ pub trait ChangeTarget {
     fn txt_add(&mut self, name: &DomainName, value: &[u8], expires: u64) -> Self::Outcome;
     /// Deletes one challenge TXT value or all at a name (see [`Change::TxtDelete`]).
     fn txt_delete(&mut self, name: &DomainName, value: Option<&[u8]>) -> Self::Outcome;
+    /// Takes a checker's health report (see [`Change::Health`]).
+    fn health(&mut self, report: &HealthReport) -> Self::Outcome;
 }
 
 /// What a challenge record change does to the apps: nothing.
@@ -126,6 +132,14 @@ impl ChangeTarget for Table {
         self.acme_mut().delete(name, value);
         Ok(NO_MOVE)
     }
+
+    /// Refused over the store's limits (`table::health`).
+    fn health(&mut self, report: &HealthReport) -> Result<Moved, String> {
+        self.health_mut()
+            .apply(report)
+            .map(|()| NO_MOVE)
+            .map_err(|e| format!("{e} ({})", e.reason()))
+    }
 }
 
 impl Change {
@@ -151,6 +165,7 @@ impl Change {
                 expires,
             } => target.txt_add(name, value, *expires),
             Change::TxtDelete { name, value } => target.txt_delete(name, value.as_deref()),
+            Change::Health(report) => target.health(report),
         }
     }
 
@@ -158,7 +173,15 @@ impl Change {
     pub fn acme_name(&self) -> Option<&DomainName> {
         match self {
             Change::TxtAdd { name, .. } | Change::TxtDelete { name, .. } => Some(name),
-            Change::Upsert { .. } | Change::Delete { .. } => None,
+            Change::Upsert { .. } | Change::Delete { .. } | Change::Health(_) => None,
+        }
+    }
+
+    /// The health report this change carries, if it is one.
+    pub fn health_report(&self) -> Option<&HealthReport> {
+        match self {
+            Change::Health(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -169,7 +192,7 @@ impl Change {
                 Table::lookups_of_change(id.as_str(), Some((slug.as_str(), user.as_str())))
             }
             Change::Delete { id } => Table::lookups_of_change(id.as_str(), None),
-            Change::TxtAdd { .. } | Change::TxtDelete { .. } => [None, None],
+            Change::TxtAdd { .. } | Change::TxtDelete { .. } | Change::Health(_) => [None, None],
         }
     }
 
@@ -178,9 +201,10 @@ impl Change {
     pub fn labels_answered(&self) -> [Option<(&'static str, &Label)>; 2] {
         match self {
             Change::Upsert { id, user, .. } => [Some(("repl id", id)), Some(("user", user))],
-            Change::Delete { .. } | Change::TxtAdd { .. } | Change::TxtDelete { .. } => {
-                [None, None]
-            }
+            Change::Delete { .. }
+            | Change::TxtAdd { .. }
+            | Change::TxtDelete { .. }
+            | Change::Health(_) => [None, None],
         }
     }
 }
@@ -227,6 +251,16 @@ impl fmt::Display for Sequenced {
                 self.seq,
                 name_text(name),
                 value_hex(v)
+            ),
+            Change::Health(r) => write!(
+                f,
+                "{} health {} {} {} {} {}",
+                self.seq,
+                r.checker,
+                r.cluster,
+                r.addr,
+                if r.up { "up" } else { "down" },
+                r.until
             ),
         }
     }

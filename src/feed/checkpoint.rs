@@ -6,9 +6,9 @@
 //! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, the journal's
 //! position (byte offset, line, and the file's identity: its first line's length and CRC-32,
 //! the CRC-32 of the bytes before the offset), from version 3 the ACME challenge records (see
-//! [`put_acme`]), the table (a hash probe, cluster names, the arena, the three indexes, user
+//! [`put_acme`]), from version 4 the health reports (`table::persist::write_health`), the table (a hash probe, cluster names, the arena, the three indexes, user
 //! counts, the overlay's entries, the app count); a CRC-32 of all of it last. A version 2
-//! checkpoint still loads, with no challenge records.
+//! checkpoint still loads, with no challenge records; versions 2 and 3 with no health reports.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -20,12 +20,12 @@ use crate::name::DomainName;
 use crate::table::le::{
     bad, get, get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8,
 };
-use crate::table::{persist, AcmeStore, Table};
+use crate::table::{persist, AcmeStore, HealthStore, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
 /// Version 2 added the journal's identity to the position; version 3 the ACME challenge
-/// records.
-const VERSION: u32 = 3;
+/// records; version 4 the health reports.
+const VERSION: u32 = 4;
 /// The oldest version read.
 const OLDEST: u32 = 2;
 
@@ -219,6 +219,7 @@ fn write_to(
     put_u32(&mut w, VERSION)?;
     put_position(&mut w, &position)?;
     put_acme(&mut w, table.acme())?;
+    persist::write_health(&mut w, table.health())?;
     persist::write(&mut w, table, clusters)?;
     let crc = w.crc.clone().finalize();
     let mut inner = w.inner;
@@ -251,6 +252,11 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
     } else {
         AcmeStore::default()
     };
+    let health = if version >= 4 {
+        persist::read_health(&mut r)?
+    } else {
+        HealthStore::default()
+    };
     let head = persist::read_head(&mut r, size)?;
     // The rest: the overlay, the app count, and the CRC of everything before it, read at once
     // and checked before it is parsed.
@@ -267,7 +273,7 @@ pub fn read_from<R: Read>(r: R, size: u64) -> io::Result<Loaded> {
     }
     let (table, clusters) = head.finish(body)?;
     Ok(Loaded {
-        table: table.with_acme(acme),
+        table: table.with_acme(acme).with_health(health),
         position,
         clusters,
     })
@@ -371,18 +377,77 @@ mod tests {
             l.table.acme().is_empty(),
             "version 2 holds no challenge records"
         );
-        // The same table written now: version 3, no challenge record (a zero count after the
-        // position), the rest the same bytes.
+        // The same table written now: version 4, no challenge record and no health report
+        // (two zero counts after the position), the rest the same bytes.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.ckpt");
         write(&path, &t, pos, &clusters).unwrap();
         let new = fs::read(&path).unwrap();
         let at = 8 + 4 + 8 * 5 + 4 * 3;
-        assert_eq!(&new[8..12], &3u32.to_le_bytes());
-        assert_eq!(&new[at..at + 4], &[0; 4]);
+        assert_eq!(&new[8..12], &4u32.to_le_bytes());
+        assert_eq!(&new[at..at + 8], &[0; 8]);
         assert_eq!(new[..8], old[..8]);
         assert_eq!(new[12..at], old[12..at]);
-        assert_eq!(new[at + 4..new.len() - 4], old[at..old.len() - 4]);
+        assert_eq!(new[at + 8..new.len() - 4], old[at..old.len() - 4]);
+        // Version 3 (challenge records, no health section) still loads.
+        let mut v3 = new[..at + 4].to_vec();
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        v3.extend_from_slice(&new[at + 8..new.len() - 4]);
+        let crc = crc32fast::hash(&v3).to_le_bytes();
+        v3.extend_from_slice(&crc);
+        let l = read_from(&v3[..], v3.len() as u64).unwrap();
+        assert_eq!(l.table.apps(), t.apps());
+        assert!(l.table.health().is_empty());
+    }
+
+    #[test]
+    fn health_reports_round_trip() {
+        use crate::health::report::HealthReport;
+        let mut t = small();
+        let report = |checker: &str, addr: &str, up: bool, until: u64| HealthReport {
+            checker: checker.parse().unwrap(),
+            cluster: "a".parse().unwrap(),
+            addr: addr.parse().unwrap(),
+            up,
+            until,
+        };
+        for r in [
+            report("eu", "10.0.0.1", false, 100),
+            report("us", "10.0.0.1", true, u64::MAX),
+            report("eu", "2001:db8::7", true, 5),
+        ] {
+            t.health_mut().apply(&r).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ckpt");
+        write(&path, &t, position(), &["a".into(), "b".into()]).unwrap();
+        let l = read(&path).unwrap();
+        assert_eq!(l.table.health(), t.health());
+        assert_eq!(l.table.health().len(), 3);
+        assert_eq!(l.table.apps(), t.apps());
+        // A damaged section (a state byte of 2), its checksum made to match: refused by name.
+        let good = fs::read(&path).unwrap();
+        let at = 8 + 4 + 8 * 5 + 4 * 3 + 4 + 4;
+        // The first report (sorted: cluster a, 10.0.0.1, checker eu): "eu", "a", family, ip.
+        let state = at + 3 + 2 + 1 + 4;
+        assert_eq!(good[state], 0);
+        let mut bad = good.clone();
+        bad[state] = 2;
+        let body_end = bad.len() - 4;
+        let crc = crc32fast::hash(&bad[..body_end]).to_le_bytes();
+        bad[body_end..].copy_from_slice(&crc);
+        let e = read_from(&bad[..], bad.len() as u64).err().unwrap();
+        assert!(e.to_string().contains("health report's state 2"), "{e}");
+        // A report listed twice.
+        let mut twice = good[..at].to_vec();
+        twice[at - 4..at].copy_from_slice(&4u32.to_le_bytes());
+        let first = &good[at..at + 3 + 2 + 1 + 4 + 1 + 8];
+        twice.extend_from_slice(first);
+        twice.extend_from_slice(&good[at..body_end]);
+        let crc = crc32fast::hash(&twice).to_le_bytes();
+        twice.extend_from_slice(&crc);
+        let e = read_from(&twice[..], twice.len() as u64).err().unwrap();
+        assert!(e.to_string().contains("listed twice"), "{e}");
     }
 
     #[test]
@@ -534,9 +599,9 @@ mod tests {
             let e = read_from(&patched(&good, 8, len)[..], size).err().unwrap();
             assert!(e.to_string().contains("app count"), "{e}");
         }
-        // An arena length (after the header, the empty challenge section and the three
-        // cluster names) far beyond the file: refused, not allocated.
-        let at = 8 + 4 + 5 * 8 + 3 * 4 + 4 + 8 + 4 + 3 * 2;
+        // An arena length (after the header, the empty challenge and health sections and the
+        // three cluster names) far beyond the file: refused, not allocated.
+        let at = 8 + 4 + 5 * 8 + 3 * 4 + 4 + 4 + 8 + 4 + 3 * 2;
         assert_eq!(
             &good[at..at + 8],
             &(t.base().arena_len() as u64).to_le_bytes()

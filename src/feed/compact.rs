@@ -1,5 +1,6 @@
 //! `clusterns journal compact`: rewrites the journal as one snapshot of the table (from the
-//! checkpoint and the journal, read as the server reads them) at its last sequence number,
+//! checkpoint and the journal, read as the server reads them; of the health reports, the latest
+//! per checker and address that is still within its lease) at its last sequence number,
 //! atomically and under the writers' lock, so that the journal stops growing without losing
 //! a change. A running server sees a compacted file of its own history and skips the
 //! snapshot (see `journal`'s module documentation); writers waiting for the lock find the new
@@ -50,6 +51,15 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
     let names = builder.table().clusters().names().to_vec();
     let apps = builder.table().apps();
     let acme = builder.table().acme().clone();
+    // The health reports still within their lease; expired ones say nothing any more.
+    let now = crate::feed::status::now_ms() / 1000;
+    let health: Vec<crate::feed::Change> = builder
+        .table()
+        .health()
+        .iter()
+        .filter(|r| r.until > now)
+        .map(crate::feed::Change::Health)
+        .collect();
     let tmp = durable::beside(&path, ".compact.tmp");
     let written = (|| -> io::Result<u64> {
         let file = File::create(&tmp)?;
@@ -73,6 +83,7 @@ pub fn compact(config: Arc<Config>, keep_old: Option<&Path>) -> Result<Compacted
                     expires: *expires,
                 })
         });
+        let txt = txt.chain(health);
         let n = journal::write_snapshot_with(&mut w, &comment, seq, from, rows, txt)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;

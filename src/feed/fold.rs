@@ -94,10 +94,12 @@ fn fold_and_catch_up(
     let base = table.fold()?;
     let clusters = table.clusters().clone();
     let acme = table.acme().clone();
+    let health = table.health().clone();
     drop(table);
     let mut table = Table::from_base(Arc::new(base))
         .with_clusters(clusters)
-        .with_acme(acme);
+        .with_acme(acme)
+        .with_health(health);
     while let Ok(change) = changes.try_recv() {
         reapply(&mut table, &change);
     }

@@ -72,9 +72,10 @@ pub use crate::name::QUOTE_MAX;
 /// snapshot, one round trip). The mark's row is always there (its primary key allows one), so
 /// the result has at least one row; with no changes, that row's change columns are NULL.
 const CHANGES_SQL: &str = "SELECT p.pruned_upto, c.seq, c.op::text, c.id::text, \
-     c.user_name::text, c.slug::text, c.cluster::text, c.value, c.expires_at \
+     c.user_name::text, c.slug::text, c.cluster::text, c.value, c.expires_at, \
+     host(c.addr), c.up \
      FROM repl_changes_pruned AS p LEFT JOIN LATERAL \
-     (SELECT seq, op, id, user_name, slug, cluster, value, expires_at FROM repl_changes \
+     (SELECT seq, op, id, user_name, slug, cluster, value, expires_at, addr, up FROM repl_changes \
       WHERE seq > $1 ORDER BY seq LIMIT $2) AS c ON true \
      ORDER BY c.seq";
 /// The position a full read reflects: the highest seq in the log, and the pruning mark (the
@@ -85,6 +86,9 @@ const APPS_SQL: &str =
     "SELECT id::text, user_name::text, slug::text, cluster::text FROM repls ORDER BY id";
 /// The challenge records, read with the apps at a full load.
 const ACME_SQL: &str = "SELECT name::text, value, expires_at FROM acme_txt ORDER BY name, value";
+/// The health reports, read with the apps at a full load.
+const HEALTH_SQL: &str = "SELECT checker::text, cluster::text, host(addr), up, until \
+     FROM lb_health ORDER BY checker, cluster, addr";
 const PRUNED_SQL: &str = "SELECT pruned_upto FROM repl_changes_pruned";
 /// Why a read found no pruning mark.
 const NO_MARK: &str =
@@ -181,7 +185,7 @@ fn db_error(e: postgres::Error) -> PgError {
 
 pub use crate::name::quote;
 use decode::decode_app;
-pub use decode::{decode_row, decode_txt_row};
+pub use decode::{decode_health_row, decode_row, decode_txt_row};
 
 /// Runs the schema (`sql/schema.sql`: idempotent, one transaction) on `client`.
 pub fn apply_schema(client: &mut Client) -> Result<(), postgres::Error> {
@@ -394,6 +398,28 @@ impl PgSource {
                         Err(e) => {
                             skipped += 1;
                             tracing::warn!("acme_txt row left out (load at seq {seq}): {e}");
+                        }
+                    }
+                }
+            }
+            {
+                let mut rows = tx
+                    .query_raw(HEALTH_SQL, std::iter::empty::<i32>())
+                    .map_err(db_error)?;
+                while let Some(row) = rows.next()? {
+                    let checker: &str = row.try_get(0)?;
+                    match decode_health_row(
+                        seq.max(1) as i64,
+                        checker,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                    ) {
+                        Ok(s) => apps.push(s.change),
+                        Err(e) => {
+                            skipped += 1;
+                            tracing::warn!("lb_health row left out (load at seq {seq}): {e}");
                         }
                     }
                 }
@@ -678,6 +704,15 @@ fn read_changes(
             let id: &str = row.try_get(3)?;
             let decoded = if op.starts_with("txt-") {
                 decode_txt_row(seq, op, id, row.try_get(7)?, row.try_get(8)?)
+            } else if op == "health" {
+                decode_health_row(
+                    seq,
+                    id,
+                    row.try_get(6)?,
+                    row.try_get(9)?,
+                    row.try_get(10)?,
+                    row.try_get(8)?,
+                )
             } else {
                 decode_row(
                     seq,

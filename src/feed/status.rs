@@ -2,8 +2,11 @@
 //! scrape reads.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::health::view::ClusterHealth;
+use crate::name::Label;
 use crate::table::AcmeReject;
 
 /// Milliseconds since the Unix epoch.
@@ -50,12 +53,42 @@ pub struct FeedStatus {
     /// Challenge record changes rejected, by reason (`AcmeReject::ALL`'s order); they count
     /// in `rejected` too.
     pub acme_rejected_by: [AtomicU64; AcmeReject::ALL.len()],
+    /// Health reports applied since start (they count in `applied` too).
+    pub health_applied: AtomicU64,
+    /// Health reports held in the served table, and of them those within their lease when
+    /// the builder last looked.
+    pub health_reports: AtomicU64,
+    pub health_fresh: AtomicU64,
+    /// What the current health view says of each configured cluster (set by the builder when
+    /// the view or the configuration changes; read by a scrape).
+    health_summary: Mutex<Vec<(Label, ClusterHealth)>>,
 }
 
 impl FeedStatus {
     /// Counts a rejected challenge record change.
     pub fn acme_rejected(&self, reason: AcmeReject) {
         self.acme_rejected_by[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Sets the per-cluster health summary.
+    pub fn set_health_summary(&self, summary: Vec<(Label, ClusterHealth)>) {
+        if let Ok(mut s) = self.health_summary.lock() {
+            *s = summary;
+        }
+    }
+
+    /// The per-cluster health summary (configured clusters, in configuration order).
+    pub fn health_summary(&self) -> Vec<(Label, ClusterHealth)> {
+        self.health_summary
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the counts of health reports held and fresh.
+    pub fn set_health_reports(&self, held: u64, fresh: u64) {
+        self.health_reports.store(held, Relaxed);
+        self.health_fresh.store(fresh, Relaxed);
     }
 
     /// Seconds the feed may be behind its source: 0 right after it found nothing new to read.

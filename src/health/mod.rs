@@ -4,6 +4,7 @@
 //! failover, the TTL while degraded).
 
 pub mod answer;
+pub mod checker;
 pub mod pick;
 pub mod report;
 pub mod view;

@@ -34,7 +34,7 @@ impl Rng {
     }
 
     /// A number in `0..bound` (`bound` above 0; the multiply-shift reduction, whose bias is
-    /// below 2^-40 for the totals of at most 32 weights of at most 65,535).
+    /// below 2^-40 for the totals of at most 64 weights of at most 65,535).
     #[inline]
     pub fn below(&mut self, bound: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
@@ -99,15 +99,14 @@ pub fn pick(weights: &[u32], k: usize, random: u64) -> Picked {
         }
         return out;
     }
-    // What is left of each weight (taken: 0); at most 32 x 65,535 in all, but any u32 is
-    // summed without overflow.
+    // What is left of each weight (taken: 0); any u32 weights sum without overflow.
     let mut left = [0u64; MAX_ADDRESSES];
     let mut total = 0u64;
     for (l, &w) in left[..n].iter_mut().zip(&weights[..n]) {
         *l = u64::from(w);
         total += u64::from(w);
     }
-    let mut taken = 0u32;
+    let mut taken = 0u64;
     let mut rng = Rng::new(random);
     for _ in 0..k {
         let i = if total == 0 {
@@ -223,9 +222,9 @@ mod tests {
 
     #[test]
     fn many_addresses_and_large_weights() {
-        let w: Vec<u32> = (1..=32).map(|i| i * 2000).collect();
+        let w: Vec<u32> = (1..=MAX_ADDRESSES as u32).map(|i| i * 1000).collect();
         let mut seeds = Rng::new(3);
-        let mut counts = [0u64; 32];
+        let mut counts = [0u64; MAX_ADDRESSES];
         for _ in 0..DRAWS {
             let p = pick(&w, 5, seeds.next_u64());
             let s = p.as_slice();

@@ -1,9 +1,68 @@
-//! The health of every reported address at one moment, as the answer policy reads it.
+//! The health of every reported address at one moment, as the answer policy reads it: what
+//! the reports a table holds (`table::health`) say at a unix second ([`HealthView::evaluate`]:
+//! leases and quorum), and what that means for a configured cluster
+//! ([`HealthView::summary`], for metrics).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::config::ClusterConfig;
 use crate::name::Label;
+use crate::table::health::{HealthStore, Held};
+
+/// What the fresh reports about one address say: how many checkers say up, how many down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tally {
+    pub up: usize,
+    pub down: usize,
+}
+
+impl Tally {
+    /// The reports among `held` (one per checker) within their lease at `now` (`until > now`).
+    pub fn of(held: &[Held], now: u64) -> Tally {
+        let mut t = Tally::default();
+        for h in held.iter().filter(|h| h.until > now) {
+            if h.up {
+                t.up += 1;
+            } else {
+                t.down += 1;
+            }
+        }
+        t
+    }
+
+    /// Fresh reports counted.
+    pub fn fresh(&self) -> usize {
+        self.up + self.down
+    }
+
+    /// Down when a strict majority says down, up when a strict majority says up, else
+    /// (none, or a tie) unknown.
+    pub fn state(&self) -> AddrState {
+        let n = self.fresh();
+        if self.down * 2 > n {
+            AddrState::Down
+        } else if self.up * 2 > n {
+            AddrState::Up
+        } else {
+            AddrState::Unknown
+        }
+    }
+}
+
+/// What the health view says of one configured cluster (metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClusterHealth {
+    /// Configured addresses (both families) by state.
+    pub up: u32,
+    pub down: u32,
+    pub unknown: u32,
+    /// A member with weight above 0 is down.
+    pub degraded: bool,
+    /// Every member with weight above 0 of a family is down and the cluster has a failover:
+    /// that family is answered by the failover cluster.
+    pub failing_over: bool,
+}
 
 /// What the reports within their lease say of one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,4 +111,50 @@ impl HealthView {
     pub fn known(&self) -> impl Iterator<Item = (&Label, IpAddr, AddrState)> {
         self.states.iter().map(|((c, a), s)| (c, *a, *s))
     }
+
+    /// What the reports in `store` say at unix second `now`: per address, the reports within
+    /// their lease (`until > now`), one per checker (the store keeps each checker's latest),
+    /// decide by strict majority ([`Tally::state`]).
+    pub fn evaluate(store: &HealthStore, now: u64) -> HealthView {
+        HealthView::from_states(
+            store.addresses().map(|(cluster, addr, held)| {
+                ((cluster.clone(), addr), Tally::of(held, now).state())
+            }),
+        )
+    }
+
+    /// When [`HealthView::evaluate`] may next say something else with no new report: the
+    /// earliest end of a lease after `now` (none: no report is fresh).
+    pub fn next_expiry(store: &HealthStore, now: u64) -> Option<u64> {
+        store.next_expiry(now)
+    }
+
+    /// What this view means for `cluster`'s configured addresses.
+    pub fn summary(&self, cluster: &ClusterConfig) -> ClusterHealth {
+        let mut out = ClusterHealth::default();
+        let state = |a: IpAddr| self.state(&cluster.name, a);
+        for a in cluster.addresses() {
+            match state(a) {
+                AddrState::Up => out.up += 1,
+                AddrState::Down => out.down += 1,
+                AddrState::Unknown => out.unknown += 1,
+            }
+        }
+        let family = |members: &mut dyn Iterator<Item = (IpAddr, u32)>| {
+            let (mut live, mut down) = (0, 0);
+            for (a, _) in members.filter(|&(_, w)| w > 0) {
+                live += 1;
+                down += usize::from(state(a) == AddrState::Down);
+            }
+            (down > 0, live > 0 && down == live)
+        };
+        let v4 = family(&mut cluster.ipv4.iter().map(|m| (IpAddr::V4(m.addr), m.weight)));
+        let v6 = family(&mut cluster.ipv6.iter().map(|m| (IpAddr::V6(m.addr), m.weight)));
+        out.degraded = v4.0 || v6.0;
+        out.failing_over = cluster.failover.is_some() && (v4.1 || v6.1);
+        out
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,7 @@
 pub mod acme;
 pub(crate) mod base;
 pub(crate) mod clusters;
+pub mod health;
 mod index;
 #[doc(hidden)]
 pub mod key;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 pub use acme::{AcmeEntry, AcmeReject, AcmeStore};
 pub use base::{Base, BuildError, Which};
 pub use clusters::{Clusters, MAX_CLUSTERS};
+pub use health::{HealthReject, HealthStore};
 pub use key::hash_key;
 pub use overlay::Overlay;
 
@@ -78,6 +80,8 @@ pub struct Table {
     clusters: Clusters,
     /// The ACME challenge TXT records (not apps: they travel with the table).
     acme: AcmeStore,
+    /// The checkers' health reports (they travel with the table too).
+    health: HealthStore,
 }
 
 /// What a change did to an app's cluster (indexes into the table's registry).
@@ -116,6 +120,7 @@ impl Table {
             len,
             clusters: Clusters::default(),
             acme: AcmeStore::default(),
+            health: HealthStore::default(),
         }
     }
 
@@ -128,6 +133,7 @@ impl Table {
             len,
             clusters: Clusters::default(),
             acme: AcmeStore::default(),
+            health: HealthStore::default(),
         }
     }
 
@@ -141,6 +147,22 @@ impl Table {
     pub fn with_acme(mut self, acme: AcmeStore) -> Table {
         self.acme = acme;
         self
+    }
+
+    /// This table with `health` as its health reports.
+    pub fn with_health(mut self, health: HealthStore) -> Table {
+        self.health = health;
+        self
+    }
+
+    /// The checkers' health reports.
+    pub fn health(&self) -> &HealthStore {
+        &self.health
+    }
+
+    /// The health reports, to change (changes: `Change::apply_to`).
+    pub fn health_mut(&mut self) -> &mut HealthStore {
+        &mut self.health
     }
 
     /// The ACME challenge TXT records.
@@ -165,7 +187,8 @@ impl Table {
     pub fn folded(&self) -> Result<Table, BuildError> {
         Ok(Table::from_base(Arc::new(self.fold()?))
             .with_clusters(self.clusters.clone())
-            .with_acme(self.acme.clone()))
+            .with_acme(self.acme.clone())
+            .with_health(self.health.clone()))
     }
 
     /// The base.

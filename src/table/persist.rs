@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use crate::table::base::{Base, Which};
+use crate::table::health::{HealthStore, MAX_REPORTS};
 use crate::table::index::Index;
 use crate::table::key::{hash_key, is_id_key, is_label, is_name_key};
 use crate::table::le::{
@@ -61,6 +62,88 @@ pub(crate) fn write(w: &mut impl Write, table: &Table, clusters: &[String]) -> i
         }
     }
     put_u64(w, table.len() as u64)
+}
+
+/// The health reports (a checkpoint's, from version 4): their number (u32), then each: checker
+/// and cluster (u8 length, bytes), the address (u8 family 4 or 6, then 4 or 16 bytes), up
+/// (u8 0 or 1), until (u64).
+pub(crate) fn write_health(w: &mut impl Write, health: &HealthStore) -> io::Result<()> {
+    put_u32(w, health.len() as u32)?;
+    for r in health.iter() {
+        put_bytes(w, r.checker.as_str().as_bytes())?;
+        put_bytes(w, r.cluster.as_str().as_bytes())?;
+        match r.addr {
+            std::net::IpAddr::V4(a) => {
+                put_u8(w, 4)?;
+                w.write_all(&a.octets())?;
+            }
+            std::net::IpAddr::V6(a) => {
+                put_u8(w, 6)?;
+                w.write_all(&a.octets())?;
+            }
+        }
+        put_u8(w, u8::from(r.up))?;
+        put_u64(w, r.until)?;
+    }
+    Ok(())
+}
+
+/// Reads what [`write_health`] wrote, checking names (lower-case labels), addresses, states,
+/// and that the store takes every report as it is (each checker once per address, within the
+/// limits, none withdrawn).
+pub(crate) fn read_health(r: &mut impl Read) -> io::Result<HealthStore> {
+    let n = get_u32(r)?;
+    if n as usize > MAX_REPORTS {
+        return Err(bad(format!("{n} health reports (at most {MAX_REPORTS})")));
+    }
+    let mut store = HealthStore::default();
+    for _ in 0..n {
+        let mut label = |what: &str| -> io::Result<crate::name::Label> {
+            let bytes = get_bytes(r)?;
+            std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|t| crate::name::check_label(t).ok().filter(|l| l.as_str() == t))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "a health report's {what} is not a lower-case label"
+                    ))
+                })
+        };
+        let checker = label("checker")?;
+        let cluster = label("cluster")?;
+        let addr = match get_u8(r)? {
+            4 => std::net::IpAddr::from(crate::table::le::get::<4>(r)?),
+            6 => std::net::IpAddr::from(crate::table::le::get::<16>(r)?),
+            f => return Err(bad(format!("a health report's address family {f}"))),
+        };
+        let up = match get_u8(r)? {
+            0 => false,
+            1 => true,
+            v => return Err(bad(format!("a health report's state {v}"))),
+        };
+        let until = get_u64(r)?;
+        if until == 0 {
+            return Err(bad("a withdrawn health report (until 0)"));
+        }
+        let report = crate::health::report::HealthReport {
+            checker,
+            cluster,
+            addr,
+            up,
+            until,
+        };
+        let before = store.len();
+        store
+            .apply(&report)
+            .map_err(|e| bad(format!("health report: {e}")))?;
+        if store.len() == before {
+            return Err(bad(format!(
+                "checker {}'s report about {} of {} is listed twice",
+                report.checker, report.addr, report.cluster
+            )));
+        }
+    }
+    Ok(store)
 }
 
 fn put_index(w: &mut impl Write, index: &Index) -> io::Result<()> {

@@ -12,7 +12,7 @@ use super::header::{COMPRESSED_QNAME, POINTER, RR_FIXED_LEN};
 use crate::name::DomainName;
 
 /// The most records of one set a [`Picked`] can name.
-pub const MAX_PICKED: usize = 32;
+pub const MAX_PICKED: usize = 64;
 
 /// Some records of a set, by index, in the order they are to be written (a query's weighted
 /// pick from a cluster's answer).
@@ -330,7 +330,7 @@ mod tests {
     fn picked_holds_at_most_its_capacity() {
         let mut p = Picked::EMPTY;
         assert!(p.is_empty());
-        for i in 0..40u8 {
+        for i in 0..100u8 {
             p.push(i);
         }
         assert_eq!(p.len(), MAX_PICKED);

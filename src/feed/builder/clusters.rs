@@ -9,7 +9,6 @@ use std::time::Instant;
 use super::{slow_step, Builder};
 use crate::config::Config;
 use crate::feed::change::Sequenced;
-use crate::snapshot::Served;
 use crate::table::{Moved, Table};
 
 /// Per index of `table`'s cluster registry: `None` where `config` has the cluster, else the
@@ -139,10 +138,11 @@ impl Builder {
         {
             tracing::warn!("listener and feed settings change at the next restart");
         }
-        self.served = Arc::new(Served::for_registry(&config, names));
         self.unconfigured = counts;
         self.shadowed = config.labels_answered_elsewhere();
         self.config = config;
+        self.lay_out();
+        self.store_health_summary();
         if let Some(t) = &mut self.pending {
             t.acme_mut().set_params(self.config.acme);
         }

@@ -10,6 +10,7 @@
 //! shadows, configuration reloads), `thread` (the running thread and its handle).
 
 mod clusters;
+mod health;
 mod persist;
 mod publish;
 mod thread;
@@ -27,6 +28,7 @@ use crate::feed::batch::{Event, LineError, NoticeKind};
 use crate::feed::fold::RunningFold;
 use crate::feed::source::{self, Opened, Source};
 use crate::feed::status::{now_ms, FeedStatus};
+use crate::health::view::HealthView;
 use crate::os;
 use crate::snapshot::{self, Served, SharedSnapshot, Snapshot};
 use crate::table::{AcmeReject, Lookup, Table};
@@ -39,6 +41,12 @@ pub struct Builder {
     /// when the registry grows or the configuration changes).
     served: Arc<Served>,
     table: Table,
+    /// What the served table's health reports say (the answers in `served` are laid out for
+    /// it), and when the next of their leases ends (unix seconds).
+    health: HealthView,
+    health_next: Option<u64>,
+    /// The last batch applied health reports to the served table: evaluate again.
+    health_touched: bool,
     /// Per index of the table's cluster registry: `None` for a cluster the running
     /// configuration has; for one it lacks, the number of apps on it (kept up as changes
     /// apply, counted again when a reload drops a cluster).
@@ -106,7 +114,13 @@ impl Builder {
             resumed,
         } = source::open(&config.feed.source, ckpt)?;
         table.acme_mut().set_params(config.acme);
-        let served = Arc::new(Served::for_registry(&config, table.clusters().names()));
+        let now = health::unix_now();
+        let health = HealthView::evaluate(table.health(), now);
+        let served = Arc::new(Served::for_registry_health(
+            &config,
+            table.clusters().names(),
+            &health,
+        ));
         let unconfigured = count_unconfigured(&table, &config, &[]);
         let shared = snapshot::shared(Snapshot::new(
             served.clone(),
@@ -118,6 +132,9 @@ impl Builder {
             config,
             served,
             table,
+            health,
+            health_next: None,
+            health_touched: true,
             unconfigured,
             source,
             shared,
@@ -167,6 +184,9 @@ impl Builder {
         if !b.table.overlay().is_empty() && b.table.base().is_empty() {
             b.table = b.table.folded().map_err(io::Error::other)?;
         }
+        b.health_touched = false;
+        b.evaluate_health(health::unix_now());
+        b.store_health_summary();
         b.publish();
         b.report_unconfigured();
         // Nothing reads the replaced snapshots yet: free them, and what the replay left.
@@ -253,6 +273,10 @@ impl Builder {
         if batch.at_end && self.install_rebuilt()? {
             applied = applied.max(1);
         }
+        if self.health_touched && self.pending.is_none() {
+            self.health_touched = false;
+            self.evaluate_health(health::unix_now());
+        }
         if applied > 0 && self.pending.is_none() {
             self.dirty = true;
             self.publish();
@@ -332,6 +356,10 @@ impl Builder {
             match result {
                 Ok(moved) => {
                     applied += 1;
+                    if change.change.health_report().is_some() {
+                        self.health_touched = true;
+                        self.status.health_applied.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(moved) = moved {
                         self.count_move(&change, line, moved);
                     }
@@ -361,11 +389,11 @@ impl Builder {
             table.folded().map_err(io::Error::other)?
         };
         self.table = table;
-        // A registry of its own: the answers are laid out again, its clusters counted.
-        self.served = Arc::new(Served::for_registry(
-            &self.config,
-            self.table.clusters().names(),
-        ));
+        // A registry and reports of its own: the answers are laid out again, its clusters
+        // counted.
+        self.health_touched = false;
+        self.evaluate_health(health::unix_now());
+        self.lay_out();
         self.unconfigured = count_unconfigured(&self.table, &self.config, &[]);
         self.report_unconfigured();
         self.dirty = true;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{slow_step, Builder};
 use crate::feed::fold::RunningFold;
 use crate::os;
-use crate::snapshot::{Served, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// How full the overlay's log may get before a fold starts (see `Overlay::fill`).
 const FOLD_AT_FILL: f64 = 0.5;
@@ -20,10 +20,7 @@ impl Builder {
     pub(super) fn publish(&mut self) {
         // Registries only grow: a longer one has names the answers are not laid out for yet.
         if self.served.cluster_names.len() != self.table.clusters().len() {
-            self.served = Arc::new(Served::for_registry(
-                &self.config,
-                self.table.clusters().names(),
-            ));
+            self.lay_out();
         }
         if *self.table.acme().params() != self.config.acme {
             // A reload changed them, or a fold started before it carried the old ones.
@@ -94,6 +91,9 @@ impl Builder {
         let started = Instant::now();
         self.manage_checkpoint(false);
         slow_step("starting a checkpoint", started);
+        let started = Instant::now();
+        self.health_due();
+        slow_step("looking at the health leases", started);
     }
 
     /// Waits for a running fold to finish and installs it.

@@ -112,6 +112,8 @@ impl Builder {
                         }
                     }
                     let started = Instant::now();
+                    // While a lease is to end, the thread looks at least once a second.
+                    let interval = self.feed_wait(interval);
                     let polled = self.poll_once(interval);
                     // Only the work: a source that waits for changes inside its read (PostgreSQL
                     // waits for NOTIFY) would otherwise look slow whenever it is idle.

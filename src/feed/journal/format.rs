@@ -2,6 +2,7 @@
 //! journal (see the module above). Parsing is pure: bytes in, an entry or a short error out.
 
 use crate::feed::change::{value_from_hex, Change, Sequenced};
+use crate::health::report::HealthReport;
 pub use crate::name::quote;
 use crate::name::{check_label, DomainName};
 
@@ -23,8 +24,9 @@ pub enum Entry {
     Change(Sequenced),
     /// `<seq> snapshot begin <from>`: the table as of `seq` follows.
     SnapshotBegin { seq: u64, from: u32 },
-    /// `<seq> app ...` or `<seq> txt ...`: one app or challenge TXT value of a snapshot (a
-    /// `Change::Upsert` or `Change::TxtAdd`).
+    /// `<seq> app ...`, `<seq> txt ...` or `<seq> health-held ...`: one app, challenge TXT
+    /// value or health report of a snapshot (a `Change::Upsert`, `Change::TxtAdd` or
+    /// `Change::Health`).
     SnapshotApp(Sequenced),
     /// `<seq> snapshot end <count>`.
     SnapshotEnd { seq: u64, count: u64 },
@@ -48,9 +50,13 @@ pub fn parse_entry(line: &str) -> Result<Option<Entry>, String> {
         return Err(format!("sequence number {seq} is larger than {MAX_SEQ}"));
     }
     let verb = fields.next().ok_or("missing verb (set or delete)")?;
-    if let Some(change) = parse_txt(verb, &mut fields)? {
+    let special = match parse_txt(verb, &mut fields)? {
+        Some(change) => Some(change),
+        None => parse_health(verb, &mut fields)?,
+    };
+    if let Some(change) = special {
         let s = Sequenced { seq, change };
-        let entry = if verb == "txt" {
+        let entry = if verb == "txt" || verb == SNAPSHOT_HEALTH {
             Entry::SnapshotApp(s)
         } else {
             Entry::Change(s)
@@ -195,6 +201,55 @@ fn parse_txt<'a>(
     }))
 }
 
+/// The snapshot's verb for a health report (the change's is `health`).
+pub const SNAPSHOT_HEALTH: &str = "health-held";
+
+/// Parses the fields after `health` (or the snapshot's `health-held`):
+/// `<checker> <cluster> <addr> up|down <until-unix-secs>`. `Ok(None)`: another verb.
+fn parse_health<'a>(
+    verb: &str,
+    fields: &mut impl Iterator<Item = &'a str>,
+) -> Result<Option<Change>, String> {
+    if verb != "health" && verb != SNAPSHOT_HEALTH {
+        return Ok(None);
+    }
+    let mut field = |what: &str| {
+        fields
+            .next()
+            .ok_or_else(|| format!("{verb}: missing {what}"))
+    };
+    let label =
+        |what: &str, text: &str| check_label(text).map_err(|e| format!("{verb}: {what}: {e}"));
+    let checker = label("checker", field("checker")?)?;
+    let cluster = label("cluster", field("cluster")?)?;
+    let addr_text = field("address")?;
+    let addr = addr_text.parse().map_err(|_| {
+        format!(
+            "{verb}: address {} is not an IPv4 or IPv6 address",
+            quote(addr_text)
+        )
+    })?;
+    let up = match field("state (up or down)")? {
+        "up" => true,
+        "down" => false,
+        other => return Err(format!("{verb}: state {} is not up or down", quote(other))),
+    };
+    let until_text = field("until (unix seconds)")?;
+    let until = until_text.parse().map_err(|_| {
+        format!(
+            "{verb}: until {} is not a whole number of unix seconds",
+            quote(until_text)
+        )
+    })?;
+    Ok(Some(Change::Health(HealthReport {
+        checker,
+        cluster,
+        addr,
+        up,
+        until,
+    })))
+}
+
 /// Parses one change line (without its newline). `Ok(None)` for blank lines and comments;
 /// snapshot lines are errors here (they only mean something in a whole journal).
 pub fn parse_line(line: &str) -> Result<Option<Sequenced>, String> {
@@ -314,6 +369,80 @@ mod tests {
     }
 
     #[test]
+    fn health_lines_round_trip() {
+        let report = |addr: &str, up: bool, until: u64| Sequenced {
+            seq: 12,
+            change: Change::Health(HealthReport {
+                checker: "eu-1".parse().unwrap(),
+                cluster: "us-east".parse().unwrap(),
+                addr: addr.parse().unwrap(),
+                up,
+                until,
+            }),
+        };
+        let down = report("10.0.0.7", false, 1_700_000_030);
+        assert_eq!(
+            down.to_string(),
+            "12 health eu-1 us-east 10.0.0.7 down 1700000030"
+        );
+        assert_eq!(parse_line(&down.to_string()).unwrap(), Some(down));
+        let up = report("2001:db8::1", true, 0);
+        assert_eq!(up.to_string(), "12 health eu-1 us-east 2001:db8::1 up 0");
+        assert_eq!(parse_line(&up.to_string()).unwrap(), Some(up.clone()));
+        // Labels are lower-cased like the other verbs'.
+        assert_eq!(
+            parse_line("12 health EU-1 US-east 2001:DB8::1 up 0").unwrap(),
+            Some(up)
+        );
+        // The snapshot's form.
+        let held = "4 health-held a c 10.0.0.1 up 9";
+        assert!(matches!(
+            parse_entry(held).unwrap(),
+            Some(Entry::SnapshotApp(Sequenced {
+                change: Change::Health(_),
+                ..
+            }))
+        ));
+        assert!(parse_line(held).is_err());
+    }
+
+    #[test]
+    fn reports_bad_health_lines() {
+        for (line, needle) in [
+            ("1 health", "health: missing checker"),
+            ("1 health a", "health: missing cluster"),
+            ("1 health a c", "health: missing address"),
+            ("1 health a c 10.0.0.1", "missing state"),
+            ("1 health a c 10.0.0.1 up", "missing until"),
+            ("1 health a.b c 10.0.0.1 up 1", "checker"),
+            ("1 health a c! 10.0.0.1 up 1", "cluster"),
+            (
+                "1 health a c 10.0.0.256 up 1",
+                "address \"10.0.0.256\" is not an IPv4 or IPv6",
+            ),
+            ("1 health a c host.example up 1", "not an IPv4 or IPv6"),
+            (
+                "1 health a c 10.0.0.1 sideways 1",
+                "state \"sideways\" is not up or down",
+            ),
+            ("1 health a c 10.0.0.1 UP 1", "not up or down"),
+            (
+                "1 health a c 10.0.0.1 up -5",
+                "until \"-5\" is not a whole number",
+            ),
+            ("1 health a c 10.0.0.1 up 1.5", "not a whole number"),
+            ("1 health a c 10.0.0.1 up 1 extra", "unexpected field"),
+            (
+                "1 health-held a c ::1 down 18446744073709551616",
+                "not a whole number",
+            ),
+        ] {
+            let e = parse_entry(line).unwrap_err();
+            assert!(e.contains(needle), "{line}: {e}");
+        }
+    }
+
+    #[test]
     fn reports_bad_lines_briefly() {
         for (line, needle) in [
             ("x set a b c d", "not a whole number"),
@@ -322,6 +451,7 @@ mod tests {
             ("9223372036854775808 delete a", "larger than"),
             ("1", "missing verb"),
             ("1 move a", "unknown verb"),
+            ("1 healthy a c 10.0.0.1 up 1", "unknown verb"),
             ("1 set a b c", "missing cluster"),
             ("1 set a b.c d e", "user"),
             ("1 delete a extra", "unexpected field"),

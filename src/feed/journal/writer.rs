@@ -131,9 +131,10 @@ pub fn write_snapshot<'a, W: Write>(
     write_snapshot_with(w, comment, seq, from, apps, std::iter::empty())
 }
 
-/// [`write_snapshot`] with the challenge TXT values too: `<seq> txt <name> <expires> <hex>`
-/// lines after the apps (`txt`: `Change::TxtAdd`s; other changes are left out), counted with
-/// them.
+/// [`write_snapshot`] with the challenge TXT values and health reports too:
+/// `<seq> txt <name> <expires> <hex>` and `<seq> health-held <checker> <cluster> <addr>
+/// up|down <until>` lines after the apps (`txt`: `Change::TxtAdd`s and `Change::Health`s;
+/// other changes are left out), counted with them.
 pub fn write_snapshot_with<'a, W: Write>(
     w: &mut W,
     comment: &str,
@@ -154,13 +155,15 @@ pub fn write_snapshot_with<'a, W: Write>(
         count += 1;
     }
     for change in txt {
-        if matches!(change, Change::TxtAdd { .. }) {
-            // The change line's form, its verb made the snapshot's.
-            let line = Sequenced { seq, change }.to_string();
-            let line = line.replacen(" txt-add ", " txt ", 1);
-            writeln!(w, "{line}")?;
-            count += 1;
-        }
+        // The change line's form, its verb made the snapshot's.
+        let (from, to) = match change {
+            Change::TxtAdd { .. } => (" txt-add ", " txt "),
+            Change::Health(_) => (" health ", " health-held "),
+            _ => continue,
+        };
+        let line = Sequenced { seq, change }.to_string();
+        writeln!(w, "{}", line.replacen(from, to, 1))?;
+        count += 1;
     }
     writeln!(w, "{seq} snapshot end {count}")?;
     Ok(count)
@@ -196,14 +199,21 @@ mod tests {
             },
             // Not a snapshot line: left out.
             Change::TxtDelete { name, value: None },
+            Change::Health(crate::health::report::HealthReport {
+                checker: "eu".parse().unwrap(),
+                cluster: "c1".parse().unwrap(),
+                addr: "10.0.0.1".parse().unwrap(),
+                up: false,
+                until: 99,
+            }),
         ];
         let mut out = Vec::new();
         let n =
             write_snapshot_with(&mut out, "t", 9, 1, [["r1", "mark", "game", "c1"]], txt).unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.contains("\n9 txt _acme-challenge.mark.repl.co 77 746f6b\n9 snapshot end 2\n"),
+            text.contains("\n9 txt _acme-challenge.mark.repl.co 77 746f6b\n9 health-held eu c1 10.0.0.1 down 99\n9 snapshot end 3\n"),
             "{text}"
         );
         write(&path, &text);
@@ -211,8 +221,9 @@ mod tests {
         let b = r.read_new().unwrap();
         assert!(b.errors.is_empty(), "{:?}", b.errors);
         let changes: Vec<&Change> = b.changes().map(|c| &c.change).collect();
-        assert_eq!(changes.len(), 2);
+        assert_eq!(changes.len(), 3);
         assert!(matches!(changes[1], Change::TxtAdd { expires: 77, .. }));
+        assert!(matches!(changes[2], Change::Health(r) if r.until == 99 && !r.up));
     }
 
     fn delete(id: &str) -> Change {

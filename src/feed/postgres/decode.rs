@@ -4,6 +4,7 @@
 
 use super::{quote, RESERVED_LABEL};
 use crate::feed::change::{Change, Sequenced};
+use crate::health::report::HealthReport;
 use crate::name::{check_label, DomainName, Label, MAX_LABEL_LEN};
 
 /// Decodes one `repl_changes` row. Every name must already be exactly a lower-case label (1 to
@@ -81,6 +82,48 @@ pub fn decode_txt_row(
             quote(name)
         )
     })
+}
+
+/// Decodes one `repl_changes` row of a health report (op `health`): `checker` (the row's
+/// `id`) and `cluster` lower-case labels, `addr` one address (`host(addr)`: no mask), `up`,
+/// and `until` (the row's `expires_at`, unix seconds; 0 withdraws the checker's report).
+pub fn decode_health_row(
+    seq: i64,
+    checker: &str,
+    cluster: Option<&str>,
+    addr: Option<&str>,
+    up: Option<bool>,
+    until: Option<i64>,
+) -> Result<Sequenced, String> {
+    let seq = u64::try_from(seq)
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| format!("repl_changes seq {seq}: sequence numbers start at 1"))?;
+    let report = (|| -> Result<HealthReport, String> {
+        let addr = addr.ok_or("addr is NULL")?;
+        Ok(HealthReport {
+            checker: label("checker (id)", Some(checker))?,
+            cluster: label("cluster", cluster)?,
+            addr: addr
+                .parse()
+                .map_err(|_| format!("addr {} is not an IPv4 or IPv6 address", quote(addr)))?,
+            up: up.ok_or("up is NULL")?,
+            until: until
+                .ok_or("until (expires_at) is NULL")
+                .and_then(|e| u64::try_from(e).map_err(|_| "until (expires_at) is negative"))?,
+        })
+    })();
+    report
+        .map(|r| Sequenced {
+            seq,
+            change: Change::Health(r),
+        })
+        .map_err(|e| {
+            format!(
+                "repl_changes seq {seq} ('health' of checker {}): {e}",
+                quote(checker)
+            )
+        })
 }
 
 /// A challenge name column: `_acme-challenge.<owner>`, lower-case, no final dot.

@@ -337,3 +337,53 @@ fn challenge_rows_decode_or_say_why() {
         assert!(e.len() < 400, "short: {e}");
     }
 }
+
+#[test]
+fn health_rows_decode_or_say_why() {
+    let s = decode_health_row(
+        7,
+        "eu-1",
+        Some("east"),
+        Some("203.0.113.1"),
+        Some(false),
+        Some(1_700_000_030),
+    )
+    .unwrap();
+    assert_eq!(
+        s.to_string(),
+        "7 health eu-1 east 203.0.113.1 down 1700000030"
+    );
+    let s = decode_health_row(
+        8,
+        "eu-1",
+        Some("east"),
+        Some("2001:db8::1"),
+        Some(true),
+        Some(0),
+    )
+    .unwrap();
+    assert_eq!(s.to_string(), "8 health eu-1 east 2001:db8::1 up 0");
+    assert!(SCHEMA.contains("CREATE TABLE IF NOT EXISTS lb_health"));
+    let ok = (Some("east"), Some("10.0.0.1"), Some(true), Some(5));
+    for (checker, (cluster, addr, up, until), needle) in [
+        ("EU", ok, "upper-case"),
+        ("", ok, "checker (id): empty label"),
+        ("eu", (None, ok.1, ok.2, ok.3), "cluster is NULL"),
+        ("eu", (Some("a.b"), ok.1, ok.2, ok.3), "cluster: label"),
+        ("eu", (ok.0, None, ok.2, ok.3), "addr is NULL"),
+        (
+            "eu",
+            (ok.0, Some("10.0.0.0/8"), ok.2, ok.3),
+            "not an IPv4 or IPv6",
+        ),
+        ("eu", (ok.0, ok.1, None, ok.3), "up is NULL"),
+        ("eu", (ok.0, ok.1, ok.2, None), "until (expires_at) is NULL"),
+        ("eu", (ok.0, ok.1, ok.2, Some(-1)), "negative"),
+    ] {
+        let e = decode_health_row(5, checker, cluster, addr, up, until).unwrap_err();
+        assert!(e.starts_with("repl_changes seq 5 ('health'"), "{e}");
+        assert!(e.contains(needle), "{checker} {cluster:?} {addr:?}: {e}");
+    }
+    let e = decode_health_row(0, "eu", ok.0, ok.1, ok.2, ok.3).unwrap_err();
+    assert!(e.contains("start at 1"), "{e}");
+}

@@ -77,4 +77,27 @@ mod tests {
         assert!(parse_line(lines[1]).unwrap().is_some());
         assert!(w.write(&[]).unwrap().is_empty());
     }
+
+    #[test]
+    fn the_report_writer_appends_health_lines() {
+        use crate::health::checker::ReportSink;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("j");
+        std::fs::write(&journal, "4 set r1 mark game c1\n").unwrap();
+        let mut w =
+            super::super::ReportWriter::new(Box::new(JournalWriter::new(journal.clone(), None)));
+        let report = |up: bool, until: u64| crate::health::report::HealthReport {
+            checker: "eu-1".parse().unwrap(),
+            cluster: "c1".parse().unwrap(),
+            addr: "2001:db8::5".parse().unwrap(),
+            up,
+            until,
+        };
+        w.write(&[report(false, 90), report(true, 120)]).unwrap();
+        let text = std::fs::read_to_string(&journal).unwrap();
+        assert_eq!(
+            text,
+            "4 set r1 mark game c1\n5 health eu-1 c1 2001:db8::5 down 90\n6 health eu-1 c1 2001:db8::5 up 120\n"
+        );
+    }
 }

@@ -39,6 +39,29 @@ pub fn open(config: &Config) -> Result<Box<dyn ChangeWriter>, String> {
     }
 }
 
+/// The checker's sink (`clusterns health`): each report written as a `Change::Health` to the
+/// configured source, a batch at a time (`health::checker::ReportSink`).
+pub struct ReportWriter(Box<dyn ChangeWriter>);
+
+impl ReportWriter {
+    /// The report writer of `config`'s feed source.
+    pub fn open(config: &Config) -> Result<ReportWriter, String> {
+        open(config).map(ReportWriter)
+    }
+
+    /// Reports written through `writer`.
+    pub fn new(writer: Box<dyn ChangeWriter>) -> ReportWriter {
+        ReportWriter(writer)
+    }
+}
+
+impl crate::health::checker::ReportSink for ReportWriter {
+    fn write(&mut self, reports: &[crate::health::report::HealthReport]) -> Result<(), String> {
+        let changes: Vec<Change> = reports.iter().cloned().map(Change::Health).collect();
+        self.0.write(&changes).map(|_| ())
+    }
+}
+
 /// Where an append to the journal starts: the checkpoint's sequence number (a journal that
 /// lost its lines is never numbered again from where it now ends) and its position in the
 /// journal (read from there, not from the start); `(0, None)` without a written checkpoint.

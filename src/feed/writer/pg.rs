@@ -4,7 +4,8 @@
 //! no sequence numbers) and NOTIFY every server.
 //!
 //! Challenge records go to `acme_txt` (an add of a value held already moves its expiry); app
-//! changes to `repls`.
+//! changes to `repls`; health reports to `lb_health` (an upsert per checker and address; one
+//! with `until` 0 deletes the row, which the trigger logs as that withdrawal).
 
 use postgres::Client;
 
@@ -98,6 +99,27 @@ impl PgWriter {
                 }
                 Change::Delete { id } => {
                     tx.execute("DELETE FROM repls WHERE id = $1", &[&id.as_str()])?;
+                }
+                Change::Health(r) if r.until == 0 => {
+                    tx.execute(
+                        "DELETE FROM lb_health WHERE checker = $1 AND cluster = $2 AND addr = $3",
+                        &[&r.checker.as_str(), &r.cluster.as_str(), &r.addr],
+                    )?;
+                }
+                Change::Health(r) => {
+                    let until = i64::try_from(r.until).unwrap_or(i64::MAX);
+                    tx.execute(
+                        "INSERT INTO lb_health (checker, cluster, addr, up, until) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (checker, cluster, addr) \
+                         DO UPDATE SET up = EXCLUDED.up, until = EXCLUDED.until",
+                        &[
+                            &r.checker.as_str(),
+                            &r.cluster.as_str(),
+                            &r.addr,
+                            &r.up,
+                            &until,
+                        ],
+                    )?;
                 }
             }
         }
