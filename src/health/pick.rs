@@ -46,6 +46,7 @@ impl Rng {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pick {
     weights: [u32; MAX_ADDRESSES],
+    total: u64,
     n: u8,
     k: u8,
 }
@@ -62,6 +63,7 @@ impl Pick {
         w[..n].copy_from_slice(&weights[..n]);
         Some(Pick {
             weights: w,
+            total: weights[..n].iter().map(|&w| u64::from(w)).sum(),
             n: n as u8,
             k: k as u8,
         })
@@ -80,7 +82,7 @@ impl Pick {
     /// The records of one answer, drawn with the random bits `random`.
     #[inline]
     pub fn draw(&self, random: u64) -> Picked {
-        pick(self.weights(), self.k(), random)
+        pick_from(self.weights(), self.total, self.k(), random)
     }
 }
 
@@ -91,7 +93,15 @@ impl Pick {
 /// order. A pure function: equal arguments, equal picks.
 #[inline]
 pub fn pick(weights: &[u32], k: usize, random: u64) -> Picked {
-    let n = weights.len().min(MAX_ADDRESSES);
+    let weights = &weights[..weights.len().min(MAX_ADDRESSES)];
+    let total = weights.iter().map(|&w| u64::from(w)).sum();
+    pick_from(weights, total, k, random)
+}
+
+/// [`pick`] of at most [`MAX_ADDRESSES`] weights whose sum is `total`.
+#[inline]
+fn pick_from(weights: &[u32], mut total: u64, k: usize, random: u64) -> Picked {
+    let n = weights.len();
     let mut out = Picked::EMPTY;
     if k >= n {
         for i in 0..n {
@@ -99,32 +109,33 @@ pub fn pick(weights: &[u32], k: usize, random: u64) -> Picked {
         }
         return out;
     }
-    // What is left of each weight (taken: 0); any u32 weights sum without overflow.
-    let mut left = [0u64; MAX_ADDRESSES];
-    let mut total = 0u64;
-    for (l, &w) in left[..n].iter_mut().zip(&weights[..n]) {
-        *l = u64::from(w);
-        total += u64::from(w);
-    }
+    // Bit i: index i is taken (its weight no longer counts).
     let mut taken = 0u64;
+    let left = |i: usize, taken: u64| {
+        if taken & (1 << i) != 0 {
+            0
+        } else {
+            u64::from(weights[i])
+        }
+    };
     let mut rng = Rng::new(random);
     for _ in 0..k {
         let i = if total == 0 {
             // Only weight-0 indexes are left: the first not taken.
             (0..n).find(|&i| taken & (1 << i) == 0).unwrap_or(0)
         } else {
+            // r < the sum of what is left, so the walk stops at an index not taken with a
+            // weight above 0.
             let mut r = rng.below(total);
-            // Taken indexes have 0 left: the walk passes them.
             let mut i = 0;
-            while i + 1 < n && r >= left[i] {
-                r -= left[i];
+            while i + 1 < n && r >= left(i, taken) {
+                r -= left(i, taken);
                 i += 1;
             }
             i
         };
+        total -= left(i, taken);
         taken |= 1 << i;
-        total -= left[i];
-        left[i] = 0;
         out.push(i as u8);
     }
     out
@@ -245,6 +256,7 @@ mod tests {
         assert_eq!(Pick::new(&[1, 2], 2), None);
         let p = Pick::new(&[1, 2, 3], 2).unwrap();
         assert_eq!((p.weights(), p.k()), (&[1, 2, 3][..], 2));
+        assert_eq!(p.draw(5), pick(&[1, 2, 3], 2, 5), "the same draw");
     }
 
     #[test]

@@ -152,8 +152,9 @@ pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize
             if w.pos + set.picked_len(&picked) > budget {
                 truncated = true;
             } else {
-                w.pos += set.write_picked(&mut w.out[w.pos..], owner_ptr, &picked);
-                an = set.picked_count(&picked) as u16;
+                let (len, records) = set.write_picked(&mut w.out[w.pos..], owner_ptr, &picked);
+                w.pos += len;
+                an = records;
             }
         }
         Answer::Cname {

@@ -119,60 +119,39 @@ impl RrSet {
         self.bytes.len()
     }
 
-    /// The length of each record when all have the same length (A and AAAA sets, whose
-    /// records can be picked by index); `None` for an empty set or records of several lengths.
+    /// The length of each record of an A or AAAA set whose owners are pointers (records of
+    /// one length, which can be picked by index); `None` for other sets.
     #[inline]
     pub fn record_len(&self) -> Option<usize> {
-        let count = usize::from(self.count);
-        if count == 0 || !self.bytes.len().is_multiple_of(count) {
-            return None;
-        }
-        let len = self.bytes.len() / count;
-        // Every record has its rdata length at the same place and the same value.
-        let rdlen_at = match self.owner {
-            Owner::Inline => return None,
-            Owner::Query | Owner::Apex => 2 + RR_FIXED_LEN - 2,
+        let rdlen = match self.rtype {
+            Rtype::A => 4,
+            Rtype::AAAA => 16,
+            _ => return None,
         };
-        let rdlen = |r: usize| {
-            let at = r * len + rdlen_at;
-            usize::from(u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]]))
-        };
-        (rdlen(0) + 2 + RR_FIXED_LEN == len).then_some(len)
+        let len = 2 + RR_FIXED_LEN + rdlen;
+        (self.owner != Owner::Inline && len * usize::from(self.count) == self.bytes.len())
+            .then_some(len)
     }
 
-    /// Bytes the records `picked` names take in a response (indexes past the set's end, and
-    /// every index of a set whose records are not of one length, count nothing).
+    /// Bytes the records `picked` names take in a response at most (an index past the set's
+    /// end is written as nothing); 0 for a set that cannot be picked from
+    /// ([`RrSet::record_len`]).
     #[inline]
     pub fn picked_len(&self, picked: &Picked) -> usize {
-        match self.record_len() {
-            Some(len) => len * self.picked_count(picked),
-            None => 0,
-        }
-    }
-
-    /// How many of `picked`'s indexes name a record of this set.
-    #[inline]
-    pub fn picked_count(&self, picked: &Picked) -> usize {
-        if self.record_len().is_none() {
-            return 0;
-        }
-        picked
-            .as_slice()
-            .iter()
-            .filter(|&&i| u16::from(i) < self.count)
-            .count()
+        self.record_len().map_or(0, |len| len * picked.len())
     }
 
     /// Copies the records `picked` names, in its order, into `out` (at least
     /// [`RrSet::picked_len`] long), their owners written as pointers to `owner_ptr`; returns
-    /// the bytes written. Only for sets of records of one length ([`RrSet::record_len`]).
+    /// the bytes and the records written. Only for sets [`RrSet::record_len`] accepts
+    /// (nothing is written for others).
     #[inline]
-    pub fn write_picked(&self, out: &mut [u8], owner_ptr: u16, picked: &Picked) -> usize {
+    pub fn write_picked(&self, out: &mut [u8], owner_ptr: u16, picked: &Picked) -> (usize, u16) {
         let Some(len) = self.record_len() else {
-            return 0;
+            return (0, 0);
         };
         let ptr = (POINTER | owner_ptr).to_be_bytes();
-        let mut pos = 0;
+        let (mut pos, mut records) = (0, 0);
         for &i in picked.as_slice() {
             if u16::from(i) >= self.count {
                 continue;
@@ -182,8 +161,9 @@ impl RrSet {
             rec.copy_from_slice(&self.bytes[start..start + len]);
             rec[..2].copy_from_slice(&ptr);
             pos += len;
+            records += 1;
         }
-        pos
+        (pos, records)
     }
 
     /// Copies the set into `out` (which must be at least `wire_len()` long), writing owner
@@ -307,10 +287,9 @@ mod tests {
         picked.push(0);
         // An index past the set's end is skipped, not a panic.
         picked.push(9);
-        assert_eq!(set.picked_count(&picked), 2);
-        assert_eq!(set.picked_len(&picked), 32);
+        assert_eq!(set.picked_len(&picked), 48, "at most");
         let mut out = [0u8; 48];
-        assert_eq!(set.write_picked(&mut out, 0x1f, &picked), 32);
+        assert_eq!(set.write_picked(&mut out, 0x1f, &picked), (32, 2));
         assert_eq!(&out[..2], &[0xC0, 0x1f]);
         assert_eq!(&out[12..16], &[192, 0, 2, 3]);
         assert_eq!(&out[16..18], &[0xC0, 0x1f]);
@@ -322,8 +301,14 @@ mod tests {
         b.push(60, &txt_rdata("abc"));
         let txt = b.finish();
         assert_eq!(txt.record_len(), None);
-        assert_eq!(txt.write_picked(&mut out, 12, &picked), 0);
-        assert_eq!(RrSet::a(&[], 60, Owner::Query).record_len(), None);
+        assert_eq!(txt.picked_len(&picked), 0);
+        assert_eq!(txt.write_picked(&mut out, 12, &picked), (0, 0));
+        assert_eq!(RrSet::a(&[], 60, Owner::Query).record_len(), Some(16));
+        let aaaa = RrSet::aaaa(&["2001:db8::1".parse().unwrap()], 60, Owner::Query);
+        assert_eq!(aaaa.record_len(), Some(28));
+        let mut glue = RrSet::builder(Rtype::A, Owner::Inline);
+        glue.push_named(&"ns1.repl.co".parse().unwrap(), 60, &[1, 2, 3, 4]);
+        assert_eq!(glue.finish().record_len(), None, "inline owners");
     }
 
     #[test]
