@@ -278,10 +278,17 @@ fn reports_over_the_limit_are_refused_and_counted() {
     append(&s, &lines);
     let rejected = b.rejected();
     assert_eq!(b.poll_once(Duration::ZERO).unwrap(), 65);
-    assert_eq!(b.rejected(), rejected + 1, "the 65th checker of one address");
+    assert_eq!(
+        b.rejected(),
+        rejected + 1,
+        "the 65th checker of one address"
+    );
     assert_eq!(b.table().health().len(), 65);
     assert_eq!(b.last_seq(), 69);
-    assert_eq!(b.health().state(&east(), addr("203.0.113.1")), AddrState::Up);
+    assert_eq!(
+        b.health().state(&east(), addr("203.0.113.1")),
+        AddrState::Up
+    );
     let north: Label = "north".parse().unwrap();
     assert_eq!(b.health().state(&north, addr("192.0.2.1")), AddrState::Down);
     // Not in the configuration: not in the summary.
