@@ -5,14 +5,16 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
+pub mod endpoint;
 mod health;
+
+use endpoint::{Endpoint, Page};
 
 use crate::feed::status::FeedStatus;
 use crate::server::stats::{bucket_floor, WorkerStats, BUCKETS, QTYPES, RCODE_NAMES};
@@ -535,84 +537,30 @@ fn render_updates(out: &mut String, w: &[Arc<WorkerStats>], u: &UpdateSources) {
 }
 
 /// A running metrics endpoint.
-pub struct MetricsServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    addr: SocketAddr,
-}
+pub struct MetricsServer(Endpoint);
 
 impl MetricsServer {
     /// Serves `GET /metrics`, `/health` (200 while the process runs) and `/ready` (200 while
     /// the answers follow the feed, else 503 and why) on `addr` from its own thread.
     pub fn start(addr: SocketAddr, src: Sources) -> std::io::Result<MetricsServer> {
-        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("metrics: not an IP listener"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                while !flag.load(Relaxed) {
-                    let req = match server.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(r)) => r,
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::warn!("metrics: {e}");
-                            continue;
-                        }
-                    };
-                    let response =
-                        if req.url() == "/metrics" || req.url() == "/" {
-                            tiny_http::Response::from_string(render(&src)).with_header(
-                                tiny_http::Header::from_bytes(
-                                    &b"Content-Type"[..],
-                                    &b"text/plain; version=0.0.4"[..],
-                                )
-                                .expect("static header"),
-                            )
-                        } else if req.url() == "/health" {
-                            // The process runs and this thread answers.
-                            tiny_http::Response::from_string("ok\n")
-                        } else if req.url() == "/ready" {
-                            let (ready, why) = readiness(&src);
-                            tiny_http::Response::from_string(why + "\n")
-                                .with_status_code(if ready { 200 } else { 503 })
-                        } else {
-                            tiny_http::Response::from_string("not found\n").with_status_code(404)
-                        };
-                    let _ = req.respond(response);
-                }
-            })?;
-        Ok(MetricsServer {
-            stop,
-            thread: Some(thread),
-            addr,
+        Endpoint::start(addr, "metrics", move |path| match path {
+            "/metrics" | "/" => Some(Page::Metrics(render(&src))),
+            // The process runs and this thread answers.
+            "/health" => Some(Page::Text(200, "ok\n".into())),
+            "/ready" => {
+                let (ready, why) = readiness(&src);
+                Some(Page::Text(if ready { 200 } else { 503 }, why + "\n"))
+            }
+            _ => None,
         })
+        .map(MetricsServer)
     }
 
     /// The address actually bound.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stops the endpoint.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
+    pub fn stop(self) {}
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clusterns::config::Config;
+use clusterns::feed::change::{Change, Sequenced};
 use clusterns::feed::writer::ReportWriter;
 use clusterns::health::checker::metrics::MetricsEndpoint;
 use clusterns::health::checker::probe::ProbeResult;
@@ -105,17 +106,11 @@ impl<W: Write + Send> ReportSink for PrintSink<W> {
     fn write(&mut self, reports: &[HealthReport]) -> Result<(), String> {
         for r in reports {
             self.seq += 1;
-            writeln!(
-                self.out,
-                "{} health {} {} {} {} {}",
-                self.seq,
-                r.checker,
-                r.cluster,
-                r.addr,
-                if r.up { "up" } else { "down" },
-                r.until
-            )
-            .map_err(|e| format!("stdout: {e}"))?;
+            let line = Sequenced {
+                seq: self.seq,
+                change: Change::Health(r.clone()),
+            };
+            writeln!(self.out, "{line}").map_err(|e| format!("stdout: {e}"))?;
         }
         self.out.flush().map_err(|e| format!("stdout: {e}"))
     }

@@ -6,12 +6,12 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::health::view::AddrState;
+use crate::metrics::endpoint::{Endpoint, Page};
 use crate::name::Label;
 
 /// No report written yet (in `last_report_ms`).
@@ -193,77 +193,29 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// A running checker metrics endpoint: `GET /metrics` and `/health`.
-pub struct MetricsEndpoint {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    addr: SocketAddr,
-}
+pub struct MetricsEndpoint(Endpoint);
 
 impl MetricsEndpoint {
     /// Serves `metrics` on `addr` from its own thread.
     pub fn start(addr: SocketAddr, metrics: Arc<CheckerMetrics>) -> std::io::Result<Self> {
-        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| std::io::Error::other("health metrics: not an IP listener"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("health-metrics".into())
-            .spawn(move || {
-                while !flag.load(Relaxed) {
-                    let req = match server.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(r)) => r,
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::warn!("health metrics: {e}");
-                            continue;
-                        }
-                    };
-                    let response = match req.url() {
-                        "/metrics" | "/" => {
-                            let mut r =
-                                tiny_http::Response::from_string(metrics.render(Instant::now()));
-                            if let Ok(h) = tiny_http::Header::from_bytes(
-                                &b"Content-Type"[..],
-                                &b"text/plain; version=0.0.4"[..],
-                            ) {
-                                r = r.with_header(h);
-                            }
-                            r
-                        }
-                        "/health" => tiny_http::Response::from_string("ok\n"),
-                        _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-                    };
-                    let _ = req.respond(response);
-                }
-            })?;
-        Ok(MetricsEndpoint {
-            stop,
-            thread: Some(thread),
-            addr,
+        Endpoint::start(addr, "health-metrics", move |path| match path {
+            "/metrics" | "/" => Some(Page::Metrics(metrics.render(Instant::now()))),
+            "/health" => Some(Page::Text(200, "ok\n".into())),
+            _ => None,
         })
+        .map(MetricsEndpoint)
     }
 
     /// The address actually bound.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for MetricsEndpoint {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.0.addr()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+    use std::time::Duration;
 
     use super::*;
 
