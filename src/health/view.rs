@@ -59,9 +59,12 @@ pub struct ClusterHealth {
     pub unknown: u32,
     /// A member with weight above 0 is down.
     pub degraded: bool,
-    /// Every member with weight above 0 of a family is down and the cluster has a failover:
-    /// that family is answered by the failover cluster.
+    /// Every member with weight above 0 of a family is down and that family is answered by
+    /// the failover cluster.
     pub failing_over: bool,
+    /// Every member with weight above 0 of a family is down, and the failover cluster (if
+    /// any) has nothing to answer either: every member is answered (fail open).
+    pub failed_open: bool,
 }
 
 /// What the reports within their lease say of one address.
@@ -130,28 +133,21 @@ impl HealthView {
     }
 
     /// What this view means for `cluster`'s configured addresses.
-    pub fn summary(&self, cluster: &ClusterConfig) -> ClusterHealth {
+    pub fn summary(&self, cluster: &ClusterConfig, all: &[ClusterConfig]) -> ClusterHealth {
         let mut out = ClusterHealth::default();
-        let state = |a: IpAddr| self.state(&cluster.name, a);
         for a in cluster.addresses() {
-            match state(a) {
+            match self.state(&cluster.name, a) {
                 AddrState::Up => out.up += 1,
                 AddrState::Down => out.down += 1,
                 AddrState::Unknown => out.unknown += 1,
             }
         }
-        let family = |members: &mut dyn Iterator<Item = (IpAddr, u32)>| {
-            let (mut live, mut down) = (0, 0);
-            for (a, _) in members.filter(|&(_, w)| w > 0) {
-                live += 1;
-                down += usize::from(state(a) == AddrState::Down);
-            }
-            (down > 0, live > 0 && down == live)
-        };
-        let v4 = family(&mut cluster.ipv4.iter().map(|m| (IpAddr::V4(m.addr), m.weight)));
-        let v6 = family(&mut cluster.ipv6.iter().map(|m| (IpAddr::V6(m.addr), m.weight)));
-        out.degraded = v4.0 || v6.0;
-        out.failing_over = cluster.failover.is_some() && (v4.1 || v6.1);
+        // What the answers do, from the answer policy itself.
+        let status = crate::health::answer::choose(cluster, all, self).status();
+        let (a, aaaa) = (status.a, status.aaaa);
+        out.degraded = a.degraded || aaaa.degraded;
+        out.failing_over = a.failing_over || aaaa.failing_over;
+        out.failed_open = a.failed_open || aaaa.failed_open;
         out
     }
 }

@@ -28,10 +28,18 @@ pub(super) fn render(out: &mut String, feed: &FeedStatus) {
     family(
         "clusterns_cluster_failing_over",
         "gauge",
-        "1 while every address with weight above 0 of a family of the cluster is down and its failover cluster answers instead.",
+        "1 while every address with weight above 0 of a family of the cluster is down and its failover cluster answers instead (it has an address up or unknown).",
         &mut summary
             .iter()
             .map(|(c, s)| (format!("{{cluster=\"{c}\"}}"), u64::from(s.failing_over))),
+    );
+    family(
+        "clusterns_cluster_failed_open",
+        "gauge",
+        "1 while every address with weight above 0 of a family of the cluster is down and no failover cluster can answer: every address is answered.",
+        &mut summary
+            .iter()
+            .map(|(c, s)| (format!("{{cluster=\"{c}\"}}"), u64::from(s.failed_open))),
     );
     family(
         "clusterns_health_addresses",
@@ -85,6 +93,7 @@ mod tests {
                     unknown: 0,
                     degraded: true,
                     failing_over: true,
+                    failed_open: false,
                 },
             ),
             ("west".parse().unwrap(), ClusterHealth::default()),
@@ -97,6 +106,7 @@ mod tests {
             "clusterns_cluster_degraded{cluster=\"east\"} 1",
             "clusterns_cluster_degraded{cluster=\"west\"} 0",
             "clusterns_cluster_failing_over{cluster=\"east\"} 1",
+            "clusterns_cluster_failed_open{cluster=\"east\"} 0",
             "clusterns_health_addresses{cluster=\"east\",state=\"down\"} 2",
             "clusterns_health_addresses{cluster=\"west\",state=\"unknown\"} 0",
             "clusterns_health_reports 5",

@@ -85,7 +85,12 @@ impl Builder {
             .config
             .clusters
             .iter()
-            .map(|c| (c.name.clone(), self.health.summary(c)))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    self.health.summary(c, &self.config.clusters),
+                )
+            })
             .collect();
         self.status.set_health_summary(summary);
     }

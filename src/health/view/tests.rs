@@ -135,20 +135,31 @@ fn summary_says_degraded_and_failing_over() {
                 ),
         )
     };
-    let s = HealthView::none().summary(&c);
+    let c2 = ClusterConfig::plain(label("c2"), &[addr(9)], &[]);
+    let s = HealthView::none().summary(&c, &[]);
     assert_eq!((s.up, s.down, s.unknown), (0, 0, 3));
-    assert!(!s.degraded && !s.failing_over);
+    assert!(!s.degraded && !s.failing_over && !s.failed_open);
     // The drained member down: not degraded.
-    let s = view(&[3]).summary(&c);
+    let s = view(&[3]).summary(&c, &[]);
     assert_eq!((s.up, s.down, s.unknown), (1, 1, 1));
     assert!(!s.degraded);
-    let s = view(&[1]).summary(&c);
+    let s = view(&[1]).summary(&c, &[]);
     assert!(s.degraded && !s.failing_over);
-    // Every weighted member down, but no failover configured.
-    let s = view(&[1, 2]).summary(&c);
-    assert!(s.degraded && !s.failing_over);
+    // Every weighted member down, but no failover configured: every member answered.
+    let s = view(&[1, 2]).summary(&c, &[]);
+    assert!(s.degraded && !s.failing_over && s.failed_open);
     c.failover = Some(label("c2"));
-    let s = view(&[1, 2]).summary(&c);
-    assert!(s.degraded && s.failing_over);
+    let all = [c.clone(), c2.clone()];
+    let s = view(&[1, 2]).summary(&c, &all);
+    assert!(s.degraded && s.failing_over && !s.failed_open);
     assert_eq!((s.up, s.down, s.unknown), (0, 2, 1));
+    // The failover cluster down too: the answers fail open instead.
+    let both = HealthView::from_states(
+        [1, 2]
+            .iter()
+            .map(|&i| ((label("c1"), IpAddr::V4(addr(i))), AddrState::Down))
+            .chain([((label("c2"), IpAddr::V4(addr(9))), AddrState::Down)]),
+    );
+    let s = both.summary(&c, &all);
+    assert!(s.degraded && !s.failing_over && s.failed_open);
 }
