@@ -15,7 +15,7 @@ use crate::zone::Zone;
 /// The reply for `outcome` to the question whose lower-cased name is `name`. A hit with a
 /// pick gets the records drawn by weight with this thread's random numbers
 /// ([`pick::random`]).
-#[inline]
+#[inline(always)]
 pub fn for_outcome<'a>(
     outcome: &Outcome<'a>,
     name: &'a [u8],
