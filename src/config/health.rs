@@ -69,7 +69,10 @@ pub(super) fn validate(
     let c = HealthConfig {
         checker: r.checker,
         interval_ms: r.interval_ms.unwrap_or(d.interval_ms),
-        timeout_ms: r.timeout_ms.unwrap_or(d.timeout_ms),
+        // Unset: the default, but never longer than the interval.
+        timeout_ms: r
+            .timeout_ms
+            .unwrap_or(d.timeout_ms.min(r.interval_ms.unwrap_or(d.interval_ms))),
         rise: r.rise.unwrap_or(d.rise),
         fall: r.fall.unwrap_or(d.fall),
         lease_secs: r.lease_secs.unwrap_or(d.lease_secs),

@@ -455,3 +455,118 @@ fn acme_mode_and_section() {
     let unknown = format!("{GOOD}\n[acme]\nttl = 5\n");
     assert!(Config::parse(Path::new("c.toml"), &unknown).is_err());
 }
+
+/// `GOOD` with its cluster's table followed by `extra` (more keys of it, or more tables).
+fn with_cluster(extra: &str) -> String {
+    format!("{GOOD}{extra}\n")
+}
+
+#[test]
+fn cluster_policy_and_checks_are_read() {
+    let text = GOOD.replace(
+        "ipv4 = [\"203.0.113.1\", \"203.0.113.2\"]",
+        "ipv4 = [\"203.0.113.1\", { address = \"203.0.113.2\", weight = 3, priority = 2 }]",
+    ) + r#"max_answers = 1
+failover = "eu"
+degraded_ttl = 20
+[cluster.check]
+kind = "https"
+path = "/healthz"
+host = "lb.repl.co"
+
+[[cluster]]
+name = "eu"
+ipv4 = ["198.51.100.1"]
+[cluster.check]
+kind = "tcp"
+port = 443
+
+[health]
+checker = "fra-1"
+interval_ms = 500
+lease_secs = 10
+"#;
+    let c = Config::parse(Path::new("c.toml"), &text).unwrap();
+    let us = &c.clusters[0];
+    assert_eq!(us.ipv4[1].weight, 3);
+    assert_eq!(us.ipv4[1].priority, 2);
+    assert_eq!((us.ipv4[0].weight, us.ipv4[0].priority), (1, 1));
+    assert_eq!(us.max_answers, Some(1));
+    assert_eq!(us.failover.as_ref().map(|l| l.as_str()), Some("eu"));
+    assert_eq!(us.degraded_ttl, Some(20));
+    let check = us.check.as_ref().unwrap();
+    assert_eq!(check.port, 443);
+    assert_eq!(check.host.as_deref(), Some("lb.repl.co"));
+    assert_eq!(
+        check.kind,
+        CheckKind::Https {
+            path: "/healthz".into(),
+            expect_status: 200
+        }
+    );
+    assert_eq!(c.clusters[1].check.as_ref().unwrap().kind, CheckKind::Tcp);
+    assert_eq!(c.health.interval_ms, 500);
+    assert_eq!(c.health.lease_secs, 10);
+    assert_eq!(c.health.rise, 2);
+    assert_eq!(
+        c.health.timeout_ms, 500,
+        "an unset timeout is at most the interval"
+    );
+}
+
+#[test]
+fn bad_cluster_policies_are_refused_with_their_line() {
+    let line = |text: &str| {
+        let e = err(text);
+        (e.line, e.message)
+    };
+    let cases: [(&str, &str); 9] = [
+        (
+            "failover = \"us-east\"",
+            "failover cycle us-east -> us-east",
+        ),
+        ("failover = \"nowhere\"", "not a configured cluster"),
+        ("max_answers = 0", "max_answers is 0"),
+        ("degraded_ttl = 100000", "above a day"),
+        ("[cluster.check]\nkind = \"icmp\"", "is not one of"),
+        ("[cluster.check]\nkind = \"tcp\"", "check.port is needed"),
+        (
+            "[cluster.check]\nkind = \"http\"\npath = \"healthz\"",
+            "must start with /",
+        ),
+        (
+            "[cluster.check]\nkind = \"http\"\nexpect_status = 42",
+            "not an HTTP status",
+        ),
+        (
+            "[health]\ninterval_ms = 1000\nlease_secs = 2",
+            "at least three intervals",
+        ),
+    ];
+    for (extra, want) in cases {
+        let (l, message) = line(&with_cluster(extra));
+        assert!(message.contains(want), "{extra:?}: {message}");
+        assert!(l.is_some(), "{extra:?}: no line in {message}");
+    }
+    // A cycle through two clusters, reported at the first cluster that starts it.
+    let two = with_cluster("failover = \"eu\"\n[[cluster]]\nname = \"eu\"\nipv4 = [\"198.51.100.1\"]\nfailover = \"us-east\"");
+    let (l, message) = line(&two);
+    assert!(message.contains("us-east -> eu -> us-east"), "{message}");
+    assert_eq!(l, Some(20));
+    // Addresses: twice, every one drained, a weight out of range.
+    for (ipv4, want) in [
+        (r#"["203.0.113.1", "203.0.113.1"]"#, "twice"),
+        (
+            r#"[{ address = "203.0.113.1", weight = 0 }]"#,
+            "weight 0 (drained)",
+        ),
+        (
+            r#"[{ address = "203.0.113.1", weight = 70000 }]"#,
+            "at most 65535",
+        ),
+    ] {
+        let text = GOOD.replace(r#"["203.0.113.1", "203.0.113.2"]"#, ipv4);
+        let message = err(&text).message;
+        assert!(message.contains(want), "{ipv4}: {message}");
+    }
+}
