@@ -7,8 +7,8 @@
 //! The `policy` group times `respond` for A queries over a second snapshot of the same apps
 //! whose clusters carry an answer policy (`health::answer`), side by side: `plain` (a cluster
 //! answered as before: the whole set), `weighted_pick` (4 addresses of weights 1 to 4, 2 per
-//! answer: a weighted pick per query) and `failover` (every address of the cluster down: the
-//! failover cluster's precomputed answer).
+//! answer: one of the precomputed weighted picks per query) and `failover` (every address of
+//! the cluster down: the failover cluster's precomputed answer).
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench query_path

@@ -6,7 +6,6 @@
 
 use domain::base::iana::{Class, Rcode, Rtype};
 
-use crate::health::pick::Pick;
 use crate::name::{DomainName, MAX_NAME_LEN};
 use crate::snapshot::Snapshot;
 use crate::table::LabelIs;
@@ -25,13 +24,14 @@ pub struct Question<'q> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome<'s> {
     /// One RRset owned by the query name, with records for the additional section. With
-    /// `pick`, a cluster's answer with more addresses than an answer carries: the query layer
-    /// draws which of `answer`'s records go out (by weight, per query).
+    /// `picks` (not empty), a cluster's answer with more addresses than an answer carries:
+    /// the query layer sends one of these precomputed weighted picks of `answer`'s records,
+    /// chosen at random per query, instead of `answer`.
     Hit {
         zone: &'s Zone,
         answer: &'s RrSet,
         additional: &'s [RrSet],
-        pick: Option<&'s Pick>,
+        picks: &'s [RrSet],
     },
     /// `_acme-challenge.<name>`: a CNAME to `<name>.<target_zone>`, where `<name>` is the query
     /// name without its first label.
@@ -128,7 +128,7 @@ pub fn resolve<'s>(snap: &'s Snapshot, q: &Question<'_>) -> Outcome<'s> {
         Shape::Host(i) => {
             let h = &zone.hosts[i];
             match family(&h.a, &h.aaaa, h.a.is_empty(), q.qtype) {
-                Some(set) => hit(zone, set, None),
+                Some(set) => hit(zone, set, &[]),
                 None => Outcome::NoData { zone },
             }
         }
@@ -161,7 +161,7 @@ fn acme_txt<'s>(snap: &'s Snapshot, zone: &'s Zone, rest: &[u8], q: &Question<'_
             zone,
             answer: set,
             additional: &[],
-            pick: None,
+            picks: &[],
         },
         _ => Outcome::NoData { zone },
     }
@@ -177,13 +177,13 @@ fn exists(snap: &Snapshot, zone: &Zone, rel: &[u8]) -> bool {
     }
 }
 
-/// An app's answer: its cluster's precomputed answer for the type asked (with what to pick
-/// from when it has more addresses than an answer carries).
+/// An app's answer: its cluster's precomputed answer for the type asked (with the picks to
+/// choose among when it has more addresses than an answer carries).
 #[inline]
 fn app(zone: &Zone, cluster: u16, qtype: Rtype) -> Outcome<'_> {
     match zone.clusters.get(usize::from(cluster)) {
         Some(Some(c)) => match family(&c.a, &c.aaaa, c.a.set.is_empty(), qtype) {
-            Some(f) => hit(zone, &f.set, f.pick.as_ref()),
+            Some(f) => hit(zone, &f.set, &f.picks),
             None => Outcome::NoData { zone },
         },
         _ => Outcome::ServFail,
@@ -206,7 +206,7 @@ fn family<'s, T>(a: &'s T, aaaa: &'s T, a_empty: bool, qtype: Rtype) -> Option<&
 
 /// A hit with `set`, NODATA when it is empty.
 #[inline]
-fn hit<'s>(zone: &'s Zone, set: &'s RrSet, pick: Option<&'s Pick>) -> Outcome<'s> {
+fn hit<'s>(zone: &'s Zone, set: &'s RrSet, picks: &'s [RrSet]) -> Outcome<'s> {
     if set.is_empty() {
         Outcome::NoData { zone }
     } else {
@@ -214,7 +214,7 @@ fn hit<'s>(zone: &'s Zone, set: &'s RrSet, pick: Option<&'s Pick>) -> Outcome<'s
             zone,
             answer: set,
             additional: &[],
-            pick,
+            picks,
         }
     }
 }
@@ -231,7 +231,7 @@ fn apex(zone: &Zone, qtype: Rtype) -> Outcome<'_> {
             zone,
             answer: set,
             additional: if qtype == Rtype::NS { &zone.glue } else { &[] },
-            pick: None,
+            picks: &[],
         },
         None => Outcome::NoData { zone },
     }

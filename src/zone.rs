@@ -68,15 +68,24 @@ pub struct ClusterSets {
 }
 
 /// One family's answer for a cluster's apps: the chosen addresses' records and, when there
-/// are more of them than an answer carries, what each query picks from.
+/// are more of them than an answer carries, the precomputed weighted picks a query chooses
+/// among.
 #[derive(Debug, PartialEq, Eq)]
 pub struct AnswerSet {
     /// Every chosen address, in configuration order, with the answer's TTL.
     pub set: RrSet,
-    /// The records' weights and how many an answer carries; `None`: every answer is the
-    /// whole set.
-    pub pick: Option<Pick>,
+    /// The answers of `max_answers` records each, drawn by weight ([`Pick::table`]): a
+    /// query takes one at random (`health::pick::index`). Empty: every answer is the whole
+    /// set.
+    pub picks: Box<[RrSet]>,
 }
+
+/// How many picks an [`AnswerSet`] precomputes: [`PICKS_MAX`], fewer when they would take
+/// more than [`PICKS_BYTES`], never fewer than [`PICKS_MIN`] (the first record's share is
+/// its weight's to within one pick in this many).
+const PICKS_MAX: usize = 1024;
+const PICKS_MIN: usize = 256;
+const PICKS_BYTES: usize = 64 * 1024;
 
 impl AnswerSet {
     fn build<A>(choice: &Choice<A>, zone_ttl: u32, set: impl Fn(&[A], u32) -> RrSet) -> AnswerSet
@@ -84,12 +93,22 @@ impl AnswerSet {
         A: Copy,
     {
         let addrs: Vec<A> = choice.members.iter().map(|m| m.addr).collect();
-        AnswerSet {
-            set: set(&addrs, choice.ttl(zone_ttl)),
-            pick: choice
-                .max_answers
-                .and_then(|k| Pick::new(&choice.weights(), usize::from(k))),
-        }
+        let set = set(&addrs, choice.ttl(zone_ttl));
+        let picks = match choice
+            .max_answers
+            .and_then(|k| Pick::new(&choice.weights(), usize::from(k)))
+        {
+            Some(pick) => {
+                let answer_bytes = set.record_len().unwrap_or(1) * pick.k();
+                let entries = (PICKS_BYTES / answer_bytes.max(1)).clamp(PICKS_MIN, PICKS_MAX);
+                pick.table(entries)
+                    .iter()
+                    .map(|p| set.select(p.as_slice()))
+                    .collect()
+            }
+            None => Box::default(),
+        };
+        AnswerSet { set, picks }
     }
 }
 
@@ -326,7 +345,7 @@ mod tests {
         assert!(z.clusters[0].is_none(), "no configured cluster: no answers");
         let c1 = z.clusters[1].as_ref().unwrap();
         assert_eq!((c1.a.set.count, c1.aaaa.set.count), (2, 0));
-        assert_eq!((c1.a.pick, c1.aaaa.pick), (None, None));
+        assert!(c1.a.picks.is_empty() && c1.aaaa.picks.is_empty());
         assert_eq!(&c1.a.set.bytes[6..10], &z.ttl.to_be_bytes());
     }
 
@@ -342,8 +361,24 @@ mod tests {
         let w = z.clusters[0].as_ref().unwrap();
         // The drained address is left out; four to pick two of, by weight.
         assert_eq!(w.a.set.count, 4);
-        let pick = w.a.pick.as_ref().unwrap();
-        assert_eq!((pick.weights(), pick.k()), (&[3, 1, 1, 1][..], 2));
+        assert_eq!(w.a.picks.len(), 1024, "two A records a pick: 1,024 of them");
+        let mut first = [0usize; 4];
+        for p in w.a.picks.iter() {
+            assert_eq!((p.count, p.owner, p.rtype), (2, Owner::Query, Rtype::A));
+            assert_eq!(&p.bytes[6..10], &z.ttl.to_be_bytes());
+            assert_ne!(p.bytes[12..16], p.bytes[28..32], "one address twice");
+            let at =
+                w.a.set
+                    .bytes
+                    .chunks(16)
+                    .position(|r| r[12..] == p.bytes[12..16]);
+            first[at.expect("an address of the set")] += 1;
+        }
+        // By weight 3:1:1:1, to within one entry.
+        assert!(
+            first[0].abs_diff(512) <= 1 && first[3].abs_diff(171) <= 1,
+            "{first:?}"
+        );
         assert_eq!(&w.a.set.bytes[6..10], &z.ttl.to_be_bytes());
         // Two of them down: the two left, the whole set in every answer, the degraded TTL.
         let down = |a: &str| (("w".parse().unwrap(), a.parse().unwrap()), AddrState::Down);
@@ -351,7 +386,7 @@ mod tests {
         let z = zone_with(&c, &health);
         let w = z.clusters[0].as_ref().unwrap();
         assert_eq!(w.a.set.count, 2);
-        assert_eq!(w.a.pick, None);
+        assert!(w.a.picks.is_empty());
         assert_eq!(&w.a.set.bytes[6..10], &7u32.to_be_bytes());
         assert_eq!(&w.a.set.bytes[12..16], &[192, 0, 2, 2]);
         assert_eq!(&w.a.set.bytes[28..32], &[192, 0, 2, 5]);

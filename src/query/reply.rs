@@ -1,7 +1,8 @@
 //! From an [`Outcome`] to the codec's [`Reply`]: which records go in which section, with
 //! which owner pointers (the query name at offset 12, or the zone apex inside it). A
-//! cluster's answer with more addresses than it carries (`max_answers`) has its records
-//! drawn here, by weight, per query (`health::pick`): the only randomness of the query path.
+//! cluster's answer with more addresses than it carries (`max_answers`) is one of its
+//! precomputed weighted picks, chosen here at random per query (`health::pick`): the only
+//! randomness of the query path.
 
 use domain::base::iana::Rcode;
 
@@ -12,9 +13,8 @@ use crate::wire::rrset::Owner;
 use crate::wire::{Answer, Reply, ResponseOpt};
 use crate::zone::Zone;
 
-/// The reply for `outcome` to the question whose lower-cased name is `name`. A hit with a
-/// pick gets the records drawn by weight with this thread's random numbers
-/// ([`pick::random`]).
+/// The reply for `outcome` to the question whose lower-cased name is `name`. A hit with
+/// picks gets one of them, chosen with this thread's random numbers ([`pick::random`]).
 #[inline(always)]
 pub fn for_outcome<'a>(
     outcome: &Outcome<'a>,
@@ -36,23 +36,20 @@ pub fn for_outcome<'a>(
             zone,
             answer,
             additional,
-            pick,
+            picks,
         } => {
             let owner_ptr = match answer.owner {
                 Owner::Apex => apex_ptr(zone),
                 Owner::Query | Owner::Inline => HEADER_LEN as u16,
             };
-            reply.answer = match pick {
-                Some(p) => Answer::Pick {
-                    set: answer,
-                    owner_ptr,
-                    picked: p.draw(pick::random()),
-                },
-                None => Answer::Set {
-                    set: answer,
-                    owner_ptr,
-                },
+            let set = if picks.is_empty() {
+                answer
+            } else {
+                picks
+                    .get(pick::index(pick::random(), picks.len()))
+                    .unwrap_or(answer)
             };
+            reply.answer = Answer::Set { set, owner_ptr };
             reply.additional = additional;
         }
         Outcome::AcmeCname { zone, .. } => {

@@ -8,7 +8,7 @@
 
 use domain::base::iana::{Class, Rcode, Rtype};
 
-use super::rrset::{Picked, RrSet};
+use super::rrset::RrSet;
 use crate::name::MAX_NAME_LEN;
 use crate::wire::decode::{ErrorHeader, Request};
 use crate::wire::edns::ResponseOpt;
@@ -28,13 +28,6 @@ pub enum Answer<'a> {
     Set {
         set: &'a RrSet,
         owner_ptr: u16,
-    },
-    /// Some records of an RRset whose records are of one length (A, AAAA), in the order
-    /// `picked` names them, their owners written as pointers to `owner_ptr`.
-    Pick {
-        set: &'a RrSet,
-        owner_ptr: u16,
-        picked: Picked,
     },
     /// One CNAME owned by the question name, to the name `prefix` + `suffix` (wire labels;
     /// `suffix` ends with the root label).
@@ -142,19 +135,6 @@ pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize
             } else {
                 w.set(set, owner_ptr);
                 an = set.count;
-            }
-        }
-        Answer::Pick {
-            set,
-            owner_ptr,
-            picked,
-        } => {
-            if w.pos + set.picked_len(&picked) > budget {
-                truncated = true;
-            } else {
-                let (len, records) = set.write_picked(&mut w.out[w.pos..], owner_ptr, &picked);
-                w.pos += len;
-                an = records;
             }
         }
         Answer::Cname {

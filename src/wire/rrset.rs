@@ -11,52 +11,6 @@ use domain::base::iana::{Class, Rtype};
 use super::header::{COMPRESSED_QNAME, POINTER, RR_FIXED_LEN};
 use crate::name::DomainName;
 
-/// The most records of one set a [`Picked`] can name.
-pub const MAX_PICKED: usize = 64;
-
-/// Some records of a set, by index, in the order they are to be written (a query's weighted
-/// pick from a cluster's answer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Picked {
-    idx: [u8; MAX_PICKED],
-    n: u8,
-}
-
-impl Picked {
-    /// No record.
-    pub const EMPTY: Picked = Picked {
-        idx: [0; MAX_PICKED],
-        n: 0,
-    };
-
-    /// Adds record `i`; ignored when [`MAX_PICKED`] are named already.
-    #[inline]
-    pub fn push(&mut self, i: u8) {
-        if usize::from(self.n) < MAX_PICKED {
-            self.idx[usize::from(self.n)] = i;
-            self.n += 1;
-        }
-    }
-
-    /// The record indexes, in order.
-    #[inline]
-    pub fn as_slice(&self) -> &[u8] {
-        &self.idx[..usize::from(self.n)]
-    }
-
-    /// How many records are named.
-    #[inline]
-    pub fn len(&self) -> usize {
-        usize::from(self.n)
-    }
-
-    /// Whether no record is named.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-}
-
 /// How the owner of every record in a set is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
@@ -133,37 +87,28 @@ impl RrSet {
             .then_some(len)
     }
 
-    /// Bytes the records `picked` names take in a response at most (an index past the set's
-    /// end is written as nothing); 0 for a set that cannot be picked from
-    /// ([`RrSet::record_len`]).
-    #[inline]
-    pub fn picked_len(&self, picked: &Picked) -> usize {
-        self.record_len().map_or(0, |len| len * picked.len())
-    }
-
-    /// Copies the records `picked` names, in its order, into `out` (at least
-    /// [`RrSet::picked_len`] long), their owners written as pointers to `owner_ptr`; returns
-    /// the bytes and the records written. Only for sets [`RrSet::record_len`] accepts
-    /// (nothing is written for others).
-    #[inline]
-    pub fn write_picked(&self, out: &mut [u8], owner_ptr: u16, picked: &Picked) -> (usize, u16) {
+    /// The records at `indexes`, in that order, as a set of their own (an index past the
+    /// set's end is left out). Only for sets [`RrSet::record_len`] accepts: others are
+    /// returned whole.
+    pub fn select(&self, indexes: &[u8]) -> RrSet {
         let Some(len) = self.record_len() else {
-            return (0, 0);
+            return self.clone();
         };
-        let ptr = (POINTER | owner_ptr).to_be_bytes();
-        let (mut pos, mut records) = (0, 0);
-        for &i in picked.as_slice() {
-            if u16::from(i) >= self.count {
-                continue;
+        let mut bytes = Vec::with_capacity(len * indexes.len());
+        let mut count = 0;
+        for &i in indexes {
+            if u16::from(i) < self.count {
+                let start = usize::from(i) * len;
+                bytes.extend_from_slice(&self.bytes[start..start + len]);
+                count += 1;
             }
-            let start = usize::from(i) * len;
-            let rec = &mut out[pos..pos + len];
-            rec.copy_from_slice(&self.bytes[start..start + len]);
-            rec[..2].copy_from_slice(&ptr);
-            pos += len;
-            records += 1;
         }
-        (pos, records)
+        RrSet {
+            rtype: self.rtype,
+            count,
+            owner: self.owner,
+            bytes: bytes.into_boxed_slice(),
+        }
     }
 
     /// Copies the set into `out` (which must be at least `wire_len()` long), writing owner
@@ -271,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn picked_records_are_written_in_the_pick_order() {
+    fn selected_records_keep_the_order_given() {
         let set = RrSet::a(
             &[
                 "192.0.2.1".parse().unwrap(),
@@ -282,44 +227,31 @@ mod tests {
             Owner::Query,
         );
         assert_eq!(set.record_len(), Some(16));
-        let mut picked = Picked::EMPTY;
-        picked.push(2);
-        picked.push(0);
-        // An index past the set's end is skipped, not a panic.
-        picked.push(9);
-        assert_eq!(set.picked_len(&picked), 48, "at most");
+        // An index past the set's end is left out, not a panic.
+        let picked = set.select(&[2, 0, 9]);
+        assert_eq!((picked.count, picked.wire_len()), (2, 32));
+        assert_eq!((picked.rtype, picked.owner), (Rtype::A, Owner::Query));
         let mut out = [0u8; 48];
-        assert_eq!(set.write_picked(&mut out, 0x1f, &picked), (32, 2));
+        picked.write(&mut out, 0x1f);
         assert_eq!(&out[..2], &[0xC0, 0x1f]);
         assert_eq!(&out[12..16], &[192, 0, 2, 3]);
         assert_eq!(&out[16..18], &[0xC0, 0x1f]);
         assert_eq!(&out[28..32], &[192, 0, 2, 1]);
         assert_eq!(&out[32..], &[0; 16], "nothing past the picked records");
-        // Sets whose records are not of one length cannot be picked from.
+        // Sets whose records are not of one length are not picked from.
         let mut b = RrSet::builder(Rtype::TXT, Owner::Query);
         b.push(60, &txt_rdata("a"));
         b.push(60, &txt_rdata("abc"));
         let txt = b.finish();
         assert_eq!(txt.record_len(), None);
-        assert_eq!(txt.picked_len(&picked), 0);
-        assert_eq!(txt.write_picked(&mut out, 12, &picked), (0, 0));
+        assert_eq!(txt.select(&[1]), txt);
         assert_eq!(RrSet::a(&[], 60, Owner::Query).record_len(), Some(16));
         let aaaa = RrSet::aaaa(&["2001:db8::1".parse().unwrap()], 60, Owner::Query);
         assert_eq!(aaaa.record_len(), Some(28));
+        assert_eq!(aaaa.select(&[0]), aaaa);
         let mut glue = RrSet::builder(Rtype::A, Owner::Inline);
         glue.push_named(&"ns1.repl.co".parse().unwrap(), 60, &[1, 2, 3, 4]);
         assert_eq!(glue.finish().record_len(), None, "inline owners");
-    }
-
-    #[test]
-    fn picked_holds_at_most_its_capacity() {
-        let mut p = Picked::EMPTY;
-        assert!(p.is_empty());
-        for i in 0..100u8 {
-            p.push(i);
-        }
-        assert_eq!(p.len(), MAX_PICKED);
-        assert_eq!(p.as_slice()[MAX_PICKED - 1], (MAX_PICKED - 1) as u8);
     }
 
     #[test]
