@@ -8,6 +8,8 @@
 - journal: journal texts (sets, deletes, moves, renames, bad lines, UUID ids);
 - config: the example configuration, the fuzz configuration, and small broken ones;
 - pg_row: change rows as tab-separated columns (seq, op, id, user, slug, cluster; \\N = NULL).
+- nats_message: fan-out messages: a mode byte (1: Clusterns-Seq, 2: Clusterns-Reset), the
+  header value, a newline, the body (journal lines).
 
 The checkpoint seeds are real checkpoints written by clusterns itself:
   cargo test --test fuzz_regressions -- --ignored write_checkpoint_seeds
@@ -244,6 +246,17 @@ PG_SEEDS = {
     "bad_label": b"11\tset\tr1\tma rk\tgame\tc0",
 }
 
+NATS_SEEDS = {
+    "changes": b"\x013-9\n3 set r1 mark coolgame us-east\n5 delete r2\n"
+    b"6 txt-add _acme-challenge.mark.repl.co 1700000000 6869\n"
+    b"9 health eu-1 us-east 192.0.2.1 down 1700000030\n",
+    "one": b"\x017-7\n7 set r1 mark game c0\n",
+    "reset": b"\x0212\n",
+    "both": b"\x033-3\n3 delete r1\n",
+    "range_mismatch": b"\x013-5\n3 delete r1\n",
+    "out_of_order": b"\x013-4\n4 delete r1\n3 delete r2\n",
+}
+
 
 def write(target, seeds):
     out = os.path.join(CORPUS, target)
@@ -260,6 +273,7 @@ def main():
     write("journal", JOURNAL_SEEDS)
     write("config", CONFIG_SEEDS)
     write("pg_row", PG_SEEDS)
+    write("nats_message", NATS_SEEDS)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ fi
 dict_for() {
     case $1 in
         packet | tcp_stream) echo dict/dns.dict ;;
-        journal | journal_reader | pg_row) echo dict/journal.dict ;;
+        journal | journal_reader | pg_row | nats_message) echo dict/journal.dict ;;
         config) echo dict/config.dict ;;
         control) echo dict/control.dict ;;
         update | update_keys) echo dict/update.dict ;;

@@ -59,6 +59,19 @@ pub(crate) fn check_config(path: PathBuf) -> Result<(), String> {
             "feed postgres {}",
             clusterns::config::redact_conninfo(conninfo)
         ),
+        SourceConfig::Nats => println!("feed nats"),
+    }
+    if let Some(n) = &config.nats {
+        println!(
+            "nats servers {} stream {} subject {} snapshots {} lease {} retention {}s replicas {}",
+            n.servers.join(","),
+            n.stream,
+            n.subject,
+            n.snapshot_bucket,
+            n.lease_bucket,
+            n.retention_secs,
+            n.replicas
+        );
     }
     if let Some(c) = &config.feed.checkpoint {
         println!("checkpoint {}", c.display());

@@ -27,6 +27,9 @@ pub enum SourceConfig {
     Journal { path: PathBuf },
     /// PostgreSQL (see `sql/schema.sql`): a libpq-style connection string.
     Postgres { conninfo: String },
+    /// A NATS JetStream stream that relays fill (`[nats]` says where; edges bootstrap from
+    /// its snapshot object store).
+    Nats,
 }
 
 /// `conninfo` with its secrets left out, for printing: `password=...` (and `sslpassword=...`)
@@ -178,11 +181,12 @@ pub(super) fn validate(
                         conninfo: conninfo.into_inner(),
                     }
                 }
+                "nats" => SourceConfig::Nats,
                 other => {
                     return Err(at.err(
                         Some(feed.source.span()),
                         format!(
-                            "unknown feed source {other:?} (expected \"journal\" or \"postgres\")"
+                            "unknown feed source {other:?} (expected \"journal\", \"postgres\" or \"nats\")"
                         ),
                     ))
                 }
@@ -191,6 +195,8 @@ pub(super) fn validate(
                 SourceConfig::Journal { .. } => 2,
                 // Bounds the latency of a change whose NOTIFY was lost (p99 under 1 s).
                 SourceConfig::Postgres { .. } => 500,
+                // The stream pushes; this bounds only the wait for a reconnection.
+                SourceConfig::Nats => 100,
             };
             FeedConfig {
                 source,

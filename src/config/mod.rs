@@ -14,6 +14,7 @@ mod error;
 mod feed;
 mod health;
 mod metrics;
+mod nats;
 mod rrl;
 mod server;
 mod update;
@@ -33,6 +34,7 @@ pub use control::{ControlConfig, PACKAGE_SOCKET};
 pub use error::{line_of, ConfigError};
 pub use feed::{redact_conninfo, FeedConfig, FeedLines, SourceConfig};
 pub use health::HealthConfig;
+pub use nats::{NatsConfig, RelayConfig};
 pub use rrl::RrlConfig;
 pub use server::ServerConfig;
 pub use update::{GrantConfig, UpdateConfig};
@@ -64,6 +66,10 @@ pub struct Config {
     pub acme: AcmeConfig,
     /// `[health]`: how a `clusterns health` checker probes (defaults when absent).
     pub health: HealthConfig,
+    /// `[nats]`: the JetStream fan-out (required by `feed.source = "nats"` and by relays).
+    pub nats: Option<NatsConfig>,
+    /// `[relay]`: how a `clusterns relay` publishes (defaults when absent).
+    pub relay: RelayConfig,
 }
 
 /// The file as written, each section deserialised (types and unknown keys checked).
@@ -78,6 +84,8 @@ struct RawConfig {
     update: Option<update::RawUpdate>,
     acme: Option<AcmeConfig>,
     health: Option<health::RawHealth>,
+    nats: Option<nats::RawNats>,
+    relay: Option<nats::RawRelay>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -116,6 +124,15 @@ impl Config {
         let update = update::validate(raw.update, base_dir, &zones, &at)?;
         let acme = acme::validate(raw.acme, &at)?;
         let health = health::validate(raw.health, &at)?;
+        let nats = nats::validate(raw.nats, base_dir, &at)?;
+        let relay = nats::validate_relay(raw.relay, &at)?;
+        if feed.source == SourceConfig::Nats && nats.is_none() {
+            return Err(at.err(
+                at.key_span("feed", "source"),
+                "feed source \"nats\" needs a [nats] section (servers = [\"nats://host:port\"])"
+                    .into(),
+            ));
+        }
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -129,6 +146,8 @@ impl Config {
             user_line: at.key_span("server", "user").map(|s| at.line(s.start)),
             acme,
             health,
+            nats,
+            relay,
         })
     }
 

@@ -105,5 +105,9 @@ pub fn feed_text(config: &Config) -> String {
         SourceConfig::Postgres { conninfo } => {
             format!("postgres {}", crate::config::redact_conninfo(conninfo))
         }
+        SourceConfig::Nats => match &config.nats {
+            Some(n) => format!("nats {} stream {}", n.servers.join(","), n.stream),
+            None => "nats".into(),
+        },
     }
 }

@@ -9,6 +9,7 @@ pub mod compact;
 pub(crate) mod durable;
 pub mod fold;
 pub mod journal;
+pub mod nats;
 pub mod postgres;
 pub(crate) mod source;
 pub(crate) mod status;

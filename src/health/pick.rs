@@ -185,7 +185,10 @@ fn kronecker_steps() -> [u64; MAX_PICKED] {
     let mut p = 1u64;
     for step in steps.iter_mut().skip(1) {
         p += 1;
-        while (2..p).take_while(|q| q * q <= p).any(|q| p.is_multiple_of(q)) {
+        while (2..p)
+            .take_while(|q| q * q <= p)
+            .any(|q| p.is_multiple_of(q))
+        {
             p += 1;
         }
         let root = (p as f64).sqrt();

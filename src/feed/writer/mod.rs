@@ -36,6 +36,11 @@ pub fn open(config: &Config) -> Result<Box<dyn ChangeWriter>, String> {
             config.feed.checkpoint.clone(),
         ))),
         SourceConfig::Postgres { conninfo } => PgWriter::new(conninfo).map(|w| Box::new(w) as _),
+        SourceConfig::Nats => Err(
+            "feed source \"nats\" is fed by relays: changes are written to the source of \
+             truth (a journal or PostgreSQL), whose configuration the writer needs"
+                .into(),
+        ),
     }
 }
 

@@ -1,0 +1,6 @@
+//! The NATS JetStream fan-out: relays publish the ordered change stream of the source of
+//! truth to a JetStream stream (and table snapshots to an object store); edges follow it
+//! with `feed.source = "nats"`. This module holds what both sides share: the message format
+//! ([`message`]).
+
+pub mod message;
