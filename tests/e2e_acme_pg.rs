@@ -144,15 +144,11 @@ fn updates_count() -> usize {
 
 #[test]
 fn an_update_sent_to_one_server_is_answered_by_the_other() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut client)) =
+        pg::with_schema("INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east')")
+    else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
-    client
-        .batch_execute("INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east')")
-        .unwrap();
     if without_notify() {
         client
             .batch_execute(

@@ -247,18 +247,12 @@ fn a_cname_zone_keeps_its_delegation_and_refuses_records() {
 
 #[test]
 fn a_row_in_acme_txt_reaches_the_answer() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut client)) = pg::with_schema(
+        "INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east');
+         INSERT INTO acme_txt VALUES ('_acme-challenge.mark.repl.co', 'loaded', 4000000000);",
+    ) else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
-    client
-        .batch_execute(
-            "INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east');
-             INSERT INTO acme_txt VALUES ('_acme-challenge.mark.repl.co', 'loaded', 4000000000);",
-        )
-        .unwrap();
     let s = setup_txt();
     let text = std::fs::read_to_string(&s.config_path).unwrap().replace(
         "source = \"journal\"\njournal = \"journal.log\"",

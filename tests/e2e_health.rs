@@ -306,15 +306,11 @@ fn journal_checkers_steer_the_answers() {
 
 #[test]
 fn postgres_checkers_steer_the_answers() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, _client)) =
+        pg::with_schema("INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east')")
+    else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
-    client
-        .batch_execute("INSERT INTO repls VALUES ('r-one', 'mark', 'coolgame', 'east')")
-        .unwrap();
     let f = files(false, Some(&db.conninfo()));
     scenario(&f);
 }

@@ -136,29 +136,13 @@ fn the_checker_reports_up_down_changes_and_renewals() {
         .local_addr()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("clusterns.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = checker_config(
+        dir.path(),
+        "e2e-a",
+        LEASE,
+        &format!("metrics = \"{metrics_addr}\""),
+        &format!(
             r#"
-[feed]
-source = "journal"
-journal = "journal.log"
-
-[[zone]]
-apex = "example.net"
-ns = ["ns.example.org"]
-soa = {{ rname = "hostmaster.example.net" }}
-
-[health]
-checker = "e2e-a"
-interval_ms = 100
-timeout_ms = 80
-rise = 1
-fall = 1
-lease_secs = {LEASE}
-metrics = "{metrics_addr}"
-
 [[cluster]]
 name = "tcp"
 ipv4 = ["127.0.0.2", "127.0.0.3"]
@@ -170,8 +154,7 @@ ipv4 = ["127.0.0.4", {{ address = "127.0.0.5", weight = 0 }}]
 check = {{ kind = "http", port = {web_port}, path = "/healthz", expect_status = 200 }}
 "#
         ),
-    )
-    .unwrap();
+    );
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let started = unix_now();
     let mut child = Checker(
@@ -281,7 +264,44 @@ fn once_prints_every_address_and_exits() {
     let tcp = TcpListener::bind("127.0.0.6:0").unwrap();
     let port = tcp.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("clusterns.toml");
+    let config = checker_config(
+        dir.path(),
+        "e2e-once",
+        3,
+        "",
+        &format!(
+            r#"
+[[cluster]]
+name = "one"
+ipv4 = ["127.0.0.6", "127.0.0.7"]
+check = {{ kind = "tcp", port = {port} }}
+"#
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["health", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "one 127.0.0.6 up\none 127.0.0.7 down (refused)\n"
+    );
+    drop(tcp);
+}
+
+/// A checker's configuration in `dir` (a journal feed, one zone, `[health]` probing every
+/// 100 ms with rise and fall 1 and a lease of `lease` seconds, `health_extra` lines added to
+/// it) with the `clusters` sections; returns its path.
+fn checker_config(
+    dir: &std::path::Path,
+    checker: &str,
+    lease: u64,
+    health_extra: &str,
+    clusters: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("clusterns.toml");
     std::fs::write(
         &config,
         format!(
@@ -296,30 +316,16 @@ ns = ["ns.example.org"]
 soa = {{ rname = "hostmaster.example.net" }}
 
 [health]
-checker = "e2e-once"
+checker = "{checker}"
 interval_ms = 100
 timeout_ms = 80
 rise = 1
 fall = 1
-lease_secs = 3
-
-[[cluster]]
-name = "one"
-ipv4 = ["127.0.0.6", "127.0.0.7"]
-check = {{ kind = "tcp", port = {port} }}
-"#
+lease_secs = {lease}
+{health_extra}
+{clusters}"#
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_clusterns"))
-        .args(["health", "--once", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "one 127.0.0.6 up\none 127.0.0.7 down (refused)\n"
-    );
-    drop(tcp);
+    config
 }

@@ -17,17 +17,6 @@ use common::*;
 
 /// A private PostgreSQL server with the schema and `rows` inserted, and a client; None (having
 /// said why) where PostgreSQL is not available.
-fn database(rows: &str) -> Option<(pg::PgServer, postgres::Client)> {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
-        return None;
-    };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
-    sql(&mut client, rows);
-    Some((db, client))
-}
-
 /// A config and journal in a temp dir, fed by `db` instead of the journal: `conn_extra` is
 /// added to its connection string, `feed_extra` (lines, `\\n`-separated) to `[feed]`.
 fn setup_on(db: &pg::PgServer, conn_extra: &str, feed_extra: &str) -> Setup {
@@ -61,12 +50,9 @@ fn cluster_of(addr: std::net::SocketAddr, name: &str) -> Option<&'static str> {
 
 #[test]
 fn follows_postgres_through_an_outage() {
-    let Some(mut db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((mut db, mut client)) = pg::with_schema("") else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
     let mut values = Vec::new();
     for i in 0..50 {
         values.push(format!("('a{i}', 'u{}', 's{i}', 'east')", i % 5));
@@ -163,7 +149,7 @@ fn follows_postgres_through_an_outage() {
 
 #[test]
 fn starts_from_a_checkpoint_and_catches_up() {
-    let Some((db, mut client)) = database(
+    let Some((db, mut client)) = pg::with_schema(
         "INSERT INTO repls VALUES ('b1', 'ann', 'one', 'east'), ('b2', 'ann', 'two', 'east')",
     ) else {
         return;
@@ -192,12 +178,9 @@ fn starts_from_a_checkpoint_and_catches_up() {
 /// and says so in its log and metrics.
 #[test]
 fn a_prune_past_a_paused_server_is_noticed_and_reloaded_loudly() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut client)) = pg::with_schema("") else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
     let values: Vec<String> = (0..800)
         .map(|i| format!("('a{i}', 'u{}', 's{i}', 'east')", i % 7))
         .collect();
@@ -256,12 +239,9 @@ fn a_prune_past_a_paused_server_is_noticed_and_reloaded_loudly() {
 /// at the load's sequence number, and the gaps and reloads are counted once each.
 #[test]
 fn a_table_larger_than_a_batch_loads_and_reloads_whole() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut client)) = pg::with_schema("") else {
         return;
     };
-    let mut client = db.client();
-    clusterns::feed::postgres::apply_schema(&mut client).unwrap();
     const N: usize = 150_000;
     sql(
         &mut client,
@@ -337,7 +317,8 @@ fn a_table_larger_than_a_batch_loads_and_reloads_whole() {
 /// builder's slow-step warning must not fire for it (it did every second).
 #[test]
 fn an_idle_feed_is_not_reported_as_slow() {
-    let Some((db, mut client)) = database("INSERT INTO repls VALUES ('a1', 'u1', 's1', 'east')")
+    let Some((db, mut client)) =
+        pg::with_schema("INSERT INTO repls VALUES ('a1', 'u1', 's1', 'east')")
     else {
         return;
     };

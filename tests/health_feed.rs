@@ -60,22 +60,13 @@ fn quorum_down_publishes_and_expiry_alone_fails_open() {
     let mut b = Builder::load(config(&s)).unwrap();
     let shared = b.shared();
     let first = shared.load().generation;
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Unknown
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Unknown);
 
     let until = now() + 2;
     append(&s, &reports(until));
     assert_eq!(b.poll_once(Duration::ZERO).unwrap(), 4);
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Down
-    );
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.2")),
-        AddrState::Up
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Down);
+    assert_eq!(state(&b, "203.0.113.2"), AddrState::Up);
     let after_reports = shared.load();
     assert!(after_reports.generation > first, "a new snapshot");
     assert_eq!(after_reports.last_seq, 7);
@@ -92,7 +83,7 @@ fn quorum_down_publishes_and_expiry_alone_fails_open() {
     // Nothing new in the journal: the leases end, and that alone publishes.
     let generation = after_reports.generation;
     let deadline = Instant::now() + Duration::from_secs(6);
-    while b.health().state(&east(), addr("203.0.113.1")) != AddrState::Unknown {
+    while state(&b, "203.0.113.1") != AddrState::Unknown {
         assert!(Instant::now() < deadline, "the reports never expired");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(b.poll_once(Duration::ZERO).unwrap(), 0);
@@ -124,18 +115,12 @@ fn a_later_report_of_the_same_checker_replaces_its_earlier_one() {
     let until = now() + 600;
     append(&s, &reports(until));
     b.poll_once(Duration::ZERO).unwrap();
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Down
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Down);
     // us changes its mind: 1 down, 2 up.
     append(&s, &format!("8 health us east 203.0.113.1 up {until}\n"));
     let generation = b.shared().load().generation;
     b.poll_once(Duration::ZERO).unwrap();
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Up
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Up);
     assert!(b.shared().load().generation > generation);
     assert_eq!(b.table().health().len(), 4);
     // A withdrawal (until 0) of eu's and ap's: 1 up of 1.
@@ -145,10 +130,7 @@ fn a_later_report_of_the_same_checker_replaces_its_earlier_one() {
     );
     b.poll_once(Duration::ZERO).unwrap();
     assert_eq!(b.table().health().len(), 2);
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Up
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Up);
     // A bad line is rejected and counted, the rest goes on.
     let rejected = b.rejected();
     append(&s, "11 health eu east 203.0.113.999 down 5\n");
@@ -224,14 +206,8 @@ fn compaction_keeps_the_latest_fresh_report_per_checker_and_address() {
     assert_eq!(b.rejected(), 0);
     assert_eq!(b.table().health().len(), 2);
     assert_eq!(b.table().apps().len(), 3);
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Down
-    );
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.2")),
-        AddrState::Up
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Down);
+    assert_eq!(state(&b, "203.0.113.2"), AddrState::Up);
 }
 
 #[test]
@@ -255,10 +231,7 @@ fn a_checkpoint_carries_the_reports_across_a_restart() {
     // A restart resumes from it (nothing left to replay) with the same view.
     let b = Builder::load(config(&s)).unwrap();
     assert_eq!(b.table().health(), &held);
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Down
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Down);
 }
 
 #[test]
@@ -285,12 +258,14 @@ fn reports_over_the_limit_are_refused_and_counted() {
     );
     assert_eq!(b.table().health().len(), 65);
     assert_eq!(b.last_seq(), 69);
-    assert_eq!(
-        b.health().state(&east(), addr("203.0.113.1")),
-        AddrState::Up
-    );
+    assert_eq!(state(&b, "203.0.113.1"), AddrState::Up);
     let north: Label = "north".parse().unwrap();
     assert_eq!(b.health().state(&north, addr("192.0.2.1")), AddrState::Down);
     // Not in the configuration: not in the summary.
     assert_eq!(b.status().health_summary().len(), 2);
+}
+
+/// The builder's view of `address` of cluster `east`.
+fn state(b: &Builder, address: &str) -> AddrState {
+    b.health().state(&east(), addr(address))
 }

@@ -30,6 +30,24 @@ pub struct PgServer {
     running: bool,
 }
 
+/// A private server with clusterns's schema applied and `rows` (SQL; may be empty) run on
+/// it: the server and a client of it. None, with [`SKIP`] printed, without
+/// `CLUSTERNS_TEST_PG`.
+pub fn with_schema(rows: &str) -> Option<(PgServer, postgres::Client)> {
+    let Some(db) = PgServer::start_new() else {
+        println!("{SKIP}");
+        return None;
+    };
+    let mut client = db.client();
+    clusterns::feed::postgres::apply_schema(&mut client).expect("apply the schema");
+    if !rows.is_empty() {
+        client
+            .batch_execute(rows)
+            .unwrap_or_else(|e| panic!("{rows}: {e:?}"));
+    }
+    Some((db, client))
+}
+
 impl PgServer {
     /// Creates and starts a server, or returns None if `CLUSTERNS_TEST_PG` is not set. Panics
     /// with the tools' output if the server cannot be set up.
