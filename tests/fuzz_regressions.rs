@@ -310,6 +310,25 @@ apex = \"repl.co\"\n\
 ttl = 60                      # TTL .2.30\"]\n\
 ";
 
+/// `artifacts/nats_message/crash-1dff7759d32f60f092afd5043e018800cfebef22` (64 bytes): mode
+/// 0x2e (a `Clusterns-Reset` header only), the header value `l)` and 60 bytes 0x13, no body.
+/// The error quoted the value with every control character escaped (`\u{13}`): longer than
+/// the target allowed. The target now bounds errors by what quoting can make of a 64-byte
+/// cut (under 2 KiB); the error still says what is wrong.
+#[test]
+fn nats_message_error_for_control_characters_is_bounded() {
+    use clusterns::feed::nats::message::decode;
+    let input = unhex(&format!("2e6c29{}0a", "13".repeat(60)));
+    assert_eq!(input.len(), 64, "the exact input");
+    let value = String::from_utf8_lossy(&input[1..input.len() - 1]).into_owned();
+    let e = decode(None, Some(&value), b"").unwrap_err();
+    assert!(
+        e.contains("Clusterns-Reset") && e.contains("not a sequence number"),
+        "{e}"
+    );
+    assert!(e.len() < 2048, "{} bytes", e.len());
+}
+
 /// Writes the seed corpus of the `checkpoint` fuzz target: real checkpoints, small.
 /// `cargo test --test fuzz_regressions -- --ignored write_checkpoint_seeds`
 /// (ignored: a plain `cargo test` must not write into the source tree).

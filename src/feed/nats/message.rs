@@ -162,7 +162,7 @@ fn parse_seq(text: &str) -> Result<u64, String> {
         Some(n) if (1..=MAX_SEQ).contains(&n) => Ok(n),
         _ => Err(format!(
             "{} is not a sequence number (1 to {MAX_SEQ})",
-            quote(&text.chars().take(40).collect::<String>())
+            quote(text)
         )),
     }
 }
@@ -259,6 +259,13 @@ mod tests {
             assert!(e.contains(want), "{seq:?} {reset:?}: {e} (wanted {want})");
             assert!(e.len() < 200, "{e}");
         }
+        // Control characters quote long (`\u{13}`): the error stays bounded all the same
+        // (the fuzz target's first crash: a 61-byte reset header).
+        let long = format!("l){}", "\u{13}".repeat(5000));
+        let e = decode(None, Some(&long), b"").unwrap_err();
+        assert!(e.len() < 1024, "{} bytes", e.len());
+        let e = decode(Some(&long), None, b"").unwrap_err();
+        assert!(e.len() < 1024, "{} bytes", e.len());
         let big = vec![b'a'; MAX_BODY + 1];
         assert!(decode(Some("1-2"), None, &big)
             .unwrap_err()
