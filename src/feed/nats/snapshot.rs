@@ -11,7 +11,7 @@ use async_nats::jetstream::object_store::{self, ObjectInfo, ObjectMetadata, Obje
 use async_nats::HeaderMap;
 
 use crate::feed::checkpoint::{self, Loaded, Position};
-use crate::table::Table;
+use crate::table::{Clusters, Table};
 
 /// The object holding the snapshot.
 pub const OBJECT: &str = "table";
@@ -60,7 +60,7 @@ pub async fn put_at(
     clusters: &[String],
 ) -> Result<SnapshotInfo, String> {
     let seq = position.last_seq;
-    let bytes = write_checkpoint(table, position, clusters)
+    let bytes = checkpoint_bytes(table, position, clusters)
         .map_err(|e| format!("snapshot {OBJECT} (seq {seq}): writing the checkpoint: {e}"))?;
     put_raw(store, &bytes, seq).await
 }
@@ -86,8 +86,8 @@ pub async fn put_raw(store: &ObjectStore, bytes: &[u8], seq: u64) -> Result<Snap
 }
 
 /// The checkpoint of `table` at `position`, as bytes (written to a private temp file by
-/// `checkpoint::write`, read back, removed).
-fn write_checkpoint(
+/// `checkpoint::write`, read back, removed): what [`put_raw`] uploads. Blocking.
+pub fn checkpoint_bytes(
     table: &Table,
     position: Position,
     clusters: &[String],
@@ -204,6 +204,40 @@ pub fn verify(bytes: &[u8], seq: u64) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
+/// The cluster names a table's indexes refer to (its registry), in index order: what a
+/// snapshot lists.
+pub fn cluster_names(table: &Table) -> Vec<String> {
+    table
+        .clusters()
+        .names()
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect()
+}
+
+/// A verified snapshot's table, with the cluster registry it lists (as a checkpoint loads:
+/// see `feed::builder::persist`), and its position; an error names what is inconsistent: a
+/// name that is not a label or is listed twice, too many names, or an app on a cluster it
+/// does not list.
+pub fn table_of(loaded: Loaded) -> Result<(Table, Position), String> {
+    let mut names = Vec::with_capacity(loaded.clusters.len());
+    for name in &loaded.clusters {
+        match crate::name::check_label(name) {
+            Ok(l) if l.as_str() == name => names.push(l),
+            _ => return Err(format!("cluster name {name:?} is not a label")),
+        }
+    }
+    let clusters = Clusters::from_names(names)?;
+    if let Some(c) = loaded.table.base().max_cluster() {
+        if usize::from(c) >= clusters.len() {
+            return Err(format!(
+                "an app refers to cluster #{c}, which it does not list"
+            ));
+        }
+    }
+    Ok((loaded.table.with_clusters(clusters), loaded.position))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,10 +256,13 @@ mod tests {
             last_seq: 42,
             ..Position::default()
         };
-        let bytes = write_checkpoint(&t, pos, &clusters).unwrap();
+        let bytes = checkpoint_bytes(&t, pos, &clusters).unwrap();
         let loaded = verify(&bytes, 42).unwrap();
         assert_eq!(loaded.table.len(), 2);
         assert_eq!(loaded.clusters, clusters);
+        let (back, pos) = table_of(loaded).unwrap();
+        assert_eq!((back.len(), pos.last_seq), (2, 42));
+        assert_eq!(cluster_names(&back), clusters);
         let e = verify(&bytes, 41).err().unwrap();
         assert!(e.contains("not the announced 41"), "{e}");
         let mut damaged = bytes.clone();
