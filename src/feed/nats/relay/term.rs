@@ -141,9 +141,8 @@ impl<'a> Term<'a> {
         table.acme_mut().set_params(ctx.config.acme);
         // A whole-table load (PostgreSQL without a usable snapshot), or a first load into an
         // empty stream: built aside and published as a snapshot and a reset.
-        let rebuild = ((!opened.resumed && opened.position.last_seq > 0)
-            || (!opened.resumed && published == 0))
-            .then(|| {
+        let rebuild =
+            (!opened.resumed && (opened.position.last_seq > 0 || published == 0)).then(|| {
                 let mut t = Table::default();
                 t.acme_mut().set_params(ctx.config.acme);
                 t
