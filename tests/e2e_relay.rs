@@ -480,3 +480,90 @@ fn a_damaged_snapshot_is_refused() {
         assert!(e.contains("not the announced 8"), "{e}");
     });
 }
+
+/// Runs `clusterns relay --once`; its status and stderr.
+fn relay_once(config: &Path) -> (std::process::ExitStatus, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["relay", "--once", "--config"])
+        .arg(config)
+        .env("CLUSTERNS_LOG", "info")
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_first_load_is_a_snapshot_and_a_reset_and_a_damaged_snapshot_is_replaced() {
+    let Some(nats) = start_nats() else { return };
+    let rt = client::runtime().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.log");
+    append(&journal, &lines(1, 50));
+    let config = write_config(dir.path(), &nats.url, "ra");
+    // A damaged snapshot waits in the store.
+    rt.block_on(async {
+        let cfg = nats_config(&nats.url);
+        let c = client::connect(&cfg, "e2e").await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        let store = client::snapshot_store(&js, &cfg, true).await.unwrap();
+        snapshot::put_raw(&store, b"CLNSCKP1 not really", 40)
+            .await
+            .unwrap();
+    });
+    let (status, log) = relay_once(&config);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("refused, rebuilding from the source"), "{log}");
+    let messages = read_stream(&rt, &nats.url);
+    assert_eq!(messages, [Message::Reset { seq: 50 }]);
+    let want = journal_changes(&journal);
+    let check_snapshot = |seq: u64, want: &[Sequenced]| {
+        let (loaded, info) = rt
+            .block_on(async {
+                let cfg = nats_config(&nats.url);
+                let c = client::connect(&cfg, "e2e-snap").await.unwrap();
+                let js = async_nats::jetstream::new(c);
+                let store = client::snapshot_store(&js, &cfg, false).await.unwrap();
+                snapshot::get(&store).await
+            })
+            .unwrap()
+            .expect("a snapshot");
+        assert_eq!(info.seq, seq);
+        let mut expected = Table::default();
+        for c in want.iter().filter(|c| c.seq <= seq) {
+            let _ = c.change.apply_to(&mut expected);
+        }
+        let (table, _) = snapshot::table_of(loaded).unwrap();
+        assert_eq!(apps(&table), apps(&expected));
+    };
+    check_snapshot(50, &want);
+    // More changes: published as changes after the reset, and a new snapshot.
+    append(&journal, &lines(51, 10));
+    let want = journal_changes(&journal);
+    let (status, log) = relay_once(&config);
+    assert!(status.success(), "{log}");
+    let messages = read_stream(&rt, &nats.url);
+    assert_eq!(messages[0], Message::Reset { seq: 50 });
+    assert_eq!(changes_of(&messages[1..]), want[50..]);
+    check_snapshot(60, &want);
+    // Nothing new: nothing published again.
+    let (status, log) = relay_once(&config);
+    assert!(status.success(), "{log}");
+    assert_eq!(read_stream(&rt, &nats.url), messages);
+}
+
+#[test]
+fn a_relay_refuses_a_nats_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "nats://127.0.0.1:4222", "ra");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "source = \"journal\"\njournal = \"journal.log\"",
+        "source = \"nats\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let (status, log) = relay_once(&config);
+    assert!(!status.success());
+    assert!(log.contains("source = \"nats\""), "{log}");
+}

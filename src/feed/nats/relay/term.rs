@@ -57,6 +57,9 @@ struct Term<'a> {
     expected: u64,
     pending: Vec<Sequenced>,
     pending_bytes: usize,
+    /// The most bytes of changes in one message: [`MAX_BODY`], or less where the server's
+    /// `max_payload` is smaller, less room for the headers.
+    body_max: usize,
     first_at: Option<Instant>,
     next_snapshot: Instant,
 }
@@ -158,6 +161,7 @@ impl<'a> Term<'a> {
             expected,
             pending: Vec::new(),
             pending_bytes: 0,
+            body_max: body_max(ctx),
             first_at: None,
             // A snapshot at once when there was none to start from.
             next_snapshot: if had_snapshot {
@@ -214,9 +218,8 @@ impl<'a> Term<'a> {
                 if ctx.once {
                     return Err(Stop::Err("the source is away".into()));
                 }
-                if sleep_unless_stopped(&ctx.stop, super::RETRY).await {
-                    continue;
-                }
+                // The loop's head sees a stop.
+                sleep_unless_stopped(&ctx.stop, super::RETRY).await;
                 continue;
             }
             for e in &batch.errors {
@@ -251,7 +254,9 @@ impl<'a> Term<'a> {
             }
             if at_end && ctx.once && self.rebuild.is_none() {
                 self.flush().await?;
-                self.put_snapshot().await;
+                if !self.put_snapshot().await {
+                    return Err(Stop::Err("--once: the snapshot could not be put".into()));
+                }
                 return Ok(());
             }
             if took == 0 {
@@ -301,7 +306,7 @@ impl<'a> Term<'a> {
         let len = encoded_len(&change);
         if !self.pending.is_empty()
             && (self.pending.len() >= ctx.config.relay.batch_max
-                || self.pending_bytes + len > MAX_BODY)
+                || self.pending_bytes + len > self.body_max)
         {
             self.flush().await?;
         }
@@ -505,7 +510,11 @@ impl<'a> Term<'a> {
                 Err(e) => {
                     RelayMetrics::add(&ctx.metrics.publish_errors, 1);
                     tracing::warn!(msg_id = id, "relay: publishing: {e}; retrying");
-                    if sleep_unless_stopped(&ctx.stop, backoff).await && ctx.once {
+                    if sleep_unless_stopped(&ctx.stop, backoff).await {
+                        tracing::error!(
+                            msg_id = id,
+                            "relay: stopping with a batch not published (the next leader publishes it)"
+                        );
                         return Err(Stop::End(TermEnd::Stopped));
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -540,6 +549,20 @@ impl<'a> Term<'a> {
         self.source = Some(source);
         Ok(())
     }
+}
+
+/// Room left in a message for its headers.
+const HEADER_ROOM: usize = 1024;
+
+/// The most bytes of changes in one message (see `Term::body_max`).
+fn body_max(ctx: &Ctx) -> usize {
+    let server = ctx.js.client().server_info().max_payload;
+    let max = if server == 0 {
+        MAX_BODY
+    } else {
+        MAX_BODY.min(server)
+    };
+    max.saturating_sub(HEADER_ROOM).max(HEADER_ROOM)
 }
 
 /// The snapshot interval.
