@@ -17,6 +17,9 @@ use clusterns::feed::nats::message::Message;
 use clusterns::feed::nats::{client, snapshot};
 use clusterns::table::Table;
 
+#[path = "pg/mod.rs"]
+mod pg;
+
 /// A private nats-server with JetStream, killed when dropped.
 struct Nats {
     child: Child,
@@ -94,11 +97,20 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// A relay's config in `dir`: the journal `journal.log`, the NATS server, relay `name`.
 fn write_config(dir: &Path, url: &str, name: &str) -> PathBuf {
+    write_config_feed(
+        dir,
+        url,
+        name,
+        "source = \"journal\"\njournal = \"journal.log\"",
+    )
+}
+
+/// The same with another `[feed]`.
+fn write_config_feed(dir: &Path, url: &str, name: &str, feed: &str) -> PathBuf {
     let text = format!(
         r#"
 [feed]
-source = "journal"
-journal = "journal.log"
+{feed}
 
 [[zone]]
 apex = "repl.co"
@@ -566,4 +578,131 @@ fn a_relay_refuses_a_nats_source() {
     let (status, log) = relay_once(&config);
     assert!(!status.success());
     assert!(log.contains("source = \"nats\""), "{log}");
+}
+
+/// The change log's changes after `after`, as journal-format changes.
+fn pg_changes(client: &mut postgres::Client, after: u64) -> Vec<Sequenced> {
+    client
+        .query(
+            "SELECT seq, op, id, user_name, slug, cluster FROM repl_changes WHERE seq > $1 ORDER BY seq",
+            &[&(after as i64)],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let seq: i64 = r.get(0);
+            let op: String = r.get(1);
+            let id: String = r.get(2);
+            let line = if op == "delete" {
+                format!("{seq} delete {id}")
+            } else {
+                let (u, s, c): (String, String, String) = (r.get(3), r.get(4), r.get(5));
+                format!("{seq} set {id} {u} {s} {c}")
+            };
+            parse_line(&line).unwrap().unwrap()
+        })
+        .collect()
+}
+
+/// The statements of `n` changes from `first` on (each one row, one change).
+fn pg_statements(first: u64, n: u64) -> String {
+    let mut sql = String::from("BEGIN;");
+    for k in first..first + n {
+        if k % 5 == 4 {
+            sql.push_str(&format!("DELETE FROM repls WHERE id = 'a{}';", k - 3));
+        } else {
+            let c = if k % 5 == 3 { "west" } else { "east" };
+            sql.push_str(&format!(
+                "INSERT INTO repls VALUES ('a{k}', 'u{}', 's{k}', '{c}');",
+                k % 31
+            ));
+        }
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+#[test]
+fn postgres_ten_thousand_changes_exactly_once_across_a_sigkill() {
+    let Some(db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let Some(nats) = start_nats() else { return };
+    let rt = client::runtime().unwrap();
+    let mut pgc = db.client();
+    clusterns::feed::postgres::apply_schema(&mut pgc).unwrap();
+    pgc.batch_execute(&pg_statements(100_000, 100)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = format!(
+        "source = \"postgres\"\npostgres = \"{}\"\npoll_interval_ms = 20",
+        db.conninfo()
+    );
+    let config = write_config_feed(dir.path(), &nats.url, "ra", &feed);
+    let mut relay = Relay::start(&config, &dir.path().join("ra.log"));
+    // The first load: the table as a snapshot, and a reset at the log's last change.
+    assert!(
+        wait_for(Duration::from_secs(20), || snapshot_seq(&rt, &nats.url)
+            .is_some()),
+        "no first snapshot in 20 s"
+    );
+    let loaded_at = snapshot_seq(&rt, &nats.url).unwrap();
+    assert!(loaded_at >= 100, "{loaded_at}");
+    for i in 0..100u64 {
+        pgc.batch_execute(&pg_statements(i * 100 + 1, 100)).unwrap();
+        if i == 49 {
+            assert!(wait_for(Duration::from_secs(20), || published(
+                &rt, &nats.url
+            ) >= loaded_at + 2000));
+            relay.signal(libc::SIGKILL);
+            assert!(relay.wait_exit(Duration::from_secs(5)).is_some());
+            relay = Relay::start(&config, &dir.path().join("ra2.log"));
+        }
+    }
+    let want = pg_changes(&mut pgc, loaded_at);
+    assert_eq!(want.len(), 10_000);
+    let last = want[want.len() - 1].seq;
+    assert!(
+        wait_for(Duration::from_secs(60), || published(&rt, &nats.url)
+            == last),
+        "not all changes published in 60 s (at {} of {last})",
+        published(&rt, &nats.url)
+    );
+    let messages = read_stream(&rt, &nats.url);
+    assert_eq!(messages[0], Message::Reset { seq: loaded_at });
+    let got = changes_of(&messages[1..]);
+    assert_eq!(got.len(), want.len(), "every change exactly once");
+    assert!(
+        got == want,
+        "the stream's changes are the change log's, in order"
+    );
+    // PostgreSQL away for a while: the relay keeps the lease, and publishes what follows once
+    // it is back.
+    let mut db = db;
+    drop(pgc);
+    db.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(leader(&rt, &nats.url).as_deref(), Some("ra"));
+    db.start();
+    let mut pgc = db.client();
+    pgc.batch_execute(&pg_statements(20_001, 10)).unwrap();
+    let more = pg_changes(&mut pgc, last);
+    assert_eq!(more.len(), 10);
+    let last = more[9].seq;
+    assert!(
+        wait_for(Duration::from_secs(20), || published(&rt, &nats.url)
+            == last),
+        "nothing published after PostgreSQL came back"
+    );
+    let got = changes_of(&read_stream(&rt, &nats.url)[1..]);
+    assert_eq!(got[want.len()..], more[..]);
+    relay.signal(libc::SIGTERM);
+    let status = relay
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(
+        status.success(),
+        "{status:?}\n{}",
+        std::fs::read_to_string(dir.path().join("ra2.log")).unwrap_or_default()
+    );
 }

@@ -565,6 +565,18 @@ fn body_max(ctx: &Ctx) -> usize {
     max.saturating_sub(HEADER_ROOM).max(HEADER_ROOM)
 }
 
+impl Drop for Term<'_> {
+    /// The source is dropped off the runtime: PostgreSQL's blocking client runs a runtime of
+    /// its own to close its connection, which cannot start inside this one.
+    fn drop(&mut self) {
+        if let Some(source) = self.source.take() {
+            let _ = std::thread::Builder::new()
+                .name("relay-source-close".into())
+                .spawn(move || drop(source));
+        }
+    }
+}
+
 /// The snapshot interval.
 fn interval(ctx: &Ctx) -> Duration {
     Duration::from_secs(ctx.config.relay.snapshot_interval_secs)
