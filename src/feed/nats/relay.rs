@@ -113,7 +113,7 @@ async fn run_async(
     let lease_len = Duration::from_secs(config.relay.lease_secs);
     // Connected, with the stream, the snapshot store and the lease bucket.
     let (ctx, kv) = loop {
-        match setup(&config, &nats, &name, lease_len).await {
+        match setup(&nats, &name, lease_len).await {
             Ok((js, stream, store, kv)) => {
                 break (
                     Ctx {
@@ -204,7 +204,6 @@ async fn run_async(
 
 /// Connects and gets (or creates) the stream, the snapshot store and the lease bucket.
 async fn setup(
-    config: &Config,
     nats: &NatsConfig,
     name: &str,
     lease_len: Duration,
@@ -217,7 +216,6 @@ async fn setup(
     ),
     String,
 > {
-    let _ = config;
     let client = client::connect(nats, &format!("clusterns-relay {name}")).await?;
     let js = jetstream::new(client);
     let stream = client::ensure_stream(&js, nats).await?;

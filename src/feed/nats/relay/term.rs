@@ -142,7 +142,7 @@ impl<'a> Term<'a> {
                     if ctx.once {
                         return Err(Stop::Err(format!("opening the source: {e}")));
                     }
-                    check_leader(ctx, leadership)?;
+                    check_leader(leadership)?;
                     if sleep_unless_stopped(&ctx.stop, super::RETRY).await {
                         return Err(Stop::End(TermEnd::Stopped));
                     }
@@ -211,7 +211,7 @@ impl<'a> Term<'a> {
                 tracing::info!(published = self.published, "relay: stopping");
                 return Ok(());
             }
-            check_leader(ctx, self.leadership)?;
+            check_leader(self.leadership)?;
             // The open batch is due.
             if self.first_at.is_some_and(|t| t.elapsed() >= batch_wait) {
                 self.flush().await?;
@@ -515,7 +515,7 @@ impl<'a> Term<'a> {
         let ctx = self.ctx;
         let mut backoff = Duration::from_millis(50);
         loop {
-            check_leader(ctx, self.leadership)?;
+            check_leader(self.leadership)?;
             let mut headers = HeaderMap::new();
             headers.insert(header, value);
             headers.insert(HEADER_MSG_ID, id);
@@ -640,11 +640,10 @@ fn interval(ctx: &Ctx) -> Duration {
 }
 
 /// Ends the term if leadership is lost.
-fn check_leader(ctx: &Ctx, leadership: &Leadership) -> Result<(), Stop> {
+fn check_leader(leadership: &Leadership) -> Result<(), Stop> {
     if leadership.held() {
         Ok(())
     } else {
-        let _ = ctx;
         Err(Stop::End(TermEnd::Lost))
     }
 }
