@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 
 pub mod endpoint;
 mod health;
+pub mod relay;
 
 use endpoint::{Endpoint, Page};
 
