@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 
 pub mod endpoint;
 mod health;
+pub mod nats;
 
 use endpoint::{Endpoint, Page};
 
@@ -392,6 +393,7 @@ pub fn render(src: &Sources) -> String {
         );
     }
     health::render(&mut out, &src.feed);
+    nats::render(&mut out);
     process_metrics(&mut out);
 
     let _ = writeln!(
