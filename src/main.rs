@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::*;
-use cli::{acme::*, check::*, ctl::*, health::*, lookup::*, repl::*, serve::*};
+use cli::{acme::*, check::*, ctl::*, health::*, lookup::*, relay::*, repl::*, serve::*};
 
 fn main() -> ExitCode {
     clusterns::logs::init();
@@ -20,6 +20,7 @@ fn main() -> ExitCode {
                 once: false,
                 ..
             }
+            | Command::Relay { once: false, .. }
     ) {
         // The other commands print and end: a reader that goes away ends them quietly.
         clusterns::os::default_sigpipe();
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
             dry_run,
         } => health(config, once, dry_run),
         Command::Acme { config, action } => acme(config, action),
+        Command::Relay { config, once } => relay(config, once),
         Command::Ctl {
             config,
             socket,

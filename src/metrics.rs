@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 pub mod endpoint;
 mod health;
 pub mod nats;
+pub mod relay;
 
 use endpoint::{Endpoint, Page};
 

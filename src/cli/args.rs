@@ -124,6 +124,18 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Publish the source of truth's change stream (`[feed]`: a journal or PostgreSQL) to a
+    /// NATS JetStream stream (`[nats]`, `[relay]`), with table snapshots in its object store,
+    /// for edges with `feed.source = "nats"`. Several relays may run: one leads (a lease),
+    /// the others stand by. Runs until SIGTERM or SIGINT.
+    Relay {
+        /// The configuration file.
+        #[arg(long, short, env = "CLUSTERNS_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Publish what the source holds now, put a snapshot, and exit 0.
+        #[arg(long)]
+        once: bool,
+    },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
         /// The configuration file (for the journal path and the cluster names).

@@ -6,5 +6,6 @@ pub(crate) mod check;
 pub(crate) mod ctl;
 pub(crate) mod health;
 pub(crate) mod lookup;
+pub(crate) mod relay;
 pub(crate) mod repl;
 pub(crate) mod serve;

@@ -16,7 +16,7 @@ pub use journal::JournalFeed;
 pub use nats::NatsFeed;
 pub use pg::PgFeed;
 
-use crate::config::{NatsConfig, SourceConfig};
+use crate::config::{Config, NatsConfig, SourceConfig};
 use crate::feed::batch::ReadBatch;
 use crate::feed::checkpoint::Position;
 use crate::table::Table;
@@ -79,9 +79,17 @@ pub struct Opened {
 }
 
 /// Opens the configured source, resumed from `checkpoint` (its table and position) where the
-/// source can continue it. `nats`: the configuration's `[nats]` (what `feed.source = "nats"`
-/// follows).
-pub fn open(
+/// source can continue it. A NATS source needs the `[nats]` section: see [`open_config`].
+pub fn open(config: &SourceConfig, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
+    open_with(config, None, checkpoint)
+}
+
+/// [`open`] for a whole configuration (its `[feed]` source, and `[nats]` for a NATS source).
+pub fn open_config(config: &Config, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
+    open_with(&config.feed.source, config.nats.as_ref(), checkpoint)
+}
+
+fn open_with(
     config: &SourceConfig,
     nats: Option<&NatsConfig>,
     checkpoint: Option<(Table, Position)>,
@@ -91,7 +99,6 @@ pub fn open(
         SourceConfig::Postgres { conninfo } => PgFeed::open(conninfo, checkpoint),
         SourceConfig::Nats => match nats {
             Some(cfg) => NatsFeed::open(cfg, checkpoint),
-            // The configuration refuses it; said all the same.
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "feed source \"nats\" needs a [nats] section",
