@@ -242,6 +242,7 @@ impl Follower {
         let mut prev = start.saturating_sub(1);
         let mut tick = tokio::time::interval(TICK);
         let mut ticks = 0u32;
+        let mut was_connected = true;
         loop {
             tokio::select! {
                 m = messages.next() => {
@@ -288,6 +289,21 @@ impl Follower {
                     self.observe();
                     let connected = self.stats.connected.load(Relaxed) == 1;
                     self.shared.up.store(connected, Relaxed);
+                    if connected && !was_connected {
+                        // Our own consumer again, from the next stream sequence, at our pace
+                        // (the ordered consumer's own recovery backs off to 10 s while
+                        // JetStream starts).
+                        tracing::info!(
+                            "nats: connected again; resuming after stream sequence {prev}"
+                        );
+                        return Ok(Next::Again);
+                    }
+                    if !connected && was_connected {
+                        tracing::warn!(
+                            "nats: disconnected from the server; answering from the table as it is"
+                        );
+                    }
+                    was_connected = connected;
                     ticks = ticks.wrapping_add(1);
                     if connected && ticks.is_multiple_of(LAST_EVERY) {
                         if let Ok(Some((_, last))) = client::last_message(&stream).await {
