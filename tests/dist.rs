@@ -12,6 +12,7 @@ use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/clusterns.service");
+const RELAY_UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/clusterns-relay.service");
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/clusterns.toml");
 const BIN: &str = env!("CARGO_BIN_EXE_clusterns");
 /// Where the package puts the service's state; the shipped config names files in it.
@@ -43,6 +44,32 @@ fn the_unit_is_hardened() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(text.contains("Overall exposure level"), "{text}");
+}
+
+#[test]
+fn the_relay_unit_is_hardened_shipped_and_runs_the_relay() {
+    let unit = std::fs::read_to_string(RELAY_UNIT).unwrap();
+    let execs: Vec<&str> = unit.lines().filter(|l| l.starts_with("Exec")).collect();
+    assert_eq!(
+        execs,
+        [
+            "ExecStartPre=/usr/bin/clusterns check-config --config /etc/clusterns/clusterns.toml",
+            "ExecStart=/usr/bin/clusterns relay --config /etc/clusterns/clusterns.toml",
+        ]
+    );
+    assert!(assets()
+        .iter()
+        .any(|(s, d)| s == "dist/clusterns-relay.service"
+            && d == "lib/systemd/system/clusterns-relay.service"));
+    let Some(o) = analyze(&["security", "--offline=true", "--threshold=25", RELAY_UNIT]) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

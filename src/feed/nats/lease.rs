@@ -25,23 +25,28 @@ pub async fn bucket(
     if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    let config = kv::Config {
-        bucket: name.clone(),
-        description: "clusterns relay leadership".into(),
-        history: 1,
+    // The bucket's stream, made as the client's `create_key_value` would (which first asks
+    // for the account's info, a reply from a 2.9 server the client cannot parse).
+    let config = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        description: Some("clusterns relay leadership".into()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
         max_age: lease,
         storage: jetstream::stream::StorageType::File,
         num_replicas: cfg.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
         ..Default::default()
     };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Another relay may have created it meanwhile.
-        Err(create) => js
-            .get_key_value(name)
-            .await
-            .map_err(|_| format!("nats: creating the lease bucket {name}: {create}")),
-    }
+    let created = js.create_stream(config).await.err();
+    // Created now, or by another relay meanwhile.
+    js.get_key_value(name).await.map_err(|e| match created {
+        Some(c) => format!("nats: creating the lease bucket {name}: {c}"),
+        None => format!("nats: the lease bucket {name}: {e}"),
+    })
 }
 
 /// A lease held.

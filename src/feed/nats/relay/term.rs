@@ -57,6 +57,9 @@ struct Term<'a> {
     expected: u64,
     pending: Vec<Sequenced>,
     pending_bytes: usize,
+    /// The most bytes of changes in one message: [`MAX_BODY`], or less where the server's
+    /// `max_payload` is smaller, less room for the headers.
+    body_max: usize,
     first_at: Option<Instant>,
     next_snapshot: Instant,
 }
@@ -141,9 +144,8 @@ impl<'a> Term<'a> {
         table.acme_mut().set_params(ctx.config.acme);
         // A whole-table load (PostgreSQL without a usable snapshot), or a first load into an
         // empty stream: built aside and published as a snapshot and a reset.
-        let rebuild = ((!opened.resumed && opened.position.last_seq > 0)
-            || (!opened.resumed && published == 0))
-            .then(|| {
+        let rebuild =
+            (!opened.resumed && (opened.position.last_seq > 0 || published == 0)).then(|| {
                 let mut t = Table::default();
                 t.acme_mut().set_params(ctx.config.acme);
                 t
@@ -159,6 +161,7 @@ impl<'a> Term<'a> {
             expected,
             pending: Vec::new(),
             pending_bytes: 0,
+            body_max: body_max(ctx),
             first_at: None,
             // A snapshot at once when there was none to start from.
             next_snapshot: if had_snapshot {
@@ -215,9 +218,8 @@ impl<'a> Term<'a> {
                 if ctx.once {
                     return Err(Stop::Err("the source is away".into()));
                 }
-                if sleep_unless_stopped(&ctx.stop, super::RETRY).await {
-                    continue;
-                }
+                // The loop's head sees a stop.
+                sleep_unless_stopped(&ctx.stop, super::RETRY).await;
                 continue;
             }
             for e in &batch.errors {
@@ -252,7 +254,9 @@ impl<'a> Term<'a> {
             }
             if at_end && ctx.once && self.rebuild.is_none() {
                 self.flush().await?;
-                self.put_snapshot().await;
+                if !self.put_snapshot().await {
+                    return Err(Stop::Err("--once: the snapshot could not be put".into()));
+                }
                 return Ok(());
             }
             if took == 0 {
@@ -302,7 +306,7 @@ impl<'a> Term<'a> {
         let len = encoded_len(&change);
         if !self.pending.is_empty()
             && (self.pending.len() >= ctx.config.relay.batch_max
-                || self.pending_bytes + len > MAX_BODY)
+                || self.pending_bytes + len > self.body_max)
         {
             self.flush().await?;
         }
@@ -506,7 +510,11 @@ impl<'a> Term<'a> {
                 Err(e) => {
                     RelayMetrics::add(&ctx.metrics.publish_errors, 1);
                     tracing::warn!(msg_id = id, "relay: publishing: {e}; retrying");
-                    if sleep_unless_stopped(&ctx.stop, backoff).await && ctx.once {
+                    if sleep_unless_stopped(&ctx.stop, backoff).await {
+                        tracing::error!(
+                            msg_id = id,
+                            "relay: stopping with a batch not published (the next leader publishes it)"
+                        );
                         return Err(Stop::End(TermEnd::Stopped));
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -540,6 +548,32 @@ impl<'a> Term<'a> {
         .map_err(|e| format!("waiting for the source: {e}"))?;
         self.source = Some(source);
         Ok(())
+    }
+}
+
+/// Room left in a message for its headers.
+const HEADER_ROOM: usize = 1024;
+
+/// The most bytes of changes in one message (see `Term::body_max`).
+fn body_max(ctx: &Ctx) -> usize {
+    let server = ctx.js.client().server_info().max_payload;
+    let max = if server == 0 {
+        MAX_BODY
+    } else {
+        MAX_BODY.min(server)
+    };
+    max.saturating_sub(HEADER_ROOM).max(HEADER_ROOM)
+}
+
+impl Drop for Term<'_> {
+    /// The source is dropped off the runtime: PostgreSQL's blocking client runs a runtime of
+    /// its own to close its connection, which cannot start inside this one.
+    fn drop(&mut self) {
+        if let Some(source) = self.source.take() {
+            let _ = std::thread::Builder::new()
+                .name("relay-source-close".into())
+                .spawn(move || drop(source));
+        }
     }
 }
 
