@@ -4,12 +4,15 @@
 //! at every edge: each applies exactly 10,000 with none refused, and answers every app as the
 //! journal's table has it; the relay is SIGKILLed mid-stream and another takes over (nothing
 //! lost, nothing applied twice); an edge started after the stream's end bootstraps from the
-//! snapshot and converges. Skipped, saying so, where nats-server is missing (never in CI).
+//! snapshot and converges. The same from PostgreSQL (when `CLUSTERNS_TEST_PG` is set): the
+//! edges answer as the database's table. Skipped, saying so, where nats-server is missing
+//! (never in CI).
 
 mod common;
 mod natsd;
+mod pg;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,12 +39,17 @@ impl Drop for Relay {
 }
 
 fn relay(dir: &Path, journal: &Path, n: &Natsd, name: &str) -> Relay {
+    let feed = format!("source = \"journal\"\njournal = \"{}\"", journal.display());
+    relay_on(dir, &feed, n, name)
+}
+
+/// A relay reading the source `feed` (the lines of its `[feed]`).
+fn relay_on(dir: &Path, feed: &str, n: &Natsd, name: &str) -> Relay {
     let config = dir.join(format!("{name}.toml"));
     let text = format!(
         r#"
 [feed]
-source = "journal"
-journal = "{}"
+{feed}
 
 [[zone]]
 apex = "repl.co"
@@ -63,7 +71,6 @@ batch_wait_ms = 5
 snapshot_interval_secs = 2
 lease_secs = 3
 "#,
-        journal.display(),
         n.section()
     );
     std::fs::write(&config, text).unwrap();
@@ -137,7 +144,12 @@ fn ten_thousand_changes_reach_three_edges_across_a_relay_kill() {
     let journal = dir.path().join("journal.log");
     let mut text = String::new();
     for i in 1..=APPS {
-        text.push_str(&format!("{i} set a{} u{} s{} east\n", i - 1, (i - 1) % 10, i - 1));
+        text.push_str(&format!(
+            "{i} set a{} u{} s{} east\n",
+            i - 1,
+            (i - 1) % 10,
+            i - 1
+        ));
     }
     std::fs::write(&journal, &text).unwrap();
     let p = Pub::new(&n);
@@ -230,7 +242,11 @@ fn ten_thousand_changes_reach_three_edges_across_a_relay_kill() {
             want.len() as f64,
             "{name}"
         );
-        assert_eq!(metrics(e, "clusterns_feed_changes_rejected_total"), 0.0, "{name}");
+        assert_eq!(
+            metrics(e, "clusterns_feed_changes_rejected_total"),
+            0.0,
+            "{name}"
+        );
         for (j, cluster) in expected.iter().enumerate() {
             assert_eq!(&cluster_of(e.addr, j as u64), cluster, "{name}: a{j}");
         }
@@ -245,5 +261,123 @@ fn ten_thousand_changes_reach_three_edges_across_a_relay_kill() {
         assert_eq!(metrics(e, "clusterns_nats_bad_messages_total"), 0.0);
     }
     drop(relay_b);
-    let _ = PathBuf::new();
+    let log_b = std::fs::read_to_string(dir.path().join("relay-b.log")).unwrap_or_default();
+    assert!(log_b.contains("leader now"), "relay-b never led:\n{log_b}");
+}
+
+/// `n` changes from app number `first` on, one row each: creations, and some deleted again.
+fn pg_statements(first: u64, n: u64) -> String {
+    let mut sql = String::from("BEGIN;");
+    for k in first..first + n {
+        if k % 5 == 4 {
+            sql.push_str(&format!("DELETE FROM repls WHERE id = 'a{}';", k - 3));
+        } else {
+            let c = if k % 5 == 3 { "west" } else { "east" };
+            sql.push_str(&format!(
+                "INSERT INTO repls VALUES ('a{k}', 'u{}', 's{k}', '{c}');",
+                k % 31
+            ));
+        }
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+#[test]
+fn postgres_to_two_edges_through_a_relay_kill() {
+    let Some(db) = pg::PgServer::start_new() else {
+        println!("{}", pg::SKIP);
+        return;
+    };
+    let Some(n) = Natsd::start_new() else {
+        return;
+    };
+    let mut pgc = db.client();
+    clusterns::feed::postgres::apply_schema(&mut pgc).unwrap();
+    pgc.batch_execute(&pg_statements(100_000, 100)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = format!(
+        "source = \"postgres\"\npostgres = \"{}\"\npoll_interval_ms = 20",
+        db.conninfo()
+    );
+    let p = Pub::new(&n);
+    let relay_a = relay_on(dir.path(), &feed, &n, "relay-a");
+    let snapshot_at = |p: &Pub| {
+        p.rt.block_on(clusterns::feed::nats::snapshot::info(&p.store))
+            .ok()
+            .flatten()
+            .map_or(0, |i| i.seq)
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || snapshot_at(&p) > 0),
+        "relay-a put no snapshot"
+    );
+    let (_s1, e1) = edge(&n);
+    let (_s2, e2) = edge(&n);
+    let mut relay_a = Some(relay_a);
+    let mut _relay_b = None;
+    for i in 0..100u64 {
+        pgc.batch_execute(&pg_statements(i * 100 + 1, 100)).unwrap();
+        if i == 49 {
+            if let Some(mut r) = relay_a.take() {
+                r.0.kill().unwrap();
+                let _ = r.0.wait();
+            }
+            _relay_b = Some(relay_on(dir.path(), &feed, &n, "relay-b"));
+        }
+    }
+    let last: i64 = pgc
+        .query_one("SELECT max(seq) FROM repl_changes", &[])
+        .unwrap()
+        .get(0);
+    for e in [&e1, &e2] {
+        assert!(
+            wait_for(Duration::from_secs(40), || metrics(
+                e,
+                "clusterns_feed_last_seq"
+            ) == last as f64),
+            "an edge stopped at {} of {last}",
+            metrics(e, "clusterns_feed_last_seq")
+        );
+    }
+    let rows = pgc
+        .query("SELECT id, cluster FROM repls ORDER BY id", &[])
+        .unwrap();
+    let want: std::collections::HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (name, e) in [("edge 1", &e1), ("edge 2", &e2)] {
+        assert_eq!(
+            metrics(e, "clusterns_table_apps"),
+            want.len() as f64,
+            "{name}"
+        );
+        assert_eq!(
+            metrics(e, "clusterns_feed_changes_rejected_total"),
+            0.0,
+            "{name}"
+        );
+        assert_eq!(
+            metrics(e, "clusterns_feed_changes_applied_total"),
+            10_000.0,
+            "{name}"
+        );
+        // A sample of the apps, deleted ones among them, answered as the database has them.
+        for k in (1..=10_000u64).step_by(37).chain(100_000..100_100) {
+            assert_eq!(
+                cluster_of_id(e.addr, &format!("a{k}")),
+                want.get(&format!("a{k}")).cloned(),
+                "{name}: a{k}"
+            );
+        }
+    }
+}
+
+/// Which cluster answers `<id>.repl.co` (None: none).
+fn cluster_of_id(addr: std::net::SocketAddr, id: &str) -> Option<String> {
+    let m = udp_ask(addr, &format!("{id}.repl.co"), RecordType::A);
+    match a_records(&m).first().map(String::as_str) {
+        Some("203.0.113.1") | Some("203.0.113.2") => Some("east".into()),
+        Some("198.51.100.7") => Some("west".into()),
+        _ => None,
+    }
 }
