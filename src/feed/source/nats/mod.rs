@@ -257,3 +257,117 @@ impl Source for NatsFeed {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::journal::parse_line;
+    use crossbeam_channel::Sender;
+
+    fn feed() -> (NatsFeed, Sender<Item>) {
+        let (tx, rx) = crossbeam_channel::bounded(CHANNEL);
+        let shared = Arc::new(Shared::default());
+        shared.started.store(true, Relaxed);
+        shared.up.store(true, Relaxed);
+        let feed = NatsFeed {
+            rx,
+            shared,
+            stats: Arc::new(NatsStats::default()),
+            label: PathBuf::from("nats"),
+            loading: None,
+        };
+        (feed, tx)
+    }
+
+    fn changes(lines: &[&str]) -> Item {
+        let changes: Vec<Sequenced> = lines
+            .iter()
+            .map(|l| parse_line(l).unwrap().unwrap())
+            .collect();
+        Item::Changes {
+            published_ms: 1_000,
+            message: Message::Changes {
+                first: changes[0].seq,
+                last: changes[changes.len() - 1].seq,
+                changes,
+            },
+        }
+    }
+
+    fn seqs(b: &ReadBatch) -> Vec<Option<u64>> {
+        b.events
+            .iter()
+            .map(|e| match e {
+                Event::Change { change, .. } => Some(change.seq),
+                Event::Reset { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_after_the_table_are_taken_once_and_bad_messages_counted() {
+        let (mut f, tx) = feed();
+        tx.send(changes(&["4 delete r1", "5 delete r2", "6 delete r3"]))
+            .unwrap();
+        // Overlaps the one before: only 7 is new.
+        tx.send(changes(&["6 delete r3", "7 delete r4"])).unwrap();
+        tx.send(Item::Bad).unwrap();
+        let b = f.read(4, Duration::ZERO).unwrap();
+        assert_eq!(seqs(&b), [Some(5), Some(6), Some(7)]);
+        assert_eq!(b.rejected, 1);
+        // Not idle yet: more may be pending in the stream.
+        assert!(!b.at_end && !b.failed);
+        assert_eq!(f.stats.applied_seq.load(Relaxed), 7);
+        assert_eq!(f.stats.applied_published_ms.load(Relaxed), 1_000);
+        f.shared.idle.store(true, Relaxed);
+        let b = f.read(7, Duration::from_millis(1)).unwrap();
+        assert!(b.events.is_empty() && b.at_end && !b.failed);
+        // Disconnected, nothing waiting: failed (the table stays).
+        f.shared.up.store(false, Relaxed);
+        assert!(f.read(7, Duration::ZERO).unwrap().failed);
+    }
+
+    #[test]
+    fn a_snapshot_mid_run_is_a_reset_then_its_contents_then_what_follows() {
+        let (mut f, tx) = feed();
+        f.shared.idle.store(true, Relaxed);
+        tx.send(changes(&["4 delete r1"])).unwrap();
+        let mut table = Table::default();
+        for l in ["9 set r1 mark game east", "9 set r2 ann site west"] {
+            let s = parse_line(l).unwrap().unwrap();
+            s.change.apply_to(&mut table).unwrap();
+        }
+        tx.send(Item::Snapshot { table, seq: 9 }).unwrap();
+        tx.send(changes(&["9 delete r2", "10 delete r1"])).unwrap();
+        let b = f.read(3, Duration::ZERO).unwrap();
+        // The change before it, the reset, the snapshot's two apps at its sequence number; the
+        // table being rebuilt is not complete until the read after.
+        assert_eq!(seqs(&b), [Some(4), None, Some(9), Some(9)]);
+        assert_eq!(b.notices.len(), 1);
+        assert!(!b.at_end, "more is waiting");
+        let b = f.read(9, Duration::ZERO).unwrap();
+        assert_eq!(seqs(&b), [Some(10)]);
+        assert!(b.at_end);
+    }
+
+    #[test]
+    fn a_large_snapshot_is_handed_out_in_batches() {
+        let (mut f, _tx) = feed();
+        f.shared.idle.store(true, Relaxed);
+        let mut table = Table::default();
+        for i in 0..LOAD_BATCH + 5 {
+            let s = parse_line(&format!("9 set r{i} u{i} s east"))
+                .unwrap()
+                .unwrap();
+            s.change.apply_to(&mut table).unwrap();
+        }
+        f.start_loading(ReadBatch::default(), &table, 9);
+        let first = f.next_loaded().unwrap();
+        assert_eq!(first.events.len(), LOAD_BATCH);
+        assert!(!first.at_end);
+        let last = f.read(9, Duration::ZERO).unwrap();
+        assert_eq!(last.events.len(), 5);
+        assert!(last.at_end);
+        assert!(f.loading.is_none());
+    }
+}
