@@ -241,3 +241,42 @@ fn an_edge_behind_the_streams_retention_bootstraps_and_one_within_it_does_not() 
     assert_eq!(metrics(&c, "clusterns_nats_bootstraps_total"), 1.0);
     assert!(log_has(&log, "loading the snapshot"));
 }
+
+#[test]
+fn an_edge_starting_while_nats_is_down_answers_from_its_checkpoint_then_catches_up() {
+    let Some(mut n) = Natsd::start_new() else {
+        return;
+    };
+    let p = Pub::new(&n);
+    p.put_snapshot(START, 2);
+    p.publish("3 set r-three ann site east\n");
+    let s = edge_setup(&n);
+    let c = spawn_binary_logged(&s.config_path, true, None);
+    until_answers(&c, "r-three.repl.co", Some("east"), Duration::from_secs(5));
+    stop(c);
+
+    n.stop();
+    let log = s.dir.path().join("edge.log");
+    let c = spawn_binary_logged(&s.config_path, true, Some(&log));
+    // Serving the checkpoint, not connected, not ready.
+    assert_eq!(cluster_of(c.addr, "r-three.repl.co"), Some("east"));
+    assert_eq!(cluster_of(c.addr, "r-one.repl.co"), Some("east"));
+    assert_eq!(metrics(&c, "clusterns_nats_connected"), 0.0);
+    assert!(wait_for(Duration::from_secs(5), || metrics(
+        &c,
+        "clusterns_feed_connected"
+    ) == 0.0));
+    let (status, _) = http_status(c.metrics.unwrap(), "/ready");
+    assert_eq!(status, 503);
+
+    n.start();
+    p.publish("4 set r-one mark coolgame west\n");
+    until_answers(&c, "r-one.repl.co", Some("west"), Duration::from_secs(15));
+    assert_eq!(metrics(&c, "clusterns_nats_connected"), 1.0);
+    assert_eq!(metrics(&c, "clusterns_nats_bootstraps_total"), 0.0);
+    assert!(wait_for(Duration::from_secs(5), || http_status(
+        c.metrics.unwrap(),
+        "/ready"
+    )
+    .0 == 200));
+}
