@@ -4,8 +4,10 @@
 //! snapshot and follows; it keeps answering while nats-server is down and catches up when it
 //! is back; a bad message is skipped; a damaged snapshot is refused (metric, log) while the
 //! table stays, and the next good one is loaded; an edge whose checkpoint is older than what
-//! the stream still holds bootstraps. Skipped, saying so, where nats-server is missing
-//! (never in CI).
+//! the stream still holds bootstraps (one within it resumes); an edge started while
+//! nats-server is down serves its checkpoint and catches up; without a snapshot an edge
+//! replays a whole stream, and refuses to start on a purged one. Skipped, saying so, where
+//! nats-server is missing (never in CI).
 
 mod common;
 mod natsd;
@@ -279,4 +281,35 @@ fn an_edge_starting_while_nats_is_down_answers_from_its_checkpoint_then_catches_
         "/ready"
     )
     .0 == 200));
+}
+
+#[test]
+fn without_a_snapshot_an_edge_replays_a_whole_stream_and_refuses_to_start_on_a_purged_one() {
+    let Some(n) = Natsd::start_new() else {
+        return;
+    };
+    let p = Pub::new(&n);
+    p.publish(START);
+    let first_kept = p.publish("3 set r-three ann site east\n");
+    let s = edge_setup(&n);
+    let c = spawn_binary_logged(&s.config_path, true, None);
+    until_answers(&c, "r-one.repl.co", Some("east"), Duration::from_secs(5));
+    until_answers(&c, "r-three.repl.co", Some("east"), Duration::from_secs(5));
+    assert_eq!(metrics(&c, "clusterns_nats_bootstraps_total"), 0.0);
+    drop(c);
+
+    // Its beginning purged: an edge without a checkpoint has nothing to start from.
+    p.rt.block_on(async { p.stream.purge().sequence(first_kept).await })
+        .unwrap();
+    let s = edge_setup(&n);
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterns"))
+        .args(["serve", "--config", path_str(&s.config_path)])
+        .env("CLUSTERNS_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no snapshot in clusterns-snapshots"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
