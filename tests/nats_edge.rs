@@ -181,6 +181,9 @@ fn bootstraps_follows_through_an_outage_and_refuses_a_damaged_snapshot() {
         assert_eq!(cluster_of(c.addr, "r-six.repl.co"), None);
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Refused once: the same object is not downloaded again and again.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(metrics(&c, "clusterns_nats_snapshots_refused_total"), 1.0);
     // The good one is loaded when tried again: the table is the snapshot's.
     p.put_raw_snapshot(&good, 10);
     until_answers(&c, "r-six.repl.co", Some("east"), Duration::from_secs(10));

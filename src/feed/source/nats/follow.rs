@@ -67,6 +67,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const START_TRYING: Duration = Duration::from_secs(10);
 /// How often the thread looks at the connection and the stop flag.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a refused snapshot is not downloaded again (another one put is at once).
+const REFUSED_AGAIN: Duration = Duration::from_secs(60);
 /// How often the stream's last change is looked up, for the lag metrics.
 const LAST_EVERY: u32 = 10;
 
@@ -89,6 +91,7 @@ pub fn spawn(
         need: None,
         client: None,
         reported_start: applied.is_some(),
+        refused: None,
     };
     std::thread::Builder::new()
         .name("nats".into())
@@ -116,6 +119,9 @@ struct Follower {
     client: Option<async_nats::Client>,
     /// [`Item::Started`] was sent (or is not due: the edge has a checkpoint).
     reported_start: bool,
+    /// The last snapshot refused (its object's nuid) and when: not downloaded again for
+    /// [`REFUSED_AGAIN`] unless another is put.
+    refused: Option<(String, Instant)>,
 }
 
 impl Follower {
@@ -327,22 +333,24 @@ impl Follower {
         let applied = self.applied.unwrap_or(0);
         let probe = probe_of(&message);
         if seq > prev + 1 && !continues(applied, false, probe) {
-            let why = format!(
-                "nats: stream {} messages {}..={} are gone and message {seq} starts after change {applied}: loading the snapshot",
+            // The start is found again: it finds the gap, says so and loads the snapshot.
+            tracing::warn!(
+                "nats: stream {} messages {}..={} are gone and message {seq} does not follow change {applied}",
                 self.cfg.stream,
                 prev + 1,
                 seq - 1
             );
-            return Some(self.notice(NoticeKind::Gap, why).await);
+            return Some(Next::Again);
         }
         match message {
             Message::Reset { seq: at } => {
+                // The reload is said when the snapshot is handed over.
                 self.need = Some(at);
-                let why = format!(
+                tracing::warn!(
                     "nats: stream {} message {seq}: the table starts over as of change {at}; loading the snapshot",
                     self.cfg.stream
                 );
-                Some(self.notice(NoticeKind::Reload, why).await)
+                Some(Next::Again)
             }
             message @ Message::Changes { .. } => {
                 let last = message.last_seq();
@@ -413,6 +421,9 @@ impl Follower {
                     }
                 }
             }
+            // Tried again until a snapshot at least as new as the table loads (the notice
+            // once).
+            self.need = Some(applied);
         }
         let need = self.need.unwrap_or(0);
         let (table, seq, start) = self.bootstrap(js, stream, first, last, need).await?;
@@ -478,41 +489,75 @@ impl Follower {
         need: u64,
     ) -> Result<(Table, u64, (u64, bool)), String> {
         let store: ObjectStore = client::snapshot_store(js, &self.cfg, false).await?;
-        let refused = |stats: &NatsStats, why: String| {
-            stats.snapshots_refused.fetch_add(1, Relaxed);
-            tracing::error!("nats: snapshot refused: {why}; the served table stays");
-            why
-        };
-        let (loaded, info) = match snapshot::get(&store).await {
+        let nuid = store
+            .info(snapshot::OBJECT)
+            .await
+            .ok()
+            .filter(|o| !o.deleted)
+            .map(|o| o.nuid);
+        if let (Some(n), Some((r, at))) = (&nuid, &self.refused) {
+            if n == r && at.elapsed() < REFUSED_AGAIN {
+                return Err(format!(
+                    "nats: the snapshot in {} is the one refused; waiting for another",
+                    self.cfg.snapshot_bucket
+                ));
+            }
+        }
+        match self.load(&store, stream, first, last, need).await {
+            Ok(loaded) => {
+                self.refused = None;
+                Ok(loaded)
+            }
+            Err(Refusal::Refused(why)) => {
+                self.stats.snapshots_refused.fetch_add(1, Relaxed);
+                tracing::error!("nats: snapshot refused: {why}; the served table stays");
+                self.refused = nuid.map(|n| (n, Instant::now()));
+                Err(why)
+            }
+            Err(Refusal::Failed(e)) => Err(e),
+        }
+    }
+
+    /// [`Self::bootstrap`]'s download, checks and search.
+    async fn load(
+        &self,
+        store: &ObjectStore,
+        stream: &Stream,
+        first: u64,
+        last: u64,
+        need: u64,
+    ) -> Result<(Table, u64, (u64, bool)), Refusal> {
+        let (loaded, info) = match snapshot::get(store).await {
             Ok(Some(got)) => got,
             Ok(None) => {
-                return Err(refused(
-                    &self.stats,
-                    format!("there is none in {}", self.cfg.snapshot_bucket),
-                ))
+                return Err(Refusal::Refused(format!(
+                    "there is none in {}",
+                    self.cfg.snapshot_bucket
+                )))
             }
-            Err(e) => return Err(refused(&self.stats, e)),
+            Err(e) => return Err(Refusal::Refused(e)),
         };
         if info.seq < need {
-            return Err(refused(
-                &self.stats,
-                format!("it is at change {}, before the reset at {need}", info.seq),
-            ));
+            return Err(Refusal::Refused(format!(
+                "it is at change {}, before change {need}",
+                info.seq
+            )));
         }
-        let start = match self.find(stream, info.seq, first, last).await? {
+        let start = match self
+            .find(stream, info.seq, first, last)
+            .await
+            .map_err(Refusal::Failed)?
+        {
             Start::From(s) => (s, s > last),
             Start::Nothing { next } => (next, true),
             Start::Bootstrap { why, .. } => {
-                return Err(refused(
-                    &self.stats,
-                    format!(
-                        "the stream does not continue it (at change {}): {why}",
-                        info.seq
-                    ),
-                ))
+                return Err(Refusal::Refused(format!(
+                    "the stream does not continue it (at change {}): {why}",
+                    info.seq
+                )))
             }
         };
-        let table = table_of(loaded).map_err(|e| refused(&self.stats, e))?;
+        let table = table_of(loaded).map_err(Refusal::Refused)?;
         tracing::warn!(
             apps = table.len(),
             seq = info.seq,
@@ -533,6 +578,14 @@ impl Follower {
     ) -> Result<Start, String> {
         find_start(applied, first, last, |s| probe_at(stream, s)).await
     }
+}
+
+/// Why a bootstrap did not happen.
+enum Refusal {
+    /// The snapshot is not usable (logged and counted as refused).
+    Refused(String),
+    /// The stream could not be read.
+    Failed(String),
 }
 
 /// What a decoded message says about its place in the change sequence.
