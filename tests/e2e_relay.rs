@@ -706,3 +706,76 @@ fn postgres_ten_thousand_changes_exactly_once_across_a_sigkill() {
         std::fs::read_to_string(dir.path().join("ra2.log")).unwrap_or_default()
     );
 }
+
+/// GET /metrics from `addr`.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A metric's value in a scrape (-1: absent).
+fn metric(text: &str, name: &str) -> i64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(-1, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn a_message_from_a_stale_leader_fences_the_relay_off_and_it_resumes_after_it() {
+    let Some(nats) = start_nats() else { return };
+    let rt = client::runtime().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.log");
+    append(&journal, "");
+    let config = write_config(dir.path(), &nats.url, "ra");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}metrics = \"{metrics}\"\n")).unwrap();
+    let _relay = Relay::start(&config, &dir.path().join("ra.log"));
+    wait_first_load(&rt, &nats.url);
+    append(&journal, &lines(1, 10));
+    assert!(wait_for(Duration::from_secs(20), || published(
+        &rt, &nats.url
+    ) == 10));
+    let m = scrape(&metrics);
+    assert_eq!(metric(&m, "clusterns_relay_leader"), 1, "{m}");
+    assert_eq!(metric(&m, "clusterns_relay_published_changes_total"), 10);
+    assert_eq!(metric(&m, "clusterns_relay_last_published_seq"), 10);
+    assert_eq!(metric(&m, "clusterns_relay_publish_errors_total"), 0);
+    // Another publisher (a stale leader) puts change 11 in the stream behind the relay's back.
+    let next = lines(11, 10);
+    let first_line = next.lines().next().unwrap();
+    rt.block_on(async {
+        let cfg = nats_config(&nats.url);
+        let c = client::connect(&cfg, "e2e-stale").await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Clusterns-Seq", "11-11");
+        h.insert("Nats-Msg-Id", "c11-11");
+        js.publish_with_headers(cfg.subject.clone(), h, format!("{first_line}\n").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    append(&journal, &next);
+    assert!(wait_for(Duration::from_secs(20), || published(
+        &rt, &nats.url
+    ) == 20));
+    let got = changes_of(&read_stream(&rt, &nats.url));
+    assert_eq!(got, journal_changes(&journal), "exactly once, in order");
+    let m = scrape(&metrics);
+    assert!(
+        metric(&m, "clusterns_relay_publish_errors_total") >= 1,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "clusterns_relay_last_published_seq"), 20);
+    assert_eq!(metric(&m, "clusterns_relay_published_changes_total"), 19);
+}

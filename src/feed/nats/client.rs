@@ -102,11 +102,26 @@ fn check_subjects(stream: &Stream, cfg: &NatsConfig) -> Result<(), String> {
 
 /// The stream `cfg.stream`, created when missing (see [`stream_config`]). An existing stream
 /// whose subjects do not include `cfg.subject` is an error; its other settings are left as
-/// they are.
+/// they are (a retention or replica count other than `cfg`'s is logged: `nats stream edit`
+/// changes them).
 pub async fn ensure_stream(js: &jetstream::Context, cfg: &NatsConfig) -> Result<Stream, String> {
     match js.get_stream(&cfg.stream).await {
         Ok(stream) => {
             check_subjects(&stream, cfg)?;
+            let c = &stream.cached_info().config;
+            if c.max_age != Duration::from_secs(cfg.retention_secs)
+                || c.num_replicas != cfg.replicas
+            {
+                tracing::warn!(
+                    stream = cfg.stream,
+                    max_age_secs = c.max_age.as_secs(),
+                    replicas = c.num_replicas,
+                    "nats: the stream exists with another retention or replica count than [nats] \
+                     retention_secs = {} and replicas = {}; left as it is",
+                    cfg.retention_secs,
+                    cfg.replicas
+                );
+            }
             Ok(stream)
         }
         Err(e) if is_not_found(&e) => {

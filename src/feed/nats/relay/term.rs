@@ -62,6 +62,15 @@ struct Term<'a> {
     body_max: usize,
     first_at: Option<Instant>,
     next_snapshot: Instant,
+    /// A snapshot being put in the background.
+    snapshotting: Option<Snapshotting>,
+}
+
+/// A snapshot being put.
+struct Snapshotting {
+    task: tokio::task::JoinHandle<Result<snapshot::SnapshotInfo, String>>,
+    started: Instant,
+    apps: usize,
 }
 
 /// Runs a term until leadership is lost, the relay is asked to stop, or (`--once`) the
@@ -169,6 +178,7 @@ impl<'a> Term<'a> {
             } else {
                 Instant::now()
             },
+            snapshotting: None,
         };
         if t.rebuild.is_some() {
             tracing::warn!(
@@ -195,6 +205,9 @@ impl<'a> Term<'a> {
         loop {
             if ctx.stop.load(Ordering::Relaxed) {
                 self.flush().await?;
+                if let Some(running) = self.snapshotting.take() {
+                    self.finish_snapshot(running).await;
+                }
                 tracing::info!(published = self.published, "relay: stopping");
                 return Ok(());
             }
@@ -203,9 +216,21 @@ impl<'a> Term<'a> {
             if self.first_at.is_some_and(|t| t.elapsed() >= batch_wait) {
                 self.flush().await?;
             }
-            if self.rebuild.is_none() && Instant::now() >= self.next_snapshot {
+            if self
+                .snapshotting
+                .as_ref()
+                .is_some_and(|s| s.task.is_finished())
+            {
+                if let Some(done) = self.snapshotting.take() {
+                    self.finish_snapshot(done).await;
+                }
+            }
+            if self.rebuild.is_none()
+                && self.snapshotting.is_none()
+                && Instant::now() >= self.next_snapshot
+            {
                 self.flush().await?;
-                self.put_snapshot().await;
+                self.snapshotting = self.start_snapshot();
             }
             let wait = match self.first_at {
                 Some(t) => batch_wait.saturating_sub(t.elapsed()),
@@ -351,15 +376,26 @@ impl<'a> Term<'a> {
     }
 
     /// Puts a snapshot of the table at the last change applied (the batch flushed first by
-    /// the caller), unless the source is inside a block a restart could not resume from.
-    /// Returns whether it was put; a failure is logged, counted, and tried again later.
+    /// the caller) and waits for it, after any snapshot still being put. Returns whether it
+    /// was put; a failure is logged, counted, and tried again later.
     async fn put_snapshot(&mut self) -> bool {
+        if let Some(running) = self.snapshotting.take() {
+            self.finish_snapshot(running).await;
+        }
+        match self.start_snapshot() {
+            Some(running) => self.finish_snapshot(running).await,
+            None => false,
+        }
+    }
+
+    /// Starts putting a snapshot of the table at the last change applied, in the background
+    /// (the table is cloned; its checkpoint written on the blocking pool, then uploaded),
+    /// unless the source is inside a block a restart could not resume from.
+    fn start_snapshot(&mut self) -> Option<Snapshotting> {
         let ctx = self.ctx;
-        let Some(source) = &self.source else {
-            return false;
-        };
+        let source = self.source.as_ref()?;
         if source.mid_block() {
-            return false;
+            return None;
         }
         self.next_snapshot = Instant::now() + interval(ctx);
         let position = Position {
@@ -367,16 +403,33 @@ impl<'a> Term<'a> {
             ..source.position(self.last_seq)
         };
         let table = self.table.clone();
-        let started = Instant::now();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let clusters = snapshot::cluster_names(&table);
-            snapshot::checkpoint_bytes(&table, position, &clusters)
+        let apps = table.len();
+        let store = ctx.store.clone();
+        let task = tokio::spawn(async move {
+            let bytes = tokio::task::spawn_blocking(move || {
+                let clusters = snapshot::cluster_names(&table);
+                snapshot::checkpoint_bytes(&table, position, &clusters)
+            })
+            .await;
+            match bytes {
+                Ok(Ok(bytes)) => snapshot::put_raw(&store, &bytes, position.last_seq).await,
+                Ok(Err(e)) => Err(format!("writing the snapshot: {e}")),
+                Err(e) => Err(format!("writing the snapshot: {e}")),
+            }
+        });
+        Some(Snapshotting {
+            task,
+            started: Instant::now(),
+            apps,
         })
-        .await;
-        let result = match bytes {
-            Ok(Ok(bytes)) => snapshot::put_raw(&ctx.store, &bytes, position.last_seq).await,
-            Ok(Err(e)) => Err(format!("writing the snapshot: {e}")),
-            Err(e) => Err(format!("writing the snapshot: {e}")),
+    }
+
+    /// Waits for a snapshot being put; logs and counts how it went.
+    async fn finish_snapshot(&mut self, running: Snapshotting) -> bool {
+        let ctx = self.ctx;
+        let result = match running.task.await {
+            Ok(r) => r,
+            Err(e) => Err(format!("putting the snapshot: {e}")),
         };
         match result {
             Ok(info) => {
@@ -385,8 +438,8 @@ impl<'a> Term<'a> {
                 tracing::info!(
                     seq = info.seq,
                     bytes = info.bytes,
-                    apps = self.table.len(),
-                    ms = started.elapsed().as_millis() as u64,
+                    apps = running.apps,
+                    ms = running.started.elapsed().as_millis() as u64,
                     "relay: snapshot put"
                 );
                 true
@@ -565,10 +618,14 @@ fn body_max(ctx: &Ctx) -> usize {
     max.saturating_sub(HEADER_ROOM).max(HEADER_ROOM)
 }
 
+/// The source is dropped off the runtime: PostgreSQL's blocking client runs a runtime of its
+/// own to close its connection, which cannot start inside this one.
 impl Drop for Term<'_> {
-    /// The source is dropped off the runtime: PostgreSQL's blocking client runs a runtime of
-    /// its own to close its connection, which cannot start inside this one.
+    /// A snapshot still being put is abandoned (the object store keeps the one before).
     fn drop(&mut self) {
+        if let Some(running) = self.snapshotting.take() {
+            running.task.abort();
+        }
         if let Some(source) = self.source.take() {
             let _ = std::thread::Builder::new()
                 .name("relay-source-close".into())
