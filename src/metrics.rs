@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 
 pub mod endpoint;
 mod health;
+pub mod nats;
 pub mod relay;
 
 use endpoint::{Endpoint, Page};
@@ -393,6 +394,7 @@ pub fn render(src: &Sources) -> String {
         );
     }
     health::render(&mut out, &src.feed);
+    nats::render(&mut out);
     process_metrics(&mut out);
 
     let _ = writeln!(

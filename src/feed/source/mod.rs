@@ -1,10 +1,11 @@
 //! Where changes come from: one trait, [`Source`], that the builder reads through, and one
 //! factory, [`open`], that opens the configured source (resumed from a checkpoint where it can
-//! be). The journal ([`JournalFeed`]) and PostgreSQL ([`PgFeed`]) are its two
-//! implementations; another source is another implementation and another arm in [`open`],
+//! be). The journal ([`JournalFeed`]), PostgreSQL ([`PgFeed`]) and NATS JetStream
+//! ([`NatsFeed`]) are its implementations; another source is another implementation and another arm in [`open`],
 //! nothing in the builder.
 
 mod journal;
+mod nats;
 mod pg;
 
 use std::io;
@@ -12,9 +13,10 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use journal::JournalFeed;
+pub use nats::NatsFeed;
 pub use pg::PgFeed;
 
-use crate::config::SourceConfig;
+use crate::config::{Config, NatsConfig, SourceConfig};
 use crate::feed::batch::ReadBatch;
 use crate::feed::checkpoint::Position;
 use crate::table::Table;
@@ -77,16 +79,31 @@ pub struct Opened {
 }
 
 /// Opens the configured source, resumed from `checkpoint` (its table and position) where the
-/// source can continue it.
+/// source can continue it. A NATS source needs the `[nats]` section: see [`open_config`].
 pub fn open(config: &SourceConfig, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
+    open_with(config, None, checkpoint)
+}
+
+/// [`open`] for a whole configuration (its `[feed]` source, and `[nats]` for a NATS source).
+pub fn open_config(config: &Config, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
+    open_with(&config.feed.source, config.nats.as_ref(), checkpoint)
+}
+
+fn open_with(
+    config: &SourceConfig,
+    nats: Option<&NatsConfig>,
+    checkpoint: Option<(Table, Position)>,
+) -> io::Result<Opened> {
     match config {
         SourceConfig::Journal { path } => Ok(JournalFeed::open(path, checkpoint)),
         SourceConfig::Postgres { conninfo } => PgFeed::open(conninfo, checkpoint),
-        // TODO(#18): the edge source is being built.
-        SourceConfig::Nats => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "feed source \"nats\": not built yet",
-        )),
+        SourceConfig::Nats => match nats {
+            Some(cfg) => NatsFeed::open(cfg, checkpoint),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "feed source \"nats\" needs a [nats] section",
+            )),
+        },
     }
 }
 
