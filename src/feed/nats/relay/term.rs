@@ -257,9 +257,12 @@ impl<'a> Term<'a> {
             }
             let took = batch.events.len();
             let at_end = batch.at_end;
+            // Runs of changes between resets: each applied on the blocking pool, then queued.
+            let mut run = Vec::new();
             for event in batch.events {
                 match event {
                     Event::Reset { seq } => {
+                        self.take(std::mem::take(&mut run)).await?;
                         self.flush().await?;
                         tracing::warn!(seq, "relay: the source starts over; rebuilding the table");
                         let mut t = Table::default();
@@ -267,9 +270,10 @@ impl<'a> Term<'a> {
                         self.rebuild = Some(t);
                         self.last_seq = seq;
                     }
-                    Event::Change { change, .. } => self.take(change).await?,
+                    Event::Change { change, .. } => run.push(change),
                 }
             }
+            self.take(run).await?;
             if let Some(seq) = self.source.as_ref().and_then(|s| s.last_seq()) {
                 self.last_seq = self.last_seq.max(seq);
             }
@@ -296,26 +300,65 @@ impl<'a> Term<'a> {
         }
     }
 
-    /// Applies a change to the table (or the one being rebuilt) and queues it for publishing
-    /// if the stream does not hold it yet.
-    async fn take(&mut self, change: Sequenced) -> Result<(), Stop> {
+    /// Applies `changes` to the table (or the one being rebuilt) and queues each for
+    /// publishing if the stream does not hold it yet.
+    async fn take(&mut self, changes: Vec<Sequenced>) -> Result<(), Stop> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let changes = self.apply(changes).await?;
+        for change in changes {
+            self.queue(change).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies `changes` in order to the table (or the one being rebuilt), folding it as it
+    /// grows, on the blocking pool: at millions of apps the overlay's growth and the folds
+    /// take seconds, and the runtime thread must go on renewing the lease and driving the
+    /// NATS connection meanwhile (applied there, a first load of 10M apps lost the lease).
+    /// A change the table refuses is logged and counted, and published all the same.
+    async fn apply(&mut self, changes: Vec<Sequenced>) -> Result<Vec<Sequenced>, Stop> {
         let ctx = self.ctx;
-        let table = self.rebuild.as_mut().unwrap_or(&mut self.table);
-        let acme_ok = match change.change.acme_name() {
-            Some(name) => crate::feed::acme::check_name(&ctx.config, name).map(|_| ()),
-            None => Ok(()),
-        };
-        let applied = acme_ok.and_then(|()| change.change.apply_to(table).map(|_| ()));
-        if let Err(e) = applied {
-            RelayMetrics::add(&ctx.metrics.rejected, 1);
-            tracing::warn!("relay: change {change}: {e}; left out of the relay's table (published all the same)");
+        let config = ctx.config.clone();
+        let table = std::mem::take(self.rebuild.as_mut().unwrap_or(&mut self.table));
+        let (table, changes, refused) = tokio::task::spawn_blocking(move || {
+            let mut table = table;
+            let mut refused = Vec::new();
+            for change in &changes {
+                let acme_ok = match change.change.acme_name() {
+                    Some(name) => crate::feed::acme::check_name(&config, name).map(|_| ()),
+                    None => Ok(()),
+                };
+                if let Err(e) =
+                    acme_ok.and_then(|()| change.change.apply_to(&mut table).map(|_| ()))
+                {
+                    refused.push(format!("change {change}: {e}"));
+                }
+                if table.overlay().len() > (1 << 18).max(table.base().len()) {
+                    table = table
+                        .folded()
+                        .map_err(|e| format!("folding the table: {e}"))?;
+                }
+            }
+            Ok::<_, String>((table, changes, refused))
+        })
+        .await
+        .map_err(|e| Stop::Err(format!("applying changes: {e}")))??;
+        *self.rebuild.as_mut().unwrap_or(&mut self.table) = table;
+        for r in &refused {
+            tracing::warn!("relay: {r}; left out of the relay's table (published all the same)");
         }
-        if table.overlay().len() > (1 << 18).max(table.base().len()) {
-            *table = table
-                .folded()
-                .map_err(|e| format!("folding the table: {e}"))?;
+        RelayMetrics::add(&ctx.metrics.rejected, refused.len() as u64);
+        if let Some(last) = changes.last() {
+            self.last_seq = self.last_seq.max(last.seq);
         }
-        self.last_seq = self.last_seq.max(change.seq);
+        Ok(changes)
+    }
+
+    /// Queues an applied change for publishing if the stream does not hold it yet.
+    async fn queue(&mut self, change: Sequenced) -> Result<(), Stop> {
+        let ctx = self.ctx;
         if self.rebuild.is_some() || change.seq <= self.published {
             return Ok(());
         }
@@ -352,9 +395,7 @@ impl<'a> Term<'a> {
             return Ok(());
         };
         if !table.overlay().is_empty() {
-            table = table
-                .folded()
-                .map_err(|e| format!("folding the table: {e}"))?;
+            table = fold(table).await?;
         }
         self.table = table;
         let seq = self.last_seq;
@@ -606,6 +647,16 @@ impl<'a> Term<'a> {
 
 /// Room left in a message for its headers.
 const HEADER_ROOM: usize = 1024;
+
+/// `table` with its overlay folded into a new base, built on a blocking thread: at millions
+/// of apps a fold takes seconds, and the runtime thread must go on renewing the lease and
+/// driving the NATS connection meanwhile (a fold there lost the lease at 10M apps).
+async fn fold(table: Table) -> Result<Table, Stop> {
+    tokio::task::spawn_blocking(move || table.folded())
+        .await
+        .map_err(|e| Stop::Err(format!("folding the table: {e}")))?
+        .map_err(|e| Stop::Err(format!("folding the table: {e}")))
+}
 
 /// The most bytes of changes in one message (see `Term::body_max`).
 fn body_max(ctx: &Ctx) -> usize {
