@@ -269,36 +269,14 @@ fn ten_thousand_changes_reach_three_edges_across_a_relay_kill() {
     assert!(log_b.contains("leader now"), "relay-b never led:\n{log_b}");
 }
 
-/// `n` changes from app number `first` on, one row each: creations, and some deleted again.
-fn pg_statements(first: u64, n: u64) -> String {
-    let mut sql = String::from("BEGIN;");
-    for k in first..first + n {
-        if k % 5 == 4 {
-            sql.push_str(&format!("DELETE FROM repls WHERE id = 'a{}';", k - 3));
-        } else {
-            let c = if k % 5 == 3 { "west" } else { "east" };
-            sql.push_str(&format!(
-                "INSERT INTO repls VALUES ('a{k}', 'u{}', 's{k}', '{c}');",
-                k % 31
-            ));
-        }
-    }
-    sql.push_str("COMMIT;");
-    sql
-}
-
 #[test]
 fn postgres_to_two_edges_through_a_relay_kill() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut pgc)) = pg::with_schema(&pg::change_statements(100_000, 100)) else {
         return;
     };
     let Some(n) = Natsd::start_new() else {
         return;
     };
-    let mut pgc = db.client();
-    clusterns::feed::postgres::apply_schema(&mut pgc).unwrap();
-    pgc.batch_execute(&pg_statements(100_000, 100)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let feed = format!(
         "source = \"postgres\"\npostgres = \"{}\"\npoll_interval_ms = 20",
@@ -321,7 +299,8 @@ fn postgres_to_two_edges_through_a_relay_kill() {
     let mut relay_a = Some(relay_a);
     let mut _relay_b = None;
     for i in 0..100u64 {
-        pgc.batch_execute(&pg_statements(i * 100 + 1, 100)).unwrap();
+        pgc.batch_execute(&pg::change_statements(i * 100 + 1, 100))
+            .unwrap();
         if i == 49 {
             if let Some(mut r) = relay_a.take() {
                 r.0.kill().unwrap();

@@ -604,35 +604,13 @@ fn pg_changes(client: &mut postgres::Client, after: u64) -> Vec<Sequenced> {
         .collect()
 }
 
-/// The statements of `n` changes from `first` on (each one row, one change).
-fn pg_statements(first: u64, n: u64) -> String {
-    let mut sql = String::from("BEGIN;");
-    for k in first..first + n {
-        if k % 5 == 4 {
-            sql.push_str(&format!("DELETE FROM repls WHERE id = 'a{}';", k - 3));
-        } else {
-            let c = if k % 5 == 3 { "west" } else { "east" };
-            sql.push_str(&format!(
-                "INSERT INTO repls VALUES ('a{k}', 'u{}', 's{k}', '{c}');",
-                k % 31
-            ));
-        }
-    }
-    sql.push_str("COMMIT;");
-    sql
-}
-
 #[test]
 fn postgres_ten_thousand_changes_exactly_once_across_a_sigkill() {
-    let Some(db) = pg::PgServer::start_new() else {
-        println!("{}", pg::SKIP);
+    let Some((db, mut pgc)) = pg::with_schema(&pg::change_statements(100_000, 100)) else {
         return;
     };
     let Some(nats) = start_nats() else { return };
     let rt = client::runtime().unwrap();
-    let mut pgc = db.client();
-    clusterns::feed::postgres::apply_schema(&mut pgc).unwrap();
-    pgc.batch_execute(&pg_statements(100_000, 100)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let feed = format!(
         "source = \"postgres\"\npostgres = \"{}\"\npoll_interval_ms = 20",
@@ -649,7 +627,8 @@ fn postgres_ten_thousand_changes_exactly_once_across_a_sigkill() {
     let loaded_at = snapshot_seq(&rt, &nats.url).unwrap();
     assert!(loaded_at >= 100, "{loaded_at}");
     for i in 0..100u64 {
-        pgc.batch_execute(&pg_statements(i * 100 + 1, 100)).unwrap();
+        pgc.batch_execute(&pg::change_statements(i * 100 + 1, 100))
+            .unwrap();
         if i == 49 {
             assert!(wait_for(Duration::from_secs(20), || published(
                 &rt, &nats.url
@@ -685,7 +664,8 @@ fn postgres_ten_thousand_changes_exactly_once_across_a_sigkill() {
     assert_eq!(leader(&rt, &nats.url).as_deref(), Some("ra"));
     db.start();
     let mut pgc = db.client();
-    pgc.batch_execute(&pg_statements(20_001, 10)).unwrap();
+    pgc.batch_execute(&pg::change_statements(20_001, 10))
+        .unwrap();
     let more = pg_changes(&mut pgc, last);
     assert_eq!(more.len(), 10);
     let last = more[9].seq;

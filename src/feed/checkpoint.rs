@@ -20,7 +20,7 @@ use crate::name::DomainName;
 use crate::table::le::{
     bad, get, get_u16, get_u32, get_u64, get_u8, put_u16, put_u32, put_u64, put_u8,
 };
-use crate::table::{persist, AcmeStore, HealthStore, Table};
+use crate::table::{persist, AcmeStore, Clusters, HealthStore, Table};
 
 const MAGIC: &[u8; 8] = b"CLNSCKP1";
 /// Version 2 added the journal's identity to the position; version 3 the ACME challenge
@@ -44,6 +44,37 @@ pub struct Loaded {
     pub position: Position,
     /// The cluster names the table's indexes refer to.
     pub clusters: Vec<String>,
+}
+
+impl Loaded {
+    /// The cluster registry the checkpoint lists, or why it is damaged: a name that is not a
+    /// label or is listed twice, too many names, or an app of its base on an index beyond
+    /// the list (the reader checks the overlay's).
+    pub fn registry(&self) -> Result<Clusters, String> {
+        let mut names = Vec::with_capacity(self.clusters.len());
+        for name in &self.clusters {
+            match crate::name::check_label(name) {
+                Ok(l) if l.as_str() == name => names.push(l),
+                _ => return Err(format!("cluster name {name:?} is not a label")),
+            }
+        }
+        let clusters = Clusters::from_names(names)?;
+        if let Some(c) = self.table.base().max_cluster() {
+            if usize::from(c) >= clusters.len() {
+                return Err(format!(
+                    "an app refers to cluster #{c}, which it does not list"
+                ));
+            }
+        }
+        Ok(clusters)
+    }
+
+    /// The table with the cluster registry the checkpoint lists ([`Loaded::registry`]), and
+    /// its position.
+    pub fn into_table(self) -> Result<(Table, Position), String> {
+        let clusters = self.registry()?;
+        Ok((self.table.with_clusters(clusters), self.position))
+    }
 }
 
 struct CrcWriter<W> {

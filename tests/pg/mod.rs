@@ -48,6 +48,26 @@ pub fn with_schema(rows: &str) -> Option<(PgServer, postgres::Client)> {
     Some((db, client))
 }
 
+/// SQL for `n` changes to `repls` from app number `first` on, one row each, in one
+/// transaction: creations `a<k>` (user `u<k % 31>`, slug `s<k>`, cluster `east`, every fifth
+/// `west`), and every fifth statement deletes the app created three before.
+pub fn change_statements(first: u64, n: u64) -> String {
+    let mut sql = String::from("BEGIN;");
+    for k in first..first + n {
+        if k % 5 == 4 {
+            sql.push_str(&format!("DELETE FROM repls WHERE id = 'a{}';", k - 3));
+        } else {
+            let c = if k % 5 == 3 { "west" } else { "east" };
+            sql.push_str(&format!(
+                "INSERT INTO repls VALUES ('a{k}', 'u{}', 's{k}', '{c}');",
+                k % 31
+            ));
+        }
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
 impl PgServer {
     /// Creates and starts a server, or returns None if `CLUSTERNS_TEST_PG` is not set. Panics
     /// with the tools' output if the server cannot be set up.

@@ -9,7 +9,7 @@ use super::Builder;
 use crate::config::Config;
 use crate::feed::checkpoint::{self, Position};
 use crate::feed::status::now_ms;
-use crate::table::{Clusters, Table};
+use crate::table::Table;
 
 /// The cluster names a table's indexes refer to (its registry), in index order: what a
 /// checkpoint lists.
@@ -20,28 +20,6 @@ fn cluster_names(table: &Table) -> Vec<String> {
         .iter()
         .map(|c| c.as_str().to_string())
         .collect()
-}
-
-/// The cluster registry a checkpoint lists, or why it is damaged: a name that is not a label
-/// or is listed twice, too many names, or an app of its base on an index beyond the list
-/// (the reader checks the overlay's).
-fn registry_of(loaded: &checkpoint::Loaded) -> Result<Clusters, String> {
-    let mut names = Vec::with_capacity(loaded.clusters.len());
-    for name in &loaded.clusters {
-        match crate::name::check_label(name) {
-            Ok(l) if l.as_str() == name => names.push(l),
-            _ => return Err(format!("cluster name {name:?} is not a label")),
-        }
-    }
-    let clusters = Clusters::from_names(names)?;
-    if let Some(c) = loaded.table.base().max_cluster() {
-        if usize::from(c) >= clusters.len() {
-            return Err(format!(
-                "an app refers to cluster #{c}, which it does not list"
-            ));
-        }
-    }
-    Ok(clusters)
 }
 
 /// Loads a checkpoint if one is configured and usable: its table, whose cluster registry is
@@ -64,7 +42,7 @@ pub(super) fn load_checkpoint(config: &Config) -> Option<(Table, Position)> {
             return None;
         }
     };
-    let table = match registry_of(&loaded) {
+    let table = match loaded.registry() {
         Ok(clusters) => loaded.table.with_clusters(clusters),
         Err(p) => {
             tracing::warn!(

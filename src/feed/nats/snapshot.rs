@@ -11,7 +11,7 @@ use async_nats::jetstream::object_store::{self, ObjectInfo, ObjectMetadata, Obje
 use async_nats::HeaderMap;
 
 use crate::feed::checkpoint::{self, Loaded, Position};
-use crate::table::{Clusters, Table};
+use crate::table::Table;
 
 /// The object holding the snapshot.
 pub const OBJECT: &str = "table";
@@ -216,26 +216,9 @@ pub fn cluster_names(table: &Table) -> Vec<String> {
 }
 
 /// A verified snapshot's table, with the cluster registry it lists (as a checkpoint loads:
-/// see `feed::builder::persist`), and its position; an error names what is inconsistent: a
-/// name that is not a label or is listed twice, too many names, or an app on a cluster it
-/// does not list.
+/// [`Loaded::into_table`]), and its position.
 pub fn table_of(loaded: Loaded) -> Result<(Table, Position), String> {
-    let mut names = Vec::with_capacity(loaded.clusters.len());
-    for name in &loaded.clusters {
-        match crate::name::check_label(name) {
-            Ok(l) if l.as_str() == name => names.push(l),
-            _ => return Err(format!("cluster name {name:?} is not a label")),
-        }
-    }
-    let clusters = Clusters::from_names(names)?;
-    if let Some(c) = loaded.table.base().max_cluster() {
-        if usize::from(c) >= clusters.len() {
-            return Err(format!(
-                "an app refers to cluster #{c}, which it does not list"
-            ));
-        }
-    }
-    Ok((loaded.table.with_clusters(clusters), loaded.position))
+    loaded.into_table()
 }
 
 #[cfg(test)]

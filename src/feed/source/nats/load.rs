@@ -5,27 +5,12 @@
 use crate::feed::change::Change;
 use crate::feed::checkpoint::Loaded;
 use crate::name::check_label;
-use crate::table::{Clusters, Table};
+use crate::table::Table;
 
 /// The snapshot's table, its cluster registry the snapshot's list (as a checkpoint's is), or
 /// why the list does not fit it.
 pub fn table_of(loaded: Loaded) -> Result<Table, String> {
-    let mut names = Vec::with_capacity(loaded.clusters.len());
-    for name in &loaded.clusters {
-        match check_label(name) {
-            Ok(l) if l.as_str() == name => names.push(l),
-            _ => return Err(format!("cluster name {name:?} is not a label")),
-        }
-    }
-    let clusters = Clusters::from_names(names)?;
-    if let Some(c) = loaded.table.base().max_cluster() {
-        if usize::from(c) >= clusters.len() {
-            return Err(format!(
-                "an app refers to cluster #{c}, which it does not list"
-            ));
-        }
-    }
-    Ok(loaded.table.with_clusters(clusters))
+    loaded.into_table().map(|(table, _)| table)
 }
 
 /// Everything `table` holds as changes that rebuild it from empty: its apps (sorted by id),
