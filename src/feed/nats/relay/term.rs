@@ -64,6 +64,8 @@ struct Term<'a> {
     next_snapshot: Instant,
     /// A snapshot being put in the background.
     snapshotting: Option<Snapshotting>,
+    /// The sequence number the last snapshot this term put covers.
+    put_seq: Option<u64>,
 }
 
 /// A snapshot being put.
@@ -179,6 +181,7 @@ impl<'a> Term<'a> {
                 Instant::now()
             },
             snapshotting: None,
+            put_seq: None,
         };
         if t.rebuild.is_some() {
             tracing::warn!(
@@ -283,7 +286,8 @@ impl<'a> Term<'a> {
             }
             if at_end && ctx.once && self.rebuild.is_none() {
                 self.flush().await?;
-                if !self.put_snapshot().await {
+                // (A rebuild has just put one covering everything: not twice.)
+                if self.put_seq != Some(self.last_seq) && !self.put_snapshot().await {
                     return Err(Stop::Err("--once: the snapshot could not be put".into()));
                 }
                 return Ok(());
@@ -476,6 +480,7 @@ impl<'a> Term<'a> {
             Ok(info) => {
                 RelayMetrics::add(&ctx.metrics.snapshots, 1);
                 RelayMetrics::set(&ctx.metrics.snapshot_seq, info.seq);
+                self.put_seq = Some(info.seq);
                 tracing::info!(
                     seq = info.seq,
                     bytes = info.bytes,
