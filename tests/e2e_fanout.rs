@@ -270,7 +270,7 @@ fn ten_thousand_changes_reach_three_edges_across_a_relay_kill() {
 }
 
 #[test]
-fn postgres_to_two_edges_through_a_relay_kill() {
+fn postgres_to_three_edges_through_a_relay_kill() {
     let Some((db, mut pgc)) = pg::with_schema(&pg::change_statements(100_000, 100)) else {
         return;
     };
@@ -296,6 +296,7 @@ fn postgres_to_two_edges_through_a_relay_kill() {
     );
     let (_s1, e1) = edge(&n);
     let (_s2, e2) = edge(&n);
+    let (_s3, e3) = edge(&n);
     let mut relay_a = Some(relay_a);
     let mut _relay_b = None;
     for i in 0..100u64 {
@@ -313,7 +314,7 @@ fn postgres_to_two_edges_through_a_relay_kill() {
         .query_one("SELECT max(seq) FROM repl_changes", &[])
         .unwrap()
         .get(0);
-    for e in [&e1, &e2] {
+    for e in [&e1, &e2, &e3] {
         assert!(
             wait_for(Duration::from_secs(40), || metrics(
                 e,
@@ -328,7 +329,7 @@ fn postgres_to_two_edges_through_a_relay_kill() {
         .unwrap();
     let want: std::collections::HashMap<String, String> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    for (name, e) in [("edge 1", &e1), ("edge 2", &e2)] {
+    for (name, e) in [("edge 1", &e1), ("edge 2", &e2), ("edge 3", &e3)] {
         assert_eq!(
             metrics(e, "clusterns_table_apps"),
             want.len() as f64,
