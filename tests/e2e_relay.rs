@@ -227,6 +227,22 @@ fn append(path: &Path, text: &str) {
 }
 
 /// Everything the stream holds, decoded, by stream sequence.
+/// The snapshot in the object store, verified.
+fn get_snapshot(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+) -> (clusterns::feed::checkpoint::Loaded, snapshot::SnapshotInfo) {
+    rt.block_on(async {
+        let cfg = nats_config(url);
+        let c = client::connect(&cfg, "e2e-snap").await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        let store = client::snapshot_store(&js, &cfg, false).await.unwrap();
+        snapshot::get(&store).await
+    })
+    .unwrap()
+    .expect("a snapshot")
+}
+
 fn read_stream(rt: &tokio::runtime::Runtime, url: &str) -> Vec<Message> {
     rt.block_on(async {
         let cfg = nats_config(url);
@@ -390,16 +406,7 @@ fn ten_thousand_changes_exactly_once_across_a_sigkill_then_the_snapshot() {
     for c in &want {
         let _ = c.change.apply_to(&mut expected);
     }
-    let (loaded, info) = rt
-        .block_on(async {
-            let cfg = nats_config(&nats.url);
-            let c = client::connect(&cfg, "e2e-snap").await.unwrap();
-            let js = async_nats::jetstream::new(c);
-            let store = client::snapshot_store(&js, &cfg, false).await.unwrap();
-            snapshot::get(&store).await
-        })
-        .unwrap()
-        .expect("a snapshot");
+    let (loaded, info) = get_snapshot(&rt, &nats.url);
     assert_eq!(info.seq, 10_000);
     let (table, pos) = snapshot::table_of(loaded).unwrap();
     assert_eq!(pos.last_seq, 10_000);
@@ -532,16 +539,7 @@ fn a_first_load_is_a_snapshot_and_a_reset_and_a_damaged_snapshot_is_replaced() {
     assert_eq!(messages, [Message::Reset { seq: 50 }]);
     let want = journal_changes(&journal);
     let check_snapshot = |seq: u64, want: &[Sequenced]| {
-        let (loaded, info) = rt
-            .block_on(async {
-                let cfg = nats_config(&nats.url);
-                let c = client::connect(&cfg, "e2e-snap").await.unwrap();
-                let js = async_nats::jetstream::new(c);
-                let store = client::snapshot_store(&js, &cfg, false).await.unwrap();
-                snapshot::get(&store).await
-            })
-            .unwrap()
-            .expect("a snapshot");
+        let (loaded, info) = get_snapshot(&rt, &nats.url);
         assert_eq!(info.seq, seq);
         let mut expected = Table::default();
         for c in want.iter().filter(|c| c.seq <= seq) {
