@@ -93,3 +93,17 @@ impl ReadBatch {
         self.notices.push(Notice { kind, message });
     }
 }
+
+#[cfg(test)]
+impl ReadBatch {
+    /// The sequence number of each event read, `None` for a reset (for tests).
+    pub(crate) fn seqs(&self) -> Vec<Option<u64>> {
+        self.events
+            .iter()
+            .map(|e| match e {
+                Event::Change { change, .. } => Some(change.seq),
+                Event::Reset { .. } => None,
+            })
+            .collect()
+    }
+}

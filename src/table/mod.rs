@@ -182,6 +182,13 @@ impl Table {
         &self.clusters
     }
 
+    /// Whether a table being filled by a stream of changes (a first load, a rebuild) should
+    /// be folded now: its overlay holds more than 2^18 entries and more than its base, so
+    /// folding as it grows costs amortised linear time.
+    pub fn fold_due(&self) -> bool {
+        self.overlay().len() > (1 << 18).max(self.base().len())
+    }
+
     /// A table of this one's apps with the overlay folded into a new base (see
     /// [`Table::fold`]) and the same cluster registry.
     pub fn folded(&self) -> Result<Table, BuildError> {

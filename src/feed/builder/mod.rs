@@ -171,7 +171,7 @@ impl Builder {
                     "loading the table"
                 );
             }
-            if b.table.overlay().len() > (1 << 18).max(b.table.base().len()) {
+            if b.table.fold_due() {
                 b.table = b.table.folded().map_err(io::Error::other)?;
                 b.publish();
             }
@@ -331,7 +331,7 @@ impl Builder {
             let result = match &mut self.pending {
                 Some(table) => {
                     let r = change.change.apply_to(table);
-                    if table.overlay().len() > (1 << 18).max(table.base().len()) {
+                    if table.fold_due() {
                         *table = table.folded().map_err(io::Error::other)?;
                     }
                     // Its clusters are counted when it is swapped in.

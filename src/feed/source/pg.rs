@@ -202,16 +202,6 @@ mod tests {
         }
     }
 
-    fn seqs(b: &ReadBatch) -> Vec<Option<u64>> {
-        b.events
-            .iter()
-            .map(|e| match e {
-                Event::Change { change, .. } => Some(change.seq),
-                Event::Reset { .. } => None,
-            })
-            .collect()
-    }
-
     #[test]
     fn a_load_is_handed_out_in_batches_head_first_and_ends_at_its_last() {
         let mut f = feed(2);
@@ -223,7 +213,7 @@ mod tests {
         let mut got = Vec::new();
         let first = f.next_loaded().unwrap();
         assert_eq!(first.notices.len(), 1);
-        assert_eq!(seqs(&first), [None, Some(9), Some(9)]);
+        assert_eq!(first.seqs(), [None, Some(9), Some(9)]);
         assert!(!first.at_end);
         got.extend(first.changes().map(|s| s.change.clone()));
         let second = f.next_loaded().unwrap();

@@ -339,7 +339,7 @@ impl<'a> Term<'a> {
                 {
                     refused.push(format!("change {change}: {e}"));
                 }
-                if table.overlay().len() > (1 << 18).max(table.base().len()) {
+                if table.fold_due() {
                     table = table
                         .folded()
                         .map_err(|e| format!("folding the table: {e}"))?;

@@ -294,16 +294,6 @@ mod tests {
         }
     }
 
-    fn seqs(b: &ReadBatch) -> Vec<Option<u64>> {
-        b.events
-            .iter()
-            .map(|e| match e {
-                Event::Change { change, .. } => Some(change.seq),
-                Event::Reset { .. } => None,
-            })
-            .collect()
-    }
-
     #[test]
     fn changes_after_the_table_are_taken_once_and_bad_messages_counted() {
         let (mut f, tx) = feed();
@@ -313,7 +303,7 @@ mod tests {
         tx.send(changes(&["6 delete r3", "7 delete r4"])).unwrap();
         tx.send(Item::Bad).unwrap();
         let b = f.read(4, Duration::ZERO).unwrap();
-        assert_eq!(seqs(&b), [Some(5), Some(6), Some(7)]);
+        assert_eq!(b.seqs(), [Some(5), Some(6), Some(7)]);
         assert_eq!(b.rejected, 1);
         // Not idle yet: more may be pending in the stream.
         assert!(!b.at_end && !b.failed);
@@ -342,11 +332,11 @@ mod tests {
         let b = f.read(3, Duration::ZERO).unwrap();
         // The change before it, the reset, the snapshot's two apps at its sequence number; the
         // table being rebuilt is not complete until the read after.
-        assert_eq!(seqs(&b), [Some(4), None, Some(9), Some(9)]);
+        assert_eq!(b.seqs(), [Some(4), None, Some(9), Some(9)]);
         assert_eq!(b.notices.len(), 1);
         assert!(!b.at_end, "more is waiting");
         let b = f.read(9, Duration::ZERO).unwrap();
-        assert_eq!(seqs(&b), [Some(10)]);
+        assert_eq!(b.seqs(), [Some(10)]);
         assert!(b.at_end);
     }
 
