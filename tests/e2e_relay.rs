@@ -10,78 +10,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clusterns::config::NatsConfig;
 use clusterns::feed::change::Sequenced;
 use clusterns::feed::journal::parse_line;
 use clusterns::feed::nats::message::Message;
 use clusterns::feed::nats::{client, snapshot};
 use clusterns::table::Table;
 
+#[path = "natsd/mod.rs"]
+mod natsd;
 #[path = "pg/mod.rs"]
 mod pg;
 
-/// A private nats-server with JetStream, killed when dropped.
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
+use natsd::{free_port, Natsd};
 
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nats_binary() -> Option<PathBuf> {
-    for p in [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ] {
-        if Path::new(p).exists() {
-            return Some(p.into());
-        }
-    }
-    None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts nats-server, or `None` (saying so) where it is missing outside CI.
-fn start_nats() -> Option<Nats> {
-    let Some(bin) = nats_binary() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("nats-server is missing in CI (.ci/run installs it)");
-        }
-        eprintln!("skipped: nats-server is not installed");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = wait_for(Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "nats-server did not listen on {port}");
-    Some(Nats {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _dir: dir,
-    })
+/// A private nats-server (`tests/natsd`), or None where it is missing outside CI.
+fn start_nats() -> Option<Natsd> {
+    Natsd::start_new()
 }
 
 fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -143,20 +87,6 @@ lease_secs = 3
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn nats_config(url: &str) -> NatsConfig {
-    NatsConfig {
-        servers: vec![url.into()],
-        stream: "clusterns".into(),
-        subject: "clusterns.changes".into(),
-        snapshot_bucket: "clusterns-snapshots".into(),
-        lease_bucket: "clusterns-relay".into(),
-        credentials: None,
-        connect_timeout_ms: 2000,
-        retention_secs: 3600,
-        replicas: 1,
-    }
 }
 
 /// A running relay, killed when dropped.
@@ -233,7 +163,7 @@ fn get_snapshot(
     url: &str,
 ) -> (clusterns::feed::checkpoint::Loaded, snapshot::SnapshotInfo) {
     rt.block_on(async {
-        let cfg = nats_config(url);
+        let cfg = natsd::config_for(url);
         let c = client::connect(&cfg, "e2e-snap").await.unwrap();
         let js = async_nats::jetstream::new(c);
         let store = client::snapshot_store(&js, &cfg, false).await.unwrap();
@@ -245,7 +175,7 @@ fn get_snapshot(
 
 fn read_stream(rt: &tokio::runtime::Runtime, url: &str) -> Vec<Message> {
     rt.block_on(async {
-        let cfg = nats_config(url);
+        let cfg = natsd::config_for(url);
         let c = client::connect(&cfg, "e2e-reader").await.unwrap();
         let js = async_nats::jetstream::new(c);
         let stream = client::get_stream(&js, &cfg).await.unwrap();
@@ -263,7 +193,7 @@ fn read_stream(rt: &tokio::runtime::Runtime, url: &str) -> Vec<Message> {
 /// The last change sequence number in the stream (0: none).
 fn published(rt: &tokio::runtime::Runtime, url: &str) -> u64 {
     rt.block_on(async {
-        let cfg = nats_config(url);
+        let cfg = natsd::config_for(url);
         let Ok(c) = client::connect(&cfg, "e2e-tail").await else {
             return 0;
         };
@@ -314,7 +244,7 @@ fn apps(table: &Table) -> Vec<(String, String, String, String)> {
 /// The sequence number of the snapshot in the object store, if there is one.
 fn snapshot_seq(rt: &tokio::runtime::Runtime, url: &str) -> Option<u64> {
     rt.block_on(async {
-        let cfg = nats_config(url);
+        let cfg = natsd::config_for(url);
         let c = client::connect(&cfg, "e2e-snap-info").await.ok()?;
         let js = async_nats::jetstream::new(c);
         let store = client::snapshot_store(&js, &cfg, false).await.ok()?;
@@ -335,7 +265,9 @@ fn wait_first_load(rt: &tokio::runtime::Runtime, url: &str) {
 /// Who holds the lease.
 fn leader(rt: &tokio::runtime::Runtime, url: &str) -> Option<String> {
     rt.block_on(async {
-        let c = client::connect(&nats_config(url), "e2e-lease").await.ok()?;
+        let c = client::connect(&natsd::config_for(url), "e2e-lease")
+            .await
+            .ok()?;
         let js = async_nats::jetstream::new(c);
         let kv = js.get_key_value("clusterns-relay").await.ok()?;
         let v = kv.get("leader").await.ok()??;
@@ -468,7 +400,7 @@ fn a_damaged_snapshot_is_refused() {
     let Some(nats) = start_nats() else { return };
     let rt = client::runtime().unwrap();
     rt.block_on(async {
-        let cfg = nats_config(&nats.url);
+        let cfg = natsd::config_for(&nats.url);
         let c = client::connect(&cfg, "e2e-damage").await.unwrap();
         let js = async_nats::jetstream::new(c);
         let store = client::snapshot_store(&js, &cfg, true).await.unwrap();
@@ -524,7 +456,7 @@ fn a_first_load_is_a_snapshot_and_a_reset_and_a_damaged_snapshot_is_replaced() {
     let config = write_config(dir.path(), &nats.url, "ra");
     // A damaged snapshot waits in the store.
     rt.block_on(async {
-        let cfg = nats_config(&nats.url);
+        let cfg = natsd::config_for(&nats.url);
         let c = client::connect(&cfg, "e2e").await.unwrap();
         let js = async_nats::jetstream::new(c);
         let store = client::snapshot_store(&js, &cfg, true).await.unwrap();
@@ -731,7 +663,7 @@ fn a_message_from_a_stale_leader_fences_the_relay_off_and_it_resumes_after_it() 
     let next = lines(11, 10);
     let first_line = next.lines().next().unwrap();
     rt.block_on(async {
-        let cfg = nats_config(&nats.url);
+        let cfg = natsd::config_for(&nats.url);
         let c = client::connect(&cfg, "e2e-stale").await.unwrap();
         let js = async_nats::jetstream::new(c);
         let mut h = async_nats::HeaderMap::new();

@@ -46,12 +46,28 @@ fn binary() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The `[nats]` of the tests for the server at `url` (the defaults' names).
+pub fn config_for(url: &str) -> NatsConfig {
+    NatsConfig {
+        servers: vec![url.into()],
+        stream: "clusterns".into(),
+        subject: "clusterns.changes".into(),
+        snapshot_bucket: "clusterns-snapshots".into(),
+        lease_bucket: "clusterns-relay".into(),
+        credentials: None,
+        connect_timeout_ms: 2000,
+        retention_secs: 3600,
+        replicas: 1,
+    }
 }
 
 impl Natsd {
@@ -116,17 +132,7 @@ impl Natsd {
 
     /// The `[nats]` of the tests (the defaults' names).
     pub fn config(&self) -> NatsConfig {
-        NatsConfig {
-            servers: vec![self.url.clone()],
-            stream: "clusterns".into(),
-            subject: "clusterns.changes".into(),
-            snapshot_bucket: "clusterns-snapshots".into(),
-            lease_bucket: "clusterns-relay".into(),
-            credentials: None,
-            connect_timeout_ms: 2000,
-            retention_secs: 3600,
-            replicas: 1,
-        }
+        config_for(&self.url)
     }
 
     /// The `[nats]` section for a config file.
