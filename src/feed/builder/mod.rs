@@ -112,7 +112,7 @@ impl Builder {
             mut table,
             position,
             resumed,
-        } = source::open_config(&config, ckpt)?;
+        } = source::open(&config, ckpt)?;
         table.acme_mut().set_params(config.acme);
         let now = health::unix_now();
         let health = HealthView::evaluate(table.health(), now);

@@ -16,7 +16,7 @@ pub use journal::JournalFeed;
 pub use nats::NatsFeed;
 pub use pg::PgFeed;
 
-use crate::config::{Config, NatsConfig, SourceConfig};
+use crate::config::{Config, SourceConfig};
 use crate::feed::batch::ReadBatch;
 use crate::feed::checkpoint::Position;
 use crate::table::Table;
@@ -78,26 +78,13 @@ pub struct Opened {
     pub resumed: bool,
 }
 
-/// Opens the configured source, resumed from `checkpoint` (its table and position) where the
-/// source can continue it. A NATS source needs the `[nats]` section: see [`open_config`].
-pub fn open(config: &SourceConfig, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
-    open_with(config, None, checkpoint)
-}
-
-/// [`open`] for a whole configuration (its `[feed]` source, and `[nats]` for a NATS source).
-pub fn open_config(config: &Config, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
-    open_with(&config.feed.source, config.nats.as_ref(), checkpoint)
-}
-
-fn open_with(
-    config: &SourceConfig,
-    nats: Option<&NatsConfig>,
-    checkpoint: Option<(Table, Position)>,
-) -> io::Result<Opened> {
-    match config {
+/// Opens the source `config`'s `[feed]` names (with its `[nats]` for a NATS source), resumed
+/// from `checkpoint` (its table and position) where the source can continue it.
+pub fn open(config: &Config, checkpoint: Option<(Table, Position)>) -> io::Result<Opened> {
+    match &config.feed.source {
         SourceConfig::Journal { path } => Ok(JournalFeed::open(path, checkpoint)),
         SourceConfig::Postgres { conninfo } => PgFeed::open(conninfo, checkpoint),
-        SourceConfig::Nats => match nats {
+        SourceConfig::Nats => match &config.nats {
             Some(cfg) => NatsFeed::open(cfg, checkpoint),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

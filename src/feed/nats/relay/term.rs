@@ -132,10 +132,9 @@ impl<'a> Term<'a> {
         let opened = loop {
             let config = ctx.config.clone();
             let ckpt = checkpoint.clone();
-            let result =
-                tokio::task::spawn_blocking(move || source::open(&config.feed.source, ckpt))
-                    .await
-                    .map_err(|e| format!("opening the source: {e}"))?;
+            let result = tokio::task::spawn_blocking(move || source::open(&config, ckpt))
+                .await
+                .map_err(|e| format!("opening the source: {e}"))?;
             match result {
                 Ok(o) => break o,
                 Err(e) => {
