@@ -340,7 +340,7 @@ fn ten_thousand_changes_exactly_once_across_a_sigkill_then_the_snapshot() {
     }
     let (loaded, info) = get_snapshot(&rt, &nats.url);
     assert_eq!(info.seq, 10_000);
-    let (table, pos) = snapshot::table_of(loaded).unwrap();
+    let (table, pos) = loaded.into_table().unwrap();
     assert_eq!(pos.last_seq, 10_000);
     assert_eq!(apps(&table), apps(&expected));
     assert!(!apps(&table).is_empty());
@@ -477,7 +477,7 @@ fn a_first_load_is_a_snapshot_and_a_reset_and_a_damaged_snapshot_is_replaced() {
         for c in want.iter().filter(|c| c.seq <= seq) {
             let _ = c.change.apply_to(&mut expected);
         }
-        let (table, _) = snapshot::table_of(loaded).unwrap();
+        let (table, _) = loaded.into_table().unwrap();
         assert_eq!(apps(&table), apps(&expected));
     };
     check_snapshot(50, &want);

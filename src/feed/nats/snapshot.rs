@@ -215,12 +215,6 @@ pub fn cluster_names(table: &Table) -> Vec<String> {
         .collect()
 }
 
-/// A verified snapshot's table, with the cluster registry it lists (as a checkpoint loads:
-/// [`Loaded::into_table`]), and its position.
-pub fn table_of(loaded: Loaded) -> Result<(Table, Position), String> {
-    loaded.into_table()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +237,7 @@ mod tests {
         let loaded = verify(&bytes, 42).unwrap();
         assert_eq!(loaded.table.len(), 2);
         assert_eq!(loaded.clusters, clusters);
-        let (back, pos) = table_of(loaded).unwrap();
+        let (back, pos) = loaded.into_table().unwrap();
         assert_eq!((back.len(), pos.last_seq), (2, 42));
         assert_eq!(cluster_names(&back), clusters);
         let e = verify(&bytes, 41).err().unwrap();

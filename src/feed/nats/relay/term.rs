@@ -95,7 +95,7 @@ impl<'a> Term<'a> {
     async fn start(ctx: &'a Ctx, leadership: &'a Leadership) -> Result<Term<'a>, Stop> {
         let m = &ctx.metrics;
         let snap = match snapshot::get(&ctx.store).await {
-            Ok(Some((loaded, info))) => match snapshot::table_of(loaded) {
+            Ok(Some((loaded, info))) => match loaded.into_table() {
                 Ok((table, position)) => Some((table, position, info)),
                 Err(e) => {
                     RelayMetrics::add(&m.snapshots_refused, 1);

@@ -17,7 +17,6 @@ use async_nats::jetstream::{self, Context};
 use crossbeam_channel::{Sender, TrySendError};
 use futures_util::StreamExt;
 
-use super::load::table_of;
 use super::search::{continues, find_start, Probe, Start};
 use crate::config::NatsConfig;
 use crate::feed::batch::NoticeKind;
@@ -557,7 +556,7 @@ impl Follower {
                 )))
             }
         };
-        let table = table_of(loaded).map_err(Refusal::Refused)?;
+        let (table, _) = loaded.into_table().map_err(Refusal::Refused)?;
         tracing::warn!(
             apps = table.len(),
             seq = info.seq,

@@ -1,17 +1,10 @@
-//! A downloaded snapshot made usable: its table with the cluster registry it lists (what a
-//! start-up bootstrap serves), or its contents as changes (what a bootstrap mid-run hands the
-//! builder after a reset: apps, challenge records, health reports still within their lease).
+//! A downloaded snapshot's contents as changes (what a bootstrap mid-run hands the builder
+//! after a reset: apps, challenge records, health reports still within their lease). Its
+//! table with the cluster registry it lists is `checkpoint::Loaded::into_table`.
 
 use crate::feed::change::Change;
-use crate::feed::checkpoint::Loaded;
 use crate::name::check_label;
 use crate::table::Table;
-
-/// The snapshot's table, its cluster registry the snapshot's list (as a checkpoint's is), or
-/// why the list does not fit it.
-pub fn table_of(loaded: Loaded) -> Result<Table, String> {
-    loaded.into_table().map(|(table, _)| table)
-}
 
 /// Everything `table` holds as changes that rebuild it from empty: its apps (sorted by id),
 /// then its challenge TXT values, then its health reports whose lease ends after `now`
@@ -99,16 +92,18 @@ mod tests {
             .map(|c| c.as_str().to_string())
             .collect();
         let folded = t.folded().unwrap();
-        let loaded = |clusters: Vec<String>| Loaded {
+        let loaded = |clusters: Vec<String>| crate::feed::checkpoint::Loaded {
             table: folded.clone(),
             position: Default::default(),
             clusters,
         };
-        let back = table_of(loaded(names.clone())).unwrap();
+        let (back, _) = loaded(names.clone()).into_table().unwrap();
         assert_eq!(back.apps(), t.apps());
-        let e = table_of(loaded(names[..1].to_vec())).unwrap_err();
+        let e = loaded(names[..1].to_vec()).into_table().unwrap_err();
         assert!(e.contains("does not list"), "{e}");
-        let e = table_of(loaded(vec!["Bad Name".into(), "x".into()])).unwrap_err();
+        let e = loaded(vec!["Bad Name".into(), "x".into()])
+            .into_table()
+            .unwrap_err();
         assert!(e.contains("not a label"), "{e}");
     }
 }
