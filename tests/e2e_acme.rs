@@ -276,8 +276,8 @@ fn nsupdate_adds_deletes_and_every_refusal_has_its_rcode() {
     ] {
         let o = nsupdate(dir, key, secret, false, &script(s.addr(), &lines));
         let t = text(&o);
-        assert!(!o.status.success(), "{what}: accepted\n{t}");
-        assert!(t.contains(want), "{what}: want {want}\n{t}");
+        assert!(!o.status.success(), "{what}: accepted\n{t}\n{}", s.log());
+        assert!(t.contains(want), "{what}: want {want}\n{t}\n{}", s.log());
     }
     // Nothing refused was written: the name has no records, the app still answers.
     assert_eq!(s.txt(name).0, ResponseCode::NXDomain);

@@ -26,7 +26,7 @@ use std::time::Duration;
 use clap::Parser;
 use clusterns::server::batch::{Datagrams, BATCH};
 use clusterns::server::coalesce::Coalescer;
-use clusterns::server::udp_socket;
+use clusterns::server::{free_port, udp_socket};
 
 #[derive(Parser)]
 #[command(
@@ -109,11 +109,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    // The first socket resolves port 0; the others join it.
-    let first = match udp_socket(args.listen) {
-        Ok(s) => s,
+    // Port 0 is resolved first (a SO_REUSEPORT socket must not pick it); every socket
+    // then binds the same port.
+    let listen = match free_port(args.listen) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("clusterns-floor: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let first = match udp_socket(listen) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("clusterns-floor: cannot listen on {listen}: {e}");
             return ExitCode::FAILURE;
         }
     };

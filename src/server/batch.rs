@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn receives_a_batch_and_answers_each_sender() {
-        let server = crate::server::udp_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = crate::server::free_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = crate::server::udp_socket(addr).unwrap();
         let addr = server.local_addr().unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client

@@ -69,7 +69,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
 }
 
 /// Binds `threads` UDP sockets and one TCP listener on the same port. Port 0 picks a port
-/// free for both.
+/// free for both (see [`free_port`]).
 fn bind_all(
     addr: SocketAddr,
     threads: usize,
@@ -77,8 +77,22 @@ fn bind_all(
     let attempts = if addr.port() == 0 { 20 } else { 1 };
     let mut last_err = None;
     for _ in 0..attempts {
-        let first = udp_socket(addr)?;
-        let bound = first.local_addr()?;
+        let bound = match free_port(addr) {
+            Ok(a) => a,
+            Err(e) => {
+                last_err = Some(e);
+                continue;
+            }
+        };
+        let first = match udp_socket(bound) {
+            Ok(s) => s,
+            // Taken between the probe and this bind: another try.
+            Err(e) if addr.port() == 0 => {
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let tcp = match tcp_listener(bound) {
             Ok(t) => t,
             Err(e) => {
@@ -93,6 +107,19 @@ fn bind_all(
         return Ok((socks, tcp, bound));
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("no port free for UDP and TCP")))
+}
+
+/// `addr`, or with port 0 an unused UDP port on its address, found by binding a socket *without* SO_REUSEPORT
+/// to port 0 and letting it go. Binding port 0 with SO_REUSEPORT set would not do: Linux
+/// then counts ports held by another SO_REUSEPORT group of the same user as free, and the
+/// new socket joins that group, so two servers would split one port's datagrams between
+/// them.
+pub fn free_port(addr: SocketAddr) -> io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = UdpSocket::bind(addr)?;
+    probe.local_addr()
 }
 
 impl Server {
@@ -224,5 +251,32 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Port 0 never lands on a port another SO_REUSEPORT group of this user holds. 400 such
+    /// sockets are held while 400 servers bind port 0: binding port 0 with SO_REUSEPORT
+    /// itself lands on a held port several times in that many tries (Linux counts them as
+    /// free), so this fails with the old binding almost surely.
+    #[test]
+    fn port_zero_never_joins_another_reuseport_group() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let held: Vec<UdpSocket> = (0..400).map(|_| udp_socket(any).unwrap()).collect();
+        let taken: std::collections::HashSet<u16> = held
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        for _ in 0..400 {
+            let (socks, tcp, bound) = bind_all(any, 2).unwrap();
+            assert!(!taken.contains(&bound.port()), "joined {bound}");
+            assert_eq!(tcp.local_addr().unwrap(), bound);
+            for s in &socks {
+                assert_eq!(s.local_addr().unwrap(), bound);
+            }
+        }
     }
 }
