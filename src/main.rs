@@ -48,7 +48,8 @@ fn main() -> ExitCode {
             config,
             name,
             qtype,
-        } => lookup(config, &name, &qtype),
+            dnssec,
+        } => lookup(config, &name, &qtype, dnssec),
         Command::Repl { config, action } => repl(config, *action),
         Command::Health {
             config,

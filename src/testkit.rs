@@ -232,8 +232,9 @@ pub fn write_key(
 
 /// [`config_text`] with `repl.co` signed by a CSK of `algorithm` and `repl.dev` (which
 /// answers challenges with TXT records) by a KSK and a ZSK of it, their key files written
-/// into `dir`; the configuration is `dir/t.toml`.
-pub fn signed_config(dir: &Path, algorithm: crate::dnssec::key::Algorithm) -> Config {
+/// into `dir`, and `extra` appended (a `[dnssec]` table, say); the configuration is
+/// `dir/t.toml`.
+pub fn signed_config(dir: &Path, algorithm: crate::dnssec::key::Algorithm, extra: &str) -> Config {
     use crate::dnssec::key::Role;
     let csk = write_key(dir, "repl.co", algorithm, Role::Csk);
     let ksk = write_key(dir, "repl.dev", algorithm, Role::Ksk);
@@ -263,7 +264,8 @@ pub fn signed_config(dir: &Path, algorithm: crate::dnssec::key::Algorithm) -> Co
                 key("repl.dev", &zsk)
             ),
             1,
-        );
+        )
+        + extra;
     match Config::parse(&dir.join("t.toml"), &text) {
         Ok(c) => c,
         Err(e) => panic!("signed fixture config: {e}\n{text}"),

@@ -66,6 +66,10 @@ pub(crate) enum Command {
         /// The query type (A, AAAA, TXT, ...; default A).
         #[arg(default_value = "A")]
         qtype: String,
+        /// Ask with DO set (EDNS, DNSSEC OK): a signed zone's answer with its RRSIGs, or
+        /// its compact denial (NSEC with NXNAME).
+        #[arg(long)]
+        dnssec: bool,
     },
     /// Maintain the journal.
     Journal {

@@ -22,7 +22,11 @@ use crate::testkit::{apps, signed_config, ACME_VALUES};
 
 /// The signed fixture: [`signed_config`] with the fixture's apps and challenge values.
 fn snapshot(dir: &std::path::Path, algorithm: Algorithm) -> Snapshot {
-    let cfg = signed_config(dir, algorithm);
+    snapshot_with(dir, algorithm, "")
+}
+
+fn snapshot_with(dir: &std::path::Path, algorithm: Algorithm, extra: &str) -> Snapshot {
+    let cfg = signed_config(dir, algorithm, extra);
     let mut table = Table::build(&apps()).unwrap();
     for (name, value) in ACME_VALUES {
         let name = name.parse().unwrap();
@@ -35,13 +39,25 @@ fn snapshot(dir: &std::path::Path, algorithm: Algorithm) -> Snapshot {
 }
 
 fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool, co: bool) -> Message {
+    ask_over(snap, name, rtype, dnssec_ok, co, Transport::Tcp, 4096)
+}
+
+fn ask_over(
+    snap: &Snapshot,
+    name: &str,
+    rtype: RecordType,
+    dnssec_ok: bool,
+    co: bool,
+    transport: Transport,
+    payload: u16,
+) -> Message {
     let mut q = Message::new();
     q.set_id(4242)
         .set_message_type(MessageType::Query)
         .set_op_code(OpCode::Query)
         .add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     let mut edns = Edns::new();
-    edns.set_max_payload(4096);
+    edns.set_max_payload(payload);
     edns.set_dnssec_ok(dnssec_ok);
     q.set_edns(edns);
     let mut pkt = q.to_vec().unwrap();
@@ -53,8 +69,15 @@ fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool, co: bool
         pkt[at] |= 0x40;
     }
     let mut out = vec![0u8; 65535];
-    let r = respond(snap, &pkt, &mut out, Transport::Tcp);
+    let r = respond(snap, &pkt, &mut out, transport);
     out.truncate(r.len);
+    if transport == Transport::Udp {
+        assert!(
+            out.len() <= usize::from(payload.max(512)),
+            "{} bytes",
+            out.len()
+        );
+    }
     Message::from_vec(&out).unwrap()
 }
 
@@ -356,4 +379,89 @@ fn a_tampered_key_fails_verification() {
     assert!(right[0]
         .verify_rrsig(set[0].name(), DNSClass::IN, &sig, &changed)
         .is_err());
+}
+
+#[test]
+fn a_signed_answer_that_does_not_fit_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path(), Algorithm::EcdsaP256Sha256);
+    // 40 AAAA records (1120 bytes) fit 1232 unsigned; with their RRSIG they do not.
+    let plain = ask_over(
+        &snap,
+        "wide.ann.repl.co.",
+        RecordType::AAAA,
+        false,
+        false,
+        Transport::Udp,
+        1232,
+    );
+    assert!(!plain.truncated());
+    assert_eq!(plain.answers().len(), crate::testkit::WIDE_V6);
+    let m = ask_over(
+        &snap,
+        "wide.ann.repl.co.",
+        RecordType::AAAA,
+        true,
+        false,
+        Transport::Udp,
+        1232,
+    );
+    assert!(m.truncated());
+    assert!(m.answers().is_empty());
+    // Over TCP the whole signed set comes.
+    let m = ask(&snap, "wide.ann.repl.co.", RecordType::AAAA, true, false);
+    assert!(!m.truncated());
+    assert_eq!(m.answers().len(), crate::testkit::WIDE_V6 + 1);
+}
+
+#[test]
+fn past_the_miss_limit_udp_is_truncated_and_tcp_servfails_and_both_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot_with(
+        dir.path(),
+        Algorithm::EcdsaP256Sha256,
+        "[dnssec]\nmisses_per_sec = 3\ncache_entries = 1024\n",
+    );
+    let before = crate::dnssec::sign::totals();
+    // Each new name needs its NSEC signed (and the first one the SOA): the burst of 3 is
+    // spent by the second name.
+    let mut signed = 0;
+    let mut limited = 0;
+    for i in 0..10 {
+        let name = format!("nobody{i}.repl.co.");
+        let m = ask_over(
+            &snap,
+            &name,
+            RecordType::A,
+            true,
+            false,
+            Transport::Udp,
+            1232,
+        );
+        if m.truncated() {
+            assert!(m.answers().is_empty() && m.name_servers().is_empty());
+            limited += 1;
+        } else {
+            assert!(!m.name_servers().is_empty());
+            signed += 1;
+        }
+    }
+    assert_eq!((signed, limited), (2, 8));
+    let m = ask(&snap, "nobody-tcp.repl.co.", RecordType::A, true, false);
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
+    // Cached signatures still answer: the first name again is a hit.
+    let m = ask_over(
+        &snap,
+        "nobody0.repl.co.",
+        RecordType::A,
+        true,
+        false,
+        Transport::Udp,
+        1232,
+    );
+    assert!(!m.truncated());
+    let after = crate::dnssec::sign::totals();
+    assert!(after.limited - before.limited >= 9);
+    assert!(after.signatures - before.signatures >= 3);
+    assert!(after.hits - before.hits >= 2);
 }
