@@ -1,0 +1,3 @@
+//! DNSSEC: signing keys and their files (`key`); online signing builds on them.
+
+pub mod key;
