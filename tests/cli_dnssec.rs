@@ -1,6 +1,7 @@
 //! `clusterns dnssec keygen` and `clusterns dnssec show` through the real binary: the key
 //! file (name, mode 0600, never overwritten), the printed DNSKEY and DS records (checked with
-//! hickory: the DS parses as a DS record and covers the DNSKEY), and the errors.
+//! hickory: the DS parses as a DS record and covers the DNSKEY), and the errors. Also, with a
+//! counting allocator (this binary's own), that `SigningKey::sign` allocates nothing.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -275,4 +276,55 @@ fn man_pages_and_completions_know_the_commands() {
         bash.contains("keygen") && bash.contains("ecdsap256sha256"),
         "no dnssec in bash completions"
     );
+}
+
+/// Counts this thread's heap allocations, for `signing_allocates_nothing` (a thread-local
+/// count: the other tests of this binary run on other threads).
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the count is a
+// thread-local Cell with a const initializer and no destructor, so touching it neither
+// allocates nor re-enters the allocator.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract for `alloc` is passed on as it is.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout (the contract of `dealloc`).
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// `SigningKey::sign` allocates nothing on the heap, for both algorithms (it runs where an
+/// RRSIG cache misses, on the query path's side).
+#[test]
+fn signing_allocates_nothing() {
+    use clusterns::dnssec::key::{Algorithm, Role, SigningKey};
+    let zone = "repl.co".parse().unwrap();
+    let data = [7u8; 300];
+    for algorithm in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+        let (key, _) = SigningKey::generate(&zone, algorithm, Role::Csk, 0).unwrap();
+        // Once outside the count: ring's CPU feature detection and the random number
+        // generator's first use set themselves up.
+        key.sign(&data).unwrap();
+        let before = ALLOCATIONS.with(|n| n.get());
+        for _ in 0..100 {
+            std::hint::black_box(key.sign(std::hint::black_box(&data)).unwrap());
+        }
+        let after = ALLOCATIONS.with(|n| n.get());
+        assert_eq!(after - before, 0, "{algorithm:?}");
+        // The counter counts: a Vec is one allocation.
+        std::hint::black_box(vec![0u8; 10]);
+        assert_eq!(ALLOCATIONS.with(|n| n.get()), after + 1);
+    }
 }

@@ -35,6 +35,9 @@ use crate::name::DomainName;
 /// RFC 8080).
 pub const SIGNATURE_LEN: usize = 64;
 
+/// The longest key file read (one is about 500 bytes).
+const MAX_FILE_LEN: u64 = 64 * 1024;
+
 /// The DNSKEY protocol field, always 3 (RFC 4034 section 2.1.2).
 const PROTOCOL: u8 = 3;
 /// The DNSKEY Zone Key flag (RFC 4034 section 2.1.1).
@@ -214,7 +217,7 @@ impl SigningKey {
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         use std::os::unix::fs::PermissionsExt;
         let shown = path.display();
-        let mut file = std::fs::File::open(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| KeyError(format!("{shown}: cannot open: {e}")))?;
         // The mode of the file opened, not of whatever the path names later.
         let meta = file
@@ -231,8 +234,14 @@ impl SigningKey {
             )));
         }
         let mut text = String::new();
-        file.read_to_string(&mut text)
+        file.take(MAX_FILE_LEN + 1)
+            .read_to_string(&mut text)
             .map_err(|e| KeyError(format!("{shown}: cannot read: {e}")))?;
+        if text.len() as u64 > MAX_FILE_LEN {
+            return Err(KeyError(format!(
+                "{shown}: longer than {MAX_FILE_LEN} bytes: not a key file"
+            )));
+        }
         SigningKey::parse(&text, &shown.to_string())
     }
 
@@ -923,6 +932,15 @@ mod tests {
         assert!(
             err.starts_with(&format!("{}: cannot open: ", missing.display())),
             "{err}"
+        );
+        std::fs::write(&path, " ".repeat(70_000)).unwrap();
+        let err = SigningKey::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: longer than 65536 bytes: not a key file",
+                path.display()
+            )
         );
         // A bad file loaded from disk names the path.
         std::fs::write(&path, "zone = \"repl.co\"\n").unwrap();
