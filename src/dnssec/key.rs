@@ -35,6 +35,9 @@ use crate::name::DomainName;
 /// RFC 8080).
 pub const SIGNATURE_LEN: usize = 64;
 
+/// The longest key file read (one is about 500 bytes).
+const MAX_FILE_LEN: u64 = 64 * 1024;
+
 /// The DNSKEY protocol field, always 3 (RFC 4034 section 2.1.2).
 const PROTOCOL: u8 = 3;
 /// The DNSKEY Zone Key flag (RFC 4034 section 2.1.1).
@@ -214,7 +217,7 @@ impl SigningKey {
     pub fn load(path: &Path) -> Result<SigningKey, KeyError> {
         use std::os::unix::fs::PermissionsExt;
         let shown = path.display();
-        let mut file = std::fs::File::open(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| KeyError(format!("{shown}: cannot open: {e}")))?;
         // The mode of the file opened, not of whatever the path names later.
         let meta = file
@@ -231,8 +234,14 @@ impl SigningKey {
             )));
         }
         let mut text = String::new();
-        file.read_to_string(&mut text)
+        file.take(MAX_FILE_LEN + 1)
+            .read_to_string(&mut text)
             .map_err(|e| KeyError(format!("{shown}: cannot read: {e}")))?;
+        if text.len() as u64 > MAX_FILE_LEN {
+            return Err(KeyError(format!(
+                "{shown}: longer than {MAX_FILE_LEN} bytes: not a key file"
+            )));
+        }
         SigningKey::parse(&text, &shown.to_string())
     }
 
@@ -438,7 +447,9 @@ fn pair_from_pkcs8(
             pkcs8,
             rng,
         )?),
-        Algorithm::Ed25519 => Pair::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8)?),
+        // v2 (ring's, with the public key, checked against the private one) or v1 (as
+        // `openssl genpkey -algorithm ED25519` writes it; the public key is derived).
+        Algorithm::Ed25519 => Pair::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)?),
     })
 }
 
@@ -523,4 +534,420 @@ fn key_file_text(
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+
+    use hickory_proto::rr::dnssec::rdata::{DNSSECRData, DNSKEY as HDnskey, DS as HDs};
+    use hickory_proto::rr::dnssec::{Algorithm as HAlgorithm, DigestType, PublicKey, PublicKeyBuf};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ED25519};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    fn zone(s: &str) -> DomainName {
+        s.parse().unwrap()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    /// A key file's text with one line replaced (by its key), for the refusal tests.
+    fn with_line(text: &str, key: &str, line: &str) -> String {
+        text.lines()
+            .map(|l| if l.starts_with(key) { line } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn sample(algorithm: Algorithm) -> String {
+        SigningKey::generate(&zone("repl.co"), algorithm, Role::Csk, 1_764_756_000)
+            .unwrap()
+            .1
+    }
+
+    fn parse_err(text: &str) -> String {
+        SigningKey::parse(text, "/etc/clusterns/k.key")
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// The key as hickory decodes its DNSKEY record data.
+    fn hickory_dnskey(key: &SigningKey) -> HDnskey {
+        match hickory_rdata(key.dnskey_rdata(), RecordType::DNSKEY) {
+            DNSSECRData::DNSKEY(k) => k,
+            other => panic!("not a DNSKEY: {other:?}"),
+        }
+    }
+
+    fn hickory_rdata(rdata: &[u8], rtype: RecordType) -> DNSSECRData {
+        let mut decoder = BinDecoder::new(rdata);
+        match RData::read(&mut decoder, rtype, Restrict::new(rdata.len() as u16)).unwrap() {
+            RData::DNSSEC(d) => d,
+            other => panic!("not DNSSEC record data: {other:?}"),
+        }
+    }
+
+    fn hickory_algorithm(algorithm: Algorithm) -> HAlgorithm {
+        match algorithm {
+            Algorithm::EcdsaP256Sha256 => HAlgorithm::ECDSAP256SHA256,
+            Algorithm::Ed25519 => HAlgorithm::ED25519,
+        }
+    }
+
+    #[test]
+    fn names_numbers_and_flags() {
+        assert_eq!(Algorithm::EcdsaP256Sha256.number(), 13);
+        assert_eq!(Algorithm::Ed25519.number(), 15);
+        for a in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+            assert_eq!(a.name().parse::<Algorithm>(), Ok(a));
+        }
+        for r in [Role::Csk, Role::Ksk, Role::Zsk] {
+            assert_eq!(r.name().parse::<Role>(), Ok(r));
+        }
+        assert_eq!(Role::Csk.flags(), 257);
+        assert_eq!(Role::Ksk.flags(), 257);
+        assert_eq!(Role::Zsk.flags(), 256);
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<SigningKey>();
+    }
+
+    #[test]
+    fn generate_and_parse_round_trip() {
+        for algorithm in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+            for role in [Role::Csk, Role::Ksk, Role::Zsk] {
+                let (key, text) =
+                    SigningKey::generate(&zone("Repl.CO."), algorithm, role, 1_764_756_000)
+                        .unwrap();
+                assert!(text.starts_with("# clusterns DNSSEC key for repl.co. Keep it private"));
+                assert!(text.contains("\nzone = \"repl.co\"\n"), "{text}");
+                assert!(text.contains("\ncreated = 1764756000 "), "{text}");
+                let back = SigningKey::parse(&text, "k.key").unwrap();
+                assert_eq!(back.zone(), &zone("repl.co"));
+                assert_eq!(back.algorithm(), algorithm);
+                assert_eq!(back.role(), role);
+                assert_eq!(back.flags(), role.flags());
+                assert_eq!(back.dnskey_rdata(), key.dnskey_rdata());
+                assert_eq!(back.key_tag(), key.key_tag());
+                assert_eq!(back.ds_rdata(), key.ds_rdata());
+                let rdata = key.dnskey_rdata();
+                assert_eq!(u16::from_be_bytes([rdata[0], rdata[1]]), role.flags());
+                assert_eq!(rdata[2], 3);
+                assert_eq!(rdata[3], algorithm.number());
+                let public_len = match algorithm {
+                    Algorithm::EcdsaP256Sha256 => 64,
+                    Algorithm::Ed25519 => 32,
+                };
+                assert_eq!(rdata.len(), 4 + public_len);
+                // The private key never shows in Debug.
+                let debug = format!("{key:?}");
+                let secret = text.lines().last().unwrap();
+                let secret = &secret["private_key = \"".len()..secret.len() - 1];
+                assert!(
+                    !debug.contains(secret) && !debug.contains("private"),
+                    "{debug}"
+                );
+            }
+        }
+        // Two keys are two keys.
+        let a = sample(Algorithm::Ed25519);
+        let b = sample(Algorithm::Ed25519);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn signatures_verify_with_ring_and_hickory() {
+        let data = b"the RRSIG rdata and the canonical RRset would go here";
+        for algorithm in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+            let (key, _) = SigningKey::generate(&zone("repl.co"), algorithm, Role::Zsk, 0).unwrap();
+            let sig = key.sign(data).unwrap();
+            let public = &key.dnskey_rdata()[4..];
+            let (ring_alg, ring_key) = match algorithm {
+                Algorithm::EcdsaP256Sha256 => (
+                    &ECDSA_P256_SHA256_FIXED as &dyn ring::signature::VerificationAlgorithm,
+                    [&[4u8][..], public].concat(),
+                ),
+                Algorithm::Ed25519 => (
+                    &ED25519 as &dyn ring::signature::VerificationAlgorithm,
+                    public.to_vec(),
+                ),
+            };
+            let ring_key = UnparsedPublicKey::new(ring_alg, ring_key);
+            ring_key.verify(data, &sig).unwrap();
+            let hickory_key = PublicKeyBuf::new(hickory_dnskey(&key).public_key().to_vec());
+            let h_alg = hickory_algorithm(algorithm);
+            hickory_key.verify(h_alg, data, &sig).unwrap();
+            // Both refuse a wrong signature and other data: the checks can fail.
+            let mut bad = sig;
+            bad[10] ^= 1;
+            assert!(ring_key.verify(data, &bad).is_err());
+            assert!(hickory_key.verify(h_alg, data, &bad).is_err());
+            assert!(hickory_key.verify(h_alg, b"other data", &sig).is_err());
+        }
+    }
+
+    #[test]
+    fn key_tag_and_ds_agree_with_hickory() {
+        for algorithm in [Algorithm::EcdsaP256Sha256, Algorithm::Ed25519] {
+            for role in [Role::Csk, Role::Zsk] {
+                let (key, _) = SigningKey::generate(&zone("repl.co"), algorithm, role, 0).unwrap();
+                let dnskey = hickory_dnskey(&key);
+                assert_eq!(dnskey.algorithm(), hickory_algorithm(algorithm));
+                assert_eq!(dnskey.flags(), role.flags());
+                assert_eq!(dnskey.calculate_key_tag().unwrap(), key.key_tag());
+                let name = Name::from_ascii("repl.co.").unwrap();
+                let digest = dnskey.to_digest(&name, DigestType::SHA256).unwrap();
+                let ds = key.ds_rdata();
+                assert_eq!(&ds[4..], digest.as_ref());
+                let hds: HDs = match hickory_rdata(&ds, RecordType::DS) {
+                    DNSSECRData::DS(ds) => ds,
+                    other => panic!("not a DS: {other:?}"),
+                };
+                assert_eq!(hds.key_tag(), key.key_tag());
+                assert!(hds.covers(&name, &dnskey).unwrap());
+                let other = Name::from_ascii("repl.com.").unwrap();
+                assert!(!hds.covers(&other, &dnskey).unwrap());
+            }
+        }
+    }
+
+    /// RFC 6605 section 6.1: the P-256 key of example.net., DS key tag 55648.
+    #[test]
+    fn rfc6605_p256_example() {
+        let private = B64
+            .decode("GU6SnQ/Ou+xC5RumuIUIuJZteXT2z0O/ok1s38Et6mQ=")
+            .unwrap();
+        let public = B64
+            .decode(
+                "GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edb\
+                 krSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA==",
+            )
+            .unwrap();
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &private,
+            &[&[4u8][..], &public].concat(),
+            &rng,
+        )
+        .unwrap();
+        let key =
+            SigningKey::from_pair(zone("example.net"), Role::Ksk, Pair::Ecdsa(pair), rng).unwrap();
+        assert_eq!(key.key_tag(), 55648);
+        assert_eq!(
+            key.dnskey_text(3600),
+            "example.net. 3600 IN DNSKEY 257 3 13 GojIhhXUN/u4v54ZQqGSnyhWJwaubCvTmeexv7bR6edbkrSqQpF64cYbcB7wNcP+e+MAnLr+Wi9xMWyQLc8NAA=="
+        );
+        assert_eq!(
+            key.ds_text(3600),
+            "example.net. 3600 IN DS 55648 13 2 \
+             B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17"
+        );
+        let ds = key.ds_rdata();
+        assert_eq!(&ds[..4], &[0xd9, 0x60, 13, 2]);
+        assert_eq!(
+            hex(&ds[4..]),
+            "B4C8C1FE2E7477127B27115656AD6256F424625BF5C1E2770CE6D6E37DF61D17"
+        );
+    }
+
+    /// RFC 8080 section 6.1 (signature as corrected by erratum 4935): Ed25519 is
+    /// deterministic, so signing the example MX RRset gives the published signature.
+    #[test]
+    fn rfc8080_ed25519_example() {
+        let seed = B64
+            .decode("ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=")
+            .unwrap();
+        let public = B64
+            .decode("l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=")
+            .unwrap();
+        let pair = Ed25519KeyPair::from_seed_and_public_key(&seed, &public).unwrap();
+        let key = SigningKey::from_pair(
+            zone("example.com"),
+            Role::Csk,
+            Pair::Ed25519(pair),
+            SystemRandom::new(),
+        )
+        .unwrap();
+        assert_eq!(key.key_tag(), 3613);
+        assert_eq!(
+            key.ds_text(3600),
+            "example.com. 3600 IN DS 3613 15 2 \
+             3AA5AB37EFCE57F737FC1627013FEE07BDF241BD10F3B1964AB55C78E79A304B"
+        );
+        // RRSIG rdata without the signature: MX, alg 15, 2 labels, TTL 3600, expiration
+        // 1440021600, inception 1438207200, tag 3613, signer example.com.; then the record
+        // example.com. 3600 IN MX 10 mail.example.com. in canonical form.
+        let example_com: &[u8] = b"\x07example\x03com\x00";
+        let mut data = Vec::new();
+        data.extend_from_slice(&15u16.to_be_bytes());
+        data.extend_from_slice(&[15, 2]);
+        data.extend_from_slice(&3600u32.to_be_bytes());
+        data.extend_from_slice(&1_440_021_600u32.to_be_bytes());
+        data.extend_from_slice(&1_438_207_200u32.to_be_bytes());
+        data.extend_from_slice(&3613u16.to_be_bytes());
+        data.extend_from_slice(example_com);
+        data.extend_from_slice(example_com);
+        data.extend_from_slice(&15u16.to_be_bytes());
+        data.extend_from_slice(&1u16.to_be_bytes());
+        data.extend_from_slice(&3600u32.to_be_bytes());
+        let mx = [&10u16.to_be_bytes()[..], b"\x04mail", example_com].concat();
+        data.extend_from_slice(&(mx.len() as u16).to_be_bytes());
+        data.extend_from_slice(&mx);
+        let sig = key.sign(&data).unwrap();
+        assert_eq!(
+            B64.encode(sig),
+            "oL9krJun7xfBOIWcGHi7mag5/hdZrKWw15jPGrHpjQeRAvTdszaPD+QLs3fx8A4M3e23mRZ9VrbpMngwcrqNAg=="
+        );
+    }
+
+    /// A PKCS#8 v1 Ed25519 document (RFC 8410, as OpenSSL writes it) is accepted: the
+    /// RFC 8080 key wrapped that way has its key tag.
+    #[test]
+    fn ed25519_pkcs8_v1() {
+        let seed = B64
+            .decode("ODIyNjAzODQ2MjgwODAxMjI2NDUxOTAyMDQxNDIyNjI=")
+            .unwrap();
+        let mut v1 = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        v1.extend_from_slice(&seed);
+        let text = format!(
+            "zone = \"example.com\"\nalgorithm = \"ed25519\"\nrole = \"csk\"\nprivate_key = \"{}\"\n",
+            B64.encode(&v1)
+        );
+        let key = SigningKey::parse(&text, "v1.key").unwrap();
+        assert_eq!(key.key_tag(), 3613);
+        // The same bytes are no ECDSA key.
+        let ecdsa = text.replace("ed25519", "ecdsap256sha256");
+        assert!(SigningKey::parse(&ecdsa, "v1.key").is_err());
+    }
+
+    #[test]
+    fn text_records() {
+        let (key, _) =
+            SigningKey::generate(&zone("repl.co"), Algorithm::Ed25519, Role::Csk, 0).unwrap();
+        let dnskey = key.dnskey_text(300);
+        let public = B64.encode(&key.dnskey_rdata()[4..]);
+        assert_eq!(dnskey, format!("repl.co. 300 IN DNSKEY 257 3 15 {public}"));
+        let ds = key.ds_text(86400);
+        let want = format!(
+            "repl.co. 86400 IN DS {} 15 2 {}",
+            key.key_tag(),
+            hex(&key.ds_rdata()[4..])
+        );
+        assert_eq!(ds, want);
+    }
+
+    #[test]
+    fn refusals_name_the_file_and_line() {
+        let good = sample(Algorithm::EcdsaP256Sha256);
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!("{good}colour = \"blue\"\n"),
+                "/etc/clusterns/k.key:7: unknown field `colour`",
+            ),
+            (
+                with_line(&good, "algorithm", "algorithm = \"rsasha256\""),
+                "/etc/clusterns/k.key:3: unknown algorithm \"rsasha256\"",
+            ),
+            (
+                with_line(&good, "role", "role = \"kzk\""),
+                "/etc/clusterns/k.key:4: unknown role \"kzk\"",
+            ),
+            (
+                with_line(&good, "private_key", "private_key = \"not*base64\""),
+                "/etc/clusterns/k.key:6: private_key is not base64",
+            ),
+            (
+                with_line(&good, "private_key", "private_key = \"aGVsbG8=\""),
+                "/etc/clusterns/k.key:6: private_key is not a PKCS#8 ecdsap256sha256 key",
+            ),
+            // An ECDSA key under the Ed25519 name.
+            (
+                with_line(&good, "algorithm", "algorithm = \"ed25519\""),
+                "/etc/clusterns/k.key:6: private_key is not a PKCS#8 ed25519 key",
+            ),
+            (
+                with_line(&good, "zone", "zone = \"repl..co\""),
+                "/etc/clusterns/k.key:2: zone: \"repl..co\" has an empty label",
+            ),
+            (
+                with_line(&good, "zone", &format!("zone = \"{}.co\"", "a".repeat(64))),
+                "/etc/clusterns/k.key:2: zone: ",
+            ),
+            (
+                with_line(&good, "role", ""),
+                "/etc/clusterns/k.key:1: missing field `role`",
+            ),
+            (
+                with_line(&good, "created", "created = \"yesterday\""),
+                "/etc/clusterns/k.key:5: invalid type",
+            ),
+            ("zone = \n".into(), "/etc/clusterns/k.key:1: "),
+        ];
+        for (text, want) in cases {
+            let got = parse_err(&text);
+            assert!(
+                got.starts_with(want),
+                "got {got:?}\nwant {want:?}\nfor\n{text}"
+            );
+            let secret = good.lines().last().unwrap();
+            assert!(!got.contains(&secret[15..secret.len() - 1]), "{got}");
+        }
+        // An Ed25519 key under the ECDSA name.
+        let ed = with_line(
+            &sample(Algorithm::Ed25519),
+            "algorithm",
+            "algorithm = \"ecdsap256sha256\"",
+        );
+        assert!(parse_err(&ed).contains(":6: private_key is not a PKCS#8 ecdsap256sha256 key"));
+    }
+
+    #[test]
+    fn load_checks_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        std::fs::write(&path, sample(Algorithm::Ed25519)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = SigningKey::load(&path).unwrap_err().to_string();
+            let want = format!(
+                "{}: a private key readable by group or others (mode {mode:04o}): run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+            assert_eq!(err, want);
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let key = SigningKey::load(&path).unwrap();
+            assert_eq!(key.algorithm(), Algorithm::Ed25519);
+        }
+        let missing = dir.path().join("none.key");
+        let err = SigningKey::load(&missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: cannot open: ", missing.display())),
+            "{err}"
+        );
+        std::fs::write(&path, " ".repeat(70_000)).unwrap();
+        let err = SigningKey::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: longer than 65536 bytes: not a key file",
+                path.display()
+            )
+        );
+        // A bad file loaded from disk names the path.
+        std::fs::write(&path, "zone = \"repl.co\"\n").unwrap();
+        let err = SigningKey::load(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}:1: missing field", path.display())),
+            "{err}"
+        );
+    }
+}
