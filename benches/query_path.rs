@@ -324,17 +324,10 @@ fn signed_snapshots(snap: &Snapshot) -> (Snapshot, Snapshot) {
 
 /// A query packet with EDNS (payload 1232), DO set or not.
 fn do_packet(q: &synth::Query, id: u16, dnssec_ok: bool) -> Vec<u8> {
-    let mut m = Message::new();
-    m.set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true);
-    let name = Name::from_ascii(&q.name).expect("synthetic names are valid");
-    m.add_query(Query::query(name, RecordType::from(q.qtype.to_int())));
-    let mut e = Edns::new();
-    e.set_max_payload(1232);
-    e.set_dnssec_ok(dnssec_ok);
-    m.set_edns(e);
+    let mut m = Message::from_vec(&packet(q, id, true)).expect("query parses");
+    if let Some(e) = m.extensions_mut() {
+        e.set_dnssec_ok(dnssec_ok);
+    }
     m.to_vec().expect("query encodes")
 }
 

@@ -17,12 +17,11 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use common::*;
 
-fn keygen(dir: &Path, file: &str, role: &str) {
+/// Runs the binary with `args` in `dir`; its standard output, or a panic with its errors.
+fn clusterns(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterns"))
         .current_dir(dir)
-        .args([
-            "dnssec", "keygen", "--zone", "repl.co", "--role", role, "--out", file,
-        ])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -30,8 +29,17 @@ fn keygen(dir: &Path, file: &str, role: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn keygen(dir: &Path, file: &str, role: &str) {
     // The key tags are read back from the DNSKEY set the server serves.
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = clusterns(
+        dir,
+        &[
+            "dnssec", "keygen", "--zone", "repl.co", "--role", role, "--out", file,
+        ],
+    );
     assert!(text.contains("IN DNSKEY"), "{text}");
     let key = std::fs::read_to_string(dir.join(file)).unwrap();
     assert!(key.contains("private_key"));
@@ -206,17 +214,9 @@ fn lookup_prints_the_signed_answer() {
     keygen(dir, "k.key", "csk");
     write_config(dir, &[("k.key", "active")]);
     let run = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterns"))
-            .args(["lookup", "--config", path_str(&s.config_path)])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let mut args = vec!["lookup", "--config", path_str(&s.config_path)];
+        args.extend_from_slice(extra);
+        clusterns(dir, &args)
     };
     let signed = run(&["--dnssec", "coolgame.mark.repl.co", "A"]);
     assert!(signed.contains("RRSIG"), "{signed}");
