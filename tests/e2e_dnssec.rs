@@ -25,6 +25,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -261,7 +262,8 @@ fn ask(addr: SocketAddr, name: &str, rtype: RecordType) -> Result<Message, Strin
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let id = (Instant::now().elapsed().subsec_nanos() & 0xffff) as u16 ^ 0x5a5a;
+    static NEXT_ID: AtomicU16 = AtomicU16::new(0x5a5a);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let pkt = do_query(name, rtype, id);
     let started = Instant::now();
     let mut buf = [0u8; 65535];
@@ -661,14 +663,16 @@ policy:
   - id: csk
     algorithm: ecdsap256sha256
     single-type-signing: on
+mod-onlinesign:
+  - id: csk
+    policy: csk
 zone:
   - domain: {ZONE}
     file: "{d}/zone.txt"
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
-    dnssec-policy: csk
-    module: mod-onlinesign
+    module: mod-onlinesign/csk
 "#,
             d = d.display()
         ),
