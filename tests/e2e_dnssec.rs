@@ -544,6 +544,96 @@ fn assert_signs(addr: SocketAddr) {
     );
 }
 
+/// One UDP exchange returning the raw answer (for `domain`'s parser).
+fn exchange_raw(addr: SocketAddr, pkt: &[u8]) -> Vec<u8> {
+    let s = udp_client();
+    s.send_to(pkt, addr).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = s.recv_from(&mut buf).expect("an answer within 2 s");
+    buf.truncate(n);
+    buf
+}
+
+/// rcode and, per NSEC in the authority section: owner, next name, NXNAME (type 128) in the
+/// bitmap; plus whether an RRSIG is there.
+fn denial_of(answer: Vec<u8>) -> (domain::base::iana::Rcode, Vec<(String, String, bool)>, bool) {
+    use domain::base::name::ParsedName;
+    use domain::base::{Message, Rtype};
+    use domain::rdata::Nsec;
+    let msg = Message::from_octets(answer).expect("the answer parses");
+    let auth = msg.authority().expect("an authority section");
+    let nsecs = auth
+        .limit_to::<Nsec<&[u8], ParsedName<&[u8]>>>()
+        .map(|r| {
+            let r = r.expect("an NSEC record parses");
+            (
+                r.owner().to_string().to_lowercase(),
+                r.data().next_name().to_string().to_lowercase(),
+                r.data().types().contains(Rtype::from_int(128)),
+            )
+        })
+        .collect();
+    let signed = msg
+        .authority()
+        .unwrap()
+        .any(|r| r.map(|r| r.rtype() == Rtype::RRSIG).unwrap_or(false));
+    (msg.header().rcode(), nsecs, signed)
+}
+
+/// RFC 9824 straight from the server, as the spec has it: with DO a non-existent name is
+/// NOERROR with a signed NSEC at the name (next name `\000.<name>`, NXNAME in the bitmap);
+/// with DO and CO (EDNS flag 0x4000) the rcode is NXDOMAIN; without DO it is the unsigned
+/// NXDOMAIN of old. An empty non-terminal's NSEC has no NXNAME.
+fn assert_compact_denial(addr: SocketAddr) {
+    use domain::base::iana::Rcode;
+    let name = "nothere.repl.co";
+    let with_do = do_query(name, RecordType::A, 0x1001);
+    // The OPT record ends the query: ... ttl = ext-rcode, version, flags (2), rdlen (2) = 0.
+    let n = with_do.len();
+    assert_eq!(
+        with_do[n - 4..],
+        [0x80, 0, 0, 0],
+        "DO is where the OPT flags are"
+    );
+    let mut with_co = with_do.clone();
+    with_co[n - 4] |= 0x40;
+
+    let (rcode, nsecs, signed) = denial_of(exchange_raw(addr, &with_do));
+    let want = (name.to_string(), format!("\\000.{name}"), true);
+    assert_eq!(
+        rcode,
+        Rcode::NOERROR,
+        "compact denial without CO: {nsecs:?}"
+    );
+    assert_eq!(nsecs, vec![want.clone()], "the NSEC of compact denial");
+    assert!(signed, "the denial carries RRSIGs");
+
+    let (rcode, nsecs, _) = denial_of(exchange_raw(addr, &with_co));
+    assert_eq!(
+        rcode,
+        Rcode::NXDOMAIN,
+        "with CO the rcode is NXDOMAIN: {nsecs:?}"
+    );
+    assert_eq!(nsecs, vec![want], "with CO, the same NSEC");
+
+    let (rcode, nsecs, signed) = denial_of(exchange_raw(
+        addr,
+        &query(name, RecordType::A, 0x1002, true),
+    ));
+    assert_eq!(rcode, Rcode::NXDOMAIN, "without DO nothing changes");
+    assert!(nsecs.is_empty() && !signed, "without DO: no NSEC, no RRSIG");
+
+    let ent = "mark.repl.co";
+    let (rcode, nsecs, _) = denial_of(exchange_raw(addr, &do_query(ent, RecordType::A, 0x1003)));
+    assert_eq!(rcode, Rcode::NOERROR, "an empty non-terminal: {nsecs:?}");
+    assert_eq!(nsecs.len(), 1, "one NSEC at {ent}: {nsecs:?}");
+    assert_eq!(nsecs[0].0, ent, "{nsecs:?}");
+    assert!(
+        !nsecs[0].2,
+        "an empty non-terminal exists: no NXNAME ({nsecs:?})"
+    );
+}
+
 /// `kdig +dnssec` straight at the server, for the README: its output must show the RRSIG.
 fn kdig_sample(addr: SocketAddr) {
     if !have("kdig", "--version") {
@@ -597,6 +687,7 @@ fn unbound_validates_every_kind_of_answer() {
         log()
     );
     assert_signs(server.addr);
+    assert_compact_denial(server.addr);
     kdig_sample(server.addr);
 
     validate_all(dir.path(), server.addr, &key.ds, true, &log);
@@ -717,5 +808,20 @@ zone:
         .find(|l| l.split_whitespace().nth(4) == Some("2"))
         .unwrap_or_else(|| panic!("keymgr printed no SHA-256 DS:\n{text}"))
         .to_string();
+    // The NSEC parser of assert_compact_denial reads Knot's "black lies" (the same NSEC shape,
+    // without NXNAME: Knot 3.2 predates RFC 9824).
+    let denial = denial_of(exchange_raw(
+        addr,
+        &do_query("nothere.repl.co", RecordType::A, 9),
+    ));
+    let want = ("nothere.repl.co", "\\000.nothere.repl.co", false);
+    assert_eq!(
+        denial,
+        (
+            domain::base::iana::Rcode::NOERROR,
+            vec![(want.0.to_string(), want.1.to_string(), want.2)],
+            true
+        )
+    );
     validate_all(d, addr, &ds, false, &log);
 }
