@@ -78,8 +78,8 @@ struct Key {
 
 /// `clusterns dnssec keygen` for `repl.co` (ECDSA P-256 CSK) into `dir/repl.co.key`: the one
 /// place that knows how keys are made.
-fn keygen(dir: &Path) -> Key {
-    let file = dir.join("repl.co.key");
+fn keygen(dir: &Path, file_name: &str) -> Key {
+    let file = dir.join(file_name);
     let out = Command::new(env!("CARGO_BIN_EXE_clusterns"))
         .args(["dnssec", "keygen", "--zone", ZONE])
         .args(["--algorithm", "ecdsap256sha256", "--role", "csk", "--out"])
@@ -115,6 +115,21 @@ fn keygen(dir: &Path) -> Key {
     }
 }
 
+impl Key {
+    /// The key tag, from the DS line (`repl.co. 3600 IN DS <tag> 13 2 <hex>`).
+    fn tag(&self) -> u16 {
+        self.ds
+            .split_whitespace()
+            .nth(4)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no key tag in {:?}", self.ds))
+    }
+
+    fn file_name(&self) -> &str {
+        self.file.file_name().unwrap().to_str().unwrap()
+    }
+}
+
 /// The DS line with the last digit of its digest changed: a trust anchor that matches no key.
 fn tampered(ds: &str) -> String {
     let mut s = ds.trim_end().to_string();
@@ -140,6 +155,15 @@ impl Unbound {
     /// Starts it in `dir` (its own subfolder `name`) with `anchor` (a DS or DNSKEY line) as
     /// the zone's trust anchor, and returns once it serves.
     fn start(dir: &Path, name: &str, auth: SocketAddr, anchor: &str) -> Unbound {
+        Unbound::start_anchored(dir, name, auth, &[anchor])
+    }
+
+    /// The same with several trust anchors (a DS set during a rollover).
+    fn start_anchored(dir: &Path, name: &str, auth: SocketAddr, anchors: &[&str]) -> Unbound {
+        let anchors: String = anchors
+            .iter()
+            .map(|a| format!("    trust-anchor: \"{a}\"\n"))
+            .collect();
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         // The root "servers" are an address on loopback where nothing listens: a query that
@@ -180,8 +204,7 @@ impl Unbound {
     trust-anchor-signaling: no
     root-key-sentinel: no
     use-caps-for-id: yes
-    trust-anchor: "{anchor}"
-remote-control:
+{anchors}remote-control:
     control-enable: no
 stub-zone:
     name: "{ZONE}"
@@ -490,8 +513,15 @@ fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// The server's config: one zone signed with `key`, ACME challenges answered as TXT.
-fn clusterns_config(key: &Path) -> String {
+/// The server's config: one zone with `keys` (file name in the config's folder, state), ACME
+/// challenges answered as TXT.
+fn clusterns_config(keys: &[(&str, &str)]) -> String {
+    let keys: String = keys
+        .iter()
+        .map(|(file, state)| {
+            format!("[[zone.dnssec.key]]\nfile = \"{file}\"\nstate = \"{state}\"\n")
+        })
+        .collect();
     format!(
         r#"
 [server]
@@ -513,10 +543,7 @@ soa = {{ rname = "hostmaster.{ZONE}" }}
 [[zone.host]]
 name = "ns1"
 a = ["127.0.0.1"]
-[[zone.dnssec.key]]
-file = "{key}"
-state = "active"
-
+{keys}
 [[cluster]]
 name = "east"
 ipv4 = ["{}", "{}"]
@@ -526,9 +553,7 @@ ipv6 = ["2001:db8::1"]
 name = "west"
 ipv4 = ["198.51.100.7"]
 "#,
-        EAST_V4[0],
-        EAST_V4[1],
-        key = key.file_name().unwrap().to_str().unwrap(),
+        EAST_V4[0], EAST_V4[1],
     )
 }
 
@@ -660,7 +685,7 @@ fn unbound_validates_every_kind_of_answer() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let key = keygen(dir.path());
+    let key = keygen(dir.path(), "repl.co.key");
     println!("key: {}\n{}\n{}", key.file.display(), key.dnskey, key.ds);
     let journal = format!(
         "{JOURNAL}4 txt-add {CHALLENGE} {} {}\n",
@@ -669,7 +694,7 @@ fn unbound_validates_every_kind_of_answer() {
     );
     std::fs::write(dir.path().join("journal.log"), journal).unwrap();
     let config = dir.path().join("clusterns.toml");
-    std::fs::write(&config, clusterns_config(&key.file)).unwrap();
+    std::fs::write(&config, clusterns_config(&[(key.file_name(), "active")])).unwrap();
     let server_log = dir.path().join("server.log");
     let server = spawn_binary_logged(&config, true, Some(&server_log));
     let log = || std::fs::read_to_string(&server_log).unwrap_or_default();
@@ -703,6 +728,157 @@ fn unbound_validates_every_kind_of_answer() {
         "no signature counted:\n{}",
         dnssec.join("\n")
     );
+}
+
+/// Key tags in the server's own answer (DO set) to `name`/`rtype`: of the DNSKEY, CDS or RRSIG
+/// records in the answer section, by type.
+fn tags_of(addr: SocketAddr, name: &str, rtype: RecordType) -> (Vec<u16>, Vec<u16>, Vec<u16>) {
+    use domain::base::name::ParsedName;
+    use domain::base::Message;
+    use domain::rdata::{Cds, Dnskey, Rrsig};
+    let raw = exchange_raw(addr, &do_query(name, rtype, 0x2001));
+    let msg = Message::from_octets(raw).expect("the answer parses");
+    let answer = || msg.answer().expect("an answer section");
+    let mut dnskey: Vec<u16> = answer()
+        .limit_to::<Dnskey<&[u8]>>()
+        .map(|r| r.unwrap().data().key_tag())
+        .collect();
+    let mut cds: Vec<u16> = answer()
+        .limit_to::<Cds<&[u8]>>()
+        .map(|r| r.unwrap().data().key_tag())
+        .collect();
+    let mut rrsig: Vec<u16> = answer()
+        .limit_to::<Rrsig<&[u8], ParsedName<&[u8]>>>()
+        .map(|r| r.unwrap().data().key_tag())
+        .collect();
+    dnskey.sort();
+    cds.sort();
+    rrsig.sort();
+    (dnskey, cds, rrsig)
+}
+
+/// One step of a rollover: the keys in the config and what must follow from them.
+struct Step<'a> {
+    keys: Vec<(&'a str, &'a str)>,
+    dnskey: Vec<u16>,
+    cds: Vec<u16>,
+    /// The key signing the app's A RRset.
+    signer: u16,
+    /// The DS set the parent publishes at this step: the resolver's trust anchors.
+    anchors: Vec<&'a str>,
+}
+
+/// A CSK rollover driven by the config and SIGHUP, without a restart, validated by a fresh
+/// unbound at each step (the parent's DS set as its anchors): old active; new published
+/// (DNSKEY and CDS hold both, the old one signs); new active and old published (the new one
+/// signs); old retired (still in DNSKEY, gone from CDS); old removed.
+#[test]
+fn unbound_validates_through_a_key_rollover() {
+    if !have("unbound", "-V") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let old = keygen(dir.path(), "old.key");
+    let new = keygen(dir.path(), "new.key");
+    assert_ne!(old.tag(), new.tag(), "two keys with one tag: run again");
+    std::fs::write(dir.path().join("journal.log"), JOURNAL).unwrap();
+    let config = dir.path().join("clusterns.toml");
+    let write = |keys: &[(&str, &str)]| std::fs::write(&config, clusterns_config(keys)).unwrap();
+    write(&[(old.file_name(), "active")]);
+    let server_log = dir.path().join("server.log");
+    let server = spawn_binary_logged(&config, false, Some(&server_log));
+    let log = || std::fs::read_to_string(&server_log).unwrap_or_default();
+
+    let (o, n) = (old.tag(), new.tag());
+    let both = {
+        let mut v = vec![o, n];
+        v.sort();
+        v
+    };
+    let (old_f, new_f) = (old.file_name(), new.file_name());
+    let steps = [
+        Step {
+            keys: vec![(old_f, "active")],
+            dnskey: vec![o],
+            cds: vec![o],
+            signer: o,
+            anchors: vec![&old.ds],
+        },
+        Step {
+            keys: vec![(old_f, "active"), (new_f, "published")],
+            dnskey: both.clone(),
+            cds: both.clone(),
+            signer: o,
+            anchors: vec![&old.ds],
+        },
+        Step {
+            keys: vec![(old_f, "published"), (new_f, "active")],
+            dnskey: both.clone(),
+            cds: both.clone(),
+            signer: n,
+            anchors: vec![&old.ds, &new.ds],
+        },
+        Step {
+            keys: vec![(old_f, "retired"), (new_f, "active")],
+            dnskey: both.clone(),
+            cds: vec![n],
+            signer: n,
+            anchors: vec![&new.ds],
+        },
+        Step {
+            keys: vec![(new_f, "active")],
+            dnskey: vec![n],
+            cds: vec![n],
+            signer: n,
+            anchors: vec![&new.ds],
+        },
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        let keys = &step.keys;
+        if i > 0 {
+            write(keys);
+            server.signal(libc::SIGHUP);
+        }
+        let want = (step.dnskey.clone(), step.signer);
+        let mut got = None;
+        let reloaded = wait_for(Duration::from_secs(5), || {
+            let (k, _, _) = tags_of(server.addr, ZONE, RecordType::DNSKEY);
+            let (_, _, sigs) = tags_of(server.addr, APP, RecordType::A);
+            let now = (k, sigs.first().copied().unwrap_or(0));
+            let done = now == want && sigs.len() == 1;
+            got = Some((now, sigs));
+            done
+        });
+        assert!(
+            reloaded,
+            "step {i} {keys:?}: want DNSKEY tags {:?} and the A signed by {}, got {got:?}\n{}",
+            step.dnskey,
+            step.signer,
+            log()
+        );
+        let (_, cds_now, _) = tags_of(server.addr, ZONE, RecordType::CDS);
+        assert_eq!(cds_now, step.cds, "step {i} {keys:?}: CDS key tags");
+        let resolver = Unbound::start_anchored(
+            dir.path(),
+            &format!("unbound-{i}"),
+            server.addr,
+            &step.anchors,
+        );
+        let rollover_cases = [
+            case(APP, RecordType::A, Expect::Answer),
+            case(ZONE, RecordType::DNSKEY, Expect::Answer),
+            case("nothere.repl.co", RecordType::A, Expect::Denied),
+        ];
+        let (report, failures) = run_cases(resolver.addr, &rollover_cases);
+        println!("step {i} {keys:?}:\n{report}");
+        assert!(
+            failures.is_empty(),
+            "step {i} {keys:?}:\n  {}\nunbound log:\n{}\nserver log:\n{}",
+            failures.join("\n  "),
+            resolver.log(),
+            log()
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------- Knot
