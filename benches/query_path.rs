@@ -116,6 +116,12 @@ struct Fixture {
     /// The default query mix (`synth::Mix`, 25% mixed case) over many names: mostly cache
     /// misses in the table.
     mix: Vec<Vec<u8>>,
+    /// The same table in a zone signed with a P-256 CSK, and the same zone with a signature
+    /// cache of 4 entries (every signature a miss).
+    signed: Snapshot,
+    signed_cold: Snapshot,
+    /// App A queries (and names that do not exist) with EDNS, with and without DO.
+    dnssec_sets: Vec<(&'static str, Vec<Vec<u8>>)>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -216,6 +222,29 @@ fn build_fixture() -> Fixture {
         PolicySet { id, packets }
     })
     .collect();
+    let (signed, signed_cold) = signed_snapshots(&snap);
+    let dnssec_sets = [("app_a", Kind::NameA), ("nxdomain", Kind::NxDomain)]
+        .into_iter()
+        .flat_map(|(what, kind)| {
+            let qs: Vec<synth::Query> = (0..PACKETS)
+                .map(|_| synth::query(kind, &apps, synth::ZONE, &mut rng))
+                .collect();
+            [false, true].map(|dnssec_ok| {
+                let id: &'static str = match (what, dnssec_ok) {
+                    ("app_a", false) => "app_a/unsigned",
+                    ("app_a", true) => "app_a/signed",
+                    (_, false) => "nxdomain/unsigned",
+                    (_, true) => "nxdomain/signed",
+                };
+                let packets = qs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| do_packet(q, i as u16, dnssec_ok))
+                    .collect();
+                (id, packets)
+            })
+        })
+        .collect();
     drop(apps);
     let f = Fixture {
         snap,
@@ -223,6 +252,9 @@ fn build_fixture() -> Fixture {
         policy_sets,
         sets,
         mix,
+        signed,
+        signed_cold,
+        dnssec_sets,
     };
     check(&f);
     f
@@ -254,6 +286,56 @@ fn policy_served(cfg: &Config) -> Served {
     );
     let names: Vec<Label> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
     Served::for_registry_health(&cfg, &names, &health)
+}
+
+/// `snap`'s table served from the synthetic zone signed with a P-256 CSK (its key file in a
+/// temporary directory), with the default signature cache and with a cache of 4 entries.
+fn signed_snapshots(snap: &Snapshot) -> (Snapshot, Snapshot) {
+    use clusterns::dnssec::key::{Algorithm, Role, SigningKey};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir().join(format!("clusterns-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench key directory");
+    let apex = synth::ZONE.parse().expect("synthetic zone");
+    let (_, text) =
+        SigningKey::generate(&apex, Algorithm::EcdsaP256Sha256, Role::Csk, 0).expect("bench key");
+    let key = dir.join("zone.key");
+    let _ = std::fs::remove_file(&key);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("bench key file");
+    let served = |cache: usize| {
+        let text = format!(
+            "{}\n[[zone.dnssec.key]]\nfile = \"zone.key\"\n[dnssec]\ncache_entries = {cache}\nmisses_per_sec = 1000000000\n",
+            synth::config_toml(CLUSTERS, "j")
+        );
+        let cfg = Config::parse(&dir.join("bench.toml"), &text).expect("signed bench config");
+        Arc::new(Served::from_config(&cfg))
+    };
+    let signed = Snapshot::new(served(1 << 16), snap.table.clone(), 0);
+    let cold = Snapshot::new(served(1), snap.table.clone(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    (signed, cold)
+}
+
+/// A query packet with EDNS (payload 1232), DO set or not.
+fn do_packet(q: &synth::Query, id: u16, dnssec_ok: bool) -> Vec<u8> {
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true);
+    let name = Name::from_ascii(&q.name).expect("synthetic names are valid");
+    m.add_query(Query::query(name, RecordType::from(q.qtype.to_int())));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.set_dnssec_ok(dnssec_ok);
+    m.set_edns(e);
+    m.to_vec().expect("query encodes")
 }
 
 /// A query packet built with hickory-proto (RD set, as stub resolvers send).
@@ -295,6 +377,32 @@ fn malformed(mut p: Vec<u8>, i: usize) -> Vec<u8> {
 /// Every packet gets what it should, checked with hickory-proto, before anything is timed.
 fn check(f: &Fixture) {
     let mut out = vec![0u8; 65_535];
+    for (id, pkts) in &f.dnssec_sets {
+        for snap in [&f.signed, &f.signed_cold] {
+            for p in pkts.iter().take(16) {
+                let h = respond(snap, p, &mut out, Transport::Udp);
+                let r = Message::from_vec(&out[..h.len])
+                    .unwrap_or_else(|e| panic!("dnssec/{id}: response does not parse: {e}"));
+                let sigs = r
+                    .answers()
+                    .iter()
+                    .chain(r.name_servers())
+                    .filter(|rr| rr.record_type() == RecordType::RRSIG)
+                    .count();
+                let want = if *id == "nxdomain/unsigned" {
+                    ResponseCode::NXDomain
+                } else {
+                    ResponseCode::NoError
+                };
+                assert_eq!(r.response_code(), want, "dnssec/{id}");
+                assert_eq!(
+                    sigs > 0,
+                    id.ends_with("/signed"),
+                    "dnssec/{id}: {sigs} RRSIGs"
+                );
+            }
+        }
+    }
     for set in &f.sets {
         for p in &set.packets {
             let h = respond(&f.snap, p, &mut out, Transport::Udp);
@@ -540,6 +648,41 @@ fn run_all<M: Measurement>(r: &mut Runner<'_, M>) {
             let p = &pkts[i % PACKETS];
             i = i.wrapping_add(1);
             respond(black_box(policy), black_box(p), &mut out, Transport::Udp).len
+        });
+    }
+
+    // Signed answers from a warm cache (every name was answered once before timing), the
+    // same queries without DO, and every signature a miss (a 4-entry cache).
+    for (id, pkts) in &f.dnssec_sets {
+        let mut out = vec![0u8; 4096];
+        for p in pkts {
+            respond(&f.signed, p, &mut out, Transport::Udp);
+        }
+        let mut i = 0usize;
+        r.bench("dnssec", id, move || {
+            let p = &pkts[i % PACKETS];
+            i = i.wrapping_add(1);
+            respond(black_box(&f.signed), black_box(p), &mut out, Transport::Udp).len
+        });
+    }
+    for (id, pkts) in f
+        .dnssec_sets
+        .iter()
+        .filter(|(id, _)| id.ends_with("/signed"))
+    {
+        let mut out = vec![0u8; 4096];
+        let mut i = 0usize;
+        let cold_id = id.replace("/signed", "/miss");
+        r.bench("dnssec", &cold_id, move || {
+            let p = &pkts[i % PACKETS];
+            i = i.wrapping_add(1);
+            respond(
+                black_box(&f.signed_cold),
+                black_box(p),
+                &mut out,
+                Transport::Udp,
+            )
+            .len
         });
     }
 

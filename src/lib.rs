@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod control;
+pub mod dnssec;
 pub mod feed;
 pub mod health;
 pub mod logs;

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::*;
-use cli::{acme::*, check::*, ctl::*, health::*, lookup::*, relay::*, repl::*, serve::*};
+use cli::{
+    acme::*, check::*, ctl::*, dnssec::*, health::*, lookup::*, relay::*, repl::*, serve::*,
+};
 
 fn main() -> ExitCode {
     clusterns::logs::init();
@@ -48,8 +50,10 @@ fn main() -> ExitCode {
             config,
             name,
             qtype,
-        } => lookup(config, &name, &qtype),
+            dnssec,
+        } => lookup(config, &name, &qtype, dnssec),
         Command::Repl { config, action } => repl(config, *action),
+        Command::Dnssec { action } => dnssec(action),
         Command::Health {
             config,
             once,

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
+pub mod dnssec;
 pub mod endpoint;
 mod health;
 pub mod nats;
@@ -395,6 +396,7 @@ pub fn render(src: &Sources) -> String {
     }
     health::render(&mut out, &src.feed);
     nats::render(&mut out);
+    dnssec::render(&mut out);
     process_metrics(&mut out);
 
     let _ = writeln!(

@@ -74,6 +74,19 @@ impl<'s> Outcome<'s> {
         }
     }
 
+    /// The zone the outcome was found in (none for the refusals and errors).
+    #[inline]
+    pub fn zone(&self) -> Option<&'s Zone> {
+        match *self {
+            Outcome::Hit { zone, .. }
+            | Outcome::AcmeCname { zone, .. }
+            | Outcome::NoData { zone }
+            | Outcome::YxDomain { zone }
+            | Outcome::NxDomain { zone } => Some(zone),
+            Outcome::Refused | Outcome::NotImp | Outcome::FormErr | Outcome::ServFail => None,
+        }
+    }
+
     /// Whether the server answers this outcome authoritatively (AA set): every answer from
     /// inside a zone, not the refusals and errors.
     #[inline]

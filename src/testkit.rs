@@ -205,6 +205,73 @@ pub fn acme_snapshot() -> &'static Snapshot {
     })
 }
 
+/// Writes a key file for `zone` with `algorithm` and `role` into `dir` (mode 0600) and
+/// returns its path.
+pub fn write_key(
+    dir: &Path,
+    zone: &str,
+    algorithm: crate::dnssec::key::Algorithm,
+    role: crate::dnssec::key::Role,
+) -> std::path::PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let apex = zone.parse().expect("fixture zone");
+    let (key, text) =
+        crate::dnssec::key::SigningKey::generate(&apex, algorithm, role, 0).expect("fixture key");
+    let path = dir.join(format!("{zone}-{}.key", key.key_tag()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("fixture key file");
+    f.write_all(text.as_bytes()).expect("fixture key file");
+    path
+}
+
+/// [`config_text`] with `repl.co` signed by a CSK of `algorithm` and `repl.dev` (which
+/// answers challenges with TXT records) by a KSK and a ZSK of it, their key files written
+/// into `dir`, and `extra` appended (a `[dnssec]` table, say); the configuration is
+/// `dir/t.toml`.
+pub fn signed_config(dir: &Path, algorithm: crate::dnssec::key::Algorithm, extra: &str) -> Config {
+    use crate::dnssec::key::Role;
+    let csk = write_key(dir, "repl.co", algorithm, Role::Csk);
+    let ksk = write_key(dir, "repl.dev", algorithm, Role::Ksk);
+    let zsk = write_key(dir, "repl.dev", algorithm, Role::Zsk);
+    let key = |zone: &str, p: &Path| {
+        format!(
+            "[[zone.dnssec.key]]\nfile = {:?}\nstate = \"active\"\n",
+            p.file_name().unwrap().to_str().unwrap()
+        )
+        .replace("[[zone.", &format!("# {zone}\n[[zone."))
+    };
+    // Each zone's keys go right after its own `[[zone]]` table (before its hosts).
+    let text = config_text()
+        .replacen(
+            "soa = { rname = \"hostmaster.repl.co\", ttl = 600, serial = 7 }\n",
+            &format!(
+                "soa = {{ rname = \"hostmaster.repl.co\", ttl = 600, serial = 7 }}\n{}",
+                key("repl.co", &csk)
+            ),
+            1,
+        )
+        .replacen(
+            "apex = \"repl.dev\"\nttl = 30\nns = [\"ns.example.net\"]\nsoa = { rname = \"hostmaster.repl.co\" }\n",
+            &format!(
+                "apex = \"repl.dev\"\nttl = 30\nns = [\"ns.example.net\"]\nsoa = {{ rname = \"hostmaster.repl.co\" }}\n{}{}",
+                key("repl.dev", &ksk),
+                key("repl.dev", &zsk)
+            ),
+            1,
+        )
+        + extra;
+    match Config::parse(&dir.join("t.toml"), &text) {
+        Ok(c) => c,
+        Err(e) => panic!("signed fixture config: {e}\n{text}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 //! - anything deeper: no such name.
 
 use crate::config::{AcmeMode, ZoneConfig};
+use crate::dnssec::zone::ZoneKeys;
 use crate::health::answer::{Choice, ClusterChoice};
 use crate::health::pick::Pick;
 use crate::name::DomainName;
@@ -58,6 +59,9 @@ pub struct Zone {
     /// the degraded one); `None` for a cluster the configuration does not have (its apps
     /// answer SERVFAIL).
     pub clusters: Vec<Option<ClusterSets>>,
+    /// The keys that sign answers to queries with DO (`[[zone.dnssec.key]]`); their DNSKEY,
+    /// CDS and CDNSKEY sets are among `apex_sets`.
+    pub dnssec: Option<Box<ZoneKeys>>,
 }
 
 /// A cluster's answers, owned by the query name.
@@ -183,6 +187,13 @@ impl Zone {
             mx.push(ttl, &rd);
         }
         apex_sets.push(mx.finish());
+        let dnssec = cfg
+            .dnssec
+            .as_ref()
+            .map(|d| Box::new(ZoneKeys::build(&apex, d, &d.settings)));
+        if let Some(keys) = &dnssec {
+            apex_sets.extend(keys.key_sets.iter().cloned());
+        }
         apex_sets.retain(|s| !s.is_empty());
 
         let apex_len = apex.wire().len();
@@ -248,6 +259,7 @@ impl Zone {
                     })
                 })
                 .collect(),
+            dnssec,
         }
     }
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use clusterns::name::Label;
+use clusterns::dnssec::key::{Algorithm, Role};
+use clusterns::name::{DomainName, Label};
 
 /// `--version`: the crate version, the git revision and the optional features built in.
 pub(crate) const LONG_VERSION: &str = concat!(
@@ -66,6 +67,10 @@ pub(crate) enum Command {
         /// The query type (A, AAAA, TXT, ...; default A).
         #[arg(default_value = "A")]
         qtype: String,
+        /// Ask with DO set (EDNS, DNSSEC OK): a signed zone's answer with its RRSIGs, or
+        /// its compact denial (NSEC with NXNAME).
+        #[arg(long)]
+        dnssec: bool,
     },
     /// Maintain the journal.
     Journal {
@@ -135,6 +140,11 @@ pub(crate) enum Command {
         /// Publish what the source holds now, put a snapshot, and exit 0.
         #[arg(long)]
         once: bool,
+    },
+    /// DNSSEC keys: generate one, print a key file's DNSKEY and DS records.
+    Dnssec {
+        #[command(subcommand)]
+        action: DnssecAction,
     },
     /// Change the journal: create, move, rename or delete an app.
     Repl {
@@ -224,4 +234,55 @@ pub(crate) enum ReplAction {
     Move { id: Label, cluster: Label },
     /// Remove an app.
     Delete { id: Label },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DnssecAction {
+    /// Generate a signing key into a new file (mode 0600; an existing file is never
+    /// overwritten) and print its path, its DNSKEY record and, for a csk or ksk, the DS record
+    /// to give to the parent zone.
+    Keygen {
+        /// The zone the key signs.
+        #[arg(long)]
+        zone: DomainName,
+        /// The signing algorithm.
+        #[arg(long, default_value = "ecdsap256sha256", value_parser = algorithm_parser())]
+        algorithm: Algorithm,
+        /// csk: signs everything; ksk: the DNSKEY, CDS and CDNSKEY records only; zsk:
+        /// everything else.
+        #[arg(long, default_value = "csk", value_parser = role_parser())]
+        role: Role,
+        /// The key file (default `K<zone>+<algorithm>+<key tag>.key` in the current folder,
+        /// as BIND names them).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The TTL of the printed records.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
+    /// Print the DNSKEY record of a key file and, for a csk or ksk, its DS record.
+    Show {
+        /// The key file.
+        file: PathBuf,
+        /// The TTL of the printed records.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
+}
+
+/// `--algorithm`: its values listed in the help and the completions.
+fn algorithm_parser() -> impl clap::builder::TypedValueParser<Value = Algorithm> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([
+        Algorithm::EcdsaP256Sha256.name(),
+        Algorithm::Ed25519.name(),
+    ])
+    .try_map(|s| s.parse::<Algorithm>())
+}
+
+/// `--role`: its values listed in the help and the completions.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([Role::Csk.name(), Role::Ksk.name(), Role::Zsk.name()])
+        .try_map(|s| s.parse::<Role>())
 }

@@ -6,8 +6,14 @@ use std::sync::Arc;
 use clusterns::config::Config;
 use clusterns::feed::Builder;
 
-/// Answers one question from the configured feed and prints the response, dig style.
-pub(crate) fn lookup(config_path: PathBuf, name: &str, qtype: &str) -> Result<(), String> {
+/// Answers one question from the configured feed and prints the response, dig style; with
+/// `dnssec` the query has DO set (and EDNS), so a signed zone answers with signatures.
+pub(crate) fn lookup(
+    config_path: PathBuf,
+    name: &str,
+    qtype: &str,
+    dnssec: bool,
+) -> Result<(), String> {
     use std::str::FromStr;
     let config = Arc::new(Config::load(&config_path).map_err(|e| e.to_string())?);
     let qname = domain::base::Name::<Vec<u8>>::from_str(name)
@@ -18,7 +24,18 @@ pub(crate) fn lookup(config_path: PathBuf, name: &str, qtype: &str) -> Result<()
     msg.header_mut().set_id(1);
     msg.push((&qname, rtype))
         .map_err(|e| format!("building the query: {e}"))?;
-    let query = msg.finish();
+    let query = if dnssec {
+        let mut add = msg.additional();
+        add.opt(|opt| {
+            opt.set_udp_payload_size(1232);
+            opt.set_dnssec_ok(true);
+            Ok(())
+        })
+        .map_err(|e| format!("building the query: {e}"))?;
+        add.finish()
+    } else {
+        msg.finish()
+    };
     let builder = Builder::load(config).map_err(|e| format!("loading the feed: {e}"))?;
     let snap = builder.shared().load_full();
     let mut out = vec![0u8; 65535];

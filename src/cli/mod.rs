@@ -4,6 +4,7 @@ pub(crate) mod acme;
 pub(crate) mod args;
 pub(crate) mod check;
 pub(crate) mod ctl;
+pub(crate) mod dnssec;
 pub(crate) mod health;
 pub(crate) mod lookup;
 pub(crate) mod relay;

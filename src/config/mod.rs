@@ -10,6 +10,7 @@
 pub mod acme;
 mod cluster;
 mod control;
+mod dnssec;
 mod error;
 mod feed;
 mod health;
@@ -31,6 +32,7 @@ use crate::name::DomainName;
 pub use acme::{AcmeConfig, AcmeMode};
 pub use cluster::{CheckConfig, CheckKind, ClusterConfig, Member, MAX_ADDRESSES, MAX_WEIGHT};
 pub use control::{ControlConfig, PACKAGE_SOCKET};
+pub use dnssec::{DnssecConfig, KeyState, ZoneDnssec, ZoneKey};
 pub use error::{line_of, ConfigError};
 pub use feed::{redact_conninfo, FeedConfig, FeedLines, SourceConfig};
 pub use health::HealthConfig;
@@ -70,6 +72,8 @@ pub struct Config {
     pub nats: Option<NatsConfig>,
     /// `[relay]`: how a `clusterns relay` publishes (defaults when absent).
     pub relay: RelayConfig,
+    /// `[dnssec]`: signatures' validity schedule, caching and miss limit.
+    pub dnssec: DnssecConfig,
 }
 
 /// The file as written, each section deserialised (types and unknown keys checked).
@@ -86,6 +90,7 @@ struct RawConfig {
     health: Option<health::RawHealth>,
     nats: Option<nats::RawNats>,
     relay: Option<nats::RawRelay>,
+    dnssec: Option<DnssecConfig>,
     #[serde(default)]
     zone: Vec<Spanned<zone::RawZone>>,
     #[serde(default)]
@@ -118,7 +123,11 @@ impl Config {
         let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
         let (feed, feed_lines) = feed::validate(raw.feed, base_dir, &at)?;
         let clusters = cluster::validate(raw.cluster, &at)?;
-        let zones = zone::validate(raw.zone, &at)?;
+        let mut zones = zone::validate(raw.zone, base_dir, &at)?;
+        let dnssec = dnssec::validate(raw.dnssec, &at)?;
+        for z in zones.iter_mut().filter_map(|z| z.dnssec.as_mut()) {
+            z.settings = dnssec;
+        }
         let metrics = metrics::validate(raw.metrics, &server.listen, &at)?;
         let control = control::validate(raw.control, base_dir, &at)?;
         let update = update::validate(raw.update, base_dir, &zones, &at)?;
@@ -148,6 +157,7 @@ impl Config {
             health,
             nats,
             relay,
+            dnssec,
         })
     }
 

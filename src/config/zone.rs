@@ -32,6 +32,8 @@ pub struct ZoneConfig {
     pub acme: AcmeMode,
     /// Named hosts inside the zone (name servers' glue and the like).
     pub hosts: Vec<HostConfig>,
+    /// `[[zone.dnssec.key]]`: the zone signs answers to queries with DO.
+    pub dnssec: Option<super::dnssec::ZoneDnssec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +125,7 @@ pub(super) struct RawZone {
     acme: Option<Spanned<String>>,
     #[serde(default)]
     host: Vec<Spanned<HostConfig>>,
+    dnssec: Option<super::dnssec::RawZoneDnssec>,
 }
 
 fn default_ttl() -> u32 {
@@ -136,6 +139,7 @@ fn default_negative_ttl() -> u32 {
 /// fault).
 pub(super) fn validate(
     raw: Vec<Spanned<RawZone>>,
+    base_dir: &std::path::Path,
     at: &ConfigText<'_>,
 ) -> Result<Vec<ZoneConfig>, ConfigError> {
     let mut zones: Vec<ZoneConfig> = Vec::with_capacity(raw.len());
@@ -164,6 +168,7 @@ pub(super) fn validate(
             let at_span = z.acme.as_ref().map_or(span.clone(), |a| a.span());
             at.err(Some(at_span), format!("zone {}: {m}", z.apex))
         })?;
+        let dnssec = super::dnssec::validate_zone(z.dnssec, span.clone(), &z.apex, base_dir, at)?;
         zones.push(ZoneConfig {
             apex: z.apex,
             ttl: z.ttl,
@@ -178,6 +183,7 @@ pub(super) fn validate(
             acme_validation_zone: z.acme_validation_zone,
             acme,
             hosts,
+            dnssec,
         });
     }
     if zones.is_empty() {

@@ -41,5 +41,6 @@ pub fn response_opt(edns: Option<Edns>, payload: u16) -> Option<ResponseOpt> {
             0
         },
         dnssec_ok: e.dnssec_ok,
+        compact_ok: false,
     })
 }

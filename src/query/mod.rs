@@ -8,11 +8,14 @@
 //! comes back as [`ResponseClass::Update`] with nothing written, for the server to hand to
 //! its update thread.
 
+#[cfg(test)]
+mod dnssec_tests;
 pub mod edns;
 #[cfg(test)]
 mod health_tests;
 pub(crate) mod policy;
 pub mod reply;
+pub mod signed;
 #[cfg(test)]
 mod tests;
 
@@ -154,8 +157,15 @@ fn answer(snap: &Snapshot, req: &Request<'_>, out: &mut [u8], transport: Transpo
         };
         let outcome = outcome(snap, &q);
         let reply = reply::for_outcome(&outcome, name, opt);
-        let e = encode(out, req, &reply, limit);
-        (e, reply.rcode, OptRcode::from_rcode(reply.rcode))
+        match signed::keys_for(&outcome, req.edns) {
+            Some((zone, keys)) => signed::encode_signed(
+                snap, zone, keys, &outcome, reply, name, req, out, limit, transport,
+            ),
+            None => {
+                let e = encode(out, req, &reply, limit);
+                (e, reply.rcode, OptRcode::from_rcode(reply.rcode))
+            }
+        }
     };
     Response {
         len: encoded.len,

@@ -10,7 +10,7 @@ use crate::health::pick;
 use crate::resolve::Outcome;
 use crate::wire::header::HEADER_LEN;
 use crate::wire::rrset::Owner;
-use crate::wire::{Answer, Reply, ResponseOpt};
+use crate::wire::{Answer, Raw, Reply, ResponseOpt};
 use crate::zone::Zone;
 
 /// The reply for `outcome` to the question whose lower-cased name is `name`. A hit with
@@ -27,7 +27,9 @@ pub fn for_outcome<'a>(
         rcode: outcome.rcode(),
         authoritative: outcome.is_authoritative(),
         answer: Answer::None,
+        answer_extra: Raw::NONE,
         authority: None,
+        authority_extra: Raw::NONE,
         additional: &[],
         opt,
     };
@@ -81,7 +83,9 @@ pub fn bad_version(opt: Option<ResponseOpt>) -> Reply<'static> {
         rcode: Rcode::NOERROR,
         authoritative: false,
         answer: Answer::None,
+        answer_extra: Raw::NONE,
         authority: None,
+        authority_extra: Raw::NONE,
         additional: &[],
         opt,
     }

@@ -38,6 +38,22 @@ pub enum Answer<'a> {
     },
 }
 
+/// Complete records in wire form (their owners pointers or full names), written as they
+/// are: the signatures and NSEC records a signed answer adds (`dnssec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Raw<'a> {
+    pub bytes: &'a [u8],
+    /// How many records `bytes` holds.
+    pub count: u16,
+}
+
+impl Raw<'_> {
+    pub const NONE: Raw<'static> = Raw {
+        bytes: &[],
+        count: 0,
+    };
+}
+
 /// What a response holds besides the query's header fields and question: built by the query
 /// layer, written by [`encode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +62,13 @@ pub struct Reply<'a> {
     pub rcode: Rcode,
     pub authoritative: bool,
     pub answer: Answer<'a>,
+    /// Records written right after the answer (its signatures).
+    pub answer_extra: Raw<'a>,
     /// An RRset for the authority section, with its owner pointer.
     pub authority: Option<(&'a RrSet, u16)>,
+    /// Records written right after the authority set (its signatures, an NSEC and the
+    /// NSEC's signatures).
+    pub authority_extra: Raw<'a>,
     /// Sets for the additional section (owners inline or the question name): each written
     /// when it fits.
     pub additional: &'a [RrSet],
@@ -130,11 +151,12 @@ pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize
     match reply.answer {
         Answer::None => {}
         Answer::Set { set, owner_ptr } => {
-            if w.pos + set.wire_len() > budget {
+            if w.pos + set.wire_len() + reply.answer_extra.bytes.len() > budget {
                 truncated = true;
             } else {
                 w.set(set, owner_ptr);
-                an = set.count;
+                w.put(reply.answer_extra.bytes);
+                an = set.count + reply.answer_extra.count;
             }
         }
         Answer::Cname {
@@ -144,7 +166,13 @@ pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize
         } => {
             let rdlen = prefix.len() + suffix.len();
             debug_assert!(rdlen <= MAX_NAME_LEN, "resolve answers YXDOMAIN instead");
-            if w.pos + COMPRESSED_QNAME.len() + RR_FIXED_LEN + rdlen > budget {
+            if w.pos
+                + COMPRESSED_QNAME.len()
+                + RR_FIXED_LEN
+                + rdlen
+                + reply.answer_extra.bytes.len()
+                > budget
+            {
                 truncated = true;
             } else {
                 w.put(&COMPRESSED_QNAME);
@@ -154,16 +182,18 @@ pub fn encode(out: &mut [u8], req: &Request<'_>, reply: &Reply<'_>, limit: usize
                 w.put(&(rdlen as u16).to_be_bytes());
                 w.put(prefix);
                 w.put(suffix);
-                an = 1;
+                w.put(reply.answer_extra.bytes);
+                an = 1 + reply.answer_extra.count;
             }
         }
     }
     if let (false, Some((set, owner_ptr))) = (truncated, reply.authority) {
-        if w.pos + set.wire_len() > budget {
+        if w.pos + set.wire_len() + reply.authority_extra.bytes.len() > budget {
             truncated = true;
         } else {
             w.set(set, owner_ptr);
-            ns = set.count;
+            w.put(reply.authority_extra.bytes);
+            ns = set.count + reply.authority_extra.count;
         }
     }
     if truncated {

@@ -51,6 +51,8 @@ pub const OPT_LEN: usize = 1 + RR_FIXED_LEN;
 pub const OPT_VERSION_SHIFT: u32 = 16;
 /// The DO bit (DNSSEC OK, RFC 3225) in the OPT TTL's flags (its high byte there).
 pub const OPT_DO: u8 = 0x80;
+/// The CO bit (compact answers OK, RFC 9824), next to DO.
+pub const OPT_CO: u8 = 0x40;
 /// Bits of an extended rcode that go into the header; the rest go into the OPT TTL.
 pub const EXT_RCODE_SHIFT: u16 = 4;
 

@@ -11,7 +11,7 @@ pub mod rrset;
 
 pub use decode::{decode, question_name, Decoded, ErrorHeader, Request};
 pub use edns::{Edns, ResponseOpt};
-pub use encode::{encode, encode_error, truncate, Answer, Encoded, Reply, MIN_BUFFER};
+pub use encode::{encode, encode_error, truncate, Answer, Encoded, Raw, Reply, MIN_BUFFER};
 
 use crate::name::MAX_NAME_LEN;
 

@@ -52,6 +52,7 @@ fn the_opt_record_carries_the_extended_rcode_and_do() {
         payload: 1232,
         ext_rcode: 16,
         dnssec_ok: true,
+        compact_ok: false,
     };
     assert_eq!(opt.bytes(), [0, 0, 41, 0x04, 0xd0, 1, 0, 0x80, 0, 0, 0]);
 }
