@@ -14,16 +14,18 @@
 #   2. makes a key (`clusterns dnssec keygen`, ECDSA P-256 CSK) and two clusterns configs:
 #      "signed" (the key active, metrics on PORT_BASE+10) and "unsigned" (no key); and a Knot
 #      config: mod-onlinesign (ECDSA P-256, single-type signing) on the generated zone file;
-#   3. writes two query files of QUERIES lines: "hit", NAMES distinct app names (A and AAAA,
-#      both names of NAMES/2 apps) drawn at random, so that a warm signature cache hits nearly
-#      always; "miss", the same with MISS_PCT % of the lines a non-existent name seen once
-#      (a new compact-denial NSEC to sign every time);
+#   3. writes the query files: "hit", QUERIES lines drawn at random from NAMES distinct
+#      queries (both names of NAMES/2 apps, A and every fourth AAAA), so that a warm
+#      signature cache hits nearly always; "miss", written anew each round (MISS_QUERIES
+#      lines), the same mix with MISS_PCT % of the lines a non-existent name used once (a new
+#      compact-denial NSEC to sign every time: a miss, limited by [dnssec] misses_per_sec);
 #   4. starts the three servers, one thread each, pinned to SERVER_CPU, at niceness NICE, and
 #      checks with dig +dnssec: the same A set from all three, RRSIGs from the signers, none
 #      from "unsigned";
-#   5. runs dnsperf -D (saturation: -c CLIENTS -q OUTSTANDING) pinned to CLIENT_CPU against one
-#      server at a time (the others SIGSTOPped), order rotated per round, ROUNDS rounds of each
-#      pass; per run: q/s, lost, server CPU per answered query (/proc/PID/stat utime+stime),
+#   5. warms the signed server's cache (each of the NAMES queries once, at WARM_QPS, below the
+#      miss limit), then runs dnsperf -D (saturation: -c CLIENTS -q OUTSTANDING) pinned to
+#      CLIENT_CPU against one server at a time (the others SIGSTOPped), order rotated per
+#      round, ROUNDS rounds of each pass; per run: q/s, lost, server CPU per answered query (/proc/PID/stat utime+stime),
 #      dnsperf's CPU share (near 100 %: the load generator was the limit);
 #   6. prints clusterns's clusterns_dnssec_* metrics per pass (signatures, cache hits and
 #      misses, miss-limited answers), and a report with medians and the ratios signed/unsigned
@@ -32,13 +34,16 @@
 # Environment (defaults in brackets; --small changes N, SECS, ROUNDS, QUERIES):
 #   N [100000 | 20000]    apps generated (each has two names; Knot gets them all as records)
 #   NAMES [10000]         distinct names in the query files (<= 2N)
-#   QUERIES [1000000 | 300000]  lines per query file (dnsperf loops over it)
+#   QUERIES [1000000 | 300000]  lines of the hit pass's file (dnsperf loops over it)
+#   MISS_QUERIES [200000 x SECS]  lines of each round's miss file (more than a run sends)
+#   WARM_QPS [3/4 of misses_per_sec x THREADS]  the warm-up's rate
 #   MISS_PCT [10]         percent of the "miss" pass's lines that are new non-existent names
 #   PASSES ["hit miss"]   which passes to run
 #   SECS [10 | 5]   ROUNDS [3 | 2]   CLIENTS [8]   OUTSTANDING [500]
 #   SERVERS ["signed unsigned knot"]  PORT_BASE [15321]: signed, unsigned, knot = +0, +1, +2
 #   SERVER_CPU [0]  CLIENT_CPU [1]   THREADS [1] (server threads each)
-#   MISSES_PER_SEC []     when set, [dnssec] misses_per_sec for the signed server
+#   MISSES_PER_SEC []     when set, [dnssec] misses_per_sec for the signed server (e.g.
+#                         1000000: no limit, so that the miss pass measures what signing costs)
 #   CACHE_ENTRIES []      when set, [dnssec] cache_entries for the signed server
 #   NICE [-10]  RMEM_DEFAULT [4194304]  (as perf/run.sh: autogroup niceness; the socket
 #                         buffer Knot gets while the servers start)
@@ -69,6 +74,7 @@ else
     N=${N:-100000} SECS=${SECS:-10} ROUNDS=${ROUNDS:-3} QUERIES=${QUERIES:-1000000} MODE=default
 fi
 NAMES=${NAMES:-10000}
+MISS_QUERIES=${MISS_QUERIES:-$((200000 * SECS))}
 MISS_PCT=${MISS_PCT:-10}
 PASSES=${PASSES:-"hit miss"}
 CLIENTS=${CLIENTS:-8}
@@ -79,6 +85,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 THREADS=${THREADS:-1}
 MISSES_PER_SEC=${MISSES_PER_SEC:-}
+WARM_QPS=${WARM_QPS:-$((${MISSES_PER_SEC:-2000} * THREADS * 3 / 4))}
 CACHE_ENTRIES=${CACHE_ENTRIES:-}
 NICE=${NICE:--10}
 RMEM_DEFAULT=${RMEM_DEFAULT:-4194304}
@@ -230,24 +237,40 @@ zone:
 EOF
 }
 
-# The query files: NAMES distinct names (both names of the first NAMES/2 apps, A and AAAA
-# alternating) drawn at random; the miss file replaces MISS_PCT % of lines with names that
-# exist nowhere, each used once.
+# The query files. lines.txt: NAMES distinct queries (both names of the first NAMES/2 apps,
+# every fourth AAAA, the rest A), also the warm-up file; queries-hit.txt: QUERIES lines drawn
+# from them at random.
 write_queries() {
     awk -v names="$NAMES" '$2 == "set" { print $5 "." $4 ".repl.co"; print $3 ".repl.co"; if (++n * 2 >= names) exit }' \
-        "$DATA/journal.log" >"$OUT/names.txt"
-    [ "$(grep -c '' "$OUT/names.txt")" -ge "$NAMES" ] || die "N=$N apps give fewer than NAMES=$NAMES names"
-    awk -v q="$QUERIES" -v miss="$MISS_PCT" -v hitf="$OUT/queries-hit.txt" -v missf="$OUT/queries-miss.txt" '
-        { name[n] = $1; type[n] = (n % 4 == 3) ? "AAAA" : "A"; n++ }
-        END {
-            srand(42)
-            for (i = 0; i < q; i++) {
-                k = int(rand() * n); line = name[k] " " type[k]
-                print line >hitf
-                if (rand() * 100 < miss) printf "nx%d-%06d.repl.co A\n", i, int(rand() * 1000000) >missf
-                else print line >missf
-            }
-        }' "$OUT/names.txt"
+        "$DATA/journal.log" | head -n "$NAMES" | awk '{ print $1, (NR % 4 == 0) ? "AAAA" : "A" }' >"$OUT/lines.txt"
+    [ "$(grep -c '' "$OUT/lines.txt")" -ge "$NAMES" ] || die "N=$N apps give fewer than NAMES=$NAMES names"
+    awk -v q="$QUERIES" '{ line[n++] = $0 } END { srand(42); for (i = 0; i < q; i++) print line[int(rand() * n)] }' \
+        "$OUT/lines.txt" >"$OUT/queries-hit.txt"
+}
+
+# The miss pass's file for one round: the hit mix with MISS_PCT % of the lines names that exist
+# nowhere and appear nowhere else (a new file each round, MISS_QUERIES lines: enough that
+# dnsperf does not come back to a name within a run, so each is a miss wherever it is sent).
+write_miss_queries() { # round
+    awk -v q="$MISS_QUERIES" -v miss="$MISS_PCT" -v round="$1" '
+        { line[n++] = $0 }
+        END { srand(42 + round)
+              for (i = 0; i < q; i++)
+                  if (rand() * 100 < miss) printf "nx%d-%d.repl.co A\n", round, i
+                  else print line[int(rand() * n)] }' "$OUT/lines.txt" >"$OUT/queries-miss.txt"
+}
+
+# Fills the signed server's cache with every name of the hit pass once, below the miss limit,
+# so that the hit pass measures a warm cache.
+warm_up() {
+    local rate=$WARM_QPS
+    log "warming the signed server's cache: $NAMES queries at $rate q/s"
+    local before after
+    before=$(dnssec_metrics)
+    taskset -c "$CLIENT_CPU" dnsperf -D -s 127.0.0.1 -p "${PORT[signed]}" -d "$OUT/lines.txt" -n 1 -Q "$rate" \
+        -c 1 -q 200 -t 2 >"$OUT/warm-up.txt" 2>&1 || { cat "$OUT/warm-up.txt" >&2; die "the warm-up failed"; }
+    after=$(dnssec_metrics)
+    log "warm-up: $(($(metric_sum "$after" clusterns_dnssec_signatures_total) - $(metric_sum "$before" clusterns_dnssec_signatures_total))) signatures made, $(($(metric_sum "$after" clusterns_dnssec_miss_limited_total) - $(metric_sum "$before" clusterns_dnssec_miss_limited_total))) miss-limited"
 }
 
 # ---------------------------------------------------------------- servers
@@ -284,7 +307,7 @@ signed_answer() { # server name
 
 check_servers() {
     local name s got a ref=""
-    name=$(head -1 "$OUT/names.txt")
+    name=$(awk '{ print $1; exit }' "$OUT/lines.txt")
     for s in $SERVERS; do
         got=$(signed_answer "$s" "$name")
         a=${got%|*}
@@ -367,7 +390,7 @@ if [ "$(cat "$DATA/.apps" 2>/dev/null)" != "$N" ]; then
     echo "$N" >"$DATA/.apps"
 fi
 write_queries
-log "query files: $OUT/queries-hit.txt ($NAMES names), $OUT/queries-miss.txt ($MISS_PCT % new non-existent names)"
+log "query files: $OUT/queries-hit.txt ($QUERIES lines of $NAMES names); the miss pass: $MISS_QUERIES lines a round, $MISS_PCT % new non-existent names"
 
 case " $SERVERS " in
 *" signed "*)
@@ -396,10 +419,13 @@ done
 restore_rmem
 check_servers
 
+case " $SERVERS " in *" signed "*) warm_up ;; esac
+
 declare -A M0=() M1=()
 for pass in $PASSES; do
     M0[$pass]=$(dnssec_metrics)
     for round in $(seq "$ROUNDS"); do
+        [ "$pass" = miss ] && write_miss_queries "$round"
         read -r -a order <<<"$SERVERS"
         k=$(((round - 1) % ${#order[@]}))
         order=("${order[@]:k}" "${order[@]:0:k}")
@@ -411,9 +437,10 @@ cleanup
 
 # ---------------------------------------------------------------- report
 
-MISS_SIGS=0
+MISS_SIGS=0 MISS_LIMITED=0
 if [ -n "${M1[miss]:-}" ]; then
     MISS_SIGS=$(($(metric_sum "${M1[miss]}" clusterns_dnssec_signatures_total) - $(metric_sum "${M0[miss]}" clusterns_dnssec_signatures_total)))
+    MISS_LIMITED=$(($(metric_sum "${M1[miss]}" clusterns_dnssec_miss_limited_total) - $(metric_sum "${M0[miss]}" clusterns_dnssec_miss_limited_total)))
 fi
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 KNOT_V=$(knotd --version 2>&1 | awk '{ print $NF }' || true)
@@ -461,17 +488,19 @@ DNSPERF_V=$(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }')
             }
             # The cost of a miss: the extra CPU per query of the miss pass over the hit pass,
             # times its queries per round, over the signatures it made per round.
-            if (("hit|signed" in seen) && ("miss|signed" in seen) && sigs > 0)
+            if (("hit|signed" in seen) && ("miss|signed" in seen) && sigs > 0 && limited * 10 > sigs)
+                printf "- cost of a miss: not measured, %d of the miss pass\047s misses were miss-limited (MISSES_PER_SEC=1000000 measures it)\n", limited
+            else if (("hit|signed" in seen) && ("miss|signed" in seen) && sigs > 0)
                 printf "- cost of a miss: %.1f us of server CPU per signature made (CPU of the miss pass over the hit pass, per signature made)\n",
                     (med("miss|signed|us") - med("hit|signed|us")) * med("miss|signed|qps") * secs / (sigs / rounds)
-        }' secs="$SECS" rounds="$ROUNDS" sigs="${MISS_SIGS:-0}" "$OUT/runs.tsv"
+        }' secs="$SECS" rounds="$ROUNDS" sigs="${MISS_SIGS:-0}" limited="${MISS_LIMITED:-0}" "$OUT/runs.tsv"
     for pass in $PASSES; do
         [ -n "${M1[$pass]:-}" ] || continue
         h=$(($(metric_sum "${M1[$pass]}" clusterns_dnssec_cache_hits_total) - $(metric_sum "${M0[$pass]}" clusterns_dnssec_cache_hits_total)))
         mi=$(($(metric_sum "${M1[$pass]}" clusterns_dnssec_cache_misses_total) - $(metric_sum "${M0[$pass]}" clusterns_dnssec_cache_misses_total)))
         sg=$(($(metric_sum "${M1[$pass]}" clusterns_dnssec_signatures_total) - $(metric_sum "${M0[$pass]}" clusterns_dnssec_signatures_total)))
         li=$(($(metric_sum "${M1[$pass]}" clusterns_dnssec_miss_limited_total) - $(metric_sum "${M0[$pass]}" clusterns_dnssec_miss_limited_total)))
-        echo "- $pass pass, clusterns signed: cache hits $h, misses $mi (hit rate $(awk -v h="$h" -v m="$mi" 'BEGIN { printf "%.4f", h + m > 0 ? h / (h + m) : 0 }')), signatures made $sg, miss-limited $li"
+        echo "- $pass pass, clusterns signed: cache hits $h, misses $mi (hit rate $(awk -v h="$h" -v m="$mi" 'BEGIN { printf "%.4f", (h + m > 0 ? h / (h + m) : 0) }')), signatures made $sg, miss-limited $li"
     done
     if [ -n "${M1[${PASSES##* }]:-}" ]; then
         echo
