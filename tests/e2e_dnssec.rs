@@ -12,6 +12,10 @@
 //! SERVFAIL the same query (the check can fail), and `kdig +dnssec` straight at the server
 //! must see RRSIGs.
 //!
+//! `unbound_validates_through_a_key_rollover` rolls the CSK by config and SIGHUP (pre-publish,
+//! switch, retire, remove) and has a fresh unbound, anchored on the parent's DS set of each
+//! step, validate the answers at every step.
+//!
 //! `unbound_harness_validates_knot_onlinesign` runs the same cases against Knot DNS with
 //! `mod-onlinesign` on the same names as a static zone: it shows the harness and its
 //! expectations hold with a signer known to work, so a failure of the clusterns test is the
