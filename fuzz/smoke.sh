@@ -34,6 +34,7 @@ dict_for() {
         config) echo dict/config.dict ;;
         control) echo dict/control.dict ;;
         update | update_keys) echo dict/update.dict ;;
+        dnssec_key) echo dict/dnssec_key.dict ;;
     esac
 }
 

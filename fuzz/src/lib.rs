@@ -68,15 +68,43 @@ pub fn query(name: &[u8], qtype: u16, edns: Option<u16>) -> Vec<u8> {
     q
 }
 
-/// Runs [`check`] on `data` over UDP and over TCP.
+/// [`snapshot`]'s table served from its configuration with `repl.co` signed by a P-256 CSK
+/// and `repl.dev` by a KSK and a ZSK (`testkit::signed_config`; the key files live in a
+/// temporary directory for the process's life), with no practical miss limit, so that
+/// queries with DO get signed answers and compact denials.
+pub fn signed_snapshot() -> &'static Snapshot {
+    use std::sync::{Arc, OnceLock};
+    static SNAP: OnceLock<(Snapshot, tempfile::TempDir)> = OnceLock::new();
+    &SNAP
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("key directory");
+            let cfg = clusterns::testkit::signed_config(
+                dir.path(),
+                clusterns::dnssec::key::Algorithm::EcdsaP256Sha256,
+                "[dnssec]\nmisses_per_sec = 1000000000\ncache_entries = 4096\n",
+            );
+            let base = snapshot();
+            let snap = Snapshot::new(
+                Arc::new(clusterns::snapshot::Served::from_config(&cfg)),
+                base.table.clone(),
+                0,
+            );
+            (snap, dir)
+        })
+        .0
+}
+
+/// Runs [`check`] on `data` over UDP and over TCP, from the plain and the signed snapshot.
 pub fn check_packet(data: &[u8]) {
     let snap = snapshot();
     // The workers' prefetch pass reads the same untrusted bytes first.
     let fetch = clusterns::prefetch::BatchLookups::start(snap, std::iter::once(data));
     fetch.record(snap, 0);
     with_out(|out| {
-        check(snap, data, out, Transport::Udp);
-        check(snap, data, out, Transport::Tcp);
+        for s in [snap, signed_snapshot()] {
+            check(s, data, out, Transport::Udp);
+            check(s, data, out, Transport::Tcp);
+        }
     });
 }
 
@@ -215,8 +243,18 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
                 },
             );
             let badvers = req.edns.is_some_and(|e| e.version > 0);
+            // Signed: a query with DO (EDNS version 0) in a zone with keys; a compact denial
+            // is NOERROR unless CO is set, and needs room for the successor name.
+            let keys = outcome
+                .zone()
+                .and_then(|z| z.dnssec.as_deref())
+                .filter(|_| !badvers && req.edns.is_some_and(|e| e.dnssec_ok));
+            let negative = matches!(outcome, Outcome::NoData { .. } | Outcome::NxDomain { .. });
+            let denial = keys.is_some() && negative && name.len() + 2 <= MAX_NAME_LEN;
             let expected = if badvers {
                 16
+            } else if denial && !req.edns.is_some_and(|e| e.compact_ok) {
+                0
             } else {
                 u16::from(outcome.rcode().to_int())
             };
@@ -231,14 +269,21 @@ pub fn check(snap: &Snapshot, data: &[u8], out: &mut [u8], transport: Transport)
                 );
             }
             if !p.tc && !badvers {
+                let sigs = |t: domain::base::iana::Rtype| {
+                    keys.map_or(0, |k| k.signers(t).len() as u16)
+                };
                 let an = match outcome {
-                    Outcome::Hit { answer, .. } => answer.count,
-                    Outcome::AcmeCname { .. } => 1,
+                    Outcome::Hit { answer, .. } => answer.count + sigs(answer.rtype),
+                    Outcome::AcmeCname { .. } => 1 + sigs(domain::base::iana::Rtype::CNAME),
                     _ => 0,
                 };
                 assert_eq!(p.counts[1], an, "answer count of {outcome:?}");
-                let ns = matches!(outcome, Outcome::NoData { .. } | Outcome::NxDomain { .. });
-                assert_eq!(p.counts[2], u16::from(ns));
+                let ns = if denial {
+                    2 + sigs(domain::base::iana::Rtype::SOA) + sigs(domain::base::iana::Rtype::NSEC)
+                } else {
+                    u16::from(negative)
+                };
+                assert_eq!(p.counts[2], ns, "authority count of {outcome:?}");
             }
         }
         Decoded::Response | Decoded::Runt => unreachable!(),

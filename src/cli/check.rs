@@ -47,6 +47,19 @@ pub(crate) fn check_config(path: PathBuf) -> Result<(), String> {
                     .map_or("-".to_string(), |a| format!("cname {a}")),
             },
         );
+        if let Some(d) = &z.dnssec {
+            for k in &d.keys {
+                println!(
+                    "zone {} dnssec key {} {} {} {:?} {}",
+                    z.apex,
+                    k.key.key_tag(),
+                    k.key.algorithm().name(),
+                    k.key.role().name(),
+                    k.state,
+                    k.file.display()
+                );
+            }
+        }
     }
     for c in &config.clusters {
         println!("{}", cluster_line(c));

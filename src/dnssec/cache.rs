@@ -38,9 +38,15 @@ pub struct SigCache {
 }
 
 impl SigCache {
-    /// A cache of at least `entries` signatures (rounded up to a power of two, at least 4).
+    /// How many signatures a cache made for `entries` holds: `entries` rounded up to a
+    /// power of two, at least 4.
+    pub fn capacity_for(entries: usize) -> usize {
+        (entries.max(WAYS) / WAYS).next_power_of_two() * WAYS
+    }
+
+    /// A cache of [`SigCache::capacity_for`] `entries` signatures.
     pub fn new(entries: usize) -> SigCache {
-        let buckets = (entries.max(WAYS) / WAYS).next_power_of_two();
+        let buckets = SigCache::capacity_for(entries) / WAYS;
         SigCache {
             entries: vec![EMPTY; buckets * WAYS].into_boxed_slice(),
             next: vec![0; buckets].into_boxed_slice(),

@@ -127,7 +127,8 @@ pub fn with_signer<R>(keys: &ZoneKeys, f: impl FnOnce(&mut Signer) -> R) -> R {
     SIGNER.with(|cell| {
         let mut slot = cell.borrow_mut();
         let fits = slot.as_ref().is_some_and(|s| {
-            s.cache.capacity() >= keys.cache_entries && s.limiter.rate() == keys.misses_per_sec
+            s.cache.capacity() == SigCache::capacity_for(keys.cache_entries)
+                && s.limiter.rate() == keys.misses_per_sec
         });
         if !fits {
             let stats = slot.take().map(|s| s.stats);

@@ -465,3 +465,39 @@ fn past_the_miss_limit_udp_is_truncated_and_tcp_servfails_and_both_are_counted()
     assert!(after.signatures - before.signatures >= 3);
     assert!(after.hits - before.hits >= 2);
 }
+
+#[test]
+fn every_weighted_pick_is_signed_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fifth cluster (index 4): four addresses, two per answer, picked by weight.
+    let cfg = signed_config(
+        dir.path(),
+        Algorithm::EcdsaP256Sha256,
+        r#"
+[[cluster]]
+name = "w"
+max_answers = 2
+ipv4 = [{ address = "198.51.100.1", weight = 1 }, { address = "198.51.100.2", weight = 2 },
+        { address = "198.51.100.3", weight = 3 }, { address = "198.51.100.4", weight = 4 }]
+"#,
+    );
+    let w = cfg.cluster_index("w").unwrap();
+    let mut table = Table::build(&apps()).unwrap();
+    table.upsert("rw", "wuser", "pick", w).unwrap();
+    let snap = Snapshot::new(Arc::new(Served::from_config(&cfg)), Arc::new(table), 0);
+    let keys = dnskeys(&snap, "repl.co.");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let m = signed(&snap, &keys, "pick.wuser.repl.co.", RecordType::A);
+        let mut addrs: Vec<String> = m
+            .answers()
+            .iter()
+            .filter_map(|r| r.data().and_then(|d| d.as_a()).map(|a| a.to_string()))
+            .collect();
+        assert_eq!(addrs.len(), 2);
+        addrs.sort();
+        seen.insert(addrs);
+    }
+    // Different picks came, each with a signature that verified (in `signed`).
+    assert!(seen.len() >= 4, "{seen:?}");
+}
