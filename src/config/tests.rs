@@ -570,3 +570,151 @@ fn bad_cluster_policies_are_refused_with_their_line() {
         assert!(message.contains(want), "{ipv4}: {message}");
     }
 }
+
+/// `GOOD` with `[[zone.dnssec.key]]` tables after its zone (keys made into `dir`) and `extra`
+/// appended; parsed as `dir/c.toml`.
+fn with_keys(
+    dir: &Path,
+    keys: &[(&str, crate::dnssec::key::Role, &str)],
+    extra: &str,
+) -> Result<Config, ConfigError> {
+    use crate::dnssec::key::Algorithm;
+    let mut list = String::new();
+    for (zone, role, state) in keys {
+        let file = crate::testkit::write_key(dir, zone, Algorithm::EcdsaP256Sha256, *role);
+        list.push_str(&format!(
+            "[[zone.dnssec.key]]\nfile = {:?}\nstate = \"{state}\"\n",
+            file.file_name().unwrap().to_str().unwrap()
+        ));
+    }
+    let text = GOOD.replacen("[[cluster]]", &format!("{list}\n[[cluster]]"), 1) + extra;
+    Config::parse(&dir.join("c.toml"), &text)
+}
+
+#[test]
+fn dnssec_keys_and_settings_are_read() {
+    use crate::dnssec::key::Role;
+    let dir = tempfile::tempdir().unwrap();
+    let c = with_keys(
+        dir.path(),
+        &[
+            ("repl.co", Role::Ksk, "active"),
+            ("repl.co", Role::Zsk, "active"),
+            ("repl.co", Role::Zsk, "published"),
+        ],
+        "[dnssec]\nwindow_days = 3\nvalidity_days = 9\ncache_entries = 100\n",
+    )
+    .unwrap();
+    let d = c.zones[0].dnssec.as_ref().unwrap();
+    assert_eq!(d.keys.len(), 3);
+    assert_eq!(d.keys[2].state, KeyState::Published);
+    assert_eq!((d.settings.window_days, d.settings.validity_days), (3, 9));
+    assert_eq!(d.settings.cache_entries, 100);
+    assert_eq!(c.dnssec.misses_per_sec, 2000);
+    assert!(with_keys(dir.path(), &[], "").unwrap().zones[0]
+        .dnssec
+        .is_none());
+}
+
+#[test]
+fn bad_dnssec_settings_and_keys_are_refused_with_their_line() {
+    use crate::dnssec::key::Role::{Csk, Ksk, Zsk};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: Vec<(Result<Config, ConfigError>, &str)> = vec![
+        (
+            with_keys(d, &[("repl.co", Csk, "on")], ""),
+            "key state \"on\"",
+        ),
+        (
+            with_keys(d, &[("example.org", Csk, "active")], ""),
+            "is for zone example.org",
+        ),
+        (
+            with_keys(d, &[("repl.co", Ksk, "active")], ""),
+            "csk or zsk to sign its records",
+        ),
+        (
+            with_keys(d, &[("repl.co", Zsk, "active")], ""),
+            "csk or ksk to sign its DNSKEY",
+        ),
+        (
+            with_keys(
+                d,
+                &[("repl.co", Csk, "published"), ("repl.co", Zsk, "active")],
+                "",
+            ),
+            "csk or ksk",
+        ),
+        (
+            with_keys(
+                d,
+                &[
+                    ("repl.co", Csk, "active"),
+                    ("repl.co", Csk, "active"),
+                    ("repl.co", Csk, "active"),
+                ],
+                "",
+            ),
+            "at most 2",
+        ),
+        (
+            with_keys(
+                d,
+                &[("repl.co", Csk, "active")],
+                "[dnssec]\nvalidity_days = 7\n",
+            ),
+            "validity_days",
+        ),
+        (
+            with_keys(
+                d,
+                &[("repl.co", Csk, "active")],
+                "[dnssec]\nwindow_days = 0\n",
+            ),
+            "window_days",
+        ),
+        (
+            with_keys(
+                d,
+                &[("repl.co", Csk, "active")],
+                "[dnssec]\nmisses_per_sec = 0\n",
+            ),
+            "misses_per_sec",
+        ),
+        (
+            with_keys(d, &[("repl.co", Csk, "active")], "[dnssec]\ncache = 1\n"),
+            "unknown field",
+        ),
+    ];
+    for (result, want) in cases {
+        let e = result.expect_err(want);
+        assert!(e.message.contains(want), "{want}: {e}");
+        assert!(e.line.is_some(), "{want}: no line in {e}");
+    }
+    // A missing key file and one others may read: named, with the line of its table.
+    let text = GOOD.replacen(
+        "[[cluster]]",
+        "[[zone.dnssec.key]]\nfile = \"nope.key\"\n\n[[cluster]]",
+        1,
+    );
+    let e = Config::parse(&d.join("c.toml"), &text).unwrap_err();
+    assert!(
+        e.message.contains("nope.key") && e.message.contains("cannot open"),
+        "{e}"
+    );
+    assert!(e.line.is_some());
+    let file = crate::testkit::write_key(d, "repl.co", crate::dnssec::key::Algorithm::Ed25519, Csk);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = GOOD.replacen(
+        "[[cluster]]",
+        &format!(
+            "[[zone.dnssec.key]]\nfile = {:?}\n\n[[cluster]]",
+            file.to_str().unwrap()
+        ),
+        1,
+    );
+    let e = Config::parse(&d.join("c.toml"), &text).unwrap_err();
+    assert!(e.message.contains("chmod 600"), "{e}");
+}
