@@ -54,8 +54,10 @@
 # RMEM_DEFAULT (set NICE=0 RMEM_DEFAULT=0 otherwise).
 
 set -euo pipefail
+# Shared helpers: usage, tree_pids, proc_ticks, signal_all, restore_rmem, boost, port_free.
+# shellcheck source=perf/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"; }
 
 SMALL=0
 for arg in "$@"; do
@@ -108,51 +110,10 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes (as perf/run.sh)
 
-tree_pids() {
-    local p=$1 c
-    [ -d "/proc/$p" ] || return 0
-    echo "$p"
-    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
 
-# utime+stime, in clock ticks, of the given processes (all their threads).
-proc_ticks() {
-    local t=0 p s
-    local -a f
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        s=${s##*) }
-        read -r -a f <<<"$s"
-        t=$((t + f[11] + f[12]))
-    done
-    echo "$t"
-}
 
-signal_all() { # signal server...
-    local sig=$1 s p
-    shift
-    for s in "$@"; do
-        [ -n "${PID[$s]:-}" ] || continue
-        for p in $(tree_pids "${PID[$s]}"); do kill -"$sig" "$p" 2>/dev/null || true; done
-    done
-}
 
-restore_rmem() {
-    [ -n "$RMEM_SAVED" ] || return 0
-    sysctl -qw net.core.rmem_default="$RMEM_SAVED" || log "warning: could not restore net.core.rmem_default=$RMEM_SAVED"
-    RMEM_SAVED=""
-}
 
-# Gives NICE to the autogroup of pid $1, which must lead its own session (setsid).
-boost() {
-    [ "$NICE" != 0 ] || return 0
-    local i
-    for i in $(seq 30); do
-        [ "$(cut -d' ' -f6 "/proc/$1/stat" 2>/dev/null)" = "$1" ] && break
-        sleep 0.1
-    done
-    echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || log "warning: cannot set the autogroup nice of pid $1"
-}
 
 DNSPERF_PID=""
 cleanup() {
@@ -179,7 +140,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! ss -Hlun "sport = :$1" | grep -q . && ! ss -Hltn "sport = :$1" | grep -q .; }
 
 # ---------------------------------------------------------------- configs and data
 

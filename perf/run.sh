@@ -68,8 +68,10 @@
 # dnsperf runs with -t 2: a query unanswered after 2 s is lost.
 
 set -euo pipefail
+# Shared helpers: usage, tree_pids, proc_ticks, signal_all, restore_rmem, boost, port_free.
+# shellcheck source=perf/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0"; }
 
 SMALL=0
 for arg in "$@"; do
@@ -120,29 +122,10 @@ die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes
 
-# A process and all its descendants (NSD forks its server and xfrd processes).
-tree_pids() {
-    local p=$1 c
-    [ -d "/proc/$p" ] || return 0
-    echo "$p"
-    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
 
 # A process's start time (field 22 of /proc/PID/stat), empty once it is gone.
 started() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0; s=${s##*) }; set -- $s; echo "${20}"; }
 
-# utime+stime, in clock ticks, of the given processes (all their threads).
-proc_ticks() {
-    local t=0 p s
-    local -a f
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        s=${s##*) } # the fields after "pid (comm) ": f[0] is field 3
-        read -r -a f <<<"$s"
-        t=$((t + f[11] + f[12]))
-    done
-    echo "$t"
-}
 
 # "busy softirq total" ticks of one core from /proc/stat.
 core_ticks() { # core list (e.g. 0, 0,1 or 8-15) -> busy softirq total, summed over the cores
@@ -152,32 +135,8 @@ core_ticks() { # core list (e.g. 0, 0,1 or 8-15) -> busy softirq total, summed o
         END { print b, s, t }' /proc/stat
 }
 
-signal_all() { # signal name...
-    local sig=$1 s p
-    shift
-    for s in "$@"; do
-        [ -n "${PID[$s]:-}" ] || continue
-        for p in $(tree_pids "${PID[$s]}"); do kill -"$sig" "$p" 2>/dev/null || true; done
-    done
-}
 
-restore_rmem() {
-    [ -n "$RMEM_SAVED" ] || return 0
-    sysctl -qw net.core.rmem_default="$RMEM_SAVED" || log "warning: could not restore net.core.rmem_default=$RMEM_SAVED"
-    RMEM_SAVED=""
-}
 
-# Gives NICE to the autogroup of pid $1, which must lead its own session (setsid).
-boost() {
-    [ "$NICE" != 0 ] || return 0
-    local i
-    for i in $(seq 30); do # until setsid has run in the child
-        [ "$(cut -d' ' -f6 "/proc/$1/stat" 2>/dev/null)" = "$1" ] && break
-        sleep 0.1
-    done
-    [ "$(cut -d' ' -f6 "/proc/$1/stat" 2>/dev/null)" = "$1" ] || { log "warning: pid $1 is not a session leader; autogroup not changed"; return 0; }
-    echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || log "warning: cannot set the autogroup nice of pid $1"
-}
 
 DNSPERF_PID=""
 cleanup() {
@@ -305,7 +264,6 @@ zone:
 EOF
 }
 
-port_free() { ! ss -Hlun "sport = :$1" | grep -q . && ! ss -Hltn "sport = :$1" | grep -q .; }
 
 # Starts one server pinned to SERVER_CPU; returns once it answers.
 start_server() {
