@@ -136,18 +136,6 @@ fn key_file(name: &str, secret: &str) -> String {
     format!("key \"{name}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n")
 }
 
-/// Whether `tool` runs; outside CI a missing tool skips the test, saying so.
-fn have(tool: &str, version_arg: &str) -> bool {
-    match Command::new(tool).arg(version_arg).output() {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            println!("skipped: {tool} is not installed ({e})");
-            false
-        }
-        Err(e) => panic!("{tool} is required in CI: {e}"),
-    }
-}
-
 /// `nsupdate [-v] -k <key file>` with `script` (server, zone, updates, send).
 fn nsupdate(dir: &Path, key_name: &str, secret: Option<&str>, tcp: bool, script: &str) -> Output {
     let mut cmd = Command::new("nsupdate");
@@ -295,14 +283,6 @@ fn nsupdate_adds_deletes_and_every_refusal_has_its_rcode() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(s.wait_txt(name, &["x"]));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// pebble (the ACME test CA) on free loopback ports, validating DNS-01 against `dns`.

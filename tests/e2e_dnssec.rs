@@ -26,7 +26,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -47,29 +47,6 @@ const APP_V4_ONLY: &str = "notes.mark.repl.co";
 /// The challenge name holding a value, and the value (hex in the journal).
 const CHALLENGE: &str = "_acme-challenge.coolgame.mark.repl.co";
 const CHALLENGE_VALUE: &str = "dnssec-e2e-token";
-
-/// Whether `tool` runs; outside CI a missing tool skips the test, saying so.
-fn have(tool: &str, version_arg: &str) -> bool {
-    match Command::new(tool).arg(version_arg).output() {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            println!("skipped: {tool} is not installed ({e})");
-            false
-        }
-        Err(e) => panic!("{tool} is required in CI: {e}"),
-    }
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP (unbound binds both).
-fn free_port() -> u16 {
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 // ------------------------------------------------------------------------------- keys
 

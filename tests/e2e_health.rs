@@ -89,15 +89,6 @@ fn answer_http(mut s: TcpStream) {
     let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
 }
 
-/// A port free on 127.0.0.1 (and, on Linux, on every 127.0.0.x: the tests bind it there).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn feed_section(journal: Option<&Path>, conninfo: Option<&str>) -> String {
     match (journal, conninfo) {
         (Some(j), _) => format!("source = \"journal\"\njournal = \"{}\"", j.display()),

@@ -345,3 +345,28 @@ pub fn start_with_updates(
         setup: Some(setup),
     }
 }
+
+/// Whether `tool` runs (`tool <version_arg>`); outside CI a missing tool skips the test,
+/// saying so; under `CI=true` it fails it.
+pub fn have(tool: &str, version_arg: &str) -> bool {
+    match std::process::Command::new(tool).arg(version_arg).output() {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            println!("skipped: {tool} is not installed ({e})");
+            false
+        }
+        Err(e) => panic!("{tool} is required in CI: {e}"),
+    }
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP (peers started by the tests bind both; on
+/// Linux it is free on every 127.0.0.x too).
+pub fn free_port() -> u16 {
+    loop {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
