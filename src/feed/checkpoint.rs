@@ -6,7 +6,7 @@
 //! Layout (little-endian): magic `CLNSCKP1`, version, last sequence number, the journal's
 //! position (byte offset, line, and the file's identity: its first line's length and CRC-32,
 //! the CRC-32 of the bytes before the offset), from version 3 the ACME challenge records (see
-//! [`put_acme`]), from version 4 the health reports (`table::persist::write_health`), the table (a hash probe, cluster names, the arena, the three indexes, user
+//! `put_acme`), from version 4 the health reports (`table::persist::write_health`), the table (a hash probe, cluster names, the arena, the three indexes, user
 //! counts, the overlay's entries, the app count); a CRC-32 of all of it last. A version 2
 //! checkpoint still loads, with no challenge records; versions 2 and 3 with no health reports.
 

@@ -1,6 +1,6 @@
 //! A query's life without I/O (after Knot's `process_query`): the packet is decoded
 //! (`wire::decode`), admitted or dropped or answered with an error by the header checks
-//! ([`policy`]), its question name lower-cased once, screened (class, meta types) and
+//! (`policy`), its question name lower-cased once, screened (class, meta types) and
 //! resolved (`resolve`); the outcome becomes the codec's reply ([`reply`]), written within
 //! the transport's and the client's size limit ([`edns`]), truncated when it does not fit.
 //! The [`Response`] says what was sent, for counting, rate limiting and logging.

@@ -264,7 +264,7 @@ struct Ctx<'a> {
 }
 
 /// Runs the TCP loop on `listeners` until `stop` is set; then stops accepting, writes the
-/// answers already computed (for up to a second; up to [`UPDATE_GRACE`] while an update's
+/// answers already computed (for up to a second; up to `UPDATE_GRACE` while an update's
 /// answer is awaited) and returns. With `updates`, UPDATE messages go to the update thread;
 /// without, they get NOTIMP.
 pub fn run(

@@ -135,7 +135,7 @@ impl UpdateQueue {
     }
 }
 
-/// A WARN at most every [`WARN_EVERY`], saying how many were held back in between.
+/// A WARN at most every 10 s (`WARN_EVERY`), saying how many were held back in between.
 #[derive(Debug, Default)]
 pub struct Throttle {
     last: Option<Instant>,
@@ -143,7 +143,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// Logs `what` now, unless it was logged less than [`WARN_EVERY`] ago.
+    /// Logs `what` now, unless it was logged less than 10 s (`WARN_EVERY`) ago.
     pub fn warn(&mut self, what: std::fmt::Arguments<'_>) {
         let now = Instant::now();
         if self

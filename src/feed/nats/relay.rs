@@ -1,5 +1,5 @@
 //! `clusterns relay`: connects to JetStream, waits to become leader (the [`lease`]), then
-//! publishes the source of truth's change stream (a [`term`] of leadership), and goes back to
+//! publishes the source of truth's change stream (a `term` of leadership), and goes back to
 //! standby when leadership is lost. Everything runs on one current-thread runtime; the
 //! source's blocking reads and the snapshots' checkpoint writing run on its blocking pool.
 //!
