@@ -18,7 +18,7 @@ use super::{respond, Transport};
 use crate::dnssec::key::Algorithm;
 use crate::snapshot::{Served, Snapshot};
 use crate::table::Table;
-use crate::testkit::{apps, signed_config, ACME_VALUES};
+use crate::testkit::{apps, signed_config};
 
 /// The signed fixture: [`signed_config`] with the fixture's apps and challenge values.
 fn snapshot(dir: &std::path::Path, algorithm: Algorithm) -> Snapshot {
@@ -27,15 +27,12 @@ fn snapshot(dir: &std::path::Path, algorithm: Algorithm) -> Snapshot {
 
 fn snapshot_with(dir: &std::path::Path, algorithm: Algorithm, extra: &str) -> Snapshot {
     let cfg = signed_config(dir, algorithm, extra);
-    let mut table = Table::build(&apps()).unwrap();
-    for (name, value) in ACME_VALUES {
-        let name = name.parse().unwrap();
-        table
-            .acme_mut()
-            .add(&name, value.as_bytes(), u64::MAX / 2)
-            .unwrap();
-    }
-    Snapshot::new(Arc::new(Served::from_config(&cfg)), Arc::new(table), 0)
+    Snapshot::new(Arc::new(Served::from_config(&cfg)), table(), 0)
+}
+
+/// The fixture's apps and challenge values (`testkit::acme_snapshot`'s table).
+fn table() -> Arc<Table> {
+    crate::testkit::acme_snapshot().table.clone()
 }
 
 fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool, co: bool) -> Message {
@@ -310,19 +307,11 @@ fn every_kind_of_answer_verifies_with_ed25519() {
 fn without_do_answers_are_byte_identical_to_an_unsigned_zone() {
     let dir = tempfile::tempdir().unwrap();
     let signed_snap = snapshot(dir.path(), Algorithm::EcdsaP256Sha256);
-    let mut table = Table::build(&apps()).unwrap();
-    for (name, value) in ACME_VALUES {
-        let name = name.parse().unwrap();
-        table
-            .acme_mut()
-            .add(&name, value.as_bytes(), u64::MAX / 2)
-            .unwrap();
-    }
     let plain = Snapshot::new(
         Arc::new(Served::from_config(&crate::testkit::parse(
             &crate::testkit::config_text(),
         ))),
-        Arc::new(table),
+        table(),
         0,
     );
     for (name, t) in [
