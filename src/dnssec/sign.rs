@@ -144,8 +144,6 @@ pub struct Signed {
     answer: (usize, u16),
     authority: (usize, u16),
     pub rcode: Rcode,
-    /// Whether CO is to be echoed.
-    pub compact: bool,
 }
 
 impl Signer {
@@ -192,7 +190,6 @@ impl Signer {
             answer: (0, 0),
             authority: (0, 0),
             rcode: reply.rcode,
-            compact,
         };
         match (outcome, reply.answer) {
             (Outcome::Hit { .. }, Answer::Set { set, owner_ptr }) => {

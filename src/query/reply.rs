@@ -79,9 +79,15 @@ pub fn for_outcome<'a>(
 /// authoritative, BADVERS in the OPT record (`opt`).
 #[inline]
 pub fn bad_version(opt: Option<ResponseOpt>) -> Reply<'static> {
+    empty(Rcode::NOERROR, false, opt)
+}
+
+/// A reply with `rcode` and no records but the OPT record `opt`.
+#[inline]
+pub fn empty(rcode: Rcode, authoritative: bool, opt: Option<ResponseOpt>) -> Reply<'static> {
     Reply {
-        rcode: Rcode::NOERROR,
-        authoritative: false,
+        rcode,
+        authoritative,
         answer: Answer::None,
         answer_extra: Raw::NONE,
         authority: None,

@@ -10,7 +10,7 @@ use crate::dnssec::zone::ZoneKeys;
 use crate::resolve::Outcome;
 use crate::snapshot::Snapshot;
 use crate::wire::header::{FLAGS_HI, TC};
-use crate::wire::{encode, Answer, Encoded, Raw, Reply, Request, Transport};
+use crate::wire::{encode, Encoded, Reply, Request, Transport};
 use crate::zone::Zone;
 
 /// The signing keys for `outcome`'s answer to a query with `edns`: the zone's, when the
@@ -53,7 +53,7 @@ pub fn encode_signed(
                 r.authority_extra = authority_extra;
                 r.rcode = signed.rcode;
                 if let Some(opt) = &mut r.opt {
-                    opt.compact_ok = signed.compact;
+                    opt.compact_ok = compact;
                 }
                 let e = encode(out, req, &r, limit);
                 (e, r.rcode, OptRcode::from_rcode(r.rcode))
@@ -65,16 +65,7 @@ pub fn encode_signed(
                 } else {
                     Rcode::SERVFAIL
                 };
-                let r = Reply {
-                    rcode,
-                    authoritative: limited_udp && reply.authoritative,
-                    answer: Answer::None,
-                    answer_extra: Raw::NONE,
-                    authority: None,
-                    authority_extra: Raw::NONE,
-                    additional: &[],
-                    opt: reply.opt,
-                };
+                let r = super::reply::empty(rcode, limited_udp && reply.authoritative, reply.opt);
                 let mut e = encode(out, req, &r, limit);
                 if limited_udp {
                     out[FLAGS_HI] |= TC;
