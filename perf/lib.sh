@@ -52,3 +52,17 @@ boost() {
 }
 
 port_free() { ! ss -Hlun "sport = :$1" | grep -q . && ! ss -Hltn "sport = :$1" | grep -q .; }
+
+# Reads the script's arguments: --small sets SMALL=1, --help prints the usage; anything else
+# is refused.
+read_args() {
+    local arg
+    SMALL=0
+    for arg in "$@"; do
+        case $arg in
+        --small) SMALL=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "$0: unknown argument $arg (try --help)" >&2; exit 2 ;;
+        esac
+    done
+}

@@ -68,19 +68,12 @@
 # dnsperf runs with -t 2: a query unanswered after 2 s is lost.
 
 set -euo pipefail
-# Shared helpers: usage, tree_pids, proc_ticks, signal_all, restore_rmem, boost, port_free.
+# Shared helpers: usage, read_args, tree_pids, proc_ticks, signal_all, restore_rmem, boost,
+# port_free.
 # shellcheck source=perf/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-
-SMALL=0
-for arg in "$@"; do
-    case $arg in
-    --small) SMALL=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "perf/run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+read_args "$@"
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
